@@ -1,0 +1,37 @@
+//! Time as the service stores it: milliseconds since the Unix epoch, rendered as RFC 3339 UTC.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// `2026-01-15T10:00:00Z` (or with milliseconds when they are not zero).
+pub fn rfc3339(ms: i64) -> String {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let at = if ms % 1000 == 0 {
+        at.replace_millisecond(0).unwrap_or(at)
+    } else {
+        at
+    };
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+pub const SECOND_MS: i64 = 1000;
+pub const MINUTE_MS: i64 = 60 * SECOND_MS;
+pub const HOUR_MS: i64 = 60 * MINUTE_MS;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_whole_seconds_without_fraction() {
+        assert_eq!(rfc3339(1_768_471_200_000), "2026-01-15T10:00:00Z");
+        assert_eq!(rfc3339(1_768_471_200_123), "2026-01-15T10:00:00.123Z");
+    }
+}

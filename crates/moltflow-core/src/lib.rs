@@ -1,0 +1,13 @@
+//! MoltFlow's domain: values that are valid by construction and the rules that need no IO.
+
+pub mod clock;
+pub mod email;
+pub mod ids;
+pub mod password;
+pub mod role;
+pub mod scope;
+pub mod secret;
+
+pub use email::Email;
+pub use role::Role;
+pub use scope::Scope;

@@ -1,0 +1,252 @@
+//! Extractors that answer bad input the contract's way: `400` for malformed JSON, a wrong content
+//! type or an oversized body; `422` with a located item for a body of the wrong shape.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{ApiError, item};
+use crate::state::AppState;
+
+/// A JSON request body; an empty body is `422 missing`.
+pub struct JsonBody<T>(pub T);
+
+/// A JSON request body that may be absent: an empty body reads as `T::default()`.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = read_json_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::invalid(&["body"], "Field required", "missing"));
+        }
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+impl<T: DeserializeOwned + Default + Send> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = read_json_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        parse(&bytes).map(OptionalJsonBody)
+    }
+}
+
+async fn read_json_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::bad_request("body_too_large", "Request body is too large")
+        } else {
+            ApiError::bad_request("invalid_body", "Request body could not be read")
+        }
+    })?;
+    if !bytes.is_empty() && !content_type.as_deref().is_some_and(is_json_content_type) {
+        return Err(ApiError::bad_request(
+            "invalid_content_type",
+            "Expected a JSON body with Content-Type: application/json",
+        ));
+    }
+    Ok(bytes)
+}
+
+fn is_json_content_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
+        let inner = err.inner();
+        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+            return ApiError::bad_request("malformed_json", format!("Malformed JSON: {inner}"));
+        }
+        let mut loc: Vec<Value> = vec![Value::String("body".into())];
+        for segment in err.path().iter() {
+            use serde_path_to_error::Segment;
+            match segment {
+                Segment::Seq { index } => loc.push(Value::from(*index)),
+                Segment::Map { key } | Segment::Enum { variant: key } => {
+                    loc.push(Value::String(key.clone()))
+                }
+                Segment::Unknown => {}
+            }
+        }
+        let message = inner.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        let (kind, field) = classify(&message);
+        if let Some(field) = field.map(Value::String) {
+            if loc.last() != Some(&field) {
+                loc.push(field);
+            }
+        }
+        let mut it = item(&[], humanize(&message, kind), kind);
+        it.loc = loc;
+        ApiError::validation(vec![it])
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("Malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Maps a serde message to a pydantic-style error type, and the field it names if it is missing
+/// or unknown (serde reports those at the parent's path).
+fn classify(message: &str) -> (&'static str, Option<String>) {
+    let quoted = || message.split('`').nth(1).map(str::to_owned);
+    if message.starts_with("missing field") {
+        ("missing", quoted())
+    } else if message.starts_with("unknown field") {
+        ("extra_forbidden", quoted())
+    } else if message.contains("expected a string") {
+        ("string_type", None)
+    } else if message.contains("expected a boolean") {
+        ("bool_type", None)
+    } else if message.contains("expected i")
+        || message.contains("expected u")
+        || message.contains("integer")
+    {
+        ("int_type", None)
+    } else if message.contains("expected a sequence") {
+        ("list_type", None)
+    } else if message.contains("expected struct") || message.contains("expected a map") {
+        ("dict_type", None)
+    } else {
+        ("value_error", None)
+    }
+}
+
+fn humanize(message: &str, kind: &str) -> String {
+    match kind {
+        "missing" => "Field required".to_owned(),
+        "extra_forbidden" => "Extra inputs are not permitted".to_owned(),
+        "string_type" => "Input should be a valid string".to_owned(),
+        "bool_type" => "Input should be a valid boolean".to_owned(),
+        "int_type" => "Input should be a valid integer".to_owned(),
+        "list_type" => "Input should be a valid list".to_owned(),
+        "dict_type" => "Input should be a valid object".to_owned(),
+        _ => message.to_owned(),
+    }
+}
+
+/// Who is on the other end: the client IP (from `X-Forwarded-For` only behind a trusted proxy)
+/// and its user agent, for audit entries, consent records and per-IP limits.
+#[derive(Clone, Debug)]
+pub struct ClientMeta {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl ClientMeta {
+    pub fn ip_string(&self) -> Option<String> {
+        self.ip.map(|ip| ip.to_string())
+    }
+}
+
+impl FromRequestParts<AppState> for ClientMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let ip = peer.map(|peer| client_ip(peer, parts, &state.config.trusted_proxies));
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().filter(|c| !c.is_control()).take(512).collect());
+        Ok(ClientMeta { ip, user_agent })
+    }
+}
+
+/// Walks `X-Forwarded-For` from the right while the hop is a trusted proxy; the first untrusted
+/// address is the client.
+fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let mut client = peer;
+    for ip in forwarded.into_iter().rev() {
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// Collects `422` items for one request.
+#[derive(Default)]
+pub struct Checks(Vec<moltflow_types::ValidationItem>);
+
+impl Checks {
+    pub fn fail(&mut self, loc: &[&str], msg: impl Into<String>, kind: &str) {
+        self.0.push(item(loc, msg, kind));
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.0))
+        }
+    }
+}
+
+/// A display name: trimmed, 1..=max characters, no control characters.
+pub fn check_name(checks: &mut Checks, loc: &[&str], raw: &str, max: usize) -> String {
+    let name = raw.trim().to_owned();
+    let len = name.chars().count();
+    if len == 0 {
+        checks.fail(
+            loc,
+            "String should have at least 1 character",
+            "string_too_short",
+        );
+    } else if len > max {
+        checks.fail(
+            loc,
+            format!("String should have at most {max} characters"),
+            "string_too_long",
+        );
+    } else if name.chars().any(char::is_control) {
+        checks.fail(loc, "Control characters are not allowed", "value_error");
+    }
+    name
+}

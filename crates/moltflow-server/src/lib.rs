@@ -1,0 +1,20 @@
+//! The MoltFlow admin HTTP API as a library: `app(state)` is the router (tests call it), `serve`
+//! runs it.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod principal;
+pub mod request_id;
+pub mod routes;
+pub mod serve;
+pub mod services;
+pub mod state;
+pub mod telemetry;
+
+pub use app::app;
+pub use config::Config;
+pub use state::AppState;

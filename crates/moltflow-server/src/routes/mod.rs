@@ -1,0 +1,65 @@
+//! The routes, one module per resource, collected with their OpenAPI description.
+
+use std::sync::LazyLock;
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+pub mod auth;
+pub mod ops;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "MoltFlow Admin API",
+        description = "Authentication, API keys with scopes, billing, usage metering, tenant settings, \
+                       members and audit log of MoltFlow. Every route answers under `/api/v2` and without the prefix.",
+    ),
+    servers((url = "/api/v2"), (url = "/")),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "auth", description = "Sign-up, login, sessions"),
+        (name = "ops", description = "Health, metrics, keys and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// Every route of the API with its description.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::routes())
+        .merge(ops::routes())
+}
+
+/// The OpenAPI document, serialised once.
+pub fn openapi_json() -> &'static str {
+    static JSON: LazyLock<String> = LazyLock::new(|| {
+        let (_, spec) = api().split_for_parts();
+        spec.to_json().unwrap_or_else(|_| "{}".to_owned())
+    });
+    &JSON
+}

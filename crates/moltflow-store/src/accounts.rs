@@ -1,0 +1,76 @@
+//! Tenants and users.
+
+use sqlx::FromRow;
+use tracing::instrument;
+
+use crate::{AsDbConn, Result, on_conn};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    pub plan_id: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub email: String,
+    pub full_name: String,
+    pub role: String,
+    pub password_hash: Option<String>,
+    pub email_verified: bool,
+    pub timezone: String,
+    pub locale: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, tenant_id, email, full_name, role, password_hash, email_verified, timezone, locale, created_at, updated_at"
+    };
+}
+
+#[instrument(skip_all)]
+pub async fn insert_tenant(c: &mut impl AsDbConn, t: &TenantRow) -> Result<()> {
+    on_conn!(c, c => sqlx::query(
+        "INSERT INTO tenants (id, name, plan_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&t.id).bind(&t.name).bind(&t.plan_id).bind(t.created_at).bind(t.updated_at)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+#[instrument(skip_all)]
+pub async fn find_tenant(c: &mut impl AsDbConn, id: &str) -> Result<Option<TenantRow>> {
+    on_conn!(c, c => sqlx::query_as::<_, TenantRow>(
+        "SELECT id, name, plan_id, created_at, updated_at FROM tenants WHERE id = $1")
+        .bind(id).fetch_optional(c).await)
+}
+
+#[instrument(skip_all)]
+pub async fn insert_user(c: &mut impl AsDbConn, u: &UserRow) -> Result<()> {
+    on_conn!(c, c => sqlx::query(
+        "INSERT INTO users (id, tenant_id, email, full_name, role, password_hash, email_verified, \
+         timezone, locale, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+        .bind(&u.id).bind(&u.tenant_id).bind(&u.email).bind(&u.full_name).bind(&u.role)
+        .bind(&u.password_hash).bind(u.email_verified).bind(&u.timezone).bind(&u.locale)
+        .bind(u.created_at).bind(u.updated_at)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+#[instrument(skip_all)]
+pub async fn find_user(c: &mut impl AsDbConn, id: &str) -> Result<Option<UserRow>> {
+    const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+    on_conn!(c, c => sqlx::query_as::<_, UserRow>(SQL).bind(id).fetch_optional(c).await)
+}
+
+#[instrument(skip_all)]
+pub async fn find_user_by_email(c: &mut impl AsDbConn, email: &str) -> Result<Option<UserRow>> {
+    const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
+    on_conn!(c, c => sqlx::query_as::<_, UserRow>(SQL).bind(email).fetch_optional(c).await)
+}

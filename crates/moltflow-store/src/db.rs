@@ -1,0 +1,199 @@
+//! The pool over either backend, its connections and transactions, and migrations.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The database: cheap to clone, shared by every request and worker.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// A connection borrowed from the pool for a few statements outside a transaction.
+pub enum Conn {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// A write transaction: on SQLite it starts with `BEGIN IMMEDIATE` so that two writers queue
+/// instead of failing at commit time.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// A connection of either backend, as the query bodies of [`on_conn!`] receive it.
+pub enum DbConn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+pub trait AsDbConn: Send {
+    fn db_conn(&mut self) -> DbConn<'_>;
+}
+
+impl AsDbConn for Conn {
+    fn db_conn(&mut self) -> DbConn<'_> {
+        match self {
+            Conn::Sqlite(c) => DbConn::Sqlite(c),
+            Conn::Postgres(c) => DbConn::Postgres(c),
+        }
+    }
+}
+
+impl AsDbConn for Tx {
+    fn db_conn(&mut self) -> DbConn<'_> {
+        match self {
+            Tx::Sqlite(t) => DbConn::Sqlite(t),
+            Tx::Postgres(t) => DbConn::Postgres(t),
+        }
+    }
+}
+
+/// Runs `$body` with `$c` bound to the backend's `&mut Connection`.
+#[macro_export]
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $crate::AsDbConn::db_conn($conn) {
+            $crate::DbConn::Sqlite($c) => $body,
+            $crate::DbConn::Postgres($c) => $body,
+        }
+    };
+}
+
+impl Tx {
+    pub async fn commit(self) -> crate::Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+}
+
+impl Store {
+    /// Opens `sqlite://path` (created if missing, WAL) or `postgres://…`.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        Self::connect_with_schema(url, max_connections, None).await
+    }
+
+    /// As [`Store::connect`]; on PostgreSQL `schema` (when given) is created and made the search
+    /// path of every connection, which gives each test a database of its own.
+    pub async fn connect_with_schema(
+        url: &str,
+        max_connections: u32,
+        schema: Option<&str>,
+    ) -> anyhow::Result<Store> {
+        let pool = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .min_connections(1)
+                .connect_with(options)
+                .await?;
+            Pool::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let mut options = PgConnectOptions::from_str(url)?;
+            if let Some(schema) = schema {
+                anyhow::ensure!(
+                    !schema.is_empty()
+                        && schema
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "schema names are letters, digits and underscores"
+                );
+                let admin = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.clone())
+                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+                )))
+                .execute(&admin)
+                .await?;
+                admin.close().await;
+                options = options.options([("search_path", schema)]);
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Pool::Postgres(pool)
+        } else {
+            anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
+        };
+        Ok(Store { pool })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the migrations of the backend that are not applied yet.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+            Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn conn(&self) -> crate::Result<Conn> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Conn::Sqlite(p.acquire().await?),
+            Pool::Postgres(p) => Conn::Postgres(p.acquire().await?),
+        })
+    }
+
+    pub async fn begin(&self) -> crate::Result<Tx> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// `SELECT 1`: whether the database answers.
+    pub async fn ping(&self) -> crate::Result<()> {
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+            Pool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+        }
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// A `UNIQUE` or primary-key violation: the row exists already.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
+}

@@ -1,0 +1,18 @@
+//! Persistence for MoltFlow on SQLite or PostgreSQL with one set of SQL.
+//!
+//! Every query is written once and run on whichever backend the URL chose: store functions take
+//! anything that lends a connection ([`AsDbConn`]: a pooled connection or a transaction) and
+//! [`on_conn!`] compiles the body for both arms. Portability rules: `$n` placeholders, times as
+//! epoch milliseconds from Rust, `RETURNING` and `ON CONFLICT` only in forms both accept.
+
+pub mod accounts;
+pub mod audit;
+mod db;
+pub mod sessions;
+pub mod signing_keys;
+
+pub use db::{AsDbConn, Backend, Conn, DbConn, Store, Tx, is_unique_violation};
+
+pub use sqlx::Error as DbError;
+
+pub type Result<T> = std::result::Result<T, sqlx::Error>;
