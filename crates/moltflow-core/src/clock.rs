@@ -10,13 +10,8 @@ pub fn now_ms() -> i64 {
 
 /// `2026-01-15T10:00:00Z` (or with milliseconds when they are not zero).
 pub fn rfc3339(ms: i64) -> String {
-    let at = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let at = if ms % 1000 == 0 {
-        at.replace_millisecond(0).unwrap_or(at)
-    } else {
-        at
-    };
+    let at = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let at = if ms % 1000 == 0 { at.replace_millisecond(0).unwrap_or(at) } else { at };
     at.format(&Rfc3339).unwrap_or_default()
 }
 

@@ -22,17 +22,13 @@ impl Email {
             return Err(EmailError::TooLong);
         }
         let (local, domain) = s.split_once('@').ok_or(EmailError::Invalid)?;
-        let bad_char =
-            |c: char| c.is_whitespace() || c.is_control() || "<>()[],;:\\\"@".contains(c);
+        let bad_char = |c: char| c.is_whitespace() || c.is_control() || "<>()[],;:\\\"@".contains(c);
         let domain_ok = domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
             && domain.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
+                !label.is_empty() && label.len() <= 63 && !label.starts_with('-') && !label.ends_with('-')
             })
             && !domain.chars().any(|c| bad_char(c) || c == '_');
         let local_ok = !local.is_empty()
@@ -41,11 +37,7 @@ impl Email {
             && !local.ends_with('.')
             && !local.contains("..")
             && !local.chars().any(bad_char);
-        if domain_ok && local_ok {
-            Ok(Self(s))
-        } else {
-            Err(EmailError::Invalid)
-        }
+        if domain_ok && local_ok { Ok(Self(s)) } else { Err(EmailError::Invalid) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -69,10 +61,7 @@ mod tests {
 
     #[test]
     fn trims_and_lowercases() {
-        assert_eq!(
-            Email::parse("  Ana@Example.COM ").unwrap().as_str(),
-            "ana@example.com"
-        );
+        assert_eq!(Email::parse("  Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
     }
 
     #[test]

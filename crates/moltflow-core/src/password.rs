@@ -16,11 +16,7 @@ pub enum PasswordError {
 }
 
 /// Checks a new password against the policy; `user_inputs` (email, name) count as guessable.
-pub fn check_new_password(
-    password: &str,
-    email: &str,
-    user_inputs: &[&str],
-) -> Result<(), PasswordError> {
+pub fn check_new_password(password: &str, email: &str, user_inputs: &[&str]) -> Result<(), PasswordError> {
     let chars = password.chars().count();
     if chars < MIN_CHARS {
         return Err(PasswordError::TooShort);
@@ -40,11 +36,7 @@ pub fn check_new_password(
     if u8::from(estimate.score()) < 2 {
         let hint = estimate
             .feedback()
-            .and_then(|f| {
-                f.warning()
-                    .map(|w| w.to_string())
-                    .or_else(|| f.suggestions().first().map(|s| s.to_string()))
-            })
+            .and_then(|f| f.warning().map(|w| w.to_string()).or_else(|| f.suggestions().first().map(|s| s.to_string())))
             .unwrap_or_else(|| "add more words or characters that are hard to guess".to_owned());
         return Err(PasswordError::Weak(hint));
     }
@@ -57,38 +49,20 @@ mod tests {
 
     #[test]
     fn length_bounds() {
-        assert_eq!(
-            check_new_password("short", "a@b.co", &[]),
-            Err(PasswordError::TooShort)
-        );
+        assert_eq!(check_new_password("short", "a@b.co", &[]), Err(PasswordError::TooShort));
         let long = "x".repeat(129);
-        assert_eq!(
-            check_new_password(&long, "a@b.co", &[]),
-            Err(PasswordError::TooLong)
-        );
+        assert_eq!(check_new_password(&long, "a@b.co", &[]), Err(PasswordError::TooLong));
     }
 
     #[test]
     fn refuses_email_and_weak() {
-        assert_eq!(
-            check_new_password("Ana@Example.com", "ana@example.com", &[]),
-            Err(PasswordError::EqualsEmail)
-        );
-        assert!(matches!(
-            check_new_password("password", "a@b.co", &[]),
-            Err(PasswordError::Weak(_))
-        ));
-        assert!(matches!(
-            check_new_password("12345678", "a@b.co", &[]),
-            Err(PasswordError::Weak(_))
-        ));
+        assert_eq!(check_new_password("Ana@Example.com", "ana@example.com", &[]), Err(PasswordError::EqualsEmail));
+        assert!(matches!(check_new_password("password", "a@b.co", &[]), Err(PasswordError::Weak(_))));
+        assert!(matches!(check_new_password("12345678", "a@b.co", &[]), Err(PasswordError::Weak(_))));
     }
 
     #[test]
     fn accepts_strong() {
-        assert_eq!(
-            check_new_password("correct horse battery staple", "a@b.co", &[]),
-            Ok(())
-        );
+        assert_eq!(check_new_password("correct horse battery staple", "a@b.co", &[]), Ok(()));
     }
 }

@@ -27,9 +27,7 @@ impl Role {
     pub fn scopes(self) -> ScopeSet {
         match self {
             Role::Owner => ScopeSet::all(),
-            Role::Admin => {
-                ScopeSet::all_except(&[Scope::parse("billing:manage").expect("catalogued")])
-            }
+            Role::Admin => ScopeSet::all_except(&[Scope::parse("billing:manage").expect("catalogued")]),
             Role::Member => ScopeSet::member(),
         }
     }

@@ -15,138 +15,51 @@ pub struct ScopeInfo {
 }
 
 const fn info(name: &'static str, description: &'static str, product: bool) -> ScopeInfo {
-    ScopeInfo {
-        name,
-        description,
-        product,
-    }
+    ScopeInfo { name, description, product }
 }
 
 pub const CATALOGUE: &[ScopeInfo] = &[
-    info(
-        "sessions:read",
-        "List WhatsApp sessions and their status",
-        true,
-    ),
-    info(
-        "sessions:manage",
-        "Create, restart and delete WhatsApp sessions",
-        true,
-    ),
+    info("sessions:read", "List WhatsApp sessions and their status", true),
+    info("sessions:manage", "Create, restart and delete WhatsApp sessions", true),
     info("messages:read", "Read message history", true),
     info("messages:send", "Send messages", true),
-    info(
-        "groups:read",
-        "List WhatsApp groups and their members",
-        true,
-    ),
-    info(
-        "groups:manage",
-        "Join, leave and monitor WhatsApp groups",
-        true,
-    ),
+    info("groups:read", "List WhatsApp groups and their members", true),
+    info("groups:manage", "Join, leave and monitor WhatsApp groups", true),
     info("custom-groups:read", "List custom contact groups", true),
-    info(
-        "custom-groups:manage",
-        "Create and edit custom contact groups",
-        true,
-    ),
-    info(
-        "bulk-send:read",
-        "View bulk-send jobs and their progress",
-        true,
-    ),
-    info(
-        "bulk-send:manage",
-        "Create, pause and cancel bulk-send jobs",
-        true,
-    ),
+    info("custom-groups:manage", "Create and edit custom contact groups", true),
+    info("bulk-send:read", "View bulk-send jobs and their progress", true),
+    info("bulk-send:manage", "Create, pause and cancel bulk-send jobs", true),
     info("scheduled:read", "View scheduled messages", true),
-    info(
-        "scheduled:manage",
-        "Create and cancel scheduled messages",
-        true,
-    ),
+    info("scheduled:manage", "Create and cancel scheduled messages", true),
     info("leads:read", "View detected leads and pipelines", true),
     info("leads:manage", "Update, tag and export leads", true),
     info("labels:read", "List labels", true),
     info("labels:manage", "Create, edit and apply labels", true),
-    info(
-        "webhooks:read",
-        "List webhook endpoints and deliveries",
-        true,
-    ),
-    info(
-        "webhooks:manage",
-        "Create, edit and delete webhook endpoints",
-        true,
-    ),
+    info("webhooks:read", "List webhook endpoints and deliveries", true),
+    info("webhooks:manage", "Create, edit and delete webhook endpoints", true),
     info("ai:read", "View AI reply settings and knowledge base", true),
-    info(
-        "ai:manage",
-        "Configure AI auto-replies, voice transcription and knowledge base",
-        true,
-    ),
+    info("ai:manage", "Configure AI auto-replies, voice transcription and knowledge base", true),
     info("reviews:read", "View collected reviews", true),
     info("reviews:manage", "Collect and manage reviews", true),
-    info(
-        "a2a:read",
-        "View agent-to-agent channels and policies",
-        true,
-    ),
-    info(
-        "a2a:manage",
-        "Manage agent-to-agent channels and content policies",
-        true,
-    ),
+    info("a2a:read", "View agent-to-agent channels and policies", true),
+    info("a2a:manage", "Manage agent-to-agent channels and content policies", true),
     info("account:read", "Read the caller's profile", false),
-    info(
-        "account:manage",
-        "Update the caller's profile and manage own API keys",
-        false,
-    ),
+    info("account:manage", "Update the caller's profile and manage own API keys", false),
     info("settings:read", "Read tenant settings", false),
-    info(
-        "settings:manage",
-        "Update tenant settings and AI consent",
-        false,
-    ),
+    info("settings:manage", "Update tenant settings and AI consent", false),
     info("usage:read", "Read usage and quotas", false),
-    info(
-        "usage:write",
-        "Report usage events, consume quota and set gauges",
-        false,
-    ),
-    info(
-        "billing:read",
-        "Read the subscription and plan limits",
-        false,
-    ),
-    info(
-        "billing:manage",
-        "Start checkouts, open the billing portal, cancel",
-        false,
-    ),
+    info("usage:write", "Report usage events, consume quota and set gauges", false),
+    info("billing:read", "Read the subscription and plan limits", false),
+    info("billing:manage", "Start checkouts, open the billing portal, cancel", false),
     info("members:read", "List team members and invitations", false),
-    info(
-        "members:manage",
-        "Invite, change roles of and remove team members",
-        false,
-    ),
-    info(
-        "audit:read",
-        "Read the audit log and consent records",
-        false,
-    ),
+    info("members:manage", "Invite, change roles of and remove team members", false),
+    info("audit:read", "Read the audit log and consent records", false),
 ];
 
 impl Scope {
     /// A catalogued scope by name (`*` is not a scope: see [`ScopeSet::parse_list`]).
     pub fn parse(name: &str) -> Option<Scope> {
-        CATALOGUE
-            .iter()
-            .position(|s| s.name == name)
-            .map(|i| Scope(i as u8))
+        CATALOGUE.iter().position(|s| s.name == name).map(|i| Scope(i as u8))
     }
 
     pub fn name(self) -> &'static str {
@@ -164,9 +77,7 @@ impl Scope {
     /// `x:manage` grants `x:read`.
     fn implied(self) -> Option<Scope> {
         let (resource, action) = self.name().split_once(':')?;
-        (action == "manage")
-            .then(|| Scope::parse(&format!("{resource}:read")))
-            .flatten()
+        (action == "manage").then(|| Scope::parse(&format!("{resource}:read"))).flatten()
     }
 }
 
@@ -190,9 +101,7 @@ impl ScopeSet {
     }
 
     pub fn all_except(excluded: &[Scope]) -> Self {
-        excluded
-            .iter()
-            .fold(Self::all(), |set, s| ScopeSet(set.0 & !s.bit()))
+        excluded.iter().fold(Self::all(), |set, s| ScopeSet(set.0 & !s.bit()))
     }
 
     /// API.md §1: every product scope plus the member's admin reads and own-account management.
@@ -201,12 +110,7 @@ impl ScopeSet {
         for (i, s) in CATALOGUE.iter().enumerate() {
             let admin_ok = matches!(
                 s.name,
-                "account:read"
-                    | "account:manage"
-                    | "settings:read"
-                    | "usage:read"
-                    | "billing:read"
-                    | "members:read"
+                "account:read" | "account:manage" | "settings:read" | "usage:read" | "billing:read" | "members:read"
             );
             if s.product || admin_ok {
                 set.0 |= 1u64 << i;
@@ -261,9 +165,7 @@ impl ScopeSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Scope> {
-        (0..CATALOGUE.len() as u8)
-            .map(Scope)
-            .filter(move |s| self.contains(*s))
+        (0..CATALOGUE.len() as u8).map(Scope).filter(move |s| self.contains(*s))
     }
 
     /// Names in catalogue order.
@@ -287,8 +189,7 @@ mod tests {
 
     #[test]
     fn manage_implies_read_but_write_and_send_do_not() {
-        let set =
-            ScopeSet::from_names(["settings:manage", "usage:write", "messages:send"]).expanded();
+        let set = ScopeSet::from_names(["settings:manage", "usage:write", "messages:send"]).expanded();
         assert!(set.contains(Scope::parse("settings:read").unwrap()));
         assert!(!set.contains(Scope::parse("usage:read").unwrap()));
         assert!(!set.contains(Scope::parse("messages:read").unwrap()));
@@ -297,13 +198,7 @@ mod tests {
     #[test]
     fn member_holds_no_admin_writes() {
         let member = ScopeSet::member();
-        for name in [
-            "settings:manage",
-            "billing:manage",
-            "members:manage",
-            "audit:read",
-            "usage:write",
-        ] {
+        for name in ["settings:manage", "billing:manage", "members:manage", "audit:read", "usage:write"] {
             assert!(!member.contains(Scope::parse(name).unwrap()), "{name}");
         }
         assert!(member.contains(Scope::parse("messages:send").unwrap()));

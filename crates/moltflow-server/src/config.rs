@@ -28,11 +28,7 @@ pub struct HashParams {
 
 impl Default for HashParams {
     fn default() -> Self {
-        HashParams {
-            memory_kib: 19_456,
-            iterations: 2,
-            parallelism: 1,
-        }
+        HashParams { memory_kib: 19_456, iterations: 2, parallelism: 1 }
     }
 }
 
@@ -71,67 +67,38 @@ pub struct ConfigError {
 }
 
 fn err(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable: format!("MOLTFLOW_{}", key.to_uppercase()),
-        message: message.into(),
-    }
+    ConfigError { variable: format!("MOLTFLOW_{}", key.to_uppercase()), message: message.into() }
 }
 
 impl Config {
     /// Reads `moltflow.toml` from the working directory (if present) and the environment.
     pub fn load() -> Result<Config, ConfigError> {
-        let figment = Figment::new()
-            .merge(Toml::file("moltflow.toml"))
-            .merge(Env::prefixed("MOLTFLOW_"));
+        let figment = Figment::new().merge(Toml::file("moltflow.toml")).merge(Env::prefixed("MOLTFLOW_"));
         let raw: BTreeMap<String, figment::value::Value> =
-            figment.extract().map_err(|e| ConfigError {
-                variable: "moltflow.toml".into(),
-                message: e.to_string(),
-            })?;
-        let raw = raw
-            .into_iter()
-            .filter_map(|(k, v)| scalar_text(&v).map(|s| (k.to_lowercase(), s)))
-            .collect();
+            figment.extract().map_err(|e| ConfigError { variable: "moltflow.toml".into(), message: e.to_string() })?;
+        let raw = raw.into_iter().filter_map(|(k, v)| scalar_text(&v).map(|s| (k.to_lowercase(), s))).collect();
         Self::from_map(&raw)
     }
 
     /// Builds a configuration from `key → text` (keys without the `MOLTFLOW_` prefix, lower case).
     pub fn from_map(raw: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let get = |k: &str| {
-            raw.get(k)
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        };
+        let get = |k: &str| raw.get(k).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let secret = |k: &str| get(k).map(SecretString::from);
 
         let bind = match get("bind") {
-            Some(v) => v.parse().map_err(|_| {
-                err(
-                    "bind",
-                    format!("invalid socket address {v:?} (expected host:port)"),
-                )
-            })?,
+            Some(v) => {
+                v.parse().map_err(|_| err("bind", format!("invalid socket address {v:?} (expected host:port)")))?
+            }
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
         let database_url = get("database_url").unwrap_or_else(|| "sqlite://moltflow.db".to_owned());
-        if !["sqlite:", "postgres:", "postgresql:"]
-            .iter()
-            .any(|p| database_url.starts_with(p))
-        {
-            return Err(err(
-                "database_url",
-                "must start with sqlite:// or postgres://",
-            ));
+        if !["sqlite:", "postgres:", "postgresql:"].iter().any(|p| database_url.starts_with(p)) {
+            return Err(err("database_url", "must start with sqlite:// or postgres://"));
         }
         let public_url = get("public_url").unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
         let public_url = public_url.trim_end_matches('/').to_owned();
-        if !(public_url.starts_with("http://") || public_url.starts_with("https://"))
-            || public_url.len() < 10
-        {
-            return Err(err(
-                "public_url",
-                format!("must be an http(s) URL, got {public_url:?}"),
-            ));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) || public_url.len() < 10 {
+            return Err(err("public_url", format!("must be an http(s) URL, got {public_url:?}")));
         }
         let smtp_url = get("smtp_url");
         if let Some(u) = &smtp_url {
@@ -141,16 +108,10 @@ impl Config {
         }
         let billing_provider = get("billing_provider").unwrap_or_else(|| "local".to_owned());
         if !matches!(billing_provider.as_str(), "local" | "stripe") {
-            return Err(err(
-                "billing_provider",
-                format!("must be local or stripe, got {billing_provider:?}"),
-            ));
+            return Err(err("billing_provider", format!("must be local or stripe, got {billing_provider:?}")));
         }
         if billing_provider == "stripe" && get("stripe_secret_key").is_none() {
-            return Err(err(
-                "stripe_secret_key",
-                "is required when MOLTFLOW_BILLING_PROVIDER=stripe",
-            ));
+            return Err(err("stripe_secret_key", "is required when MOLTFLOW_BILLING_PROVIDER=stripe"));
         }
         let log = get("log").unwrap_or_else(|| "info".to_owned());
         if tracing_subscriber::EnvFilter::try_new(&log).is_err() {
@@ -160,10 +121,7 @@ impl Config {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                return Err(err(
-                    "log_format",
-                    format!("must be pretty or json, got {other:?}"),
-                ));
+                return Err(err("log_format", format!("must be pretty or json, got {other:?}")));
             }
         };
         let rate_limit_scale = match get("rate_limit_scale") {
@@ -171,10 +129,7 @@ impl Config {
             Some(v) => match v.parse::<f64>() {
                 Ok(x) if x.is_finite() && x >= 0.0 => x,
                 _ => {
-                    return Err(err(
-                        "rate_limit_scale",
-                        format!("must be a number ≥ 0, got {v:?}"),
-                    ));
+                    return Err(err("rate_limit_scale", format!("must be a number ≥ 0, got {v:?}")));
                 }
             },
         };
@@ -184,10 +139,7 @@ impl Config {
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| {
-                    parse_cidr(s)
-                        .ok_or_else(|| err("trusted_proxies", format!("not a CIDR or IP: {s:?}")))
-                })
+                .map(|s| parse_cidr(s).ok_or_else(|| err("trusted_proxies", format!("not a CIDR or IP: {s:?}"))))
                 .collect::<Result<_, _>>()?,
         };
         let number = |k: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
@@ -195,29 +147,18 @@ impl Config {
                 None => Ok(default),
                 Some(v) => match v.parse::<u64>() {
                     Ok(n) if (min..=max).contains(&n) => Ok(n),
-                    _ => Err(err(
-                        k,
-                        format!("must be a whole number from {min} to {max}, got {v:?}"),
-                    )),
+                    _ => Err(err(k, format!("must be a whole number from {min} to {max}, got {v:?}"))),
                 },
             }
         };
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2) as u64;
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) as u64;
         let defaults = HashParams::default();
         let hash_params = HashParams {
-            memory_kib: number(
-                "argon2_memory_kib",
-                defaults.memory_kib.into(),
-                8,
-                4 * 1024 * 1024,
-            )? as u32,
+            memory_kib: number("argon2_memory_kib", defaults.memory_kib.into(), 8, 4 * 1024 * 1024)? as u32,
             iterations: number("argon2_iterations", defaults.iterations.into(), 1, 100)? as u32,
             parallelism: number("argon2_parallelism", defaults.parallelism.into(), 1, 16)? as u32,
         };
-        let stripe_api_base =
-            get("stripe_api_base").unwrap_or_else(|| "https://api.stripe.com".to_owned());
+        let stripe_api_base = get("stripe_api_base").unwrap_or_else(|| "https://api.stripe.com".to_owned());
         let plans_file = get("plans_file").map(PathBuf::from);
         if let Some(p) = &plans_file {
             if !p.is_file() {
@@ -230,8 +171,7 @@ impl Config {
             public_url,
             smtp_url: smtp_url.map(SecretString::from),
             mail_dir: PathBuf::from(get("mail_dir").unwrap_or_else(|| "./mail".to_owned())),
-            mail_from: get("mail_from")
-                .unwrap_or_else(|| "MoltFlow <no-reply@localhost>".to_owned()),
+            mail_from: get("mail_from").unwrap_or_else(|| "MoltFlow <no-reply@localhost>".to_owned()),
             billing_provider,
             stripe_secret_key: secret("stripe_secret_key"),
             stripe_webhook_secret: secret("stripe_webhook_secret"),
@@ -252,9 +192,7 @@ impl Config {
 
 /// `10.0.0.0/8`, or a bare address meaning that one host.
 fn parse_cidr(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+    s.parse::<IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 fn scalar_text(v: &figment::value::Value) -> Option<String> {
@@ -263,20 +201,10 @@ fn scalar_text(v: &figment::value::Value) -> Option<String> {
         Value::String(_, s) => Some(s.clone()),
         Value::Char(_, c) => Some(c.to_string()),
         Value::Bool(_, b) => Some(b.to_string()),
-        Value::Num(_, n) => n.to_f64().map(|f| {
-            if f.fract() == 0.0 && f.abs() < 1e15 {
-                format!("{}", f as i64)
-            } else {
-                f.to_string()
-            }
-        }),
-        Value::Array(_, items) => Some(
-            items
-                .iter()
-                .filter_map(scalar_text)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
+        Value::Num(_, n) => {
+            n.to_f64().map(|f| if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { f.to_string() })
+        }
+        Value::Array(_, items) => Some(items.iter().filter_map(scalar_text).collect::<Vec<_>>().join(",")),
         _ => None,
     }
 }
@@ -286,12 +214,7 @@ mod tests {
     use super::*;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_map(
-            &pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Config::from_map(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     #[test]

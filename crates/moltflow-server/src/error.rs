@@ -28,13 +28,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            detail: Detail::Message(detail.into()),
-            retry_after: None,
-            extra: None,
-        }
+        ApiError { status, code, detail: Detail::Message(detail.into()), retry_after: None, extra: None }
     }
 
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
@@ -86,11 +80,7 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "Internal server error",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error")
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
@@ -111,16 +101,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = current_request_id();
         let mut body = match self.detail {
-            Detail::Message(detail) => serde_json::to_value(ErrorBody {
-                detail,
-                code: self.code.to_owned(),
-                request_id,
-            }),
-            Detail::Items(detail) => serde_json::to_value(ValidationErrorBody {
-                detail,
-                code: self.code.to_owned(),
-                request_id,
-            }),
+            Detail::Message(detail) => {
+                serde_json::to_value(ErrorBody { detail, code: self.code.to_owned(), request_id })
+            }
+            Detail::Items(detail) => {
+                serde_json::to_value(ValidationErrorBody { detail, code: self.code.to_owned(), request_id })
+            }
         }
         .unwrap_or(Value::Null);
         if let (Some(extra), Value::Object(map)) = (self.extra, &mut body) {

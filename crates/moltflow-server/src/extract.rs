@@ -44,11 +44,7 @@ impl<T: DeserializeOwned + Default + Send> FromRequest<AppState> for OptionalJso
 }
 
 async fn read_json_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::bad_request("body_too_large", "Request body is too large")
@@ -66,14 +62,8 @@ async fn read_json_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiErr
 }
 
 fn is_json_content_type(value: &str) -> bool {
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -88,18 +78,12 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             use serde_path_to_error::Segment;
             match segment {
                 Segment::Seq { index } => loc.push(Value::from(*index)),
-                Segment::Map { key } | Segment::Enum { variant: key } => {
-                    loc.push(Value::String(key.clone()))
-                }
+                Segment::Map { key } | Segment::Enum { variant: key } => loc.push(Value::String(key.clone())),
                 Segment::Unknown => {}
             }
         }
         let message = inner.to_string();
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
+        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
         let (kind, field) = classify(&message);
         if let Some(field) = field.map(Value::String) {
             if loc.last() != Some(&field) {
@@ -110,8 +94,7 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         it.loc = loc;
         ApiError::validation(vec![it])
     })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("Malformed JSON: {e}")))?;
+    de.end().map_err(|e| ApiError::bad_request("malformed_json", format!("Malformed JSON: {e}")))?;
     Ok(value)
 }
 
@@ -127,10 +110,7 @@ fn classify(message: &str) -> (&'static str, Option<String>) {
         ("string_type", None)
     } else if message.contains("expected a boolean") {
         ("bool_type", None)
-    } else if message.contains("expected i")
-        || message.contains("expected u")
-        || message.contains("integer")
-    {
+    } else if message.contains("expected i") || message.contains("expected u") || message.contains("integer") {
         ("int_type", None)
     } else if message.contains("expected a sequence") {
         ("list_type", None)
@@ -172,10 +152,7 @@ impl FromRequestParts<AppState> for ClientMeta {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
         let ip = peer.map(|peer| client_ip(peer, parts, &state.config.trusted_proxies));
         let user_agent = parts
             .headers
@@ -221,11 +198,7 @@ impl Checks {
     }
 
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(self.0))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(ApiError::validation(self.0)) }
     }
 }
 
@@ -234,17 +207,9 @@ pub fn check_name(checks: &mut Checks, loc: &[&str], raw: &str, max: usize) -> S
     let name = raw.trim().to_owned();
     let len = name.chars().count();
     if len == 0 {
-        checks.fail(
-            loc,
-            "String should have at least 1 character",
-            "string_too_short",
-        );
+        checks.fail(loc, "String should have at least 1 character", "string_too_short");
     } else if len > max {
-        checks.fail(
-            loc,
-            format!("String should have at most {max} characters"),
-            "string_too_long",
-        );
+        checks.fail(loc, format!("String should have at most {max} characters"), "string_too_long");
     } else if name.chars().any(char::is_control) {
         checks.fail(loc, "Control characters are not allowed", "value_error");
     }

@@ -16,14 +16,8 @@ use crate::state::AppState;
 
 #[derive(Clone, Debug)]
 pub enum Credential {
-    Session {
-        session_id: String,
-        method: String,
-        created_at: i64,
-    },
-    ApiKey {
-        key_id: String,
-    },
+    Session { session_id: String, method: String, created_at: i64 },
+    ApiKey { key_id: String },
 }
 
 #[derive(Clone, Debug)]
@@ -46,14 +40,8 @@ impl Principal {
         if self.scopes.contains(needed) {
             Ok(())
         } else {
-            let mut err = ApiError::forbidden(
-                "insufficient_scope",
-                format!("This action requires the scope {scope}"),
-            );
-            err.extra = Some(serde_json::Map::from_iter([(
-                "required_scope".to_owned(),
-                scope.into(),
-            )]));
+            let mut err = ApiError::forbidden("insufficient_scope", format!("This action requires the scope {scope}"));
+            err.extra = Some(serde_json::Map::from_iter([("required_scope".to_owned(), scope.into())]));
             Err(err)
         }
     }
@@ -114,27 +102,19 @@ async fn authenticate_access_token(state: &AppState, token: &str) -> ApiResult<P
         Some(claims) => claims,
         None => {
             let claims = Arc::new(state.jwt.verify(token).map_err(|e| match e {
-                TokenError::Expired => {
-                    ApiError::unauthorized("token_expired", "The access token has expired")
-                }
+                TokenError::Expired => ApiError::unauthorized("token_expired", "The access token has expired"),
                 TokenError::Invalid => invalid_token(),
             })?);
             state.auth_cache.remember_token(token, claims.clone());
             claims
         }
     };
-    let session = state
-        .auth_cache
-        .session(&state.store, &claims.sid)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "loading session");
-            ApiError::unavailable("Authentication is temporarily unavailable")
-        })?;
+    let session = state.auth_cache.session(&state.store, &claims.sid).await.map_err(|e| {
+        tracing::error!(error = %e, "loading session");
+        ApiError::unavailable("Authentication is temporarily unavailable")
+    })?;
     let user = match (&session.user, session.revoked) {
-        (Some(user), false) if user.id == claims.sub && user.tenant_id == claims.tid => {
-            user.clone()
-        }
+        (Some(user), false) if user.id == claims.sub && user.tenant_id == claims.tid => user.clone(),
         _ => return Err(invalid_token()),
     };
     let role: Role = user.role.parse().map_err(|_| ApiError::internal())?;

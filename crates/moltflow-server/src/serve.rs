@@ -25,12 +25,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("MOLTFLOW_BIND: cannot listen on {}: {e}", config.bind))?;
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     tracing::info!(addr = %listener.local_addr()?, database = ?store.backend(), "moltflow listening");
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     housekeeping.abort();
     tracing::info!("drained; shutting down");
     store.close().await;

@@ -58,9 +58,7 @@ impl Deref for AppState {
 impl AppState {
     /// Builds the state over a migrated store: loads (or creates) the signing key.
     pub async fn new(config: Config, store: Store) -> anyhow::Result<AppState> {
-        let jwt =
-            JwtKeys::load_or_create(&store, config.jwt_private_key.as_ref(), &config.public_url)
-                .await?;
+        let jwt = JwtKeys::load_or_create(&store, config.jwt_private_key.as_ref(), &config.public_url).await?;
         let hasher = PasswordHasher::new(&config.hash_params, config.hash_concurrency)?;
         let limits = Limits::new(config.rate_limit_scale);
         Ok(AppState(Arc::new(App {

@@ -95,11 +95,7 @@ impl Store {
 
     /// As [`Store::connect`]; on PostgreSQL `schema` (when given) is created and made the search
     /// path of every connection, which gives each test a database of its own.
-    pub async fn connect_with_schema(
-        url: &str,
-        max_connections: u32,
-        schema: Option<&str>,
-    ) -> anyhow::Result<Store> {
+    pub async fn connect_with_schema(url: &str, max_connections: u32, schema: Option<&str>) -> anyhow::Result<Store> {
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -117,21 +113,13 @@ impl Store {
             let mut options = PgConnectOptions::from_str(url)?;
             if let Some(schema) = schema {
                 anyhow::ensure!(
-                    !schema.is_empty()
-                        && schema
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    !schema.is_empty() && schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
                     "schema names are letters, digits and underscores"
                 );
-                let admin = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(options.clone())
+                let admin = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
+                    .execute(&admin)
                     .await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
-                )))
-                .execute(&admin)
-                .await?;
                 admin.close().await;
                 options = options.options([("search_path", schema)]);
             }

@@ -56,11 +56,7 @@ pub async fn revoke_session(c: &mut impl AsDbConn, id: &str, at: i64) -> Result<
 
 /// Revokes every live session of a user; returns their ids.
 #[instrument(skip_all)]
-pub async fn revoke_user_sessions(
-    c: &mut impl AsDbConn,
-    user_id: &str,
-    at: i64,
-) -> Result<Vec<String>> {
+pub async fn revoke_user_sessions(c: &mut impl AsDbConn, user_id: &str, at: i64) -> Result<Vec<String>> {
     on_conn!(c, c => sqlx::query_scalar::<_, String>(
         "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id")
         .bind(user_id).bind(at).fetch_all(c).await)
@@ -68,10 +64,7 @@ pub async fn revoke_user_sessions(
 
 /// Sessions revoked at or after `since` (ms): what other nodes must forget.
 #[instrument(skip_all)]
-pub async fn sessions_revoked_since(
-    c: &mut impl AsDbConn,
-    since: i64,
-) -> Result<Vec<(String, i64)>> {
+pub async fn sessions_revoked_since(c: &mut impl AsDbConn, since: i64) -> Result<Vec<(String, i64)>> {
     on_conn!(c, c => sqlx::query_as::<_, (String, i64)>(
         "SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1")
         .bind(since).fetch_all(c).await)
@@ -88,10 +81,7 @@ pub async fn insert_refresh_token(c: &mut impl AsDbConn, t: &RefreshTokenRow) ->
 }
 
 #[instrument(skip_all)]
-pub async fn find_refresh_token(
-    c: &mut impl AsDbConn,
-    token_hash: &str,
-) -> Result<Option<RefreshTokenRow>> {
+pub async fn find_refresh_token(c: &mut impl AsDbConn, token_hash: &str) -> Result<Option<RefreshTokenRow>> {
     on_conn!(c, c => sqlx::query_as::<_, RefreshTokenRow>(
         "SELECT token_hash, session_id, created_at, expires_at, rotated_at FROM refresh_tokens WHERE token_hash = $1")
         .bind(token_hash).fetch_optional(c).await)
@@ -99,11 +89,7 @@ pub async fn find_refresh_token(
 
 /// Marks a refresh token used; false when another request rotated it first.
 #[instrument(skip_all)]
-pub async fn mark_refresh_token_rotated(
-    c: &mut impl AsDbConn,
-    token_hash: &str,
-    at: i64,
-) -> Result<bool> {
+pub async fn mark_refresh_token_rotated(c: &mut impl AsDbConn, token_hash: &str, at: i64) -> Result<bool> {
     let done = on_conn!(c, c => sqlx::query(
         "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL")
         .bind(token_hash).bind(at).execute(c).await.map(|r| r.rows_affected()))?;

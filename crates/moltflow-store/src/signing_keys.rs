@@ -14,12 +14,7 @@ pub async fn find_signing_key(c: &mut impl AsDbConn) -> Result<Option<(String, S
 
 /// Stores a key unless one with that kid exists.
 #[instrument(skip_all)]
-pub async fn insert_signing_key(
-    c: &mut impl AsDbConn,
-    kid: &str,
-    private_key: &str,
-    at: i64,
-) -> Result<()> {
+pub async fn insert_signing_key(c: &mut impl AsDbConn, kid: &str, private_key: &str, at: i64) -> Result<()> {
     on_conn!(c, c => sqlx::query(
         "INSERT INTO signing_keys (kid, private_key, created_at) VALUES ($1, $2, $3) ON CONFLICT (kid) DO NOTHING")
         .bind(kid).bind(private_key).bind(at).execute(c).await.map(|r| r.rows_affected()))?;

@@ -7,11 +7,7 @@ use moltflow_server::config::Config;
 use moltflow_server::{serve, telemetry};
 
 #[derive(Parser)]
-#[command(
-    name = "moltflow",
-    version,
-    about = "MoltFlow admin service: auth, API keys, billing, usage, tenants"
-)]
+#[command(name = "moltflow", version, about = "MoltFlow admin service: auth, API keys, billing, usage, tenants")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,10 +39,7 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("moltflow: cannot start the async runtime: {e}");
@@ -64,11 +57,7 @@ fn main() -> ExitCode {
             }
             Command::HashBench { threads, seconds } => {
                 let threads = threads.unwrap_or(config.hash_concurrency);
-                let rate = moltflow_server::auth::password::measure_verify_rate(
-                    &config.hash_params,
-                    threads,
-                    seconds,
-                )?;
+                let rate = moltflow_server::auth::password::measure_verify_rate(&config.hash_params, threads, seconds)?;
                 println!("argon2id verify: {rate:.1}/s with {threads} thread(s)");
                 Ok(())
             }

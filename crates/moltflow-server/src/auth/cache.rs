@@ -90,8 +90,6 @@ impl AuthCache {
     /// Forgets every cached session of a user (after a change to the user).
     pub fn forget_user(&self, user_id: &str) {
         let user_id = user_id.to_owned();
-        let _ = self
-            .sessions
-            .invalidate_entries_if(move |_, s| s.user.as_ref().is_some_and(|u| u.id == user_id));
+        let _ = self.sessions.invalidate_entries_if(move |_, s| s.user.as_ref().is_some_and(|u| u.id == user_id));
     }
 }

@@ -48,9 +48,7 @@ pub struct JwtKeys {
 
 impl JwtKeys {
     pub fn from_signing_key(key: &SigningKey, issuer: &str) -> anyhow::Result<JwtKeys> {
-        let der = key
-            .to_pkcs8_der()
-            .map_err(|e| anyhow::anyhow!("encoding signing key: {e}"))?;
+        let der = key.to_pkcs8_der().map_err(|e| anyhow::anyhow!("encoding signing key: {e}"))?;
         let public = key.verifying_key().to_bytes();
         let public_x = URL_SAFE_NO_PAD.encode(public);
         let kid = format!("ed25519-{}", &sha256_hex(&public_x)[..16]);
@@ -77,26 +75,20 @@ impl JwtKeys {
         issuer: &str,
     ) -> anyhow::Result<JwtKeys> {
         if let Some(text) = configured {
-            let key = parse_private_key(text.expose_secret())
-                .ok_or_else(|| anyhow::anyhow!("MOLTFLOW_JWT_PRIVATE_KEY: expected an Ed25519 PKCS#8 PEM or a base64 32-byte seed"))?;
+            let key = parse_private_key(text.expose_secret()).ok_or_else(|| {
+                anyhow::anyhow!("MOLTFLOW_JWT_PRIVATE_KEY: expected an Ed25519 PKCS#8 PEM or a base64 32-byte seed")
+            })?;
             return Self::from_signing_key(&key, issuer);
         }
         let mut conn = store.conn().await?;
         if signing_keys::find_signing_key(&mut conn).await?.is_none() {
             let seed = random_bytes::<32>();
-            signing_keys::insert_signing_key(
-                &mut conn,
-                &new_id(),
-                &STANDARD.encode(seed),
-                now_ms(),
-            )
-            .await?;
+            signing_keys::insert_signing_key(&mut conn, &new_id(), &STANDARD.encode(seed), now_ms()).await?;
         }
         let (_, stored) = signing_keys::find_signing_key(&mut conn)
             .await?
             .ok_or_else(|| anyhow::anyhow!("signing key vanished after insert"))?;
-        let key = parse_private_key(&stored)
-            .ok_or_else(|| anyhow::anyhow!("stored signing key is corrupt"))?;
+        let key = parse_private_key(&stored).ok_or_else(|| anyhow::anyhow!("stored signing key is corrupt"))?;
         Self::from_signing_key(&key, issuer)
     }
 
@@ -161,10 +153,7 @@ fn parse_private_key(text: &str) -> Option<SigningKey> {
     if text.starts_with("-----BEGIN") {
         return SigningKey::from_pkcs8_pem(text).ok();
     }
-    let bytes = STANDARD
-        .decode(text)
-        .or_else(|_| URL_SAFE_NO_PAD.decode(text))
-        .ok()?;
+    let bytes = STANDARD.decode(text).or_else(|_| URL_SAFE_NO_PAD.decode(text)).ok()?;
     let seed: [u8; 32] = bytes.try_into().ok()?;
     Some(SigningKey::from_bytes(&seed))
 }
@@ -210,12 +199,7 @@ mod tests {
         let key = SigningKey::from_bytes(&[7; 32]);
         let pem = key.to_pkcs8_pem(Default::default()).unwrap();
         assert_eq!(parse_private_key(&pem).unwrap().to_bytes(), [7; 32]);
-        assert_eq!(
-            parse_private_key(&STANDARD.encode([7u8; 32]))
-                .unwrap()
-                .to_bytes(),
-            [7; 32]
-        );
+        assert_eq!(parse_private_key(&STANDARD.encode([7u8; 32])).unwrap().to_bytes(), [7; 32]);
         assert!(parse_private_key("short").is_none());
     }
 }

@@ -47,9 +47,7 @@ impl PasswordHasher {
         };
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || {
-            Argon2::default()
-                .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok()
+            Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
         })
         .await
         .unwrap_or(false);
@@ -80,8 +78,7 @@ pub fn measure_verify_rate(cost: &HashParams, threads: usize, seconds: f64) -> a
                 s.spawn(move || {
                     let mut n = 0u64;
                     while std::time::Instant::now() < deadline {
-                        let _ = Argon2::default()
-                            .verify_password(b"benchmark-password-123", hash.as_str());
+                        let _ = Argon2::default().verify_password(b"benchmark-password-123", hash.as_str());
                         n += 1;
                     }
                     n
@@ -98,11 +95,7 @@ mod tests {
     use super::*;
 
     fn cheap() -> HashParams {
-        HashParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        }
+        HashParams { memory_kib: 64, iterations: 1, parallelism: 1 }
     }
 
     #[tokio::test]

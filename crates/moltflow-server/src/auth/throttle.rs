@@ -23,8 +23,7 @@ impl IpLimiter {
     pub fn per_minute(per_minute: u32, scale: f64) -> IpLimiter {
         let scaled = (per_minute as f64 * scale).round();
         let limiter = (scale > 0.0).then(|| {
-            let n = NonZeroU32::new(scaled.clamp(1.0, u32::MAX as f64) as u32)
-                .unwrap_or(NonZeroU32::MIN);
+            let n = NonZeroU32::new(scaled.clamp(1.0, u32::MAX as f64) as u32).unwrap_or(NonZeroU32::MIN);
             RateLimiter::keyed(Quota::per_minute(n))
         });
         IpLimiter { limiter }
@@ -35,12 +34,9 @@ impl IpLimiter {
         let (Some(limiter), Some(ip)) = (&self.limiter, ip) else {
             return Ok(());
         };
-        limiter.check_key(&ip).map_err(|not_until| {
-            not_until
-                .wait_time_from(DefaultClock::default().now())
-                .as_secs()
-                .max(1)
-        })
+        limiter
+            .check_key(&ip)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1))
     }
 
     /// Drops the state of IPs that are back to a full allowance.
@@ -60,11 +56,7 @@ pub struct LoginLockout {
 
 impl LoginLockout {
     pub fn new(scale: f64) -> LoginLockout {
-        let threshold = if scale > 0.0 {
-            (LOCKOUT_FAILURES * scale).round().max(1.0) as usize
-        } else {
-            0
-        };
+        let threshold = if scale > 0.0 { (LOCKOUT_FAILURES * scale).round().max(1.0) as usize } else { 0 };
         LoginLockout {
             threshold,
             failures: moka::sync::Cache::builder()
@@ -96,9 +88,7 @@ impl LoginLockout {
         if self.threshold == 0 {
             return;
         }
-        let entry = self
-            .failures
-            .get_with_by_ref(email, || Arc::new(Mutex::new(Vec::new())));
+        let entry = self.failures.get_with_by_ref(email, || Arc::new(Mutex::new(Vec::new())));
         let mut times = entry.lock().unwrap_or_else(|p| p.into_inner());
         times.push(now_ms());
         let keep = self.threshold * 2;

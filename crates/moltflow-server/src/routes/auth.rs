@@ -4,8 +4,8 @@ use axum::Json;
 use axum::http::StatusCode;
 use moltflow_core::clock::rfc3339;
 use moltflow_types::{
-    AuthInfo, ErrorBody, LoginRequest, LogoutRequest, MeResponse, RefreshRequest, RegisterRequest,
-    TokenPair, ValidationErrorBody,
+    AuthInfo, ErrorBody, LoginRequest, LogoutRequest, MeResponse, RefreshRequest, RegisterRequest, TokenPair,
+    ValidationErrorBody,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -49,11 +49,7 @@ async fn register(
     (status = 422, description = "Invalid field", body = ValidationErrorBody),
     (status = 429, description = "Locked after 5 failures, or too many attempts from this IP", body = ErrorBody),
 ))]
-async fn login(
-    state: AppState,
-    meta: ClientMeta,
-    JsonBody(req): JsonBody<LoginRequest>,
-) -> ApiResult<Json<TokenPair>> {
+async fn login(state: AppState, meta: ClientMeta, JsonBody(req): JsonBody<LoginRequest>) -> ApiResult<Json<TokenPair>> {
     Ok(Json(services::auth::login(&state, req, &meta).await?))
 }
 
@@ -68,9 +64,7 @@ async fn refresh(
     meta: ClientMeta,
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(
-        services::sessions::refresh(&state, &req.refresh_token, &meta).await?,
-    ))
+    Ok(Json(services::sessions::refresh(&state, &req.refresh_token, &meta).await?))
 }
 
 /// The caller and how it authenticated.
@@ -83,19 +77,11 @@ async fn me(principal: Principal) -> ApiResult<Json<MeResponse>> {
     principal.require("account:read")?;
     let user = &principal.user;
     let (method, api_key_id, session_id, scopes) = match &principal.credential {
-        Credential::Session { session_id, .. } => (
-            "jwt",
-            None,
-            Some(session_id.clone()),
-            principal.role.scopes(),
-        ),
+        Credential::Session { session_id, .. } => ("jwt", None, Some(session_id.clone()), principal.role.scopes()),
         Credential::ApiKey { key_id } => ("api_key", Some(key_id.clone()), None, principal.scopes),
     };
-    let scopes = if scopes.is_all() {
-        vec!["*".to_owned()]
-    } else {
-        scopes.names().into_iter().map(str::to_owned).collect()
-    };
+    let scopes =
+        if scopes.is_all() { vec!["*".to_owned()] } else { scopes.names().into_iter().map(str::to_owned).collect() };
     Ok(Json(MeResponse {
         id: user.id.clone(),
         email: user.email.clone(),
@@ -105,12 +91,7 @@ async fn me(principal: Principal) -> ApiResult<Json<MeResponse>> {
         email_verified: user.email_verified,
         has_password: user.password_hash.is_some(),
         created_at: rfc3339(user.created_at),
-        auth: AuthInfo {
-            method: method.to_owned(),
-            scopes,
-            api_key_id,
-            session_id,
-        },
+        auth: AuthInfo { method: method.to_owned(), scopes, api_key_id, session_id },
     }))
 }
 
@@ -127,13 +108,6 @@ async fn logout(
     OptionalJsonBody(req): OptionalJsonBody<LogoutRequest>,
 ) -> ApiResult<StatusCode> {
     let session_id = principal.require_user()?.to_owned();
-    services::sessions::logout(
-        &state,
-        &principal.user,
-        &session_id,
-        req.all_sessions.unwrap_or(false),
-        &meta,
-    )
-    .await?;
+    services::sessions::logout(&state, &principal.user, &session_id, req.all_sessions.unwrap_or(false), &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }

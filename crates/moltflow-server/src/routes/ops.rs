@@ -22,9 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = HealthStatus)))]
 async fn healthz() -> Json<HealthStatus> {
-    Json(HealthStatus {
-        status: "ok".to_owned(),
-    })
+    Json(HealthStatus { status: "ok".to_owned() })
 }
 
 /// The database answers.
@@ -35,41 +33,25 @@ async fn healthz() -> Json<HealthStatus> {
 async fn readyz(state: AppState) -> Result<Json<HealthStatus>, ApiError> {
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "The database is unreachable",
-        )
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "The database is unreachable")
     })?;
-    Ok(Json(HealthStatus {
-        status: "ok".to_owned(),
-    }))
+    Ok(Json(HealthStatus { status: "ok".to_owned() }))
 }
 
 /// Prometheus metrics: request counts and latency histograms by route and status.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(state: AppState) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
 /// Public keys that verify access tokens offline.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "ops", responses((status = 200, body = JwkSet)))]
 async fn jwks(state: AppState) -> Json<JwkSet> {
-    Json(JwkSet {
-        keys: vec![state.jwt.jwk()],
-    })
+    Json(JwkSet { keys: vec![state.jwt.jwk()] })
 }
 
 /// This document (OpenAPI 3.1).
 #[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, content_type = "application/json", body = Object)))]
 async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        crate::routes::openapi_json(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], crate::routes::openapi_json()).into_response()
 }

@@ -16,10 +16,7 @@ pub struct Actor {
 
 impl Actor {
     pub fn user(id: &str) -> Actor {
-        Actor {
-            kind: "user",
-            id: Some(id.to_owned()),
-        }
+        Actor { kind: "user", id: Some(id.to_owned()) }
     }
 }
 
@@ -45,11 +42,7 @@ pub async fn record(c: &mut impl AsDbConn, e: Entry<'_>) -> moltflow_store::Resu
             target: e.target,
             ip: e.meta.ip_string(),
             user_agent: e.meta.user_agent.clone(),
-            details: if e.details.is_null() {
-                "{}".to_owned()
-            } else {
-                e.details.to_string()
-            },
+            details: if e.details.is_null() { "{}".to_owned() } else { e.details.to_string() },
         },
     )
     .await

@@ -4,9 +4,7 @@ use moltflow_core::clock::now_ms;
 use moltflow_core::ids::new_id;
 use moltflow_core::password::check_new_password;
 use moltflow_core::{Email, Role};
-use moltflow_store::accounts::{
-    TenantRow, UserRow, find_user_by_email, insert_tenant, insert_user,
-};
+use moltflow_store::accounts::{TenantRow, UserRow, find_user_by_email, insert_tenant, insert_user};
 use moltflow_store::is_unique_violation;
 use moltflow_types::{LoginRequest, RegisterRequest, TokenPair};
 
@@ -33,9 +31,8 @@ pub struct NewAccount {
 
 pub fn validate_registration(req: RegisterRequest) -> ApiResult<NewAccount> {
     let mut checks = Checks::default();
-    let email = Email::parse(&req.email)
-        .map_err(|e| checks.fail(&["body", "email"], e.to_string(), "value_error"))
-        .ok();
+    let email =
+        Email::parse(&req.email).map_err(|e| checks.fail(&["body", "email"], e.to_string(), "value_error")).ok();
     let full_name = check_name(&mut checks, &["body", "full_name"], &req.full_name, 100);
     let tenant_name = match &req.tenant_name {
         Some(t) => check_name(&mut checks, &["body", "tenant_name"], t, 100),
@@ -48,26 +45,19 @@ pub fn validate_registration(req: RegisterRequest) -> ApiResult<NewAccount> {
     }
     checks.finish()?;
     let email = email.ok_or_else(ApiError::internal)?;
-    Ok(NewAccount {
-        email,
-        full_name,
-        tenant_name,
-        password: req.password,
-    })
+    Ok(NewAccount { email, full_name, tenant_name, password: req.password })
 }
 
 /// Creates a tenant on the free plan with its owner, and signs the owner in.
 pub async fn register(app: &App, req: RegisterRequest, meta: &ClientMeta) -> ApiResult<TokenPair> {
-    app.limits.register_ip.check(meta.ip).map_err(|wait| {
-        ApiError::too_many("rate_limited", "Too many sign-ups from this address", wait)
-    })?;
+    app.limits
+        .register_ip
+        .check(meta.ip)
+        .map_err(|wait| ApiError::too_many("rate_limited", "Too many sign-ups from this address", wait))?;
     let account = validate_registration(req)?;
     {
         let mut conn = app.store.conn().await?;
-        if find_user_by_email(&mut conn, account.email.as_str())
-            .await?
-            .is_some()
-        {
+        if find_user_by_email(&mut conn, account.email.as_str()).await?.is_some() {
             return Err(email_taken());
         }
     }
@@ -98,13 +88,7 @@ pub async fn register(app: &App, req: RegisterRequest, meta: &ClientMeta) -> Api
     };
     let mut tx = app.store.begin().await?;
     insert_tenant(&mut tx, &tenant).await?;
-    insert_user(&mut tx, &user).await.map_err(|e| {
-        if is_unique_violation(&e) {
-            email_taken()
-        } else {
-            e.into()
-        }
-    })?;
+    insert_user(&mut tx, &user).await.map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
     let opened = open_session(&mut tx, &user, "register", meta).await?;
     audit::record(
         &mut tx,
@@ -128,24 +112,14 @@ fn invalid_credentials() -> ApiError {
 
 /// Password login: the same answer, after the same work, for an unknown email and a wrong password.
 pub async fn login(app: &App, req: LoginRequest, meta: &ClientMeta) -> ApiResult<TokenPair> {
-    app.limits.login_ip.check(meta.ip).map_err(|wait| {
-        ApiError::too_many(
-            "rate_limited",
-            "Too many login attempts from this address",
-            wait,
-        )
-    })?;
-    let lockout_key = req.email.trim().to_lowercase();
     app.limits
-        .login_lockout
-        .check(&lockout_key)
-        .map_err(|wait| {
-            ApiError::too_many(
-                "login_locked",
-                "Too many failed logins for this account; try again later",
-                wait,
-            )
-        })?;
+        .login_ip
+        .check(meta.ip)
+        .map_err(|wait| ApiError::too_many("rate_limited", "Too many login attempts from this address", wait))?;
+    let lockout_key = req.email.trim().to_lowercase();
+    app.limits.login_lockout.check(&lockout_key).map_err(|wait| {
+        ApiError::too_many("login_locked", "Too many failed logins for this account; try again later", wait)
+    })?;
     let user = match Email::parse(&req.email) {
         Ok(email) => {
             let mut conn = app.store.conn().await?;
@@ -153,11 +127,7 @@ pub async fn login(app: &App, req: LoginRequest, meta: &ClientMeta) -> ApiResult
         }
         Err(_) => None,
     };
-    let password = if req.password.len() > MAX_PASSWORD_BYTES {
-        ""
-    } else {
-        req.password.as_str()
-    };
+    let password = if req.password.len() > MAX_PASSWORD_BYTES { "" } else { req.password.as_str() };
     let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let verified = app.hasher.verify(password, stored).await && !password.is_empty();
     let user = match user {
@@ -188,21 +158,14 @@ pub async fn login(app: &App, req: LoginRequest, meta: &ClientMeta) -> ApiResult
 }
 
 /// A failed login on an existing account goes to its tenant's audit log.
-async fn record_failed_login(
-    app: &App,
-    known: Option<UserRow>,
-    meta: &ClientMeta,
-) -> ApiResult<()> {
+async fn record_failed_login(app: &App, known: Option<UserRow>, meta: &ClientMeta) -> ApiResult<()> {
     let Some(known) = known else { return Ok(()) };
     let mut tx = app.store.begin().await?;
     audit::record(
         &mut tx,
         Entry {
             tenant_id: &known.tenant_id,
-            actor: Actor {
-                kind: "anonymous",
-                id: None,
-            },
+            actor: Actor { kind: "anonymous", id: None },
             action: "login.failed",
             target: Some(known.id.clone()),
             meta,

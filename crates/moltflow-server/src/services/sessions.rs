@@ -7,8 +7,8 @@ use moltflow_core::ids::new_id;
 use moltflow_core::secret::{new_token, sha256_hex};
 use moltflow_store::accounts::{UserRow, find_user};
 use moltflow_store::sessions::{
-    RefreshTokenRow, SessionRow, find_refresh_token, find_session, insert_refresh_token,
-    insert_session, mark_refresh_token_rotated, revoke_session, revoke_user_sessions,
+    RefreshTokenRow, SessionRow, find_refresh_token, find_session, insert_refresh_token, insert_session,
+    mark_refresh_token_rotated, revoke_session, revoke_user_sessions,
 };
 use moltflow_store::{AsDbConn, Tx};
 use moltflow_types::{TokenPair, UserSummary};
@@ -53,17 +53,10 @@ pub async fn open_session(
     )
     .await?;
     let refresh_token = add_refresh_token(tx, &session_id, now).await?;
-    Ok(OpenedSession {
-        session_id,
-        refresh_token,
-    })
+    Ok(OpenedSession { session_id, refresh_token })
 }
 
-async fn add_refresh_token(
-    c: &mut impl AsDbConn,
-    session_id: &str,
-    now: i64,
-) -> moltflow_store::Result<String> {
+async fn add_refresh_token(c: &mut impl AsDbConn, session_id: &str, now: i64) -> moltflow_store::Result<String> {
     let raw = new_token();
     insert_refresh_token(
         c,
@@ -91,9 +84,7 @@ pub fn summary(user: &UserRow) -> UserSummary {
 
 /// The token pair for an opened session.
 pub fn token_pair(app: &App, user: &UserRow, opened: OpenedSession) -> ApiResult<TokenPair> {
-    let (access_token, _) =
-        app.jwt
-            .issue(&user.id, &user.tenant_id, &user.role, &opened.session_id)?;
+    let (access_token, _) = app.jwt.issue(&user.id, &user.tenant_id, &user.role, &opened.session_id)?;
     Ok(TokenPair {
         access_token,
         refresh_token: opened.refresh_token,
@@ -116,20 +107,13 @@ pub async fn refresh(app: &App, raw: &str, meta: &ClientMeta) -> ApiResult<Token
     let hash = sha256_hex(raw);
     let now = now_ms();
     let mut tx = app.store.begin().await?;
-    let token = find_refresh_token(&mut tx, &hash)
-        .await?
-        .ok_or_else(invalid_refresh)?;
-    let session = find_session(&mut tx, &token.session_id)
-        .await?
-        .ok_or_else(invalid_refresh)?;
+    let token = find_refresh_token(&mut tx, &hash).await?.ok_or_else(invalid_refresh)?;
+    let session = find_session(&mut tx, &token.session_id).await?.ok_or_else(invalid_refresh)?;
     if session.revoked_at.is_some() || token.expires_at <= now {
         return Err(invalid_refresh());
     }
-    let user = find_user(&mut tx, &session.user_id)
-        .await?
-        .ok_or_else(invalid_refresh)?;
-    let rotated_now =
-        token.rotated_at.is_none() && mark_refresh_token_rotated(&mut tx, &hash, now).await?;
+    let user = find_user(&mut tx, &session.user_id).await?.ok_or_else(invalid_refresh)?;
+    let rotated_now = token.rotated_at.is_none() && mark_refresh_token_rotated(&mut tx, &hash, now).await?;
     if !rotated_now {
         let rotated_at = token.rotated_at.unwrap_or(now);
         if now - rotated_at > REUSE_GRACE_MS {
@@ -138,10 +122,7 @@ pub async fn refresh(app: &App, raw: &str, meta: &ClientMeta) -> ApiResult<Token
                 &mut tx,
                 Entry {
                     tenant_id: &user.tenant_id,
-                    actor: Actor {
-                        kind: "system",
-                        id: None,
-                    },
+                    actor: Actor { kind: "system", id: None },
                     action: "session.revoked_refresh_reuse",
                     target: Some(session.id.clone()),
                     meta,
@@ -150,9 +131,7 @@ pub async fn refresh(app: &App, raw: &str, meta: &ClientMeta) -> ApiResult<Token
             )
             .await?;
             tx.commit().await?;
-            app.auth_cache
-                .forget_sessions(std::slice::from_ref(&session.id))
-                .await;
+            app.auth_cache.forget_sessions(std::slice::from_ref(&session.id)).await;
             return Err(ApiError::unauthorized(
                 "refresh_token_reused",
                 "This refresh token was already used; the session has been revoked",
@@ -161,24 +140,11 @@ pub async fn refresh(app: &App, raw: &str, meta: &ClientMeta) -> ApiResult<Token
     }
     let refresh_token = add_refresh_token(&mut tx, &session.id, now).await?;
     tx.commit().await?;
-    token_pair(
-        app,
-        &user,
-        OpenedSession {
-            session_id: session.id,
-            refresh_token,
-        },
-    )
+    token_pair(app, &user, OpenedSession { session_id: session.id, refresh_token })
 }
 
 /// Revokes one session, or every session of the user.
-pub async fn logout(
-    app: &App,
-    user: &Arc<UserRow>,
-    session_id: &str,
-    all: bool,
-    meta: &ClientMeta,
-) -> ApiResult<()> {
+pub async fn logout(app: &App, user: &Arc<UserRow>, session_id: &str, all: bool, meta: &ClientMeta) -> ApiResult<()> {
     let now = now_ms();
     let mut tx = app.store.begin().await?;
     let revoked = if all {
@@ -202,8 +168,6 @@ pub async fn logout(
     .await?;
     tx.commit().await?;
     app.auth_cache.forget_sessions(&revoked).await;
-    app.auth_cache
-        .forget_sessions(&[session_id.to_owned()])
-        .await;
+    app.auth_cache.forget_sessions(&[session_id.to_owned()]).await;
     Ok(())
 }
