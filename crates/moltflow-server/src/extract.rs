@@ -73,6 +73,10 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if inner.is_syntax() || inner.is_eof() || inner.is_io() {
             return ApiError::bad_request("malformed_json", format!("Malformed JSON: {inner}"));
         }
+        // Shape errors stop at the first field; the document may still be broken further on.
+        if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            return ApiError::bad_request("malformed_json", format!("Malformed JSON: {syntax}"));
+        }
         let mut loc: Vec<Value> = vec![Value::String("body".into())];
         for segment in err.path().iter() {
             use serde_path_to_error::Segment;

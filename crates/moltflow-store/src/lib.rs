@@ -10,6 +10,8 @@ pub mod audit;
 mod db;
 pub mod sessions;
 pub mod signing_keys;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use db::{AsDbConn, Backend, Conn, DbConn, Store, Tx, is_unique_violation};
 

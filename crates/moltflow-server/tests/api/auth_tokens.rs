@@ -1,0 +1,111 @@
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::common::{TEST_SEED, TestApp, token};
+
+/// Signs `claims` with the key of `seed` and the app's `kid` (or another).
+fn sign(seed: [u8; 32], kid: &str, claims: &Value) -> String {
+    let der = SigningKey::from_bytes(&seed).to_pkcs8_der().unwrap();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap()
+}
+
+fn claims_of(access_token: &str) -> Value {
+    let payload = access_token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn access_tokens_carry_the_contract_claims_and_kid() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("ana@example.com").await;
+    let at = token(&pair, "access_token");
+    let claims = claims_of(&at);
+    for field in ["sub", "tid", "role", "sid", "jti", "iat", "exp", "iss", "aud"] {
+        assert!(!claims[field].is_null(), "claim {field} missing: {claims}");
+    }
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 1800);
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(at.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    let jwks = app.get("/.well-known/jwks.json", None).await;
+    assert_eq!(header["kid"], jwks.body["keys"][0]["kid"]);
+
+    // The published key verifies the token offline.
+    let jwk = &jwks.body["keys"][0];
+    assert_eq!((jwk["kty"].as_str(), jwk["crv"].as_str()), (Some("OKP"), Some("Ed25519")));
+    let key = jsonwebtoken::DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+    validation.set_audience(&[claims["aud"].as_str().unwrap()]);
+    assert!(jsonwebtoken::decode::<Value>(&at, &key, &validation).is_ok());
+}
+
+#[tokio::test]
+async fn expired_garbled_and_foreign_tokens_are_refused() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("ana@example.com").await;
+    let at = token(&pair, "access_token");
+    let kid = app.state.jwt.kid().to_owned();
+    let mut claims = claims_of(&at);
+
+    // Sanity: a token we sign ourselves with the app's key and fresh times is accepted.
+    assert_eq!(app.get("/auth/me", Some(&sign(TEST_SEED, &kid, &claims))).await.status, 200);
+
+    claims["iat"] = json!(claims["iat"].as_i64().unwrap() - 7200);
+    claims["exp"] = json!(claims["exp"].as_i64().unwrap() - 7200);
+    app.get("/auth/me", Some(&sign(TEST_SEED, &kid, &claims))).await.assert(401, "token_expired");
+
+    let fresh = claims_of(&at);
+    app.get("/auth/me", Some(&sign([9; 32], &kid, &fresh))).await.assert(401, "invalid_token");
+    app.get("/auth/me", Some(&sign(TEST_SEED, "other-kid", &fresh))).await.assert(401, "invalid_token");
+    let mut foreign_aud = fresh.clone();
+    foreign_aud["aud"] = json!("someone-else");
+    app.get("/auth/me", Some(&sign(TEST_SEED, &kid, &foreign_aud))).await.assert(401, "invalid_token");
+
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(fresh.to_string())
+    );
+    app.get("/auth/me", Some(&unsigned)).await.assert(401, "invalid_token");
+    let mut tampered = at.clone();
+    tampered.pop();
+    tampered.push(if at.ends_with('A') { 'B' } else { 'A' });
+    app.get("/auth/me", Some(&tampered)).await.assert(401, "invalid_token");
+    app.get("/auth/me", Some("garbage")).await.assert(401, "invalid_token");
+    app.get("/auth/me", Some("")).await.assert(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn missing_credentials_ask_for_bearer() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/auth/me", None).await;
+    r.assert(401, "not_authenticated");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let basic = app.send(app.client.get(app.url("/auth/me")).header("authorization", "Basic YTpi")).await;
+    basic.assert(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn unknown_api_keys_are_refused() {
+    let app = TestApp::spawn().await;
+    let r = app.send(app.client.get(app.url("/auth/me")).header("x-api-key", "mf_doesnotexist")).await;
+    r.assert(401, "invalid_api_key");
+    app.get("/auth/me", Some("mf_doesnotexist")).await.assert(401, "invalid_api_key");
+}
+
+#[tokio::test]
+async fn a_deleted_user_token_stops_working() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("ana@example.com").await;
+    let at = token(&pair, "access_token");
+    assert_eq!(app.get("/auth/me", Some(&at)).await.status, 200);
+    app.store.execute_raw("DELETE FROM users").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.get("/auth/me", Some(&at)).await.assert(401, "invalid_token");
+}

@@ -1,0 +1,173 @@
+//! `TestApp`: the real router served over real HTTP on a port of its own, on a fresh database:
+//! a temporary SQLite file, or a fresh PostgreSQL schema when `MOLTFLOW_TEST_DATABASE_URL` is set.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Once;
+
+use base64::Engine;
+use moltflow_server::{AppState, Config, app};
+use moltflow_store::Store;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+/// The signing key seed every test app uses, so that tests can forge tokens of their own.
+pub const TEST_SEED: [u8; 32] = [42; 32];
+pub const PASSWORD: &str = "sunny-tulip-harbor-42";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub store: Store,
+    _dir: TempDir,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[track_caller]
+    pub fn assert(&self, status: u16, code: &str) -> &Self {
+        assert_eq!((self.status, self.code()), (status, code), "body: {}", self.body);
+        self
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn backend_note() {
+    static NOTE: Once = Once::new();
+    NOTE.call_once(|| {
+        if std::env::var("MOLTFLOW_TEST_DATABASE_URL").is_err() {
+            eprintln!("note: MOLTFLOW_TEST_DATABASE_URL is unset: running on SQLite; the PostgreSQL pass is skipped");
+        }
+    });
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    /// A test app with configuration overrides (`("rate_limit_scale", "0")`, …).
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+        backend_note();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("moltflow-test-{id}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (url, schema) = match std::env::var("MOLTFLOW_TEST_DATABASE_URL") {
+            Ok(url) => (url, Some(format!("t_{id}"))),
+            Err(_) => (format!("sqlite://{}", dir.join("test.db").display()), None),
+        };
+        let mut map: BTreeMap<String, String> = [
+            ("database_url", url.clone()),
+            ("public_url", format!("http://{addr}")),
+            ("mail_dir", dir.join("mail").display().to_string()),
+            ("argon2_memory_kib", "256".into()),
+            ("argon2_iterations", "1".into()),
+            ("jwt_private_key", base64::engine::general_purpose::STANDARD.encode(TEST_SEED)),
+            ("log", "warn".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in overrides {
+            map.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::from_map(&map).expect("test config");
+        let store = Store::connect_with_schema(&url, 5, schema.as_deref()).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let state = AppState::new(config, store.clone()).await.expect("state");
+        let router = app(state.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.ok();
+        });
+        TestApp { base: format!("http://{addr}"), client: reqwest::Client::new(), state, store, _dir: TempDir(dir) }
+    }
+
+    /// `path` under the `/api/v2` prefix.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v2{}", self.base, path)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Resp { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> Resp {
+        let mut req = self.client.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    /// Posts raw bytes with a content type of the test's choosing.
+    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: impl Into<reqwest::Body>) -> Resp {
+        let mut req = self.client.post(self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        self.send(req).await
+    }
+
+    /// Registers an owner with the test password; returns the token pair.
+    pub async fn register(&self, email: &str) -> Value {
+        let r = self
+            .post("/auth/register", json!({"email": email, "password": PASSWORD, "full_name": "Test User"}), None)
+            .await;
+        assert_eq!(r.status, 201, "register: {}", r.body);
+        r.body
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Resp {
+        self.post("/auth/login", json!({"email": email, "password": password}), None).await
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.store.scalar_i64(sql).await.expect("count query")
+    }
+}
+
+pub fn token(pair: &Value, field: &str) -> String {
+    pair[field].as_str().unwrap_or_else(|| panic!("no {field} in {pair}")).to_owned()
+}

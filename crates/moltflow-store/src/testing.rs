@@ -1,0 +1,18 @@
+//! Test support: raw statements for assertions that no API exposes ("nothing was written") and
+//! for moving rows back in time. Compiled only with the `testing` feature.
+
+use crate::{Result, Store, on_conn};
+
+impl Store {
+    /// `SELECT COUNT(*) …` or any query returning one integer.
+    pub async fn scalar_i64(&self, sql: &str) -> Result<i64> {
+        let mut conn = self.conn().await?;
+        on_conn!(&mut conn, c => sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(c).await)
+    }
+
+    /// Runs a statement; returns the rows it touched.
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64> {
+        let mut conn = self.conn().await?;
+        on_conn!(&mut conn, c => sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(c).await.map(|r| r.rows_affected()))
+    }
+}
