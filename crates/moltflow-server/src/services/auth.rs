@@ -38,11 +38,10 @@ pub fn validate_registration(req: RegisterRequest) -> ApiResult<NewAccount> {
         Some(t) => check_name(&mut checks, &["body", "tenant_name"], t, 100),
         None => full_name.clone(),
     };
-    if let (Some(password), Some(email)) = (&req.password, &email) {
-        if let Err(e) = check_new_password(password, email.as_str(), &[&full_name]) {
+    if let (Some(password), Some(email)) = (&req.password, &email)
+        && let Err(e) = check_new_password(password, email.as_str(), &[&full_name]) {
             checks.fail(&["body", "password"], e.to_string(), "value_error");
         }
-    }
     checks.finish()?;
     let email = email.ok_or_else(ApiError::internal)?;
     Ok(NewAccount { email, full_name, tenant_name, password: req.password })
