@@ -1,5 +1,6 @@
 //! MoltFlow's domain: values that are valid by construction and the rules that need no IO.
 
+pub mod api_key;
 pub mod clock;
 pub mod email;
 pub mod ids;

@@ -56,6 +56,62 @@ pub const CATALOGUE: &[ScopeInfo] = &[
     info("audit:read", "Read the audit log and consent records", false),
 ];
 
+/// Named starting points for a key's scopes (`GET /api-keys/scopes`).
+pub struct Preset {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub scopes: &'static [&'static str],
+}
+
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "read-only",
+        description: "Read everything, change nothing",
+        scopes: &[
+            "sessions:read",
+            "messages:read",
+            "groups:read",
+            "custom-groups:read",
+            "bulk-send:read",
+            "scheduled:read",
+            "leads:read",
+            "labels:read",
+            "webhooks:read",
+            "ai:read",
+            "reviews:read",
+            "a2a:read",
+            "account:read",
+            "settings:read",
+            "usage:read",
+            "billing:read",
+            "members:read",
+        ],
+    },
+    Preset {
+        name: "messaging",
+        description: "Send and read messages through connected sessions",
+        scopes: &["sessions:read", "messages:read", "messages:send", "groups:read", "labels:read", "usage:read"],
+    },
+    Preset {
+        name: "outreach",
+        description: "Run campaigns: bulk sends, schedules, custom groups and leads",
+        scopes: &[
+            "messages:send",
+            "custom-groups:manage",
+            "bulk-send:manage",
+            "scheduled:manage",
+            "leads:read",
+            "labels:read",
+            "usage:read",
+        ],
+    },
+    Preset {
+        name: "admin",
+        description: "Administer the tenant: settings, members, keys, usage and audit",
+        scopes: &["account:manage", "settings:manage", "members:manage", "usage:read", "billing:read", "audit:read"],
+    },
+];
+
 impl Scope {
     /// A catalogued scope by name (`*` is not a scope: see [`ScopeSet::parse_list`]).
     pub fn parse(name: &str) -> Option<Scope> {
@@ -152,6 +208,10 @@ impl ScopeSet {
         self.0 & scope.bit() != 0
     }
 
+    pub fn union(self, other: ScopeSet) -> Self {
+        ScopeSet(self.0 | other.0)
+    }
+
     pub fn intersect(self, other: ScopeSet) -> Self {
         ScopeSet(self.0 & other.0)
     }
@@ -203,6 +263,15 @@ mod tests {
         }
         assert!(member.contains(Scope::parse("messages:send").unwrap()));
         assert!(member.contains(Scope::parse("account:manage").unwrap()));
+    }
+
+    #[test]
+    fn presets_name_only_catalogued_scopes() {
+        for preset in PRESETS {
+            for name in preset.scopes {
+                assert!(Scope::parse(name).is_some(), "{} names {name}", preset.name);
+            }
+        }
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct Config {
     /// Multiplies every rate limit; 0 turns them off.
     pub rate_limit_scale: f64,
     pub trusted_proxies: Vec<IpNet>,
+    /// Requests a minute per principal, by plan (API.md §9), before scaling.
+    pub rate_limits: Vec<(String, u32)>,
     pub db_max_connections: u32,
     /// Password hashes computed at once; more wait their turn.
     pub hash_concurrency: usize,
@@ -102,9 +104,10 @@ impl Config {
         }
         let smtp_url = get("smtp_url");
         if let Some(u) = &smtp_url
-            && !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
-                return Err(err("smtp_url", "must start with smtp:// or smtps://"));
-            }
+            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+        {
+            return Err(err("smtp_url", "must start with smtp:// or smtps://"));
+        }
         let billing_provider = get("billing_provider").unwrap_or_else(|| "local".to_owned());
         if !matches!(billing_provider.as_str(), "local" | "stripe") {
             return Err(err("billing_provider", format!("must be local or stripe, got {billing_provider:?}")));
@@ -141,6 +144,12 @@ impl Config {
                 .map(|s| parse_cidr(s).ok_or_else(|| err("trusted_proxies", format!("not a CIDR or IP: {s:?}"))))
                 .collect::<Result<_, _>>()?,
         };
+        let rate_limits = match get("rate_limits") {
+            None => crate::auth::rate_limit::PLAN_RATES.iter().map(|(p, n)| ((*p).to_owned(), *n)).collect(),
+            Some(v) => parse_rate_limits(&v).ok_or_else(|| {
+                err("rate_limits", format!("expected plan=requests_per_minute pairs like free=60,pro=600, got {v:?}"))
+            })?,
+        };
         let number = |k: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
             match get(k) {
                 None => Ok(default),
@@ -160,9 +169,10 @@ impl Config {
         let stripe_api_base = get("stripe_api_base").unwrap_or_else(|| "https://api.stripe.com".to_owned());
         let plans_file = get("plans_file").map(PathBuf::from);
         if let Some(p) = &plans_file
-            && !p.is_file() {
-                return Err(err("plans_file", format!("no such file: {}", p.display())));
-            }
+            && !p.is_file()
+        {
+            return Err(err("plans_file", format!("no such file: {}", p.display())));
+        }
         Ok(Config {
             bind,
             database_url,
@@ -181,11 +191,27 @@ impl Config {
             log_format,
             rate_limit_scale,
             trusted_proxies,
+            rate_limits,
             db_max_connections: number("db_max_connections", 16, 1, 1000)? as u32,
             hash_concurrency: number("hash_concurrency", cores, 1, 256)? as usize,
             hash_params,
         })
     }
+}
+
+/// `free=60,pro=600`: every pair well formed, every rate ≥ 1.
+fn parse_rate_limits(v: &str) -> Option<Vec<(String, u32)>> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (plan, n) = pair.split_once('=')?;
+            let n: u32 = n.trim().parse().ok().filter(|n| *n >= 1)?;
+            let plan = plan.trim();
+            (!plan.is_empty()).then(|| (plan.to_owned(), n))
+        })
+        .collect::<Option<Vec<_>>>()
+        .filter(|pairs| !pairs.is_empty())
 }
 
 /// `10.0.0.0/8`, or a bare address meaning that one host.
@@ -236,6 +262,8 @@ mod tests {
             ("trusted_proxies", "10.0.0.0/99", "MOLTFLOW_TRUSTED_PROXIES"),
             ("billing_provider", "paypal", "MOLTFLOW_BILLING_PROVIDER"),
             ("public_url", "ftp://x", "MOLTFLOW_PUBLIC_URL"),
+            ("rate_limits", "free=fast", "MOLTFLOW_RATE_LIMITS"),
+            ("rate_limits", "free=0", "MOLTFLOW_RATE_LIMITS"),
         ] {
             let e = load(&[(k, v)]).unwrap_err();
             assert_eq!(e.variable, var);

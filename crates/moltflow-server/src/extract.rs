@@ -90,9 +90,10 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
         let (kind, field) = classify(&message);
         if let Some(field) = field.map(Value::String)
-            && loc.last() != Some(&field) {
-                loc.push(field);
-            }
+            && loc.last() != Some(&field)
+        {
+            loc.push(field);
+        }
         let mut it = item(&[], humanize(&message, kind), kind);
         it.loc = loc;
         ApiError::validation(vec![it])
@@ -198,6 +199,13 @@ pub struct Checks(Vec<moltflow_types::ValidationItem>);
 impl Checks {
     pub fn fail(&mut self, loc: &[&str], msg: impl Into<String>, kind: &str) {
         self.0.push(item(loc, msg, kind));
+    }
+
+    /// A failure at a location with list indexes (`["body", "scopes", 2]`).
+    pub fn fail_at(&mut self, loc: Vec<Value>, msg: impl Into<String>, kind: &str) {
+        let mut it = item(&[], msg, kind);
+        it.loc = loc;
+        self.0.push(it);
     }
 
     pub fn finish(self) -> Result<(), ApiError> {

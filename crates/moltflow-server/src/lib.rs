@@ -14,6 +14,7 @@ pub mod serve;
 pub mod services;
 pub mod state;
 pub mod telemetry;
+pub mod workers;
 
 pub use app::app;
 pub use config::Config;

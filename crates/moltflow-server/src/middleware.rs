@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use crate::auth::rate_limit;
 use crate::error::ApiError;
 use crate::request_id;
 
@@ -21,13 +22,20 @@ pub async fn observe(req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
-    let mut response = request_id::scope(id.clone(), async {
-        match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
-            Ok(response) => response,
-            Err(_) => ApiError::new(axum::http::StatusCode::GATEWAY_TIMEOUT, "timeout", "The request took too long")
-                .into_response(),
-        }
-    })
+    let mut response = request_id::scope(
+        id.clone(),
+        rate_limit::scope(async {
+            let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => {
+                    ApiError::new(axum::http::StatusCode::GATEWAY_TIMEOUT, "timeout", "The request took too long")
+                        .into_response()
+                }
+            };
+            rate_limit::apply_headers(response.headers_mut());
+            response
+        }),
+    )
     .instrument(span.clone())
     .await;
     if let Ok(value) = HeaderValue::from_str(&id) {

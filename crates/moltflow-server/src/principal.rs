@@ -6,11 +6,16 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use moltflow_core::api_key::is_well_formed;
+use moltflow_core::clock::now_ms;
 use moltflow_core::scope::ScopeSet;
+use moltflow_core::secret::{constant_time_eq, sha256_hex};
 use moltflow_core::{Role, Scope};
 use moltflow_store::accounts::UserRow;
 
+use crate::auth::cache::Member;
 use crate::auth::jwt::TokenError;
+use crate::auth::rate_limit;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -22,7 +27,10 @@ pub enum Credential {
 
 #[derive(Clone, Debug)]
 pub struct Principal {
+    /// The user, or for a key the user who created it.
     pub user: Arc<UserRow>,
+    /// The tenant's plan as of the last second.
+    pub plan_id: String,
     pub role: Role,
     /// What the caller may do, with implied scopes expanded.
     pub scopes: ScopeSet,
@@ -69,24 +77,54 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(key) = parts.headers.get("x-api-key") {
-            let key = key.to_str().map_err(|_| invalid_api_key())?;
-            return authenticate_api_key(state, key.trim()).await;
-        }
-        let Some(value) = parts.headers.get(AUTHORIZATION) else {
-            return Err(ApiError::not_authenticated());
+        let principal = authenticate(parts, state).await?;
+        let id = match &principal.credential {
+            Credential::Session { .. } => &principal.user.id,
+            Credential::ApiKey { key_id } => key_id,
         };
-        let value = value.to_str().map_err(|_| invalid_token())?;
-        let (scheme, token) = value.trim().split_once(' ').ok_or_else(invalid_token)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(invalid_token());
+        match state.limits.principal.check(id, &principal.plan_id) {
+            None => {}
+            Some(Ok(info)) => rate_limit::record(info),
+            Some(Err((info, wait))) => {
+                rate_limit::record(info);
+                return Err(ApiError::too_many(
+                    "rate_limited",
+                    format!("Rate limit of {} requests a minute exceeded", info.limit),
+                    wait,
+                ));
+            }
         }
-        let token = token.trim();
-        if token.starts_with("mf_") {
-            return authenticate_api_key(state, token).await;
-        }
-        authenticate_access_token(state, token).await
+        Ok(principal)
     }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    if let Some(key) = parts.headers.get("x-api-key") {
+        let key = key.to_str().map_err(|_| invalid_api_key())?;
+        return authenticate_api_key(state, key.trim()).await;
+    }
+    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        return Err(ApiError::not_authenticated());
+    };
+    let value = value.to_str().map_err(|_| invalid_token())?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(invalid_token)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(invalid_token());
+    }
+    let token = token.trim();
+    if token.starts_with("mf_") {
+        return authenticate_api_key(state, token).await;
+    }
+    authenticate_access_token(state, token).await
+}
+
+fn state_unavailable(e: Arc<moltflow_store::DbError>) -> ApiError {
+    tracing::error!(error = %e, "loading credentials");
+    ApiError::unavailable("Authentication is temporarily unavailable")
+}
+
+fn role_of(member: &Member) -> ApiResult<Role> {
+    member.user.role.parse().map_err(|_| ApiError::internal())
 }
 
 fn invalid_token() -> ApiError {
@@ -109,19 +147,17 @@ async fn authenticate_access_token(state: &AppState, token: &str) -> ApiResult<P
             claims
         }
     };
-    let session = state.auth_cache.session(&state.store, &claims.sid).await.map_err(|e| {
-        tracing::error!(error = %e, "loading session");
-        ApiError::unavailable("Authentication is temporarily unavailable")
-    })?;
-    let user = match (&session.user, session.revoked) {
-        (Some(user), false) if user.id == claims.sub && user.tenant_id == claims.tid => user.clone(),
+    let session = state.auth_cache.session(&state.store, &claims.sid).await.map_err(state_unavailable)?;
+    let member = match (&session.member, session.revoked) {
+        (Some(m), false) if m.user.id == claims.sub && m.user.tenant_id == claims.tid => m,
         _ => return Err(invalid_token()),
     };
-    let role: Role = user.role.parse().map_err(|_| ApiError::internal())?;
+    let role = role_of(member)?;
     Ok(Principal {
         scopes: role.scopes().expanded(),
         role,
-        user,
+        user: member.user.clone(),
+        plan_id: member.plan_id.clone(),
         credential: Credential::Session {
             session_id: claims.sid.clone(),
             method: session.method.clone(),
@@ -130,7 +166,86 @@ async fn authenticate_access_token(state: &AppState, token: &str) -> ApiResult<P
     })
 }
 
-/// API keys arrive with issue 4; until then no key exists, so every key is refused as invalid.
-async fn authenticate_api_key(_state: &AppState, _raw: &str) -> ApiResult<Principal> {
-    Err(invalid_api_key())
+/// A key is found by the SHA-256 of its secret (from memory when hot); it acts with its scopes
+/// intersected with its creator's current role.
+async fn authenticate_api_key(state: &AppState, raw: &str) -> ApiResult<Principal> {
+    if !is_well_formed(raw) {
+        return Err(invalid_api_key());
+    }
+    let hash = sha256_hex(raw);
+    let key =
+        state.auth_cache.api_key(&state.store, &hash).await.map_err(state_unavailable)?.ok_or_else(invalid_api_key)?;
+    let now = now_ms();
+    if key.revoked || key.previous_until.is_some_and(|until| until <= now) {
+        return Err(invalid_api_key());
+    }
+    if key.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::unauthorized("api_key_expired", "The API key has expired"));
+    }
+    let member = key.member.as_ref().filter(|m| m.user.tenant_id == key.tenant_id).ok_or_else(invalid_api_key)?;
+    // Found by an index lookup on the hash; compared again in constant time all the same.
+    if !constant_time_eq(key.stored_hash.as_bytes(), hash.as_bytes()) {
+        return Err(invalid_api_key());
+    }
+    let role = role_of(member)?;
+    state.last_used.note(&key);
+    Ok(Principal {
+        scopes: key.scopes.expanded().intersect(role.scopes().expanded()),
+        role,
+        user: member.user.clone(),
+        plan_id: member.plan_id.clone(),
+        credential: Credential::ApiKey { key_id: key.id.clone() },
+    })
 }
+
+/// A scope a route requires, as a type, so that the guard runs before the body is read: a caller
+/// without the scope gets `403` whatever it sent.
+pub trait ScopeGuard {
+    const SCOPE: &'static str;
+}
+
+/// The caller, authorised for `G::SCOPE`.
+pub struct Authorized<G>(pub Principal, std::marker::PhantomData<G>);
+
+impl<G> std::ops::Deref for Authorized<G> {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl<G: ScopeGuard + Send + Sync> FromRequestParts<AppState> for Authorized<G> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.require(G::SCOPE)?;
+        Ok(Authorized(principal, std::marker::PhantomData))
+    }
+}
+
+macro_rules! scope_guards {
+    ($($name:ident = $scope:literal),* $(,)?) => {
+        $(
+            #[doc = concat!("Requires `", $scope, "`.")]
+            pub struct $name;
+            impl ScopeGuard for $name {
+                const SCOPE: &'static str = $scope;
+            }
+        )*
+    };
+}
+
+scope_guards!(
+    AccountRead = "account:read",
+    AccountManage = "account:manage",
+    SettingsRead = "settings:read",
+    SettingsManage = "settings:manage",
+    UsageRead = "usage:read",
+    UsageWrite = "usage:write",
+    BillingRead = "billing:read",
+    BillingManage = "billing:manage",
+    MembersRead = "members:read",
+    MembersManage = "members:manage",
+    AuditRead = "audit:read",
+);

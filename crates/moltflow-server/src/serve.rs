@@ -1,14 +1,13 @@
 //! Running the service: connect, migrate, listen, and drain on SIGTERM / Ctrl-C.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use moltflow_store::Store;
+use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
 use crate::app::app;
 use crate::config::Config;
 use crate::state::AppState;
+use crate::workers;
 
 /// Opens the configured database and applies pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -23,24 +22,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|e| anyhow::anyhow!("MOLTFLOW_BIND: cannot listen on {}: {e}", config.bind))?;
-    let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let workers = workers::spawn(&state);
     tracing::info!(addr = %listener.local_addr()?, database = ?store.backend(), "moltflow listening");
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    housekeeping.abort();
-    tracing::info!("drained; shutting down");
+    tracing::info!("drained; flushing background work");
+    workers.shutdown().await;
     store.close().await;
     Ok(())
-}
-
-/// Periodic clean-up of in-memory limiter state.
-async fn housekeeping(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        state.limits.sweep();
-    }
 }
 
 async fn shutdown_signal() {

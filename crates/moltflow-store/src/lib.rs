@@ -6,6 +6,7 @@
 //! epoch milliseconds from Rust, `RETURNING` and `ON CONFLICT` only in forms both accept.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 mod db;
 pub mod sessions;

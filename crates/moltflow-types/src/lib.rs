@@ -2,10 +2,12 @@
 //!
 //! Requests refuse unknown fields (`422`), as the contract asks; responses are plain data.
 
+pub mod api_keys;
 pub mod auth;
 pub mod error;
 pub mod ops;
 
+pub use api_keys::*;
 pub use auth::*;
 pub use error::*;
 pub use ops::*;

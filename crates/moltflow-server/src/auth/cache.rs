@@ -1,29 +1,64 @@
-//! What keeps authentication off the database: verified access tokens (until they expire) and
-//! session states (for one second, or until this node revokes them). Another node's revocation
-//! therefore reaches this one within a second; this node's own takes effect on the next request.
+//! What keeps authentication off the database: verified access tokens (until they expire), and
+//! session and API-key states (for one second, or until this node revokes them). Another node's
+//! revocation therefore reaches this one within a second; this node's own takes effect on the very
+//! next request, even one whose state was being loaded while the revocation committed (the
+//! `revoked` set is checked after every load).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use moltflow_core::clock::now_ms;
-use moltflow_store::Store;
-use moltflow_store::accounts::{UserRow, find_user};
+use moltflow_core::scope::ScopeSet;
+use moltflow_store::accounts::{UserRow, find_tenant, find_user};
+use moltflow_store::api_keys::find_api_key_by_hash;
 use moltflow_store::sessions::find_session;
+use moltflow_store::{AsDbConn, DbError, Store};
 
 use super::jwt::{ACCESS_TOKEN_SECONDS, Claims};
 
-/// A session as authentication needs it: live or not, and its user as of now.
+/// How long a session or key state is trusted before it is read again.
+const STATE_TTL: Duration = Duration::from_secs(1);
+
+/// A user with the plan of its tenant, as of the last load.
+#[derive(Debug)]
+pub struct Member {
+    pub user: Arc<UserRow>,
+    pub plan_id: String,
+}
+
+/// A session as authentication needs it.
 #[derive(Debug)]
 pub struct SessionState {
     pub revoked: bool,
-    pub user: Option<Arc<UserRow>>,
+    pub member: Option<Member>,
     pub method: String,
     pub created_at: i64,
+}
+
+/// An API key as authentication needs it, relative to the secret that found it.
+#[derive(Debug)]
+pub struct KeyState {
+    pub id: String,
+    pub tenant_id: String,
+    /// The stored hash the presented secret matched.
+    pub stored_hash: String,
+    pub scopes: ScopeSet,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+    /// Found through the previous secret of a rotation: valid until this time only.
+    pub previous_until: Option<i64>,
+    pub member: Option<Member>,
+    /// Last use written (or about to be): `last_used_at` is written at most once a minute.
+    pub last_used_at: AtomicI64,
 }
 
 pub struct AuthCache {
     tokens: moka::sync::Cache<Arc<str>, Arc<Claims>>,
     sessions: moka::future::Cache<String, Arc<SessionState>>,
+    keys: moka::future::Cache<String, Option<Arc<KeyState>>>,
+    /// Session ids and key hashes revoked on this node recently.
+    revoked: moka::sync::Cache<String, ()>,
 }
 
 impl Default for AuthCache {
@@ -35,11 +70,23 @@ impl Default for AuthCache {
                 .build(),
             sessions: moka::future::Cache::builder()
                 .max_capacity(200_000)
-                .time_to_live(Duration::from_secs(1))
+                .time_to_live(STATE_TTL)
                 .support_invalidation_closures()
                 .build(),
+            keys: moka::future::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(STATE_TTL)
+                .support_invalidation_closures()
+                .build(),
+            revoked: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(STATE_TTL * 5).build(),
         }
     }
+}
+
+async fn load_member(c: &mut impl AsDbConn, user_id: &str) -> Result<Option<Member>, DbError> {
+    let Some(user) = find_user(c, user_id).await? else { return Ok(None) };
+    let plan_id = find_tenant(c, &user.tenant_id).await?.map(|t| t.plan_id).unwrap_or_else(|| "free".to_owned());
+    Ok(Some(Member { user: Arc::new(user), plan_id }))
 }
 
 impl AuthCache {
@@ -53,43 +100,105 @@ impl AuthCache {
     }
 
     /// The session's state, from memory or (once per second per session) from the database.
-    pub async fn session(
-        &self,
-        store: &Store,
-        session_id: &str,
-    ) -> Result<Arc<SessionState>, Arc<moltflow_store::DbError>> {
-        self.sessions
+    pub async fn session(&self, store: &Store, session_id: &str) -> Result<Arc<SessionState>, Arc<DbError>> {
+        let state = self
+            .sessions
             .try_get_with_by_ref(session_id, async {
                 let mut conn = store.conn().await?;
                 let Some(session) = find_session(&mut conn, session_id).await? else {
                     return Ok(Arc::new(SessionState {
                         revoked: true,
-                        user: None,
+                        member: None,
                         method: String::new(),
                         created_at: 0,
                     }));
                 };
-                let user = find_user(&mut conn, &session.user_id).await?.map(Arc::new);
-                Ok::<_, moltflow_store::DbError>(Arc::new(SessionState {
+                let member = load_member(&mut conn, &session.user_id).await?;
+                Ok::<_, DbError>(Arc::new(SessionState {
                     revoked: session.revoked_at.is_some(),
-                    user,
+                    member,
                     method: session.method,
                     created_at: session.created_at,
                 }))
             })
-            .await
+            .await?;
+        if !state.revoked && self.revoked.contains_key(session_id) {
+            return Ok(Arc::new(SessionState { revoked: true, member: None, method: String::new(), created_at: 0 }));
+        }
+        Ok(state)
     }
 
-    /// Forgets sessions so that their next request reads the database (after a revocation).
+    /// The key found by the SHA-256 of a presented secret (None: no such key).
+    pub async fn api_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, Arc<DbError>> {
+        if self.revoked.contains_key(hash) {
+            return Ok(None);
+        }
+        let state = self
+            .keys
+            .try_get_with_by_ref(hash, async {
+                let mut conn = store.conn().await?;
+                let Some(row) = find_api_key_by_hash(&mut conn, hash).await? else { return Ok(None) };
+                let member = load_member(&mut conn, &row.created_by).await?;
+                let via_previous = row.key_hash != hash;
+                let stored_hash =
+                    if via_previous { row.previous_key_hash.clone().unwrap_or_default() } else { row.key_hash.clone() };
+                Ok::<_, DbError>(Some(Arc::new(KeyState {
+                    stored_hash,
+                    scopes: ScopeSet::from_names(row.scopes.split_whitespace()),
+                    expires_at: row.expires_at,
+                    revoked: row.revoked_at.is_some(),
+                    previous_until: via_previous.then_some(row.previous_expires_at.unwrap_or(0)),
+                    member,
+                    last_used_at: AtomicI64::new(row.last_used_at.unwrap_or(0)),
+                    id: row.id,
+                    tenant_id: row.tenant_id,
+                })))
+            })
+            .await?;
+        if self.revoked.contains_key(hash) {
+            return Ok(None);
+        }
+        Ok(state)
+    }
+
+    /// Forgets sessions after revoking them: their next request is refused on this node.
     pub async fn forget_sessions(&self, ids: &[String]) {
         for id in ids {
+            self.revoked.insert(id.clone(), ());
             self.sessions.invalidate(id).await;
         }
     }
 
-    /// Forgets every cached session of a user (after a change to the user).
+    /// Forgets key secrets (by hash) that no longer work.
+    pub async fn forget_key_hashes(&self, hashes: &[String]) {
+        for hash in hashes {
+            self.revoked.insert(hash.clone(), ());
+            self.keys.invalidate(hash).await;
+        }
+    }
+
+    /// Re-reads a key secret's state on its next use (after a rotation changed its meaning).
+    pub async fn reload_key_hash(&self, hash: &str) {
+        self.keys.invalidate(hash).await;
+    }
+
+    /// Forgets every cached session and key of a user (after a change to the user or its tenant).
     pub fn forget_user(&self, user_id: &str) {
-        let user_id = user_id.to_owned();
-        let _ = self.sessions.invalidate_entries_if(move |_, s| s.user.as_ref().is_some_and(|u| u.id == user_id));
+        let owner = user_id.to_owned();
+        let _ = self.sessions.invalidate_entries_if(move |_, s| s.member.as_ref().is_some_and(|m| m.user.id == owner));
+        let owner = user_id.to_owned();
+        let _ = self.keys.invalidate_entries_if(move |_, k| {
+            k.as_ref().and_then(|k| k.member.as_ref()).is_some_and(|m| m.user.id == owner)
+        });
+    }
+
+    /// Forgets every cached session and key of a tenant (after a plan change).
+    pub fn forget_tenant(&self, tenant_id: &str) {
+        let tenant = tenant_id.to_owned();
+        let _ = self
+            .sessions
+            .invalidate_entries_if(move |_, s| s.member.as_ref().is_some_and(|m| m.user.tenant_id == tenant));
+        let tenant = tenant_id.to_owned();
+        let _ = self.keys.invalidate_entries_if(move |_, k| k.as_ref().is_some_and(|k| k.tenant_id == tenant));
     }
 }

@@ -1,7 +1,9 @@
 //! Credentials: access tokens (JWT), password hashing, the caches that keep verification off the
-//! database, and login throttling.
+//! database, `last_used_at` bookkeeping, and rate limits.
 
 pub mod cache;
 pub mod jwt;
+pub mod last_used;
 pub mod password;
+pub mod rate_limit;
 pub mod throttle;

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{ClientMeta, JsonBody, OptionalJsonBody};
-use crate::principal::{Credential, Principal};
+use crate::principal::{AccountRead, Authorized, Credential, Principal};
 use crate::services;
 use crate::state::AppState;
 
@@ -73,8 +73,7 @@ async fn refresh(
     (status = 401, description = "Not authenticated, or bad credentials", body = ErrorBody),
     (status = 403, description = "Key lacks `account:read`", body = ErrorBody),
 ))]
-async fn me(principal: Principal) -> ApiResult<Json<MeResponse>> {
-    principal.require("account:read")?;
+async fn me(principal: Authorized<AccountRead>) -> ApiResult<Json<MeResponse>> {
     let user = &principal.user;
     let (method, api_key_id, session_id, scopes) = match &principal.credential {
         Credential::Session { session_id, .. } => ("jwt", None, Some(session_id.clone()), principal.role.scopes()),

@@ -8,6 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
+pub mod api_keys;
 pub mod auth;
 pub mod ops;
 
@@ -22,6 +23,7 @@ pub mod ops;
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "Sign-up, login, sessions"),
+        (name = "api-keys", description = "API keys and their scopes"),
         (name = "ops", description = "Health, metrics, keys and this document"),
     )
 )]
@@ -43,7 +45,7 @@ impl Modify for SecuritySchemes {
 
 /// Every route of the API with its description.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(auth::routes()).merge(ops::routes())
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(auth::routes()).merge(api_keys::routes()).merge(ops::routes())
 }
 
 /// The OpenAPI document, serialised once.

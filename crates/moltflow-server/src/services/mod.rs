@@ -1,5 +1,6 @@
 //! Use cases: each function decides and runs one transaction; handlers only parse and answer.
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod sessions;

@@ -21,6 +21,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: AppState,
     pub store: Store,
+    _workers: moltflow_server::workers::Workers,
     _dir: TempDir,
 }
 
@@ -99,11 +100,19 @@ impl TestApp {
         let store = Store::connect_with_schema(&url, 5, schema.as_deref()).await.expect("connect");
         store.migrate().await.expect("migrate");
         let state = AppState::new(config, store.clone()).await.expect("state");
+        let workers = moltflow_server::workers::spawn(&state);
         let router = app(state.clone());
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.ok();
         });
-        TestApp { base: format!("http://{addr}"), client: reqwest::Client::new(), state, store, _dir: TempDir(dir) }
+        TestApp {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            state,
+            store,
+            _workers: workers,
+            _dir: TempDir(dir),
+        }
     }
 
     /// `path` under the `/api/v2` prefix.
@@ -161,6 +170,40 @@ impl TestApp {
 
     pub async fn login(&self, email: &str, password: &str) -> Resp {
         self.post("/auth/login", json!({"email": email, "password": password}), None).await
+    }
+
+    /// A request with `X-API-Key`.
+    pub async fn with_key(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> Resp {
+        let mut req = self.client.request(method, self.url(path)).header("x-api-key", key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
+    }
+
+    /// Creates an API key as the holder of `access_token`; returns the create response body.
+    pub async fn create_key(&self, access_token: &str, scopes: &[&str]) -> Value {
+        let r = self.post("/api-keys", json!({"name": "test key", "scopes": scopes}), Some(access_token)).await;
+        assert_eq!(r.status, 201, "create key: {}", r.body);
+        r.body
+    }
+
+    /// Registers a second user into `owner`'s tenant with `role` (SQL: invitations come later).
+    pub async fn add_member(&self, owner_pair: &Value, email: &str, role: &str) -> Value {
+        let pair = self.register(email).await;
+        let tenant = owner_pair["user"]["tenant_id"].as_str().unwrap();
+        let user = pair["user"]["id"].as_str().unwrap();
+        let old_tenant = pair["user"]["tenant_id"].as_str().unwrap();
+        self.store
+            .execute_raw(&format!("UPDATE users SET tenant_id = '{tenant}', role = '{role}' WHERE id = '{user}'"))
+            .await
+            .unwrap();
+        self.store
+            .execute_raw(&format!("UPDATE sessions SET tenant_id = '{tenant}' WHERE user_id = '{user}'"))
+            .await
+            .unwrap();
+        self.store.execute_raw(&format!("DELETE FROM tenants WHERE id = '{old_tenant}'")).await.unwrap();
+        self.login(email, PASSWORD).await.body
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

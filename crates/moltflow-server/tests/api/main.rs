@@ -2,6 +2,7 @@
 
 mod common;
 
+mod api_keys;
 mod auth_login;
 mod auth_register;
 mod auth_sessions;

@@ -1,0 +1,45 @@
+//! Background work beside the HTTP server: the `last_used_at` writer and periodic housekeeping.
+//! `shutdown` stops them after the HTTP drain and lets each write what it holds.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::last_used;
+use crate::state::AppState;
+
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+pub fn spawn(state: &AppState) -> Workers {
+    let (stop, stopped) = watch::channel(false);
+    let mut handles = Vec::new();
+    if let Some(rx) = state.last_used.take_receiver() {
+        handles.push(tokio::spawn(last_used::run(state.store.clone(), rx, stopped.clone())));
+    }
+    handles.push(tokio::spawn(housekeeping(state.clone(), stopped)));
+    Workers { stop, handles }
+}
+
+impl Workers {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for handle in self.handles {
+            let _ = handle.await;
+        }
+    }
+}
+
+/// Periodic clean-up of in-memory limiter state.
+async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => state.limits.sweep(),
+            _ = stop.changed() => return,
+        }
+    }
+}

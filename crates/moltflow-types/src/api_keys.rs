@@ -1,0 +1,89 @@
+//! API key bodies (API.md §5).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "outreach-bot", "scopes": ["messages:send", "custom-groups:manage", "bulk-send:manage"], "expires_in_days": 90}))]
+pub struct CreateApiKeyRequest {
+    /// 1–100 characters.
+    pub name: String,
+    /// Catalogued scopes (or `*`), unique, at least one; none beyond the caller's own.
+    pub scopes: Vec<String>,
+    /// 1–3650; omitted or null: the key never expires.
+    #[serde(default)]
+    pub expires_in_days: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"grace_period_minutes": 60}))]
+pub struct RotateApiKeyRequest {
+    /// 0–1440 (default 0): how long the old secret keeps working.
+    #[serde(default)]
+    pub grace_period_minutes: Option<i64>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a6c1-…", "name": "outreach-bot", "key_prefix": "mf_abc1",
+    "scopes": ["messages:send", "custom-groups:manage", "bulk-send:manage"],
+    "expires_at": "2027-02-22T10:00:00Z", "created_at": "2026-11-24T10:00:00Z", "last_used_at": null,
+    "is_active": true, "revoked_at": null, "created_by": "0193a6c0-…"
+}))]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    /// The first 7 characters of the key.
+    pub key_prefix: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    /// False once revoked or expired.
+    pub is_active: bool,
+    pub revoked_at: Option<String>,
+    /// The user who created the key.
+    pub created_by: String,
+}
+
+/// A key with its secret: returned by create and rotate only.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a6c1-…", "name": "outreach-bot", "key_prefix": "mf_abc1",
+    "raw_key": "mf_abc1234567890abcdefABCDEF1234567890abcdefgh",
+    "scopes": ["messages:send"], "expires_at": null, "created_at": "2026-11-24T10:00:00Z", "last_used_at": null,
+    "is_active": true, "revoked_at": null, "created_by": "0193a6c0-…"
+}))]
+pub struct ApiKeyWithSecret {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// Shown once: store it now.
+    pub raw_key: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct ScopeEntry {
+    pub scope: String,
+    pub resource: String,
+    pub action: String,
+    pub description: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct ScopePreset {
+    pub name: String,
+    pub description: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({
+    "scopes": [{"scope": "messages:send", "resource": "messages", "action": "send", "description": "Send messages"}],
+    "presets": [{"name": "messaging", "description": "Send and read messages", "scopes": ["messages:send"]}]
+}))]
+pub struct ScopeCatalogue {
+    pub scopes: Vec<ScopeEntry>,
+    pub presets: Vec<ScopePreset>,
+}
