@@ -226,3 +226,46 @@ pub fn check_name(checks: &mut Checks, loc: &[&str], raw: &str, max: usize) -> S
     }
     name
 }
+
+/// Query-string parameters, checked one by one so that a bad value answers `422` at
+/// `["query", name]`. Unknown parameters are ignored, as FastAPI does.
+pub struct QueryParams(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        Ok(QueryParams(form_urlencoded::parse(query.as_bytes()).into_owned().collect()))
+    }
+}
+
+impl QueryParams {
+    /// The last value given for `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// An integer within `min..=max`, or `default` when absent.
+    pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+        let Some(raw) = self.get(name) else { return Ok(default) };
+        let loc = ["query", name];
+        let n: i64 =
+            raw.trim().parse().map_err(|_| ApiError::invalid(&loc, "Input should be a valid integer", "int_type"))?;
+        if n < min {
+            return Err(ApiError::invalid(
+                &loc,
+                format!("Input should be greater than or equal to {min}"),
+                "greater_than_equal",
+            ));
+        }
+        if n > max {
+            return Err(ApiError::invalid(
+                &loc,
+                format!("Input should be less than or equal to {max}"),
+                "less_than_equal",
+            ));
+        }
+        Ok(n)
+    }
+}

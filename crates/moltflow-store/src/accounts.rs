@@ -74,3 +74,40 @@ pub async fn find_user_by_email(c: &mut impl AsDbConn, email: &str) -> Result<Op
     const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
     on_conn!(c, c => sqlx::query_as::<_, UserRow>(SQL).bind(email).fetch_optional(c).await)
 }
+
+/// Users of a tenant, oldest first.
+#[instrument(skip_all)]
+pub async fn list_tenant_users(c: &mut impl AsDbConn, tenant_id: &str) -> Result<Vec<UserRow>> {
+    const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE tenant_id = $1 ORDER BY created_at, id");
+    on_conn!(c, c => sqlx::query_as::<_, UserRow>(SQL).bind(tenant_id).fetch_all(c).await)
+}
+
+/// A user of a tenant (another tenant's id finds nothing).
+#[instrument(skip_all)]
+pub async fn find_tenant_user(c: &mut impl AsDbConn, tenant_id: &str, user_id: &str) -> Result<Option<UserRow>> {
+    const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE tenant_id = $1 AND id = $2");
+    on_conn!(c, c => sqlx::query_as::<_, UserRow>(SQL).bind(tenant_id).bind(user_id).fetch_optional(c).await)
+}
+
+/// How many owners a tenant has.
+#[instrument(skip_all)]
+pub async fn count_owners(c: &mut impl AsDbConn, tenant_id: &str) -> Result<i64> {
+    on_conn!(c, c => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND role = 'owner'")
+        .bind(tenant_id).fetch_one(c).await)
+}
+
+#[instrument(skip_all)]
+pub async fn update_user_role(c: &mut impl AsDbConn, user_id: &str, role: &str, at: i64) -> Result<()> {
+    on_conn!(c, c => sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
+        .bind(user_id).bind(role).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Deletes a user; sessions, refresh tokens and keys go with it.
+#[instrument(skip_all)]
+pub async fn delete_user(c: &mut impl AsDbConn, user_id: &str) -> Result<()> {
+    on_conn!(c, c => sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(user_id).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}

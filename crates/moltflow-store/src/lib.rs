@@ -11,6 +11,7 @@ pub mod audit;
 mod db;
 pub mod sessions;
 pub mod signing_keys;
+pub mod tenant;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -6,8 +6,10 @@ pub mod api_keys;
 pub mod auth;
 pub mod error;
 pub mod ops;
+pub mod tenant;
 
 pub use api_keys::*;
 pub use auth::*;
 pub use error::*;
 pub use ops::*;
+pub use tenant::*;

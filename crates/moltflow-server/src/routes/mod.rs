@@ -11,6 +11,7 @@ use crate::state::AppState;
 pub mod api_keys;
 pub mod auth;
 pub mod ops;
+pub mod tenant;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +25,9 @@ pub mod ops;
     tags(
         (name = "auth", description = "Sign-up, login, sessions"),
         (name = "api-keys", description = "API keys and their scopes"),
+        (name = "tenant", description = "Tenant settings and GDPR consent records"),
+        (name = "members", description = "Team members and their roles"),
+        (name = "audit", description = "The audit log"),
         (name = "ops", description = "Health, metrics, keys and this document"),
     )
 )]
@@ -45,7 +49,11 @@ impl Modify for SecuritySchemes {
 
 /// Every route of the API with its description.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(auth::routes()).merge(api_keys::routes()).merge(ops::routes())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::routes())
+        .merge(api_keys::routes())
+        .merge(tenant::routes())
+        .merge(ops::routes())
 }
 
 /// The OpenAPI document, serialised once.

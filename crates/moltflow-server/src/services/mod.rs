@@ -3,4 +3,6 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod members;
 pub mod sessions;
+pub mod tenant;

@@ -110,6 +110,13 @@ const GUARDED: &[(&str, &str, &str)] = &[
     ("GET", "/api-keys/{id}", "account:manage"),
     ("DELETE", "/api-keys/{id}", "account:manage"),
     ("POST", "/api-keys/{id}/rotate", "account:manage"),
+    ("GET", "/tenant/settings", "settings:read"),
+    ("PATCH", "/tenant/settings", "settings:manage"),
+    ("GET", "/tenant/consents", "audit:read"),
+    ("GET", "/tenant/members", "members:read"),
+    ("PATCH", "/tenant/members/{id}", "members:manage"),
+    ("DELETE", "/tenant/members/{id}", "members:manage"),
+    ("GET", "/audit-logs", "audit:read"),
 ];
 
 #[tokio::test]
@@ -122,7 +129,7 @@ async fn every_guarded_route_refuses_a_key_without_its_scope() {
     let narrow = raw(&app.create_key(&at, &["messages:send"]).await);
     for (method, path, scope) in GUARDED {
         let path = path.replace("{id}", id);
-        let body = (*method == "POST").then(|| json!({"name": "x", "scopes": ["messages:send"]}));
+        let body = (*method != "GET" && *method != "DELETE").then(|| json!({"name": "x", "scopes": ["messages:send"]}));
         let r = app.with_key(method.parse().unwrap(), &path, &narrow, body).await;
         r.assert(403, "insufficient_scope");
         assert!(r.body["detail"].as_str().unwrap().contains(scope), "{method} {path}: {}", r.body);

@@ -9,3 +9,4 @@ mod auth_sessions;
 mod auth_tokens;
 mod errors;
 mod ops;
+mod tenant;

@@ -1,0 +1,127 @@
+//! `/tenant/*` and `/audit-logs` (API.md §8).
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use moltflow_types::{
+    AuditPage, ChangeRoleRequest, ConsentRecord, ErrorBody, TenantMember, TenantSettings, UpdateTenantSettings,
+    ValidationErrorBody,
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiResult;
+use crate::extract::{ClientMeta, JsonBody, QueryParams};
+use crate::principal::{AuditRead, Authorized, MembersManage, MembersRead, SettingsManage, SettingsRead};
+use crate::services::{audit, members, tenant};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_settings, update_settings))
+        .routes(routes!(list_consents))
+        .routes(routes!(list_members))
+        .routes(routes!(change_member_role, remove_member))
+        .routes(routes!(list_audit_logs))
+}
+
+/// The tenant's settings (any member, or `settings:read`).
+#[utoipa::path(get, path = "/tenant/settings", tag = "tenant", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = TenantSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+))]
+async fn get_settings(state: AppState, caller: Authorized<SettingsRead>) -> ApiResult<Json<TenantSettings>> {
+    Ok(Json(tenant::get_settings(&state, caller.tenant_id()).await?))
+}
+
+/// Change any subset of the settings (owner/admin, or `settings:manage`). A present
+/// `ai_consent_enabled` appends a GDPR consent record.
+#[utoipa::path(patch, path = "/tenant/settings", tag = "tenant", security(("bearer" = []), ("api_key" = [])),
+    request_body = UpdateTenantSettings, responses(
+    (status = 200, body = TenantSettings), (status = 401, body = ErrorBody),
+    (status = 403, description = "Members, and keys without `settings:manage`", body = ErrorBody),
+    (status = 422, body = ValidationErrorBody),
+))]
+async fn update_settings(
+    state: AppState,
+    caller: Authorized<SettingsManage>,
+    meta: ClientMeta,
+    JsonBody(patch): JsonBody<UpdateTenantSettings>,
+) -> ApiResult<Json<TenantSettings>> {
+    Ok(Json(tenant::update_settings(&state, &caller, patch, &meta).await?))
+}
+
+/// Consent records, newest first (owner/admin, or `audit:read`).
+#[utoipa::path(get, path = "/tenant/consents", tag = "tenant", security(("bearer" = []), ("api_key" = [])),
+    params(("limit" = Option<i64>, Query, description = "1–500, default 100")), responses(
+    (status = 200, body = Vec<ConsentRecord>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 422, body = ValidationErrorBody),
+))]
+async fn list_consents(
+    state: AppState,
+    caller: Authorized<AuditRead>,
+    query: QueryParams,
+) -> ApiResult<Json<Vec<ConsentRecord>>> {
+    let limit = query.int("limit", 100, 1, 500)?;
+    Ok(Json(tenant::consents(&state, caller.tenant_id(), limit).await?))
+}
+
+/// The tenant's users, oldest first.
+#[utoipa::path(get, path = "/tenant/members", tag = "members", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = Vec<TenantMember>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+))]
+async fn list_members(state: AppState, caller: Authorized<MembersRead>) -> ApiResult<Json<Vec<TenantMember>>> {
+    Ok(Json(members::list(&state, caller.tenant_id()).await?))
+}
+
+/// Change a member's role. Only an owner grants `owner` or `admin`; the last owner stays.
+#[utoipa::path(patch, path = "/tenant/members/{user_id}", tag = "members", security(("bearer" = []), ("api_key" = [])),
+    params(("user_id" = String, Path)), request_body = ChangeRoleRequest, responses(
+    (status = 200, body = TenantMember), (status = 401, body = ErrorBody),
+    (status = 403, description = "Not allowed for the caller's role (`owner_required`) or scope", body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, description = "`last_owner`", body = ErrorBody),
+    (status = 422, body = ValidationErrorBody),
+))]
+async fn change_member_role(
+    state: AppState,
+    caller: Authorized<MembersManage>,
+    meta: ClientMeta,
+    Path(user_id): Path<String>,
+    JsonBody(req): JsonBody<ChangeRoleRequest>,
+) -> ApiResult<Json<TenantMember>> {
+    Ok(Json(members::change_role(&state, &caller, &user_id, &req.role, &meta).await?))
+}
+
+/// Remove a member: their sessions and API keys stop working at once.
+#[utoipa::path(delete, path = "/tenant/members/{user_id}", tag = "members", security(("bearer" = []), ("api_key" = [])),
+    params(("user_id" = String, Path)), responses(
+    (status = 204, description = "Removed"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, description = "`last_owner`", body = ErrorBody),
+))]
+async fn remove_member(
+    state: AppState,
+    caller: Authorized<MembersManage>,
+    meta: ClientMeta,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    members::remove(&state, &caller, &user_id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The audit log, newest first, by pages (owner/admin, or `audit:read`).
+#[utoipa::path(get, path = "/audit-logs", tag = "audit", security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("limit" = Option<i64>, Query, description = "1–200, default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("action" = Option<String>, Query, description = "Only entries of this action, e.g. `login.failed`"),
+    ), responses(
+    (status = 200, body = AuditPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 422, body = ValidationErrorBody),
+))]
+async fn list_audit_logs(
+    state: AppState,
+    caller: Authorized<AuditRead>,
+    query: QueryParams,
+) -> ApiResult<Json<AuditPage>> {
+    let limit = query.int("limit", 50, 1, 200)?;
+    Ok(Json(audit::list(&state, caller.tenant_id(), limit, query.get("cursor"), query.get("action")).await?))
+}

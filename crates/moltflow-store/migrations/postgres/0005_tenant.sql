@@ -1,0 +1,36 @@
+-- Tenant settings, GDPR consent records (append-only: triggers refuse UPDATE and DELETE) and
+-- the index the audit log pages through.
+
+CREATE TABLE tenant_settings (
+    tenant_id                    TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+    allowed_numbers              TEXT NOT NULL DEFAULT '[]',
+    require_approval             BOOLEAN NOT NULL DEFAULT FALSE,
+    ai_consent_enabled           BOOLEAN NOT NULL DEFAULT FALSE,
+    chat_history_access_enabled  BOOLEAN NOT NULL DEFAULT FALSE,
+    updated_at                   BIGINT NOT NULL
+);
+
+-- No foreign key: a consent record outlives the tenant and user it names (proof of consent).
+CREATE TABLE consent_records (
+    id            TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL,
+    consent_type  TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    granted       BOOLEAN NOT NULL,
+    user_id       TEXT,
+    ip            TEXT,
+    user_agent    TEXT,
+    created_at    BIGINT NOT NULL
+);
+CREATE INDEX consent_records_tenant ON consent_records(tenant_id, id);
+
+CREATE FUNCTION consent_records_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'consent records are append-only';
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER consent_records_no_change BEFORE UPDATE OR DELETE ON consent_records
+    FOR EACH ROW EXECUTE FUNCTION consent_records_append_only();
+
+CREATE INDEX audit_logs_tenant_action ON audit_logs(tenant_id, action, id);
