@@ -5,9 +5,11 @@ pub mod clock;
 pub mod email;
 pub mod ids;
 pub mod password;
+pub mod plan;
 pub mod role;
 pub mod scope;
 pub mod secret;
+pub mod subscription;
 
 pub use email::Email;
 pub use role::Role;

@@ -44,6 +44,10 @@ pub struct Config {
     pub stripe_secret_key: Option<SecretString>,
     pub stripe_webhook_secret: Option<SecretString>,
     pub stripe_api_base: String,
+    /// How long one Stripe request may take before it is retried or given up.
+    pub stripe_timeout_ms: u64,
+    /// Origins (besides the public URL's) that checkout and portal may redirect to.
+    pub billing_redirect_origins: Vec<String>,
     pub plans_file: Option<PathBuf>,
     pub redis_url: Option<SecretString>,
     pub jwt_private_key: Option<SecretString>,
@@ -167,6 +171,21 @@ impl Config {
             parallelism: number("argon2_parallelism", defaults.parallelism.into(), 1, 16)? as u32,
         };
         let stripe_api_base = get("stripe_api_base").unwrap_or_else(|| "https://api.stripe.com".to_owned());
+        let billing_redirect_origins = match get("billing_redirect_origins") {
+            None => Vec::new(),
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    url::Url::parse(s)
+                        .ok()
+                        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                        .map(|u| u.origin().ascii_serialization())
+                        .ok_or_else(|| err("billing_redirect_origins", format!("not an http(s) origin: {s:?}")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
         let plans_file = get("plans_file").map(PathBuf::from);
         if let Some(p) = &plans_file
             && !p.is_file()
@@ -184,6 +203,8 @@ impl Config {
             stripe_secret_key: secret("stripe_secret_key"),
             stripe_webhook_secret: secret("stripe_webhook_secret"),
             stripe_api_base,
+            stripe_timeout_ms: number("stripe_timeout_ms", 10_000, 100, 120_000)?,
+            billing_redirect_origins,
             plans_file,
             redis_url: secret("redis_url"),
             jwt_private_key: secret("jwt_private_key"),

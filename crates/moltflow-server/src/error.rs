@@ -48,8 +48,14 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, code, detail)
     }
 
+    /// An unknown route.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "Not Found")
+    }
+
+    /// An unknown resource (or another tenant's): `404` naming what was looked for.
+    pub fn missing(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -14,6 +15,7 @@ pub mod serve;
 pub mod services;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 pub mod workers;
 
 pub use app::app;

@@ -4,6 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use moltflow_core::plan::PlanCatalogue;
 use moltflow_store::Store;
 
 use crate::auth::cache::AuthCache;
@@ -12,6 +13,7 @@ use crate::auth::last_used::LastUsed;
 use crate::auth::password::PasswordHasher;
 use crate::auth::rate_limit::PrincipalLimiter;
 use crate::auth::throttle::{IpLimiter, LoginLockout};
+use crate::billing::{PriceIds, Provider, plans_file, stripe::StripeClient};
 use crate::config::Config;
 use crate::telemetry;
 
@@ -42,8 +44,50 @@ impl Limits {
     }
 }
 
+/// Billing: the provider, Stripe prices by plan and cycle, and the local provider's portal
+/// sessions (token → tenant, kept in memory for an hour).
+pub struct Billing {
+    pub provider: Provider,
+    pub prices: PriceIds,
+    pub local_portals: moka::sync::Cache<String, String>,
+}
+
+impl Billing {
+    fn new(config: &Config, prices: PriceIds, plans: &PlanCatalogue) -> anyhow::Result<Billing> {
+        let provider = match (config.billing_provider.as_str(), &config.stripe_secret_key) {
+            ("stripe", Some(secret)) => {
+                for plan in plans.plans().iter().filter(|p| p.monthly.amount_cents > 0 || p.yearly.amount_cents > 0) {
+                    for cycle in ["monthly", "yearly"] {
+                        anyhow::ensure!(
+                            prices.contains_key(&(plan.plan_id.clone(), cycle.to_owned())),
+                            "MOLTFLOW_PLANS_FILE: plan {:?} has no stripe_price_id for {cycle} (needed with MOLTFLOW_BILLING_PROVIDER=stripe)",
+                            plan.plan_id
+                        );
+                    }
+                }
+                Provider::Stripe(StripeClient::new(
+                    &config.stripe_api_base,
+                    secret.clone(),
+                    std::time::Duration::from_millis(config.stripe_timeout_ms),
+                )?)
+            }
+            _ => Provider::Local,
+        };
+        Ok(Billing {
+            provider,
+            prices,
+            local_portals: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(3600))
+                .build(),
+        })
+    }
+}
+
 pub struct App {
     pub config: Config,
+    pub plans: Arc<PlanCatalogue>,
+    pub billing: Billing,
     pub store: Store,
     pub jwt: JwtKeys,
     pub hasher: PasswordHasher,
@@ -66,12 +110,22 @@ impl Deref for AppState {
 impl AppState {
     /// Builds the state over a migrated store: loads (or creates) the signing key.
     pub async fn new(config: Config, store: Store) -> anyhow::Result<AppState> {
+        crate::tls::install_crypto_provider();
         let jwt = JwtKeys::load_or_create(&store, config.jwt_private_key.as_ref(), &config.public_url).await?;
         let hasher = PasswordHasher::new(&config.hash_params, config.hash_concurrency)?;
         let limits = Limits::new(&config);
+        let (plans, prices) = match &config.plans_file {
+            Some(path) => {
+                plans_file::load(path).map_err(|e| anyhow::anyhow!("MOLTFLOW_PLANS_FILE: {}: {e:#}", path.display()))?
+            }
+            None => (PlanCatalogue::builtin(), PriceIds::new()),
+        };
+        let billing = Billing::new(&config, prices, &plans)?;
         Ok(AppState(Arc::new(App {
             jwt,
             hasher,
+            plans: Arc::new(plans),
+            billing,
             limits,
             auth_cache: AuthCache::default(),
             last_used: LastUsed::default(),

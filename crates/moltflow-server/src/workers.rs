@@ -38,7 +38,12 @@ async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
-            _ = tick.tick() => state.limits.sweep(),
+            _ = tick.tick() => {
+                state.limits.sweep();
+                if let Err(e) = crate::services::billing::end_due_local_subscriptions(&state).await {
+                    tracing::warn!(error = ?e.code, "ending due local subscriptions failed");
+                }
+            }
             _ = stop.changed() => return,
         }
     }

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod billing;
 mod db;
 pub mod sessions;
 pub mod signing_keys;

@@ -4,12 +4,14 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod billing;
 pub mod error;
 pub mod ops;
 pub mod tenant;
 
 pub use api_keys::*;
 pub use auth::*;
+pub use billing::*;
 pub use error::*;
 pub use ops::*;
 pub use tenant::*;

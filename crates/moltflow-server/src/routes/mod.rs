@@ -10,6 +10,7 @@ use crate::state::AppState;
 
 pub mod api_keys;
 pub mod auth;
+pub mod billing;
 pub mod ops;
 pub mod tenant;
 
@@ -28,6 +29,8 @@ pub mod tenant;
         (name = "tenant", description = "Tenant settings and GDPR consent records"),
         (name = "members", description = "Team members and their roles"),
         (name = "audit", description = "The audit log"),
+        (name = "billing", description = "Plans, subscription, checkout, portal, Stripe webhooks"),
+        (name = "billing-local", description = "Pages of the local billing provider"),
         (name = "ops", description = "Health, metrics, keys and this document"),
     )
 )]
@@ -53,6 +56,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(api_keys::routes())
         .merge(tenant::routes())
+        .merge(billing::routes())
         .merge(ops::routes())
 }
 

@@ -39,7 +39,7 @@ pub fn to_dto(row: &ApiKeyRow) -> ApiKey {
 }
 
 fn key_not_found() -> ApiError {
-    ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "API key not found")
+    ApiError::missing("API key")
 }
 
 /// Members see only the keys they created.

@@ -5,7 +5,7 @@ use moltflow_core::ids::new_id;
 use moltflow_core::password::check_new_password;
 use moltflow_core::{Email, Role};
 use moltflow_store::accounts::{TenantRow, UserRow, find_user_by_email, insert_tenant, insert_user};
-use moltflow_store::is_unique_violation;
+use moltflow_store::{Tx, is_unique_violation};
 use moltflow_types::{LoginRequest, RegisterRequest, TokenPair};
 
 use crate::error::{ApiError, ApiResult};
@@ -55,21 +55,25 @@ pub async fn register(app: &App, req: RegisterRequest, meta: &ClientMeta) -> Api
         .check(meta.ip)
         .map_err(|wait| ApiError::too_many("rate_limited", "Too many sign-ups from this address", wait))?;
     let account = validate_registration(req)?;
-    {
-        let mut conn = app.store.conn().await?;
-        if find_user_by_email(&mut conn, account.email.as_str()).await?.is_some() {
-            return Err(email_taken());
-        }
-    }
+    ensure_email_free(app, &account.email).await?;
     let password_hash = match &account.password {
         Some(p) => Some(app.hasher.hash(p).await?),
         None => None,
     };
-    let now = now_ms();
+    let (tenant, user) = account_rows(account, password_hash, now_ms());
+    let mut tx = app.store.begin().await?;
+    insert_account(&mut tx, &tenant, &user, meta).await?;
+    let opened = open_session(&mut tx, &user, "register", meta).await?;
+    tx.commit().await?;
+    token_pair(app, &user, opened)
+}
+
+/// The rows of a new tenant on the free plan and its owner.
+pub fn account_rows(account: NewAccount, password_hash: Option<String>, now: i64) -> (TenantRow, UserRow) {
     let tenant = TenantRow {
         id: new_id(),
         name: account.tenant_name,
-        plan_id: "free".to_owned(),
+        plan_id: moltflow_core::plan::DEFAULT_PLAN.to_owned(),
         created_at: now,
         updated_at: now,
     };
@@ -86,24 +90,35 @@ pub async fn register(app: &App, req: RegisterRequest, meta: &ClientMeta) -> Api
         created_at: now,
         updated_at: now,
     };
-    let mut tx = app.store.begin().await?;
-    insert_tenant(&mut tx, &tenant).await?;
-    insert_user(&mut tx, &user).await.map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
-    let opened = open_session(&mut tx, &user, "register", meta).await?;
+    (tenant, user)
+}
+
+/// Inserts a new tenant and its owner, audited; a taken email is `409 email_taken`.
+pub async fn insert_account(tx: &mut Tx, tenant: &TenantRow, user: &UserRow, meta: &ClientMeta) -> ApiResult<()> {
+    insert_tenant(tx, tenant).await?;
+    insert_user(tx, user).await.map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
     audit::record(
-        &mut tx,
+        tx,
         Entry {
             tenant_id: &tenant.id,
             actor: Actor::user(&user.id),
             action: "user.registered",
             target: Some(user.id.clone()),
             meta,
-            details: serde_json::json!({"email": user.email, "plan_id": "free"}),
+            details: serde_json::json!({"email": user.email, "plan_id": tenant.plan_id}),
         },
     )
     .await?;
-    tx.commit().await?;
-    token_pair(app, &user, opened)
+    Ok(())
+}
+
+/// `409 email_taken` when an account with this email exists.
+pub async fn ensure_email_free(app: &App, email: &Email) -> ApiResult<()> {
+    let mut conn = app.store.conn().await?;
+    if find_user_by_email(&mut conn, email.as_str()).await?.is_some() {
+        return Err(email_taken());
+    }
+    Ok(())
 }
 
 fn invalid_credentials() -> ApiError {

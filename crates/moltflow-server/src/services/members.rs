@@ -31,7 +31,7 @@ pub fn to_dto(u: &UserRow) -> TenantMember {
 }
 
 fn member_not_found() -> ApiError {
-    ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "Member not found")
+    ApiError::missing("Member")
 }
 
 fn last_owner() -> ApiError {

@@ -117,6 +117,10 @@ const GUARDED: &[(&str, &str, &str)] = &[
     ("PATCH", "/tenant/members/{id}", "members:manage"),
     ("DELETE", "/tenant/members/{id}", "members:manage"),
     ("GET", "/audit-logs", "audit:read"),
+    ("GET", "/billing/subscription", "billing:read"),
+    ("POST", "/billing/checkout", "billing:manage"),
+    ("POST", "/billing/portal", "billing:manage"),
+    ("POST", "/billing/cancel", "billing:manage"),
 ];
 
 #[tokio::test]

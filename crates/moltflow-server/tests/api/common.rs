@@ -72,6 +72,7 @@ impl TestApp {
     /// A test app with configuration overrides (`("rate_limit_scale", "0")`, …).
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
         backend_note();
+        moltflow_server::tls::install_crypto_provider();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("moltflow-test-{id}"));
         std::fs::create_dir_all(&dir).expect("temp dir");

@@ -7,6 +7,8 @@ mod auth_login;
 mod auth_register;
 mod auth_sessions;
 mod auth_tokens;
+mod billing;
 mod errors;
 mod ops;
+mod stripe_mock;
 mod tenant;

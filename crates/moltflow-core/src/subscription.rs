@@ -1,0 +1,179 @@
+//! The subscription state machine: which provider events move a subscription where, and what
+//! plan the tenant then has. Events carry their provider timestamp; an event older than the
+//! state it would overwrite is ignored, so out-of-order delivery never rolls state back.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    Incomplete,
+    Trialing,
+    Active,
+    PastDue,
+    Canceled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Incomplete => "incomplete",
+            Status::Trialing => "trialing",
+            Status::Active => "active",
+            Status::PastDue => "past_due",
+            Status::Canceled => "canceled",
+        }
+    }
+
+    /// Stripe's subscription statuses mapped onto ours (`unpaid` keeps access revoked like
+    /// `past_due`; `incomplete_expired` never started).
+    pub fn from_stripe(s: &str) -> Option<Status> {
+        Some(match s {
+            "incomplete" => Status::Incomplete,
+            "trialing" => Status::Trialing,
+            "active" => Status::Active,
+            "past_due" | "unpaid" | "paused" => Status::PastDue,
+            "canceled" | "incomplete_expired" => Status::Canceled,
+            _ => return None,
+        })
+    }
+
+    /// Whether the tenant has the subscribed plan's limits in this state.
+    pub fn grants_plan(self) -> bool {
+        matches!(self, Status::Trialing | Status::Active | Status::PastDue)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::from_stripe(s).filter(|st| st.as_str() == s).ok_or(())
+    }
+}
+
+/// What a provider event says about a subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A checkout finished: a (new) subscription exists; `paid` when the first invoice is paid.
+    CheckoutCompleted {
+        paid: bool,
+    },
+    /// The provider's view of the subscription (created or updated).
+    Updated {
+        status: Status,
+    },
+    /// The subscription ended.
+    Deleted,
+    InvoicePaid,
+    InvoicePaymentFailed,
+}
+
+/// The outcome of applying an event to the state it found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Move to this status.
+    Move(Status),
+    /// Nothing to change (stale, or no effect in this state).
+    Ignore,
+}
+
+/// The transition table. `current` is the stored status of the same subscription (None: none
+/// stored yet); `stale` is whether the event is older than the stored state.
+pub fn transition(current: Option<Status>, event: &Event, stale: bool) -> Outcome {
+    use Outcome::{Ignore, Move};
+    use Status::*;
+    if stale {
+        return Ignore;
+    }
+    match (current, event) {
+        // A canceled subscription stays canceled: a new one starts with a new checkout.
+        (Some(Canceled), Event::CheckoutCompleted { .. } | Event::Updated { .. } | Event::InvoicePaid) => Ignore,
+        (Some(Canceled), Event::InvoicePaymentFailed | Event::Deleted) => Ignore,
+        (_, Event::CheckoutCompleted { paid: true }) => Move(Active),
+        (None | Some(Incomplete), Event::CheckoutCompleted { paid: false }) => Move(Incomplete),
+        (Some(_), Event::CheckoutCompleted { paid: false }) => Ignore,
+        (_, Event::Updated { status }) => Move(*status),
+        (_, Event::Deleted) => Move(Canceled),
+        (None, Event::InvoicePaid | Event::InvoicePaymentFailed) => Ignore,
+        (Some(Incomplete | Trialing | Active | PastDue), Event::InvoicePaid) => Move(Active),
+        (Some(Trialing | Active | PastDue), Event::InvoicePaymentFailed) => Move(PastDue),
+        (Some(Incomplete), Event::InvoicePaymentFailed) => Ignore,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome::{Ignore, Move};
+    use super::Status::*;
+    use super::*;
+
+    /// Every status (and none) against every event kind.
+    #[test]
+    fn transition_table() {
+        let upd = |s| Event::Updated { status: s };
+        let paid = Event::CheckoutCompleted { paid: true };
+        let unpaid = Event::CheckoutCompleted { paid: false };
+        let table: &[(Option<Status>, Event, Outcome)] = &[
+            (None, paid.clone(), Move(Active)),
+            (None, unpaid.clone(), Move(Incomplete)),
+            (None, upd(Active), Move(Active)),
+            (None, upd(Trialing), Move(Trialing)),
+            (None, Event::Deleted, Move(Canceled)),
+            (None, Event::InvoicePaid, Ignore),
+            (None, Event::InvoicePaymentFailed, Ignore),
+            (Some(Incomplete), paid.clone(), Move(Active)),
+            (Some(Incomplete), unpaid.clone(), Move(Incomplete)),
+            (Some(Incomplete), Event::InvoicePaid, Move(Active)),
+            (Some(Incomplete), Event::InvoicePaymentFailed, Ignore),
+            (Some(Incomplete), upd(Active), Move(Active)),
+            (Some(Incomplete), Event::Deleted, Move(Canceled)),
+            (Some(Trialing), Event::InvoicePaid, Move(Active)),
+            (Some(Trialing), Event::InvoicePaymentFailed, Move(PastDue)),
+            (Some(Trialing), upd(Active), Move(Active)),
+            (Some(Trialing), Event::Deleted, Move(Canceled)),
+            (Some(Active), paid.clone(), Move(Active)),
+            (Some(Active), unpaid.clone(), Ignore),
+            (Some(Active), Event::InvoicePaid, Move(Active)),
+            (Some(Active), Event::InvoicePaymentFailed, Move(PastDue)),
+            (Some(Active), upd(PastDue), Move(PastDue)),
+            (Some(Active), upd(Canceled), Move(Canceled)),
+            (Some(Active), Event::Deleted, Move(Canceled)),
+            (Some(PastDue), Event::InvoicePaid, Move(Active)),
+            (Some(PastDue), Event::InvoicePaymentFailed, Move(PastDue)),
+            (Some(PastDue), upd(Active), Move(Active)),
+            (Some(PastDue), Event::Deleted, Move(Canceled)),
+            (Some(Canceled), paid.clone(), Ignore),
+            (Some(Canceled), upd(Active), Ignore),
+            (Some(Canceled), Event::InvoicePaid, Ignore),
+            (Some(Canceled), Event::InvoicePaymentFailed, Ignore),
+            (Some(Canceled), Event::Deleted, Ignore),
+        ];
+        for (current, event, expected) in table {
+            assert_eq!(transition(*current, event, false), *expected, "{current:?} + {event:?}");
+        }
+    }
+
+    #[test]
+    fn stale_events_never_change_state() {
+        for current in [None, Some(Active), Some(PastDue), Some(Canceled)] {
+            for event in [Event::Deleted, Event::InvoicePaid, Event::Updated { status: Active }] {
+                assert_eq!(transition(current, &event, true), Ignore);
+            }
+        }
+    }
+
+    #[test]
+    fn only_paying_states_grant_the_plan() {
+        assert!(Active.grants_plan() && Trialing.grants_plan() && PastDue.grants_plan());
+        assert!(!Incomplete.grants_plan() && !Canceled.grants_plan());
+        assert_eq!(Status::from_stripe("unpaid"), Some(PastDue));
+        assert_eq!(Status::from_stripe("bogus"), None);
+        assert_eq!("past_due".parse::<Status>(), Ok(PastDue));
+    }
+}

@@ -1,0 +1,61 @@
+//! Billing providers: `local` (checkout and portal are pages of this service) and `stripe` (the
+//! Stripe REST API). Both end in the same place: provider events applied by
+//! `services::billing::apply_event`.
+
+pub mod events;
+pub mod plans_file;
+pub mod signature;
+pub mod stripe;
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+
+use crate::error::ApiError;
+
+/// Stripe price ids by `(plan_id, billing_cycle)`.
+pub type PriceIds = HashMap<(String, String), String>;
+
+pub enum Provider {
+    Local,
+    Stripe(stripe::StripeClient),
+}
+
+impl Provider {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::Local => "local",
+            Provider::Stripe(_) => "stripe",
+        }
+    }
+}
+
+/// A provider call that did not succeed. Nothing local changes after one.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Timed out, unreachable or rate limited after retries: try again later.
+    #[error("billing provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider answered with an error.
+    #[error("billing provider error: {0}")]
+    Failed(String),
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(err: ProviderError) -> Self {
+        tracing::warn!(error = %err, "billing provider call failed");
+        match err {
+            ProviderError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "billing_unavailable",
+                "The billing provider is not reachable right now; nothing was changed, please retry",
+            )
+            .with_retry_after(5),
+            ProviderError::Failed(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "billing_provider_error",
+                "The billing provider refused the request; nothing was changed",
+            ),
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! `/billing/*` (API.md §6), and the local provider's checkout and portal pages.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use moltflow_core::clock::now_ms;
+use moltflow_types::{
+    CheckoutRequest, CheckoutResponse, ErrorBody, PlanView, PortalRequest, PortalResponse, SignupCheckoutRequest,
+    SignupCheckoutResponse, SubscriptionView, TokenPair, ValidationErrorBody, WebhookAck,
+};
+use secrecy::ExposeSecret;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::billing::{events, signature};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ClientMeta, JsonBody, OptionalJsonBody};
+use crate::principal::{Authorized, BillingManage, BillingRead};
+use crate::services::audit::Actor;
+use crate::services::billing::{self, SignupOutcome};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_plans))
+        .routes(routes!(get_subscription))
+        .routes(routes!(create_checkout))
+        .routes(routes!(create_portal))
+        .routes(routes!(cancel_subscription))
+        .routes(routes!(signup_checkout))
+        .routes(routes!(stripe_webhook))
+        .routes(routes!(local_checkout_page, local_checkout_pay))
+        .routes(routes!(local_portal_page, local_portal_cancel))
+}
+
+/// The plans on offer (public).
+#[utoipa::path(get, path = "/billing/plans", tag = "billing", responses((status = 200, body = Vec<PlanView>)))]
+async fn list_plans(state: AppState) -> Json<Vec<PlanView>> {
+    Json(state.plans.plans().iter().map(billing::plan_view).collect())
+}
+
+/// The tenant's plan, status, limits and usage.
+#[utoipa::path(get, path = "/billing/subscription", tag = "billing", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+))]
+async fn get_subscription(state: AppState, caller: Authorized<BillingRead>) -> ApiResult<Json<SubscriptionView>> {
+    Ok(Json(billing::subscription_view(&state, caller.tenant_id()).await?))
+}
+
+/// Start a checkout for a paid plan (owners, or `billing:manage`).
+#[utoipa::path(post, path = "/billing/checkout", tag = "billing", security(("bearer" = []), ("api_key" = [])),
+    request_body = CheckoutRequest, responses(
+    (status = 200, body = CheckoutResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, description = "Unknown plan (`plan_not_found`)", body = ErrorBody),
+    (status = 409, description = "`free_plan`, or `already_on_plan`", body = ErrorBody),
+    (status = 422, description = "Bad cycle, or a redirect URL off the allowed origins", body = ValidationErrorBody),
+    (status = 502, description = "The provider refused (`billing_provider_error`)", body = ErrorBody),
+    (status = 503, description = "The provider is unreachable (`billing_unavailable`)", body = ErrorBody),
+))]
+async fn create_checkout(
+    state: AppState,
+    caller: Authorized<BillingManage>,
+    meta: ClientMeta,
+    JsonBody(req): JsonBody<CheckoutRequest>,
+) -> ApiResult<Json<CheckoutResponse>> {
+    Ok(Json(billing::checkout(&state, &caller, req, &meta).await?))
+}
+
+/// A billing portal link (owners, or `billing:manage`).
+#[utoipa::path(post, path = "/billing/portal", tag = "billing", security(("bearer" = []), ("api_key" = [])),
+    request_body(content = Option<PortalRequest>), responses(
+    (status = 200, body = PortalResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 409, description = "Never checked out (`no_billing_customer`)", body = ErrorBody),
+    (status = 422, body = ValidationErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
+))]
+async fn create_portal(
+    state: AppState,
+    caller: Authorized<BillingManage>,
+    OptionalJsonBody(req): OptionalJsonBody<PortalRequest>,
+) -> ApiResult<Json<PortalResponse>> {
+    Ok(Json(billing::portal(&state, caller.tenant_id(), req.return_url.as_deref()).await?))
+}
+
+/// Cancel at the end of the period; the plan stays until then.
+#[utoipa::path(post, path = "/billing/cancel", tag = "billing", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 409, description = "Nothing to cancel (`no_subscription`)", body = ErrorBody),
+    (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
+))]
+async fn cancel_subscription(
+    state: AppState,
+    caller: Authorized<BillingManage>,
+    meta: ClientMeta,
+) -> ApiResult<Json<SubscriptionView>> {
+    let (kind, id) = caller.actor();
+    Ok(Json(billing::cancel(&state, caller.tenant_id(), Actor { kind, id: Some(id) }, &meta).await?))
+}
+
+/// Sign up with a plan: creates the tenant and owner like register; a paid plan answers a
+/// checkout, `free` a token pair (public).
+#[utoipa::path(post, path = "/billing/signup-checkout", tag = "billing", request_body = SignupCheckoutRequest, responses(
+    (status = 201, description = "Paid plan: a checkout for the new tenant", body = SignupCheckoutResponse),
+    (status = 201, description = "Free plan: signed in", body = TokenPair),
+    (status = 404, body = ErrorBody), (status = 409, description = "`email_taken`", body = ErrorBody),
+    (status = 422, body = ValidationErrorBody), (status = 429, body = ErrorBody),
+    (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
+))]
+async fn signup_checkout(
+    state: AppState,
+    meta: ClientMeta,
+    JsonBody(req): JsonBody<SignupCheckoutRequest>,
+) -> ApiResult<Response> {
+    Ok(match billing::signup_checkout(&state, req, &meta).await? {
+        SignupOutcome::Tokens(pair) => (StatusCode::CREATED, Json(pair)).into_response(),
+        SignupOutcome::Checkout(c) => (StatusCode::CREATED, Json(c)).into_response(),
+    })
+}
+
+/// Stripe events, verified by `Stripe-Signature`; each event id is applied once. Live only when
+/// `MOLTFLOW_STRIPE_WEBHOOK_SECRET` is set.
+#[utoipa::path(post, path = "/billing/webhook", tag = "billing", request_body(content = Object, content_type = "application/json"), responses(
+    (status = 200, body = WebhookAck),
+    (status = 400, description = "Missing or bad signature (`invalid_signature`), or not an event (`invalid_event`)", body = ErrorBody),
+    (status = 404, description = "No webhook secret configured", body = ErrorBody),
+))]
+async fn stripe_webhook(state: AppState, headers: HeaderMap, body: Bytes) -> ApiResult<Json<WebhookAck>> {
+    let Some(secret) = &state.config.stripe_webhook_secret else {
+        return Err(ApiError::missing("Webhook endpoint (no MOLTFLOW_STRIPE_WEBHOOK_SECRET configured)"));
+    };
+    let header = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
+    signature::verify(header, &body, secret.expose_secret(), now_ms() / 1000)
+        .map_err(|e| ApiError::bad_request("invalid_signature", format!("Webhook signature rejected: {e}")))?;
+    let event = events::parse_stripe(&body)
+        .map_err(|e| ApiError::bad_request("invalid_event", format!("Not a Stripe event: {e}")))?;
+    let duplicate = billing::apply_event(&state, &event).await?;
+    Ok(Json(WebhookAck { received: true, duplicate }))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}\
+         button{{font-size:1.1rem;padding:.6rem 1.4rem}}</style></head><body><h1>{t}</h1>{body}</body></html>",
+        t = escape(title)
+    ))
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
+}
+
+/// The local provider's checkout page, with its Pay button.
+#[utoipa::path(get, path = "/billing/local/checkout/{session_id}", tag = "billing-local",
+    params(("session_id" = String, Path)), responses((status = 200, content_type = "text/html", body = String), (status = 404, body = ErrorBody)))]
+async fn local_checkout_page(state: AppState, Path(session_id): Path<String>) -> ApiResult<Html<String>> {
+    let row = {
+        let mut conn = state.store.conn().await?;
+        moltflow_store::billing::find_checkout(&mut conn, &session_id).await?
+    };
+    let row = row.filter(|r| r.provider == "local").ok_or_else(|| ApiError::missing("Checkout session"))?;
+    let plan = state.plans.get(&row.plan_id).ok_or_else(|| ApiError::missing("Plan"))?;
+    let price = if row.billing_cycle == "yearly" { &plan.yearly } else { &plan.monthly };
+    if row.completed_at.is_some() {
+        return Ok(page("Already paid", "<p>This checkout is complete.</p>"));
+    }
+    Ok(page(
+        &format!("MoltFlow {}", plan.display_name),
+        &format!(
+            "<p>{} plan, billed {}: <strong>{}.{:02} {}</strong>.</p><p>Local billing provider: no card is charged.</p>\
+             <form method=\"post\"><button type=\"submit\">Pay</button></form>",
+            escape(&plan.display_name),
+            escape(&row.billing_cycle),
+            price.amount_cents / 100,
+            price.amount_cents % 100,
+            escape(&price.currency.to_uppercase())
+        ),
+    ))
+}
+
+/// Pay: completes the checkout through the same path as a Stripe `checkout.session.completed`.
+#[utoipa::path(post, path = "/billing/local/checkout/{session_id}", tag = "billing-local",
+    params(("session_id" = String, Path)), responses((status = 200, description = "Paid; HTML, or JSON with `Accept: application/json`"), (status = 404, body = ErrorBody)))]
+async fn local_checkout_pay(
+    state: AppState,
+    headers: HeaderMap,
+    Path(session_id): Path<String>,
+) -> ApiResult<Response> {
+    let row = billing::complete_local_checkout(&state, &session_id).await?;
+    if wants_json(&headers) {
+        let view = billing::subscription_view(&state, &row.tenant_id).await?;
+        return Ok(Json(view).into_response());
+    }
+    Ok(page(
+        "Payment received",
+        &format!("<p>Your tenant is now on the {} plan. You can close this page.</p>", escape(&row.plan_id)),
+    )
+    .into_response())
+}
+
+/// The local provider's billing portal.
+#[utoipa::path(get, path = "/billing/local/portal/{token}", tag = "billing-local",
+    params(("token" = String, Path)), responses((status = 200, content_type = "text/html", body = String), (status = 404, body = ErrorBody)))]
+async fn local_portal_page(state: AppState, Path(token): Path<String>) -> ApiResult<Html<String>> {
+    let tenant_id = state.billing.local_portals.get(&token).ok_or_else(|| ApiError::missing("Portal session"))?;
+    let view = billing::subscription_view(&state, &tenant_id).await?;
+    let action = if view.cancel_at_period_end || view.plan_id == moltflow_core::plan::DEFAULT_PLAN {
+        String::new()
+    } else {
+        "<form method=\"post\"><button type=\"submit\">Cancel at period end</button></form>".to_owned()
+    };
+    Ok(page(
+        "Billing",
+        &format!(
+            "<p>Plan: <strong>{}</strong> ({}), status {}.</p><p>Renews or ends: {}{}</p>{action}",
+            escape(&view.display_name),
+            escape(&view.billing_cycle),
+            escape(&view.status),
+            escape(view.current_period_end.as_deref().unwrap_or("-")),
+            if view.cancel_at_period_end { " (cancels then)" } else { "" },
+        ),
+    ))
+}
+
+/// Cancel at period end from the local portal.
+#[utoipa::path(post, path = "/billing/local/portal/{token}", tag = "billing-local",
+    params(("token" = String, Path)), responses((status = 200, description = "Canceled at period end"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn local_portal_cancel(
+    state: AppState,
+    headers: HeaderMap,
+    meta: ClientMeta,
+    Path(token): Path<String>,
+) -> ApiResult<Response> {
+    let tenant_id = state.billing.local_portals.get(&token).ok_or_else(|| ApiError::missing("Portal session"))?;
+    let view =
+        billing::cancel(&state, &tenant_id, Actor { kind: "system", id: Some("local-portal".into()) }, &meta).await?;
+    if wants_json(&headers) {
+        return Ok(Json(view).into_response());
+    }
+    Ok(page("Canceled", "<p>The subscription ends at the end of its period.</p>").into_response())
+}

@@ -1,0 +1,616 @@
+//! Billing use cases: plans, the subscription view, checkout, portal, cancel, signup with
+//! checkout, and applying provider events (Stripe webhooks and the local provider's pay button
+//! go through the same `apply_event`).
+
+use moltflow_core::clock::{DAY_MS, now_ms, rfc3339};
+use moltflow_core::plan::{DEFAULT_PLAN, Plan};
+use moltflow_core::secret::new_token;
+use moltflow_core::subscription::{self, Event, Outcome, Status};
+use moltflow_store::accounts::find_tenant;
+use moltflow_store::billing::{
+    CheckoutRow, SubscriptionRow, complete_checkout, find_checkout, find_customer, find_customer_tenant,
+    find_subscription, insert_checkout, insert_customer, record_event, set_tenant_plan, subscriptions_ending,
+    upsert_subscription,
+};
+use moltflow_store::{AsDbConn, Tx};
+use moltflow_types::{
+    CheckoutRequest, CheckoutResponse, PlanLimits, PlanPrice, PlanPrices, PlanView, PortalResponse, SubscriptionUsage,
+    SubscriptionView,
+};
+use serde_json::json;
+
+use crate::billing::events::BillingEvent;
+use crate::billing::stripe::CheckoutParams;
+use crate::billing::{Provider, ProviderError};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Checks, ClientMeta};
+use crate::services::audit::{self, Actor, Entry};
+use crate::state::App;
+
+pub const CYCLES: &[&str] = &["monthly", "yearly"];
+
+pub fn limits_view(plan: &Plan) -> PlanLimits {
+    PlanLimits {
+        max_sessions: plan.limits.max_sessions,
+        max_messages_per_month: plan.limits.max_messages_per_month,
+        max_groups: plan.limits.max_groups,
+        max_labels: plan.limits.max_labels,
+        ai_replies_per_month: plan.limits.ai_replies_per_month,
+    }
+}
+
+pub fn plan_view(plan: &Plan) -> PlanView {
+    let price =
+        |p: &moltflow_core::plan::Price| PlanPrice { amount_cents: p.amount_cents, currency: p.currency.clone() };
+    PlanView {
+        plan_id: plan.plan_id.clone(),
+        display_name: plan.display_name.clone(),
+        description: plan.description.clone(),
+        prices: PlanPrices { monthly: price(&plan.monthly), yearly: price(&plan.yearly) },
+        limits: limits_view(plan),
+        features: plan.features.clone(),
+    }
+}
+
+fn price_of<'a>(plan: &'a Plan, cycle: &str) -> &'a moltflow_core::plan::Price {
+    if cycle == "yearly" { &plan.yearly } else { &plan.monthly }
+}
+
+fn is_free(plan: &Plan) -> bool {
+    plan.monthly.amount_cents == 0 && plan.yearly.amount_cents == 0
+}
+
+fn plan_or_free<'a>(app: &'a App, plan_id: &str) -> ApiResult<&'a Plan> {
+    app.plans.get(plan_id).or_else(|| app.plans.get(DEFAULT_PLAN)).ok_or_else(ApiError::internal)
+}
+
+/// The seed's `usage` block, from the metering numbers.
+async fn usage_block(_app: &App, _tenant_id: &str) -> ApiResult<SubscriptionUsage> {
+    Ok(SubscriptionUsage::default())
+}
+
+/// First millisecond of the next UTC month: when a free plan's monthly quotas reset.
+fn next_month_start(ms: i64) -> i64 {
+    let date = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .date();
+    let (year, month) = if date.month() == time::Month::December {
+        (date.year() + 1, time::Month::January)
+    } else {
+        (date.year(), date.month().next())
+    };
+    time::Date::from_calendar_date(year, month, 1)
+        .map(|d| d.midnight().assume_utc().unix_timestamp() * 1000)
+        .unwrap_or(ms)
+}
+
+pub async fn subscription_view(app: &App, tenant_id: &str) -> ApiResult<SubscriptionView> {
+    let mut conn = app.store.conn().await?;
+    let tenant = find_tenant(&mut conn, tenant_id).await?.ok_or_else(|| ApiError::missing("Tenant"))?;
+    let sub = find_subscription(&mut conn, tenant_id).await?;
+    drop(conn);
+    let plan = plan_or_free(app, &tenant.plan_id)?;
+    let usage = usage_block(app, tenant_id).await?;
+    let view = match sub.filter(|s| s.status != Status::Canceled.as_str() || tenant.plan_id != DEFAULT_PLAN) {
+        Some(s) => SubscriptionView {
+            plan_id: plan.plan_id.clone(),
+            display_name: plan.display_name.clone(),
+            status: s.status,
+            billing_cycle: s.billing_cycle,
+            current_period_end: s.current_period_end.map(rfc3339),
+            cancel_at_period_end: s.cancel_at_period_end,
+            limits: limits_view(plan),
+            usage,
+        },
+        None => SubscriptionView {
+            plan_id: plan.plan_id.clone(),
+            display_name: plan.display_name.clone(),
+            status: Status::Active.as_str().to_owned(),
+            billing_cycle: "monthly".to_owned(),
+            current_period_end: Some(rfc3339(next_month_start(now_ms()))),
+            cancel_at_period_end: false,
+            limits: limits_view(plan),
+            usage,
+        },
+    };
+    Ok(view)
+}
+
+/// A redirect target on the public origin or an allow-listed one (no open redirects).
+fn check_redirect(app: &App, checks: &mut Checks, field: &str, raw: Option<&str>, default: String) -> String {
+    let Some(raw) = raw else { return default };
+    let allowed = url::Url::parse(raw).ok().filter(|u| matches!(u.scheme(), "http" | "https")).is_some_and(|u| {
+        let origin = u.origin().ascii_serialization();
+        let public =
+            url::Url::parse(&app.config.public_url).map(|p| p.origin().ascii_serialization()).unwrap_or_default();
+        origin == public || app.config.billing_redirect_origins.contains(&origin)
+    });
+    if !allowed {
+        checks.fail(
+            &["body", field],
+            "URL must be on this service's public origin or an allow-listed one",
+            "value_error",
+        );
+    }
+    raw.to_owned()
+}
+
+fn check_cycle(checks: &mut Checks, cycle: &str) {
+    if !CYCLES.contains(&cycle) {
+        checks.fail(&["body", "billing_cycle"], "Input should be 'monthly' or 'yearly'", "enum");
+    }
+}
+
+/// A validated checkout intent.
+pub struct Intent<'a> {
+    pub plan: &'a Plan,
+    pub cycle: String,
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+/// Checks a checkout's plan, cycle and URLs: `422` for the shape, `404` for an unknown plan,
+/// `409` for a free plan.
+pub fn validate_intent<'a>(
+    app: &'a App,
+    plan_id: &str,
+    cycle: &str,
+    success_url: Option<&str>,
+    cancel_url: Option<&str>,
+) -> ApiResult<Intent<'a>> {
+    let mut checks = Checks::default();
+    check_cycle(&mut checks, cycle);
+    let base = &app.config.public_url;
+    let success_url =
+        check_redirect(app, &mut checks, "success_url", success_url, format!("{base}/billing/done?checkout=success"));
+    let cancel_url =
+        check_redirect(app, &mut checks, "cancel_url", cancel_url, format!("{base}/billing/done?checkout=canceled"));
+    checks.finish()?;
+    let plan = app.plans.get(plan_id).ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "plan_not_found",
+            format!("No plan {:?}; see GET /billing/plans", plan_id.chars().take(64).collect::<String>()),
+        )
+    })?;
+    if is_free(plan) || price_of(plan, cycle).amount_cents == 0 {
+        return Err(ApiError::conflict("free_plan", "The free plan needs no checkout"));
+    }
+    Ok(Intent { plan, cycle: cycle.to_owned(), success_url, cancel_url })
+}
+
+/// Opens a checkout with the provider; the caller stores the returned row.
+async fn open_checkout(
+    app: &App,
+    tenant_id: &str,
+    email: &str,
+    intent: &Intent<'_>,
+) -> Result<(CheckoutRow, Option<String>), ProviderError> {
+    let now = now_ms();
+    match &app.billing.provider {
+        Provider::Local => {
+            let id = format!("cs_local_{}", new_token());
+            let url = format!("{}/api/v2/billing/local/checkout/{id}", app.config.public_url);
+            Ok((checkout_row(id, url, tenant_id, "local", intent, now), None))
+        }
+        Provider::Stripe(stripe) => {
+            let existing = {
+                let mut conn = app.store.conn().await.map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+                find_customer(&mut conn, tenant_id).await.map_err(|e| ProviderError::Unavailable(e.to_string()))?
+            };
+            let customer = match existing {
+                Some(c) => c,
+                None => stripe.create_customer(tenant_id, email).await?,
+            };
+            let price_id = app
+                .billing
+                .prices
+                .get(&(intent.plan.plan_id.clone(), intent.cycle.clone()))
+                .ok_or_else(|| ProviderError::Failed("no Stripe price configured for this plan".into()))?;
+            let key = format!("checkout-{}", uuid::Uuid::new_v4());
+            let (id, url) = stripe
+                .create_checkout_session(&CheckoutParams {
+                    customer_id: &customer,
+                    price_id,
+                    tenant_id,
+                    plan_id: &intent.plan.plan_id,
+                    billing_cycle: &intent.cycle,
+                    success_url: &intent.success_url,
+                    cancel_url: &intent.cancel_url,
+                    idempotency_key: &key,
+                })
+                .await?;
+            Ok((checkout_row(id, url, tenant_id, "stripe", intent, now), Some(customer)))
+        }
+    }
+}
+
+fn checkout_row(
+    id: String,
+    url: String,
+    tenant_id: &str,
+    provider: &str,
+    intent: &Intent<'_>,
+    now: i64,
+) -> CheckoutRow {
+    CheckoutRow {
+        id,
+        tenant_id: tenant_id.to_owned(),
+        provider: provider.to_owned(),
+        plan_id: intent.plan.plan_id.clone(),
+        billing_cycle: intent.cycle.clone(),
+        url,
+        created_at: now,
+        completed_at: None,
+    }
+}
+
+/// Stores an opened checkout (and the provider's customer) in `tx`.
+pub async fn store_checkout(tx: &mut Tx, app: &App, row: &CheckoutRow, customer: Option<&str>) -> ApiResult<()> {
+    if let Some(customer) = customer {
+        insert_customer(tx, &row.tenant_id, app.billing.provider.name(), customer, row.created_at).await?;
+    }
+    insert_checkout(tx, row).await?;
+    Ok(())
+}
+
+pub async fn checkout(
+    app: &App,
+    p: &crate::principal::Principal,
+    req: CheckoutRequest,
+    meta: &ClientMeta,
+) -> ApiResult<CheckoutResponse> {
+    let intent =
+        validate_intent(app, &req.plan_id, &req.billing_cycle, req.success_url.as_deref(), req.cancel_url.as_deref())?;
+    {
+        let mut conn = app.store.conn().await?;
+        let current = find_subscription(&mut conn, p.tenant_id()).await?;
+        let same = current.is_some_and(|s| {
+            s.plan_id == intent.plan.plan_id
+                && s.billing_cycle == intent.cycle
+                && s.status.parse::<Status>().is_ok_and(Status::grants_plan)
+        });
+        if same {
+            return Err(ApiError::conflict("already_on_plan", "The tenant is already on this plan and cycle"));
+        }
+    }
+    let (row, customer) = open_checkout(app, p.tenant_id(), &p.user.email, &intent).await?;
+    let mut tx = app.store.begin().await?;
+    store_checkout(&mut tx, app, &row, customer.as_deref()).await?;
+    let (kind, id) = p.actor();
+    audit::record(
+        &mut tx,
+        Entry {
+            tenant_id: p.tenant_id(),
+            actor: Actor { kind, id: Some(id) },
+            action: "billing.checkout_started",
+            target: Some(row.id.clone()),
+            meta,
+            details: json!({"plan_id": row.plan_id, "billing_cycle": row.billing_cycle, "provider": row.provider}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CheckoutResponse { checkout_url: row.url, session_id: row.id })
+}
+
+pub async fn portal(app: &App, tenant_id: &str, return_url: Option<&str>) -> ApiResult<PortalResponse> {
+    let mut checks = Checks::default();
+    let return_url = check_redirect(app, &mut checks, "return_url", return_url, app.config.public_url.clone());
+    checks.finish()?;
+    let customer = {
+        let mut conn = app.store.conn().await?;
+        find_customer(&mut conn, tenant_id).await?
+    };
+    let Some(customer) = customer else {
+        return Err(ApiError::conflict(
+            "no_billing_customer",
+            "This tenant has never checked out; there is no billing account to manage",
+        ));
+    };
+    let portal_url = match &app.billing.provider {
+        Provider::Local => {
+            let token = new_token();
+            app.billing.local_portals.insert(token.clone(), tenant_id.to_owned());
+            format!("{}/api/v2/billing/local/portal/{token}", app.config.public_url)
+        }
+        Provider::Stripe(stripe) => {
+            stripe.create_portal_session(&customer, &return_url, &format!("portal-{}", uuid::Uuid::new_v4())).await?
+        }
+    };
+    Ok(PortalResponse { portal_url })
+}
+
+/// Cancels at the period's end: the plan stays until the provider says the period ended.
+pub async fn cancel(app: &App, tenant_id: &str, actor: Actor, meta: &ClientMeta) -> ApiResult<SubscriptionView> {
+    let sub = {
+        let mut conn = app.store.conn().await?;
+        find_subscription(&mut conn, tenant_id).await?
+    };
+    let Some(sub) = sub.filter(|s| s.status != Status::Canceled.as_str() && s.status != Status::Incomplete.as_str())
+    else {
+        return Err(ApiError::conflict("no_subscription", "There is no paid subscription to cancel"));
+    };
+    if !sub.cancel_at_period_end {
+        let period_end = match (&app.billing.provider, sub.provider.as_str()) {
+            (Provider::Stripe(stripe), "stripe") => stripe.cancel_at_period_end(&sub.subscription_id).await?,
+            _ => None,
+        };
+        let mut tx = app.store.begin().await?;
+        upsert_subscription(
+            &mut tx,
+            &SubscriptionRow {
+                cancel_at_period_end: true,
+                current_period_end: period_end.or(sub.current_period_end),
+                updated_at: now_ms(),
+                ..sub.clone()
+            },
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            Entry {
+                tenant_id,
+                actor,
+                action: "subscription.cancel_requested",
+                target: Some(sub.subscription_id.clone()),
+                meta,
+                details: json!({"plan_id": sub.plan_id, "ends_at": sub.current_period_end.map(rfc3339)}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    subscription_view(app, tenant_id).await
+}
+
+/// Where an event belongs: the tenant it names (if it exists), else its customer's.
+async fn resolve_tenant(c: &mut impl AsDbConn, ev: &BillingEvent) -> ApiResult<Option<String>> {
+    if let Some(hint) = &ev.tenant_hint
+        && find_tenant(c, hint).await?.is_some()
+    {
+        return Ok(Some(hint.clone()));
+    }
+    match &ev.customer_id {
+        Some(customer) => Ok(find_customer_tenant(c, customer).await?),
+        None => Ok(None),
+    }
+}
+
+fn plan_of_price(app: &App, price_id: &str) -> Option<(String, String)> {
+    app.billing.prices.iter().find(|(_, id)| *id == price_id).map(|((plan, cycle), _)| (plan.clone(), cycle.clone()))
+}
+
+/// Applies a provider event once. Returns true when the event id was applied before.
+pub async fn apply_event(app: &App, ev: &BillingEvent) -> ApiResult<bool> {
+    let now = now_ms();
+    let mut tx = app.store.begin().await?;
+    let tenant_id = resolve_tenant(&mut tx, ev).await?;
+    if !record_event(&mut tx, &ev.id, &ev.kind, tenant_id.as_deref(), now).await? {
+        return Ok(true);
+    }
+    let (Some(tenant_id), Some(event)) = (tenant_id, ev.event.as_ref()) else {
+        if ev.event.is_some() {
+            tracing::info!(event_id = %ev.id, kind = %ev.kind, "billing event for an unknown tenant or customer ignored");
+        }
+        tx.commit().await?;
+        return Ok(false);
+    };
+    if let Some(customer) = &ev.customer_id {
+        insert_customer(&mut tx, &tenant_id, app.billing.provider.name(), customer, now).await?;
+    }
+    let current = find_subscription(&mut tx, &tenant_id).await?;
+    let same_sub = match (&current, &ev.subscription_id) {
+        (Some(c), Some(s)) => &c.subscription_id == s,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let starts_new = matches!(event, Event::CheckoutCompleted { .. })
+        || matches!(event, Event::Updated { status } if status.grants_plan() || *status == Status::Incomplete);
+    if !same_sub && current.is_some() && !starts_new {
+        tx.commit().await?;
+        return Ok(false);
+    }
+    let base = current.as_ref().filter(|_| same_sub);
+    let base_status = base.and_then(|c| c.status.parse::<Status>().ok());
+    let stale = base.is_some_and(|c| ev.created_ms < c.last_event_at)
+        || (!same_sub && current.as_ref().is_some_and(|c| ev.created_ms < c.last_event_at));
+    let Outcome::Move(status) = subscription::transition(base_status, event, stale) else {
+        tx.commit().await?;
+        return Ok(false);
+    };
+    let from_price = ev.price_id.as_deref().and_then(|p| plan_of_price(app, p));
+    let plan_id = ev
+        .plan_id
+        .clone()
+        .or_else(|| from_price.as_ref().map(|(p, _)| p.clone()))
+        .or_else(|| base.map(|c| c.plan_id.clone()))
+        .filter(|p| app.plans.get(p).is_some());
+    let Some(plan_id) = plan_id else {
+        tracing::warn!(event_id = %ev.id, "billing event names no known plan; ignored");
+        tx.commit().await?;
+        return Ok(false);
+    };
+    let cycle = ev
+        .billing_cycle
+        .clone()
+        .or_else(|| from_price.map(|(_, c)| c))
+        .or_else(|| base.map(|c| c.billing_cycle.clone()))
+        .filter(|c| CYCLES.contains(&c.as_str()))
+        .unwrap_or_else(|| "monthly".to_owned());
+    let row = SubscriptionRow {
+        tenant_id: tenant_id.clone(),
+        provider: base.map(|c| c.provider.clone()).unwrap_or_else(|| app.billing.provider.name().to_owned()),
+        subscription_id: ev
+            .subscription_id
+            .clone()
+            .or_else(|| base.map(|c| c.subscription_id.clone()))
+            .unwrap_or_default(),
+        plan_id: plan_id.clone(),
+        billing_cycle: cycle.clone(),
+        status: status.as_str().to_owned(),
+        current_period_end: ev.current_period_end.or_else(|| base.and_then(|c| c.current_period_end)),
+        cancel_at_period_end: ev.cancel_at_period_end.or_else(|| base.map(|c| c.cancel_at_period_end)).unwrap_or(false),
+        last_event_at: ev.created_ms.max(base.map(|c| c.last_event_at).unwrap_or(0)),
+        updated_at: now,
+    };
+    upsert_subscription(&mut tx, &row).await?;
+    let tenant = find_tenant(&mut tx, &tenant_id).await?.ok_or_else(ApiError::internal)?;
+    let new_plan = if status.grants_plan() {
+        plan_id.clone()
+    } else if status == Status::Canceled {
+        DEFAULT_PLAN.to_owned()
+    } else {
+        tenant.plan_id.clone()
+    };
+    if new_plan != tenant.plan_id {
+        set_tenant_plan(&mut tx, &tenant_id, &new_plan, now).await?;
+        audit::record(
+            &mut tx,
+            Entry {
+                tenant_id: &tenant_id,
+                actor: Actor { kind: "system", id: None },
+                action: "plan.changed",
+                target: Some(tenant_id.clone()),
+                meta: &ClientMeta { ip: None, user_agent: None },
+                details: json!({"from": tenant.plan_id, "to": new_plan, "status": status.as_str(), "billing_cycle": cycle, "event_id": ev.id, "event_type": ev.kind}),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    app.auth_cache.forget_tenant(&tenant_id);
+    // A checkout for another plan replaced a live subscription: end the old one so that the
+    // tenant is never charged twice.
+    if let Some(old) = current.filter(|c| !same_sub && c.status != Status::Canceled.as_str())
+        && let (Provider::Stripe(stripe), "stripe") = (&app.billing.provider, old.provider.as_str())
+        && let Err(e) = stripe.cancel_now(&old.subscription_id).await
+    {
+        tracing::error!(error = %e, subscription = %old.subscription_id, "could not cancel a replaced subscription");
+    }
+    Ok(false)
+}
+
+/// The local provider's pay button: completes the checkout through `apply_event`.
+pub async fn complete_local_checkout(app: &App, id: &str) -> ApiResult<CheckoutRow> {
+    let row = {
+        let mut conn = app.store.conn().await?;
+        find_checkout(&mut conn, id).await?
+    };
+    let row = row.filter(|r| r.provider == "local").ok_or_else(|| ApiError::missing("Checkout session"))?;
+    let now = now_ms();
+    let period = if row.billing_cycle == "yearly" { 365 * DAY_MS } else { 30 * DAY_MS };
+    let suffix = row.id.trim_start_matches("cs_local_");
+    let event = BillingEvent {
+        id: format!("evt_local_{suffix}"),
+        kind: "checkout.session.completed".to_owned(),
+        created_ms: now,
+        tenant_hint: Some(row.tenant_id.clone()),
+        customer_id: Some(format!("cus_local_{}", row.tenant_id)),
+        subscription_id: Some(format!("sub_local_{suffix}")),
+        plan_id: Some(row.plan_id.clone()),
+        billing_cycle: Some(row.billing_cycle.clone()),
+        price_id: None,
+        current_period_end: Some(now + period),
+        cancel_at_period_end: Some(false),
+        event: Some(Event::CheckoutCompleted { paid: true }),
+    };
+    apply_event(app, &event).await?;
+    let mut tx = app.store.begin().await?;
+    complete_checkout(&mut tx, &row.id, now).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Local subscriptions set to cancel whose period has ended become canceled (the local provider
+/// plays Stripe's part of saying so).
+pub async fn end_due_local_subscriptions(app: &App) -> ApiResult<usize> {
+    let due = {
+        let mut conn = app.store.conn().await?;
+        subscriptions_ending(&mut conn, now_ms()).await?
+    };
+    for sub in &due {
+        let event = BillingEvent {
+            id: format!("evt_local_end_{}", sub.subscription_id),
+            kind: "customer.subscription.deleted".to_owned(),
+            created_ms: now_ms(),
+            tenant_hint: Some(sub.tenant_id.clone()),
+            customer_id: None,
+            subscription_id: Some(sub.subscription_id.clone()),
+            plan_id: Some(sub.plan_id.clone()),
+            billing_cycle: Some(sub.billing_cycle.clone()),
+            price_id: None,
+            current_period_end: sub.current_period_end,
+            cancel_at_period_end: Some(true),
+            event: Some(Event::Deleted),
+        };
+        apply_event(app, &event).await?;
+    }
+    Ok(due.len())
+}
+
+/// What signing up with a plan gives: a signed-in pair for `free`, a checkout otherwise.
+pub enum SignupOutcome {
+    Tokens(moltflow_types::TokenPair),
+    Checkout(moltflow_types::SignupCheckoutResponse),
+}
+
+/// Creates a tenant and its owner like register, then a checkout for a paid plan. Provider calls
+/// happen before anything is written, so a provider failure leaves no account behind.
+pub async fn signup_checkout(
+    app: &App,
+    req: moltflow_types::SignupCheckoutRequest,
+    meta: &ClientMeta,
+) -> ApiResult<SignupOutcome> {
+    use crate::services::auth::{account_rows, ensure_email_free, insert_account, validate_registration};
+    use crate::services::sessions::{open_session, token_pair};
+    app.limits
+        .register_ip
+        .check(meta.ip)
+        .map_err(|wait| ApiError::too_many("rate_limited", "Too many sign-ups from this address", wait))?;
+    let account = validate_registration(moltflow_types::RegisterRequest {
+        email: req.email,
+        password: req.password,
+        full_name: req.full_name,
+        tenant_name: req.tenant_name,
+    })?;
+    let free = app.plans.get(&req.plan_id).is_some_and(is_free);
+    let intent = if free {
+        let mut checks = Checks::default();
+        check_cycle(&mut checks, &req.billing_cycle);
+        checks.finish()?;
+        None
+    } else {
+        Some(validate_intent(
+            app,
+            &req.plan_id,
+            &req.billing_cycle,
+            req.success_url.as_deref(),
+            req.cancel_url.as_deref(),
+        )?)
+    };
+    ensure_email_free(app, &account.email).await?;
+    let password_hash = match &account.password {
+        Some(p) => Some(app.hasher.hash(p).await?),
+        None => None,
+    };
+    let (tenant, user) = account_rows(account, password_hash, now_ms());
+    let Some(intent) = intent else {
+        let mut tx = app.store.begin().await?;
+        insert_account(&mut tx, &tenant, &user, meta).await?;
+        let opened = open_session(&mut tx, &user, "register", meta).await?;
+        tx.commit().await?;
+        return Ok(SignupOutcome::Tokens(token_pair(app, &user, opened)?));
+    };
+    let (row, customer) = open_checkout(app, &tenant.id, &user.email, &intent).await?;
+    let mut tx = app.store.begin().await?;
+    insert_account(&mut tx, &tenant, &user, meta).await?;
+    store_checkout(&mut tx, app, &row, customer.as_deref()).await?;
+    tx.commit().await?;
+    Ok(SignupOutcome::Checkout(moltflow_types::SignupCheckoutResponse {
+        checkout_url: row.url,
+        session_id: row.id,
+        tenant_id: tenant.id,
+        user_id: user.id,
+    }))
+}
