@@ -1,7 +1,8 @@
 //! A local Stripe: the endpoints the provider calls (customers, Checkout Sessions, Billing
 //! Portal sessions, subscription update and delete) in Stripe's documented shapes, over real
 //! HTTP. It replays a response for a repeated `Idempotency-Key` like Stripe does, records every
-//! request, and can be told to fail.
+//! request, and can be told to fail. In front of localstripe (`StripeMock::in_front_of`) it
+//! answers only what localstripe lacks (Checkout and Portal sessions) and forwards the rest.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,7 @@ pub enum Failure {
 
 #[derive(Default)]
 struct Inner {
+    upstream: Option<String>,
     requests: Vec<Recorded>,
     replies: HashMap<String, Value>,
     counter: u64,
@@ -58,7 +60,16 @@ pub struct StripeMock {
 
 impl StripeMock {
     pub async fn start() -> StripeMock {
-        let inner = Arc::new(Mutex::new(Inner::default()));
+        Self::start_with(None).await
+    }
+
+    /// A front for a real emulator at `upstream` (localstripe).
+    pub async fn in_front_of(upstream: &str) -> StripeMock {
+        Self::start_with(Some(upstream.trim_end_matches('/').to_owned())).await
+    }
+
+    async fn start_with(upstream: Option<String>) -> StripeMock {
+        let inner = Arc::new(Mutex::new(Inner { upstream, ..Inner::default() }));
         let app = Router::new()
             .route("/v1/customers", post(handle))
             .route("/v1/checkout/sessions", post(handle))
@@ -154,6 +165,11 @@ async fn respond(
         }
         Failure::None => {}
     }
+    let upstream = inner.lock().unwrap().upstream.clone();
+    let ours = path == "/v1/checkout/sessions" || path == "/v1/billing_portal/sessions";
+    if let (Some(upstream), false) = (upstream, ours) {
+        return forward(&upstream, method, &path, &headers, body).await;
+    }
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer sk_test_moltflow") {
         return (
             StatusCode::UNAUTHORIZED,
@@ -192,4 +208,21 @@ async fn respond(
         g.replies.insert(k, reply.clone());
     }
     axum::Json(reply).into_response()
+}
+
+async fn forward(upstream: &str, method: Method, path: &str, headers: &HeaderMap, body: Bytes) -> Response {
+    let mut req = reqwest::Client::new().request(method, format!("{upstream}{path}")).body(body);
+    for name in ["authorization", "idempotency-key", "stripe-version", "content-type"] {
+        if let Some(v) = headers.get(name) {
+            req = req.header(name, v.as_bytes());
+        }
+    }
+    match req.send().await {
+        Ok(res) => {
+            let status = StatusCode::from_u16(res.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let bytes = res.bytes().await.unwrap_or_default();
+            (status, [("content-type", "application/json")], bytes).into_response()
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
 }
