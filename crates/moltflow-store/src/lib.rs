@@ -8,10 +8,12 @@
 pub mod accounts;
 pub mod audit;
 mod db;
+pub mod mail;
 pub mod sessions;
 pub mod signing_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tokens;
 
 pub use db::{AsDbConn, Backend, Conn, DbConn, Store, Tx, is_unique_violation};
 
