@@ -3,6 +3,7 @@
 pub mod clock;
 pub mod email;
 pub mod ids;
+pub mod locale;
 pub mod password;
 pub mod role;
 pub mod scope;

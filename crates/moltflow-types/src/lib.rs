@@ -2,10 +2,12 @@
 //!
 //! Requests refuse unknown fields (`422`), as the contract asks; responses are plain data.
 
+pub mod account;
 pub mod auth;
 pub mod error;
 pub mod ops;
 
+pub use account::*;
 pub use auth::*;
 pub use error::*;
 pub use ops::*;
