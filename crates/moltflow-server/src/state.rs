@@ -11,6 +11,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
 use crate::auth::throttle::{IpLimiter, LoginLockout};
 use crate::config::Config;
+use crate::mail::Mailer;
 use crate::telemetry;
 
 /// Per-IP and per-account throttles of the public auth routes (API.md §3).
@@ -18,6 +19,8 @@ pub struct Limits {
     pub login_ip: IpLimiter,
     pub register_ip: IpLimiter,
     pub login_lockout: LoginLockout,
+    pub forgot_password_ip: IpLimiter,
+    pub magic_link_ip: IpLimiter,
 }
 
 impl Limits {
@@ -26,12 +29,16 @@ impl Limits {
             login_ip: IpLimiter::per_minute(30, scale),
             register_ip: IpLimiter::per_minute(60, scale),
             login_lockout: LoginLockout::new(scale),
+            forgot_password_ip: IpLimiter::per_minute(10, scale),
+            magic_link_ip: IpLimiter::per_minute(10, scale),
         }
     }
 
     pub fn sweep(&self) {
         self.login_ip.sweep();
         self.register_ip.sweep();
+        self.forgot_password_ip.sweep();
+        self.magic_link_ip.sweep();
     }
 }
 
@@ -42,6 +49,7 @@ pub struct App {
     pub hasher: PasswordHasher,
     pub auth_cache: AuthCache,
     pub limits: Limits,
+    pub mailer: Mailer,
     pub metrics: PrometheusHandle,
 }
 
@@ -61,10 +69,12 @@ impl AppState {
         let jwt = JwtKeys::load_or_create(&store, config.jwt_private_key.as_ref(), &config.public_url).await?;
         let hasher = PasswordHasher::new(&config.hash_params, config.hash_concurrency)?;
         let limits = Limits::new(config.rate_limit_scale);
+        let mailer = Mailer::new(&config)?;
         Ok(AppState(Arc::new(App {
             jwt,
             hasher,
             limits,
+            mailer,
             auth_cache: AuthCache::default(),
             metrics: telemetry::metrics_handle(),
             store,
