@@ -90,9 +90,10 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
         let (kind, field) = classify(&message);
         if let Some(field) = field.map(Value::String)
-            && loc.last() != Some(&field) {
-                loc.push(field);
-            }
+            && loc.last() != Some(&field)
+        {
+            loc.push(field);
+        }
         let mut it = item(&[], humanize(&message, kind), kind);
         it.loc = loc;
         ApiError::validation(vec![it])

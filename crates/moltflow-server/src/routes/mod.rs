@@ -9,7 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::state::AppState;
 
 pub mod auth;
+pub mod auth_mail;
 pub mod ops;
+pub mod users;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,7 +23,8 @@ pub mod ops;
     servers((url = "/api/v2"), (url = "/")),
     modifiers(&SecuritySchemes),
     tags(
-        (name = "auth", description = "Sign-up, login, sessions"),
+        (name = "auth", description = "Sign-up, login, sessions, password reset, email verification, magic links"),
+        (name = "users", description = "The caller's own profile and account"),
         (name = "ops", description = "Health, metrics, keys and this document"),
     )
 )]
@@ -43,7 +46,11 @@ impl Modify for SecuritySchemes {
 
 /// Every route of the API with its description.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(auth::routes()).merge(ops::routes())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::routes())
+        .merge(auth_mail::routes())
+        .merge(users::routes())
+        .merge(ops::routes())
 }
 
 /// The OpenAPI document, serialised once.

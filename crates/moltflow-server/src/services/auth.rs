@@ -11,6 +11,8 @@ use moltflow_types::{LoginRequest, RegisterRequest, TokenPair};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Checks, ClientMeta, check_name};
 use crate::services::audit::{self, Actor, Entry};
+use crate::services::mailing::send_link;
+use crate::services::one_time::TokenKind;
 use crate::services::sessions::{open_session, token_pair};
 use crate::state::App;
 
@@ -39,9 +41,10 @@ pub fn validate_registration(req: RegisterRequest) -> ApiResult<NewAccount> {
         None => full_name.clone(),
     };
     if let (Some(password), Some(email)) = (&req.password, &email)
-        && let Err(e) = check_new_password(password, email.as_str(), &[&full_name]) {
-            checks.fail(&["body", "password"], e.to_string(), "value_error");
-        }
+        && let Err(e) = check_new_password(password, email.as_str(), &[&full_name])
+    {
+        checks.fail(&["body", "password"], e.to_string(), "value_error");
+    }
     checks.finish()?;
     let email = email.ok_or_else(ApiError::internal)?;
     Ok(NewAccount { email, full_name, tenant_name, password: req.password })
@@ -89,6 +92,7 @@ pub async fn register(app: &App, req: RegisterRequest, meta: &ClientMeta) -> Api
     insert_tenant(&mut tx, &tenant).await?;
     insert_user(&mut tx, &user).await.map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
     let opened = open_session(&mut tx, &user, "register", meta).await?;
+    send_link(app, &mut tx, TokenKind::Verify, &user).await?;
     audit::record(
         &mut tx,
         Entry {
@@ -102,6 +106,7 @@ pub async fn register(app: &App, req: RegisterRequest, meta: &ClientMeta) -> Api
     )
     .await?;
     tx.commit().await?;
+    app.mailer.wake();
     token_pair(app, &user, opened)
 }
 

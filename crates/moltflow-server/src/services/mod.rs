@@ -2,4 +2,9 @@
 
 pub mod audit;
 pub mod auth;
+pub mod mailing;
+pub mod one_time;
+pub mod recovery;
 pub mod sessions;
+pub mod users;
+pub mod verification;
