@@ -4,6 +4,7 @@ pub mod api_key;
 pub mod clock;
 pub mod email;
 pub mod ids;
+pub mod locale;
 pub mod password;
 pub mod plan;
 pub mod role;

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -40,6 +41,13 @@ pub struct Config {
     pub smtp_url: Option<SecretString>,
     pub mail_dir: PathBuf,
     pub mail_from: String,
+    /// A directory whose files replace the built-in mail templates of the same name.
+    pub mail_templates_dir: Option<PathBuf>,
+    /// How often the outbox worker looks for due mail when nothing wakes it (not an env variable:
+    /// tests shorten it).
+    pub mail_poll_interval: Duration,
+    /// The first retry delay of a failed delivery; each further failure doubles it (up to 15 min).
+    pub mail_backoff_base: Duration,
     pub billing_provider: String,
     pub stripe_secret_key: Option<SecretString>,
     pub stripe_webhook_secret: Option<SecretString>,
@@ -107,10 +115,27 @@ impl Config {
             return Err(err("public_url", format!("must be an http(s) URL, got {public_url:?}")));
         }
         let smtp_url = get("smtp_url");
-        if let Some(u) = &smtp_url
-            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+        if let Some(u) = &smtp_url {
+            if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
+                return Err(err("smtp_url", "must start with smtp:// or smtps://"));
+            }
+            // The message names the scheme rule only: the URL may carry a password.
+            if lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(u).is_err() {
+                return Err(err(
+                    "smtp_url",
+                    "not a usable SMTP URL (smtp://[user:pass@]host[:port][?tls=required] or smtps://…)",
+                ));
+            }
+        }
+        let mail_from = get("mail_from").unwrap_or_else(|| "MoltFlow <no-reply@localhost>".to_owned());
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(err("mail_from", format!("not a mailbox like \"Name <addr@host>\": {mail_from:?}")));
+        }
+        let mail_templates_dir = get("mail_templates_dir").map(PathBuf::from);
+        if let Some(d) = &mail_templates_dir
+            && !d.is_dir()
         {
-            return Err(err("smtp_url", "must start with smtp:// or smtps://"));
+            return Err(err("mail_templates_dir", format!("no such directory: {}", d.display())));
         }
         let billing_provider = get("billing_provider").unwrap_or_else(|| "local".to_owned());
         if !matches!(billing_provider.as_str(), "local" | "stripe") {
@@ -198,7 +223,10 @@ impl Config {
             public_url,
             smtp_url: smtp_url.map(SecretString::from),
             mail_dir: PathBuf::from(get("mail_dir").unwrap_or_else(|| "./mail".to_owned())),
-            mail_from: get("mail_from").unwrap_or_else(|| "MoltFlow <no-reply@localhost>".to_owned()),
+            mail_from,
+            mail_templates_dir,
+            mail_poll_interval: Duration::from_secs(1),
+            mail_backoff_base: Duration::from_secs(1),
             billing_provider,
             stripe_secret_key: secret("stripe_secret_key"),
             stripe_webhook_secret: secret("stripe_webhook_secret"),
@@ -214,7 +242,8 @@ impl Config {
             trusted_proxies,
             rate_limits,
             db_max_connections: number("db_max_connections", 16, 1, 1000)? as u32,
-            hash_concurrency: number("hash_concurrency", cores, 1, 256)? as usize,
+            // One core stays free for the async workers: a login flood must not stall other routes.
+            hash_concurrency: number("hash_concurrency", cores.saturating_sub(1).max(1), 1, 256)? as usize,
             hash_params,
         })
     }
@@ -246,9 +275,12 @@ fn scalar_text(v: &figment::value::Value) -> Option<String> {
         Value::String(_, s) => Some(s.clone()),
         Value::Char(_, c) => Some(c.to_string()),
         Value::Bool(_, b) => Some(b.to_string()),
-        Value::Num(_, n) => {
-            n.to_f64().map(|f| if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { f.to_string() })
-        }
+        // Integers first: figment's `to_f64` answers only for floats.
+        Value::Num(_, n) => n
+            .to_i128()
+            .map(|i| i.to_string())
+            .or_else(|| n.to_u128().map(|u| u.to_string()))
+            .or_else(|| n.to_f64().map(|f| f.to_string())),
         Value::Array(_, items) => Some(items.iter().filter_map(scalar_text).collect::<Vec<_>>().join(",")),
         _ => None,
     }
@@ -285,11 +317,33 @@ mod tests {
             ("public_url", "ftp://x", "MOLTFLOW_PUBLIC_URL"),
             ("rate_limits", "free=fast", "MOLTFLOW_RATE_LIMITS"),
             ("rate_limits", "free=0", "MOLTFLOW_RATE_LIMITS"),
+            ("smtp_url", "http://mail.example.com", "MOLTFLOW_SMTP_URL"),
+            ("smtp_url", "smtp://h?tls=sometimes", "MOLTFLOW_SMTP_URL"),
+            ("mail_from", "no address", "MOLTFLOW_MAIL_FROM"),
+            ("mail_templates_dir", "/nonexistent/templates", "MOLTFLOW_MAIL_TEMPLATES_DIR"),
         ] {
             let e = load(&[(k, v)]).unwrap_err();
             assert_eq!(e.variable, var);
             assert!(e.to_string().starts_with(var), "{e}");
         }
+    }
+
+    #[test]
+    fn smtp_urls_of_every_documented_form_are_accepted() {
+        for url in ["smtp://127.0.0.1:2525", "smtp://u:p@mail.example.com:587?tls=required", "smtps://mail.example.com"]
+        {
+            assert!(load(&[("smtp_url", url)]).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn whole_numbers_from_the_environment_are_read() {
+        use figment::value::{Num, Tag, Value};
+        assert_eq!(scalar_text(&Value::Num(Tag::Default, Num::U8(0))).as_deref(), Some("0"));
+        assert_eq!(scalar_text(&Value::Num(Tag::Default, Num::I64(-1))).as_deref(), Some("-1"));
+        assert_eq!(scalar_text(&Value::Num(Tag::Default, Num::F64(2.5))).as_deref(), Some("2.5"));
+        let c = load(&[("rate_limit_scale", "0")]).unwrap();
+        assert_eq!(c.rate_limit_scale, 0.0);
     }
 
     #[test]

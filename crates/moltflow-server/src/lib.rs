@@ -7,6 +7,7 @@ pub mod billing;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod mail;
 pub mod middleware;
 pub mod principal;
 pub mod request_id;

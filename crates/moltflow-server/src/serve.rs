@@ -6,6 +6,7 @@ use tokio::net::TcpListener;
 
 use crate::app::app;
 use crate::config::Config;
+use crate::mail::worker::OutboxWorker;
 use crate::state::AppState;
 use crate::workers;
 
@@ -23,11 +24,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("MOLTFLOW_BIND: cannot listen on {}: {e}", config.bind))?;
     let workers = workers::spawn(&state);
+    let outbox = OutboxWorker::spawn(state.clone())?;
     tracing::info!(addr = %listener.local_addr()?, database = ?store.backend(), "moltflow listening");
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("drained; flushing background work");
+    // After the HTTP drain: the mail in hand is finished; the rest stays in the outbox (durable)
+    // for the next start or another node.
+    outbox.stop().await;
     workers.shutdown().await;
     store.close().await;
     Ok(())

@@ -15,6 +15,7 @@ use crate::auth::rate_limit::PrincipalLimiter;
 use crate::auth::throttle::{IpLimiter, LoginLockout};
 use crate::billing::{PriceIds, Provider, plans_file, stripe::StripeClient};
 use crate::config::Config;
+use crate::mail::Mailer;
 use crate::telemetry;
 
 /// Per-IP and per-account throttles of the public auth routes (API.md §3).
@@ -24,6 +25,8 @@ pub struct Limits {
     pub login_ip: IpLimiter,
     pub register_ip: IpLimiter,
     pub login_lockout: LoginLockout,
+    pub forgot_password_ip: IpLimiter,
+    pub magic_link_ip: IpLimiter,
 }
 
 impl Limits {
@@ -34,6 +37,8 @@ impl Limits {
             login_ip: IpLimiter::per_minute(30, scale),
             register_ip: IpLimiter::per_minute(60, scale),
             login_lockout: LoginLockout::new(scale),
+            forgot_password_ip: IpLimiter::per_minute(10, scale),
+            magic_link_ip: IpLimiter::per_minute(10, scale),
         }
     }
 
@@ -41,6 +46,8 @@ impl Limits {
         self.principal.sweep();
         self.login_ip.sweep();
         self.register_ip.sweep();
+        self.forgot_password_ip.sweep();
+        self.magic_link_ip.sweep();
     }
 }
 
@@ -94,6 +101,7 @@ pub struct App {
     pub auth_cache: AuthCache,
     pub last_used: LastUsed,
     pub limits: Limits,
+    pub mailer: Mailer,
     pub metrics: PrometheusHandle,
 }
 
@@ -121,12 +129,14 @@ impl AppState {
             None => (PlanCatalogue::builtin(), PriceIds::new()),
         };
         let billing = Billing::new(&config, prices, &plans)?;
+        let mailer = Mailer::new(&config)?;
         Ok(AppState(Arc::new(App {
             jwt,
             hasher,
             plans: Arc::new(plans),
             billing,
             limits,
+            mailer,
             auth_cache: AuthCache::default(),
             last_used: LastUsed::default(),
             metrics: telemetry::metrics_handle(),

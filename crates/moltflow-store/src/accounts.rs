@@ -104,10 +104,68 @@ pub async fn update_user_role(c: &mut impl AsDbConn, user_id: &str, role: &str, 
     Ok(())
 }
 
-/// Deletes a user; sessions, refresh tokens and keys go with it.
+/// Takes the user's row lock until the transaction ends (PostgreSQL; SQLite's write transaction
+/// already holds the database), so that concurrent mail requests for one account count in turn.
 #[instrument(skip_all)]
-pub async fn delete_user(c: &mut impl AsDbConn, user_id: &str) -> Result<()> {
-    on_conn!(c, c => sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(user_id).execute(c).await.map(|r| r.rows_affected()))?;
+pub async fn lock_user(c: &mut impl AsDbConn, id: &str) -> Result<bool> {
+    let done = on_conn!(c, c => sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+        .bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+#[instrument(skip_all)]
+pub async fn set_user_password(c: &mut impl AsDbConn, id: &str, password_hash: &str, at: i64) -> Result<()> {
+    on_conn!(c, c => sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        .bind(id).bind(password_hash).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// Marks the email verified; false when it already was.
+#[instrument(skip_all)]
+pub async fn set_email_verified(c: &mut impl AsDbConn, id: &str, at: i64) -> Result<bool> {
+    let done = on_conn!(c, c => sqlx::query(
+        "UPDATE users SET email_verified = TRUE, updated_at = $2 WHERE id = $1 AND email_verified = FALSE")
+        .bind(id).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+#[instrument(skip_all)]
+pub async fn update_user_profile(
+    c: &mut impl AsDbConn,
+    id: &str,
+    full_name: &str,
+    timezone: &str,
+    locale: &str,
+    at: i64,
+) -> Result<()> {
+    on_conn!(c, c => sqlx::query(
+        "UPDATE users SET full_name = $2, timezone = $3, locale = $4, updated_at = $5 WHERE id = $1")
+        .bind(id).bind(full_name).bind(timezone).bind(locale).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Users of a tenant, and how many of them are owners.
+#[instrument(skip_all)]
+pub async fn count_tenant_users(c: &mut impl AsDbConn, tenant_id: &str) -> Result<(i64, i64)> {
+    on_conn!(c, c => sqlx::query_as::<_, (i64, i64)>(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN role = 'owner' THEN 1 ELSE 0 END), 0) FROM users WHERE tenant_id = $1")
+        .bind(tenant_id).fetch_one(c).await)
+}
+
+/// Deletes a user; their sessions, refresh tokens and one-time tokens go with them.
+#[instrument(skip_all)]
+pub async fn delete_user(c: &mut impl AsDbConn, id: &str) -> Result<bool> {
+    let done = on_conn!(c, c => sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+/// Erases a tenant: its users (and what cascades from them) and its audit log.
+#[instrument(skip_all)]
+pub async fn delete_tenant(c: &mut impl AsDbConn, id: &str) -> Result<bool> {
+    on_conn!(c, c => sqlx::query("DELETE FROM audit_logs WHERE tenant_id = $1")
+        .bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    let done = on_conn!(c, c => sqlx::query("DELETE FROM tenants WHERE id = $1")
+        .bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
 }

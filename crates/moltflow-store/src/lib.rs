@@ -10,11 +10,13 @@ pub mod api_keys;
 pub mod audit;
 pub mod billing;
 mod db;
+pub mod mail;
 pub mod sessions;
 pub mod signing_keys;
 pub mod tenant;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tokens;
 
 pub use db::{AsDbConn, Backend, Conn, DbConn, Store, Tx, is_unique_violation};
 

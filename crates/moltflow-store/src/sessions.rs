@@ -95,3 +95,11 @@ pub async fn mark_refresh_token_rotated(c: &mut impl AsDbConn, token_hash: &str,
         .bind(token_hash).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(done > 0)
 }
+
+/// Revokes every live session of a user but one; returns their ids.
+#[instrument(skip_all)]
+pub async fn revoke_other_sessions(c: &mut impl AsDbConn, user_id: &str, keep: &str, at: i64) -> Result<Vec<String>> {
+    on_conn!(c, c => sqlx::query_scalar::<_, String>(
+        "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL RETURNING id")
+        .bind(user_id).bind(keep).bind(at).fetch_all(c).await)
+}

@@ -2,6 +2,7 @@
 //!
 //! Requests refuse unknown fields (`422`), as the contract asks; responses are plain data.
 
+pub mod account;
 pub mod api_keys;
 pub mod auth;
 pub mod billing;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod ops;
 pub mod tenant;
 
+pub use account::*;
 pub use api_keys::*;
 pub use auth::*;
 pub use billing::*;

@@ -29,7 +29,22 @@ enum Command {
     },
 }
 
+/// Argon2id allocates a 19 MiB block per hash on blocking threads; glibc's adaptive mmap
+/// threshold would keep those blocks in per-thread arenas for good (hundreds of MB after a login
+/// flood). A fixed threshold serves them from mmap, so they go back to the system when freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_large_allocations_to_the_system() {
+    // SAFETY: mallopt only tunes the allocator; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_allocations_to_the_system() {}
+
 fn main() -> ExitCode {
+    return_large_allocations_to_the_system();
     let cli = Cli::parse();
     let config = match Config::load() {
         Ok(c) => c,

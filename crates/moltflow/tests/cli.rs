@@ -139,3 +139,40 @@ fn unwritable_database_location_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("moltflow:"), "{stderr}");
 }
+
+#[test]
+fn numeric_environment_values_are_honoured() {
+    // `0` turns rate limits off: 40 bad logins from one IP are all 401, never 429.
+    let dir = temp_dir();
+    let port = free_port();
+    let mut child = bin()
+        .arg("serve")
+        .current_dir(&dir)
+        .env("MOLTFLOW_BIND", format!("127.0.0.1:{port}"))
+        .env("MOLTFLOW_LOG", "warn")
+        .env("MOLTFLOW_RATE_LIMIT_SCALE", "0")
+        .env("MOLTFLOW_ARGON2_MEMORY_KIB", "64")
+        .env("MOLTFLOW_ARGON2_ITERATIONS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(port);
+    let body = r#"{"email":"nobody@example.com","password":"wrong-password-1"}"#;
+    let request = format!(
+        "POST /api/v2/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        body
+    );
+    for _ in 0..40 {
+        let answer = http(port, &request).unwrap_or_default();
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // And a negative integer is refused, naming the variable.
+    let out = bin().arg("serve").env("MOLTFLOW_RATE_LIMIT_SCALE", "-1").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MOLTFLOW_RATE_LIMIT_SCALE"));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -10,9 +10,11 @@ use crate::state::AppState;
 
 pub mod api_keys;
 pub mod auth;
+pub mod auth_mail;
 pub mod billing;
 pub mod ops;
 pub mod tenant;
+pub mod users;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,13 +26,14 @@ pub mod tenant;
     servers((url = "/api/v2"), (url = "/")),
     modifiers(&SecuritySchemes),
     tags(
-        (name = "auth", description = "Sign-up, login, sessions"),
         (name = "api-keys", description = "API keys and their scopes"),
         (name = "tenant", description = "Tenant settings and GDPR consent records"),
         (name = "members", description = "Team members and their roles"),
         (name = "audit", description = "The audit log"),
         (name = "billing", description = "Plans, subscription, checkout, portal, Stripe webhooks"),
         (name = "billing-local", description = "Pages of the local billing provider"),
+        (name = "auth", description = "Sign-up, login, sessions, password reset, email verification, magic links"),
+        (name = "users", description = "The caller's own profile and account"),
         (name = "ops", description = "Health, metrics, keys and this document"),
     )
 )]
@@ -57,6 +60,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(api_keys::routes())
         .merge(tenant::routes())
         .merge(billing::routes())
+        .merge(auth_mail::routes())
+        .merge(users::routes())
         .merge(ops::routes())
 }
 

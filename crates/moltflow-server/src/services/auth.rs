@@ -11,6 +11,8 @@ use moltflow_types::{LoginRequest, RegisterRequest, TokenPair};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Checks, ClientMeta, check_name};
 use crate::services::audit::{self, Actor, Entry};
+use crate::services::mailing::send_link;
+use crate::services::one_time::TokenKind;
 use crate::services::sessions::{open_session, token_pair};
 use crate::state::App;
 
@@ -62,9 +64,10 @@ pub async fn register(app: &App, req: RegisterRequest, meta: &ClientMeta) -> Api
     };
     let (tenant, user) = account_rows(account, password_hash, now_ms());
     let mut tx = app.store.begin().await?;
-    insert_account(&mut tx, &tenant, &user, meta).await?;
+    insert_account(app, &mut tx, &tenant, &user, meta).await?;
     let opened = open_session(&mut tx, &user, "register", meta).await?;
     tx.commit().await?;
+    app.mailer.wake();
     token_pair(app, &user, opened)
 }
 
@@ -93,10 +96,18 @@ pub fn account_rows(account: NewAccount, password_hash: Option<String>, now: i64
     (tenant, user)
 }
 
-/// Inserts a new tenant and its owner, audited; a taken email is `409 email_taken`.
-pub async fn insert_account(tx: &mut Tx, tenant: &TenantRow, user: &UserRow, meta: &ClientMeta) -> ApiResult<()> {
+/// Inserts a new tenant and its owner, audited, and queues the verification mail; a taken email
+/// is `409 email_taken`. The caller wakes the mailer after committing.
+pub async fn insert_account(
+    app: &App,
+    tx: &mut Tx,
+    tenant: &TenantRow,
+    user: &UserRow,
+    meta: &ClientMeta,
+) -> ApiResult<()> {
     insert_tenant(tx, tenant).await?;
     insert_user(tx, user).await.map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
+    send_link(app, tx, TokenKind::Verify, user).await?;
     audit::record(
         tx,
         Entry {

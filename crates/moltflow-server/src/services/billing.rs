@@ -597,16 +597,18 @@ pub async fn signup_checkout(
     let (tenant, user) = account_rows(account, password_hash, now_ms());
     let Some(intent) = intent else {
         let mut tx = app.store.begin().await?;
-        insert_account(&mut tx, &tenant, &user, meta).await?;
+        insert_account(app, &mut tx, &tenant, &user, meta).await?;
         let opened = open_session(&mut tx, &user, "register", meta).await?;
         tx.commit().await?;
+        app.mailer.wake();
         return Ok(SignupOutcome::Tokens(token_pair(app, &user, opened)?));
     };
     let (row, customer) = open_checkout(app, &tenant.id, &user.email, &intent).await?;
     let mut tx = app.store.begin().await?;
-    insert_account(&mut tx, &tenant, &user, meta).await?;
+    insert_account(app, &mut tx, &tenant, &user, meta).await?;
     store_checkout(&mut tx, app, &row, customer.as_deref()).await?;
     tx.commit().await?;
+    app.mailer.wake();
     Ok(SignupOutcome::Checkout(moltflow_types::SignupCheckoutResponse {
         checkout_url: row.url,
         session_id: row.id,

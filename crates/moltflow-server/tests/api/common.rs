@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Once;
 
 use base64::Engine;
+use moltflow_server::mail::worker::OutboxWorker;
 use moltflow_server::{AppState, Config, app};
 use moltflow_store::Store;
 use reqwest::header::HeaderMap;
@@ -22,6 +23,10 @@ pub struct TestApp {
     pub state: AppState,
     pub store: Store,
     _workers: moltflow_server::workers::Workers,
+    /// Where the file transport writes `.eml` files (when no SMTP URL is configured).
+    pub mail_dir: PathBuf,
+    /// The running outbox worker (tests may stop it and start another).
+    pub worker: Option<OutboxWorker>,
     _dir: TempDir,
 }
 
@@ -97,11 +102,15 @@ impl TestApp {
         for (k, v) in overrides {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
-        let config = Config::from_map(&map).expect("test config");
+        let mut config = Config::from_map(&map).expect("test config");
+        // Deliver within milliseconds and retry quickly, so that mail tests stay fast.
+        config.mail_poll_interval = std::time::Duration::from_millis(50);
+        config.mail_backoff_base = std::time::Duration::from_millis(100);
         let store = Store::connect_with_schema(&url, 5, schema.as_deref()).await.expect("connect");
         store.migrate().await.expect("migrate");
         let state = AppState::new(config, store.clone()).await.expect("state");
         let workers = moltflow_server::workers::spawn(&state);
+        let worker = OutboxWorker::spawn(state.clone()).expect("outbox worker");
         let router = app(state.clone());
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.ok();
@@ -112,6 +121,8 @@ impl TestApp {
             state,
             store,
             _workers: workers,
+            mail_dir: dir.join("mail"),
+            worker: Some(worker),
             _dir: TempDir(dir),
         }
     }
@@ -209,6 +220,27 @@ impl TestApp {
 
     pub async fn count(&self, sql: &str) -> i64 {
         self.store.scalar_i64(sql).await.expect("count query")
+    }
+
+    /// Waits (up to 10 s) until `sql` counts `n`.
+    pub async fn wait_count(&self, sql: &str, n: i64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let got = self.count(sql).await;
+            if got == n {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "waited for {n} from {sql}, have {got}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn put_json(&self, method: reqwest::Method, path: &str, body: Value, token: Option<&str>) -> Resp {
+        let mut req = self.client.request(method, self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
     }
 }
 

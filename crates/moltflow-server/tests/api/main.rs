@@ -1,14 +1,18 @@
 //! End-to-end tests of the HTTP API: real requests against the real router and a real database.
 
-mod common;
-
 mod api_keys;
 mod auth_login;
 mod auth_register;
 mod auth_sessions;
 mod auth_tokens;
 mod billing;
+mod common;
 mod errors;
+mod magic_link;
+mod mail_outbox;
 mod ops;
+mod password_reset;
+mod smtp;
 mod stripe_mock;
 mod tenant;
+mod users;

@@ -1,0 +1,145 @@
+//! `/auth/*` routes driven by mail: password reset, email verification, magic links, and
+//! setting a password (API.md §3).
+
+use axum::Json;
+use axum::http::StatusCode;
+use moltflow_types::{
+    AcceptedBody, DoneBody, EmailRequest, ErrorBody, ResetPasswordRequest, SetPasswordRequest, TokenPair, TokenRequest,
+    ValidationErrorBody,
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiResult;
+use crate::extract::{ClientMeta, JsonBody};
+use crate::principal::Principal;
+use crate::services;
+use crate::services::recovery::ACCEPTED;
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_verification))
+        .routes(routes!(request_magic_link))
+        .routes(routes!(verify_magic_link))
+        .routes(routes!(set_password))
+}
+
+fn accepted() -> (StatusCode, Json<AcceptedBody>) {
+    (StatusCode::ACCEPTED, Json(AcceptedBody { detail: ACCEPTED.to_owned() }))
+}
+
+fn done(detail: &str) -> Json<DoneBody> {
+    Json(DoneBody { detail: detail.to_owned() })
+}
+
+/// Mail a password reset link (valid 1 hour) if an account has this address. The answer is the
+/// same whether or not it has; at most 3 mails per address per hour.
+#[utoipa::path(post, path = "/auth/forgot-password", tag = "auth", request_body = EmailRequest, responses(
+    (status = 202, description = "Accepted (always the same body)", body = AcceptedBody),
+    (status = 422, description = "Not an email address", body = ValidationErrorBody),
+    (status = 429, description = "More than 10 requests a minute from this IP (`rate_limited`)", body = ErrorBody),
+))]
+async fn forgot_password(
+    state: AppState,
+    meta: ClientMeta,
+    JsonBody(req): JsonBody<EmailRequest>,
+) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
+    services::recovery::forgot_password(&state, &req.email, &meta).await?;
+    Ok(accepted())
+}
+
+/// Set a new password with the token of a reset mail. Verifies the email and ends every session.
+#[utoipa::path(post, path = "/auth/reset-password", tag = "auth", request_body = ResetPasswordRequest, responses(
+    (status = 200, description = "Password reset", body = DoneBody),
+    (status = 400, description = "Invalid, used, superseded or expired token (`invalid_token`)", body = ErrorBody),
+    (status = 422, description = "Password too short, too long, too weak or equal to the email", body = ValidationErrorBody),
+))]
+async fn reset_password(
+    state: AppState,
+    meta: ClientMeta,
+    JsonBody(req): JsonBody<ResetPasswordRequest>,
+) -> ApiResult<Json<DoneBody>> {
+    services::recovery::reset_password(&state, req, &meta).await?;
+    Ok(done("Your password has been reset. Sign in with the new one."))
+}
+
+/// Confirm the email address with the token of a verification mail.
+#[utoipa::path(post, path = "/auth/verify-email", tag = "auth", request_body = TokenRequest, responses(
+    (status = 200, description = "Email verified", body = DoneBody),
+    (status = 400, description = "Invalid, used or expired token (`invalid_token`)", body = ErrorBody),
+))]
+async fn verify_email(
+    state: AppState,
+    meta: ClientMeta,
+    JsonBody(req): JsonBody<TokenRequest>,
+) -> ApiResult<Json<DoneBody>> {
+    services::verification::verify_email(&state, &req.token, &meta).await?;
+    Ok(done("Your email address is verified."))
+}
+
+/// Mail a new verification link to the caller (nothing is sent when already verified, or after
+/// 3 mails to the address within the hour).
+#[utoipa::path(post, path = "/auth/verify-email/resend", tag = "auth", security(("bearer" = [])), responses(
+    (status = 202, description = "Accepted", body = AcceptedBody),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 403, description = "Called with an API key (`user_principal_required`)", body = ErrorBody),
+))]
+async fn resend_verification(state: AppState, principal: Principal) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
+    services::verification::resend_verification(&state, &principal).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(AcceptedBody { detail: "If your address is not verified yet, we have sent it a new link.".to_owned() }),
+    ))
+}
+
+/// Mail a sign-in link (valid 15 minutes) if an account has this address; never creates an
+/// account. The answer is the same whether or not it has; at most 3 mails per address per hour.
+#[utoipa::path(post, path = "/auth/magic-link/request", tag = "auth", request_body = EmailRequest, responses(
+    (status = 202, description = "Accepted (always the same body)", body = AcceptedBody),
+    (status = 422, description = "Not an email address", body = ValidationErrorBody),
+    (status = 429, description = "More than 10 requests a minute from this IP (`rate_limited`)", body = ErrorBody),
+))]
+async fn request_magic_link(
+    state: AppState,
+    meta: ClientMeta,
+    JsonBody(req): JsonBody<EmailRequest>,
+) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
+    services::recovery::request_magic_link(&state, &req.email, &meta).await?;
+    Ok(accepted())
+}
+
+/// Sign in with the token of a magic-link mail; verifies the email.
+#[utoipa::path(post, path = "/auth/magic-link/verify", tag = "auth", request_body = TokenRequest, responses(
+    (status = 200, description = "Signed in", body = TokenPair),
+    (status = 400, description = "Invalid, used, superseded or expired token (`invalid_token`)", body = ErrorBody),
+))]
+async fn verify_magic_link(
+    state: AppState,
+    meta: ClientMeta,
+    JsonBody(req): JsonBody<TokenRequest>,
+) -> ApiResult<Json<TokenPair>> {
+    Ok(Json(services::recovery::verify_magic_link(&state, &req.token, &meta).await?))
+}
+
+/// Set a first password, or change it with `current_password`; a change ends the other sessions.
+#[utoipa::path(post, path = "/auth/set-password", tag = "auth", security(("bearer" = [])), request_body = SetPasswordRequest, responses(
+    (status = 200, description = "Password set", body = DoneBody),
+    (status = 400, description = "Wrong current password (`invalid_current_password`)", body = ErrorBody),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 403, description = "Called with an API key (`user_principal_required`)", body = ErrorBody),
+    (status = 422, description = "Weak password, or `current_password` missing while one is set", body = ValidationErrorBody),
+    (status = 429, description = "Too many wrong passwords (`login_locked`)", body = ErrorBody),
+))]
+async fn set_password(
+    state: AppState,
+    principal: Principal,
+    meta: ClientMeta,
+    JsonBody(req): JsonBody<SetPasswordRequest>,
+) -> ApiResult<Json<DoneBody>> {
+    services::users::set_password(&state, &principal, req, &meta).await?;
+    Ok(done("Your password is set."))
+}

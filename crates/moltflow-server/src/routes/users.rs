@@ -1,0 +1,62 @@
+//! `/users/me`: the caller's profile, its changes and the account's deletion (API.md §4).
+
+use axum::Json;
+use axum::http::StatusCode;
+use moltflow_types::{DeleteAccountRequest, ErrorBody, UpdateProfileRequest, UserProfile, ValidationErrorBody};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiResult;
+use crate::extract::{ClientMeta, JsonBody, OptionalJsonBody};
+use crate::principal::Principal;
+use crate::services;
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_me, update_me, delete_me))
+}
+
+/// The caller's profile.
+#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, description = "Profile", body = UserProfile),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 403, description = "Key lacks `account:read`", body = ErrorBody),
+))]
+async fn get_me(state: AppState, principal: Principal) -> ApiResult<Json<UserProfile>> {
+    Ok(Json(services::users::get_me(&state, &principal).await?))
+}
+
+/// Change any of `full_name` (1–100 characters), `timezone` (IANA) and `locale` (BCP 47).
+#[utoipa::path(patch, path = "/users/me", tag = "users", security(("bearer" = []), ("api_key" = [])), request_body = UpdateProfileRequest, responses(
+    (status = 200, description = "Updated profile", body = UserProfile),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 403, description = "Key lacks `account:manage`", body = ErrorBody),
+    (status = 422, description = "Empty or long name, unknown time zone, malformed locale", body = ValidationErrorBody),
+))]
+async fn update_me(
+    state: AppState,
+    principal: Principal,
+    JsonBody(req): JsonBody<UpdateProfileRequest>,
+) -> ApiResult<Json<UserProfile>> {
+    Ok(Json(services::users::update_me(&state, &principal, req).await?))
+}
+
+/// Erase the account (and its tenant when it was the only member). Needs `current_password`, or
+/// for a passwordless account a session opened by a magic link less than 10 minutes ago.
+#[utoipa::path(delete, path = "/users/me", tag = "users", security(("bearer" = [])), request_body(content = Option<DeleteAccountRequest>), responses(
+    (status = 204, description = "Account erased"),
+    (status = 400, description = "Wrong current password (`invalid_current_password`)", body = ErrorBody),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+    (status = 403, description = "API key (`user_principal_required`), or no fresh magic-link session (`reauthentication_required`)", body = ErrorBody),
+    (status = 409, description = "Last owner of a tenant with other members (`last_owner`)", body = ErrorBody),
+    (status = 422, description = "`current_password` missing", body = ValidationErrorBody),
+))]
+async fn delete_me(
+    state: AppState,
+    principal: Principal,
+    meta: ClientMeta,
+    OptionalJsonBody(req): OptionalJsonBody<DeleteAccountRequest>,
+) -> ApiResult<StatusCode> {
+    services::users::delete_me(&state, &principal, req, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,209 @@
+//! The caller's own account: profile, password, deletion (API.md §3 `set-password`, §4).
+
+use moltflow_core::clock::{MINUTE_MS, now_ms, rfc3339};
+use moltflow_core::locale::parse_locale;
+use moltflow_core::password::check_new_password;
+use moltflow_store::accounts::{
+    UserRow, count_tenant_users, delete_tenant, delete_user, find_user, set_user_password, update_user_profile,
+};
+use moltflow_store::mail::delete_mail_to;
+use moltflow_store::sessions::{revoke_other_sessions, revoke_user_sessions};
+use moltflow_store::tokens::use_user_tokens;
+use moltflow_types::{DeleteAccountRequest, SetPasswordRequest, UpdateProfileRequest, UserProfile};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Checks, ClientMeta, check_name};
+use crate::principal::{Credential, Principal};
+use crate::services::audit::{self, Actor, Entry};
+use crate::services::one_time::TokenKind;
+use crate::state::App;
+
+/// A passwordless account deletes itself from a session a magic link opened this recently.
+pub const FRESH_MAGIC_LINK_MS: i64 = 10 * MINUTE_MS;
+
+pub fn profile(user: &UserRow) -> UserProfile {
+    UserProfile {
+        id: user.id.clone(),
+        email: user.email.clone(),
+        full_name: user.full_name.clone(),
+        role: user.role.clone(),
+        tenant_id: user.tenant_id.clone(),
+        email_verified: user.email_verified,
+        has_password: user.password_hash.is_some(),
+        timezone: user.timezone.clone(),
+        locale: user.locale.clone(),
+        created_at: rfc3339(user.created_at),
+        updated_at: rfc3339(user.updated_at),
+    }
+}
+
+/// The caller's user as stored now (the principal's copy may be up to a second old).
+async fn current_user(app: &App, principal: &Principal) -> ApiResult<UserRow> {
+    let mut conn = app.store.conn().await?;
+    find_user(&mut conn, &principal.user.id).await?.ok_or_else(ApiError::not_authenticated)
+}
+
+/// `GET /users/me`.
+pub async fn get_me(app: &App, principal: &Principal) -> ApiResult<UserProfile> {
+    principal.require("account:read")?;
+    Ok(profile(&current_user(app, principal).await?))
+}
+
+/// `PATCH /users/me`: any of `full_name`, `timezone` (IANA), `locale` (BCP 47).
+pub async fn update_me(app: &App, principal: &Principal, req: UpdateProfileRequest) -> ApiResult<UserProfile> {
+    principal.require("account:manage")?;
+    let mut checks = Checks::default();
+    let full_name = req.full_name.as_deref().map(|n| check_name(&mut checks, &["body", "full_name"], n, 100));
+    let timezone = req.timezone.as_deref().and_then(|tz| match tz.trim().parse::<chrono_tz::Tz>() {
+        Ok(tz) => Some(tz.name().to_owned()),
+        Err(_) => {
+            checks.fail(
+                &["body", "timezone"],
+                "value is not an IANA time zone name (e.g. Europe/Lisbon)",
+                "value_error",
+            );
+            None
+        }
+    });
+    let locale = req
+        .locale
+        .as_deref()
+        .and_then(|l| parse_locale(l).map_err(|e| checks.fail(&["body", "locale"], e.to_string(), "value_error")).ok());
+    checks.finish()?;
+    let mut tx = app.store.begin().await?;
+    let user = find_user(&mut tx, &principal.user.id).await?.ok_or_else(ApiError::not_authenticated)?;
+    let now = now_ms();
+    let updated = UserRow {
+        full_name: full_name.unwrap_or(user.full_name),
+        timezone: timezone.unwrap_or(user.timezone),
+        locale: locale.unwrap_or(user.locale),
+        updated_at: now,
+        ..user
+    };
+    update_user_profile(&mut tx, &updated.id, &updated.full_name, &updated.timezone, &updated.locale, now).await?;
+    tx.commit().await?;
+    app.auth_cache.forget_user(&updated.id);
+    Ok(profile(&updated))
+}
+
+fn invalid_current_password() -> ApiError {
+    ApiError::bad_request("invalid_current_password", "The current password is not correct")
+}
+
+/// Checks `current_password` against the stored hash: `422` when missing, `400` when wrong, and
+/// the login lockout counts the failures (a stolen access token must not become a guessing oracle).
+async fn check_current_password(app: &App, user: &UserRow, stored: &str, given: Option<&str>) -> ApiResult<()> {
+    let Some(given) = given else {
+        return Err(ApiError::invalid(
+            &["body", "current_password"],
+            "Field required: this account has a password",
+            "missing",
+        ));
+    };
+    app.limits.login_lockout.check(&user.email).map_err(|wait| {
+        ApiError::too_many("login_locked", "Too many wrong passwords for this account; try again later", wait)
+    })?;
+    if given.len() > 1024 || !app.hasher.verify(given, Some(stored)).await {
+        app.limits.login_lockout.record_failure(&user.email);
+        return Err(invalid_current_password());
+    }
+    Ok(())
+}
+
+/// `POST /auth/set-password`: a first password, or a change proven with `current_password`.
+/// A change ends the user's other sessions.
+pub async fn set_password(
+    app: &App,
+    principal: &Principal,
+    req: SetPasswordRequest,
+    meta: &ClientMeta,
+) -> ApiResult<()> {
+    let session_id = principal.require_user()?.to_owned();
+    let user = current_user(app, principal).await?;
+    if let Some(stored) = &user.password_hash {
+        check_current_password(app, &user, stored, req.current_password.as_deref()).await?;
+    }
+    check_new_password(&req.password, &user.email, &[&user.full_name])
+        .map_err(|e| ApiError::invalid(&["body", "password"], e.to_string(), "value_error"))?;
+    let hash = app.hasher.hash(&req.password).await?;
+    let now = now_ms();
+    let changed = user.password_hash.is_some();
+    let mut tx = app.store.begin().await?;
+    set_user_password(&mut tx, &user.id, &hash, now).await?;
+    let revoked = if changed { revoke_other_sessions(&mut tx, &user.id, &session_id, now).await? } else { Vec::new() };
+    // A reset link mailed before this change must not undo it.
+    use_user_tokens(&mut tx, &user.id, TokenKind::Reset.as_str(), now).await?;
+    audit::record(
+        &mut tx,
+        Entry {
+            tenant_id: &user.tenant_id,
+            actor: Actor::user(&user.id),
+            action: "password.set",
+            target: Some(user.id.clone()),
+            meta,
+            details: serde_json::json!({"first_password": !changed, "sessions_revoked": revoked.len()}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    app.auth_cache.forget_sessions(&revoked).await;
+    app.auth_cache.forget_user(&user.id);
+    Ok(())
+}
+
+/// `DELETE /users/me`: erases the account, and the tenant with it when the user was its only
+/// member; the last owner of a tenant with other members gets `409 last_owner`.
+pub async fn delete_me(
+    app: &App,
+    principal: &Principal,
+    req: DeleteAccountRequest,
+    meta: &ClientMeta,
+) -> ApiResult<()> {
+    principal.require_user()?;
+    let user = current_user(app, principal).await?;
+    match (&user.password_hash, &principal.credential) {
+        (Some(stored), _) => check_current_password(app, &user, stored, req.current_password.as_deref()).await?,
+        (None, Credential::Session { method, created_at, .. })
+            if method == "magic_link" && now_ms() - created_at < FRESH_MAGIC_LINK_MS => {}
+        (None, _) => {
+            return Err(ApiError::forbidden(
+                "reauthentication_required",
+                "Sign in with a magic link (less than 10 minutes ago) to delete this passwordless account",
+            ));
+        }
+    }
+    let now = now_ms();
+    let mut tx = app.store.begin().await?;
+    let (members, owners) = count_tenant_users(&mut tx, &user.tenant_id).await?;
+    if user.role == "owner" && owners <= 1 && members > 1 {
+        return Err(ApiError::conflict(
+            "last_owner",
+            "You are the last owner of a tenant with other members: make another member owner first",
+        ));
+    }
+    let sessions = revoke_user_sessions(&mut tx, &user.id, now).await?;
+    delete_mail_to(&mut tx, &user.email).await?;
+    let tenant_erased = members <= 1;
+    if tenant_erased {
+        delete_tenant(&mut tx, &user.tenant_id).await?;
+    } else {
+        delete_user(&mut tx, &user.id).await?;
+        audit::record(
+            &mut tx,
+            Entry {
+                tenant_id: &user.tenant_id,
+                actor: Actor::user(&user.id),
+                action: "account.deleted",
+                target: Some(user.id.clone()),
+                meta,
+                details: serde_json::json!({"email": user.email, "role": user.role}),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id, tenant_erased, "account deleted");
+    app.auth_cache.forget_sessions(&sessions).await;
+    app.auth_cache.forget_user(&user.id);
+    Ok(())
+}
