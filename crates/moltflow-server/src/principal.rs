@@ -249,3 +249,24 @@ scope_guards!(
     MembersManage = "members:manage",
     AuditRead = "audit:read",
 );
+
+/// The caller, which must be a user signed in with an access token (not an API key): checked
+/// before the body is read, so a key gets `403 user_principal_required` whatever it sent.
+pub struct UserSession(pub Principal);
+
+impl std::ops::Deref for UserSession {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl FromRequestParts<AppState> for UserSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.require_user()?;
+        Ok(UserSession(principal))
+    }
+}

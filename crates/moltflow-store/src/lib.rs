@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod billing;
 mod db;
+pub mod invitations;
 pub mod mail;
 pub mod sessions;
 pub mod signing_keys;

@@ -94,3 +94,39 @@ pub struct AuditPage {
     pub items: Vec<AuditEntry>,
     pub next_cursor: Option<String>,
 }
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "bruno@example.com", "role": "member"}))]
+pub struct InviteRequest {
+    pub email: String,
+    /// `member` (default), `admin` or `owner`; only owners invite admins and owners.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"id": "0193a6c5-…", "email": "bruno@example.com", "role": "member", "status": "pending", "invited_by": "0193a6c0-…", "created_at": "2026-11-24T10:00:00Z", "expires_at": "2026-12-01T10:00:00Z", "accepted_at": null, "revoked_at": null}))]
+pub struct Invitation {
+    pub id: String,
+    pub email: String,
+    pub role: String,
+    /// `pending`, `accepted`, `revoked` or `expired`.
+    pub status: String,
+    pub invited_by: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub accepted_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "from-the-invitation-mail", "full_name": "Bruno Costa", "password": "quiet-river-lantern-7"}))]
+pub struct AcceptInvitationRequest {
+    pub token: String,
+    pub full_name: String,
+    /// Optional: without one the account signs in by magic link.
+    #[serde(default)]
+    pub password: Option<String>,
+}

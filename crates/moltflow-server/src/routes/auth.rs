@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{ClientMeta, JsonBody, OptionalJsonBody};
-use crate::principal::{AccountRead, Authorized, Credential, Principal};
+use crate::principal::{AccountRead, Authorized, Credential, UserSession};
 use crate::services;
 use crate::state::AppState;
 
@@ -102,7 +102,7 @@ async fn me(principal: Authorized<AccountRead>) -> ApiResult<Json<MeResponse>> {
 ))]
 async fn logout(
     state: AppState,
-    principal: Principal,
+    principal: UserSession,
     meta: ClientMeta,
     OptionalJsonBody(req): OptionalJsonBody<LogoutRequest>,
 ) -> ApiResult<StatusCode> {

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{ClientMeta, JsonBody};
-use crate::principal::Principal;
+use crate::principal::UserSession;
 use crate::services;
 use crate::services::recovery::ACCEPTED;
 use crate::state::AppState;
@@ -88,7 +88,7 @@ async fn verify_email(
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Called with an API key (`user_principal_required`)", body = ErrorBody),
 ))]
-async fn resend_verification(state: AppState, principal: Principal) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
+async fn resend_verification(state: AppState, principal: UserSession) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
     services::verification::resend_verification(&state, &principal).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -136,7 +136,7 @@ async fn verify_magic_link(
 ))]
 async fn set_password(
     state: AppState,
-    principal: Principal,
+    principal: UserSession,
     meta: ClientMeta,
     JsonBody(req): JsonBody<SetPasswordRequest>,
 ) -> ApiResult<Json<DoneBody>> {

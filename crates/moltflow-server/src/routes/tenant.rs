@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use moltflow_types::{
-    AuditPage, ChangeRoleRequest, ConsentRecord, ErrorBody, TenantMember, TenantSettings, UpdateTenantSettings,
-    ValidationErrorBody,
+    AcceptInvitationRequest, AuditPage, ChangeRoleRequest, ConsentRecord, ErrorBody, Invitation, InviteRequest,
+    TenantMember, TenantSettings, TokenPair, UpdateTenantSettings, ValidationErrorBody,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use crate::error::ApiResult;
 use crate::extract::{ClientMeta, JsonBody, QueryParams};
 use crate::principal::{AuditRead, Authorized, MembersManage, MembersRead, SettingsManage, SettingsRead};
-use crate::services::{audit, members, tenant};
+use crate::services::{audit, invitations, members, tenant};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -23,6 +23,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_members))
         .routes(routes!(change_member_role, remove_member))
         .routes(routes!(list_audit_logs))
+        .routes(routes!(list_invitations, create_invitation))
+        .routes(routes!(revoke_invitation))
+        .routes(routes!(accept_invitation))
 }
 
 /// The tenant's settings (any member, or `settings:read`).
@@ -124,4 +127,62 @@ async fn list_audit_logs(
 ) -> ApiResult<Json<AuditPage>> {
     let limit = query.int("limit", 50, 1, 200)?;
     Ok(Json(audit::list(&state, caller.tenant_id(), limit, query.get("cursor"), query.get("action")).await?))
+}
+
+/// Invite an address into the tenant; the invitation is mailed (owners and admins, or
+/// `members:manage`; only owners invite admins and owners).
+#[utoipa::path(post, path = "/tenant/invitations", tag = "members", security(("bearer" = []), ("api_key" = [])),
+    request_body = InviteRequest, responses(
+    (status = 201, body = Invitation), (status = 401, body = ErrorBody),
+    (status = 403, description = "Missing `members:manage`, or `owner_required` for admin/owner invitations", body = ErrorBody),
+    (status = 409, description = "The address has an account (`email_taken`)", body = ErrorBody),
+    (status = 422, body = ValidationErrorBody),
+))]
+async fn create_invitation(
+    state: AppState,
+    caller: Authorized<MembersManage>,
+    meta: ClientMeta,
+    JsonBody(req): JsonBody<InviteRequest>,
+) -> ApiResult<(StatusCode, Json<Invitation>)> {
+    Ok((StatusCode::CREATED, Json(invitations::invite(&state, &caller, req, &meta).await?)))
+}
+
+/// The tenant's invitations, newest first, with their status.
+#[utoipa::path(get, path = "/tenant/invitations", tag = "members", security(("bearer" = []), ("api_key" = [])), responses(
+    (status = 200, body = Vec<Invitation>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+))]
+async fn list_invitations(state: AppState, caller: Authorized<MembersRead>) -> ApiResult<Json<Vec<Invitation>>> {
+    Ok(Json(invitations::list(&state, caller.tenant_id()).await?))
+}
+
+/// Revoke a pending invitation; its link stops working.
+#[utoipa::path(delete, path = "/tenant/invitations/{id}", tag = "members", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path)), responses(
+    (status = 204, description = "Revoked"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody),
+))]
+async fn revoke_invitation(
+    state: AppState,
+    caller: Authorized<MembersManage>,
+    meta: ClientMeta,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    invitations::revoke(&state, &caller, &id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Accept an invitation: creates the account in the inviting tenant with the invited role and
+/// signs it in (public; the token comes from the mail).
+#[utoipa::path(post, path = "/auth/accept-invitation", tag = "auth", request_body = AcceptInvitationRequest, responses(
+    (status = 201, body = TokenPair),
+    (status = 400, description = "Invalid, expired, revoked or used (`invalid_token`)", body = ErrorBody),
+    (status = 409, description = "The address has an account (`email_taken`)", body = ErrorBody),
+    (status = 422, body = ValidationErrorBody),
+))]
+async fn accept_invitation(
+    state: AppState,
+    meta: ClientMeta,
+    JsonBody(req): JsonBody<AcceptInvitationRequest>,
+) -> ApiResult<(StatusCode, Json<TokenPair>)> {
+    Ok((StatusCode::CREATED, Json(invitations::accept(&state, req, &meta).await?)))
 }

@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{ClientMeta, JsonBody, OptionalJsonBody};
-use crate::principal::Principal;
+use crate::principal::{AccountManage, AccountRead, Authorized, UserSession};
 use crate::services;
 use crate::state::AppState;
 
@@ -22,7 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Key lacks `account:read`", body = ErrorBody),
 ))]
-async fn get_me(state: AppState, principal: Principal) -> ApiResult<Json<UserProfile>> {
+async fn get_me(state: AppState, principal: Authorized<AccountRead>) -> ApiResult<Json<UserProfile>> {
     Ok(Json(services::users::get_me(&state, &principal).await?))
 }
 
@@ -35,7 +35,7 @@ async fn get_me(state: AppState, principal: Principal) -> ApiResult<Json<UserPro
 ))]
 async fn update_me(
     state: AppState,
-    principal: Principal,
+    principal: Authorized<AccountManage>,
     JsonBody(req): JsonBody<UpdateProfileRequest>,
 ) -> ApiResult<Json<UserProfile>> {
     Ok(Json(services::users::update_me(&state, &principal, req).await?))
@@ -53,7 +53,7 @@ async fn update_me(
 ))]
 async fn delete_me(
     state: AppState,
-    principal: Principal,
+    principal: UserSession,
     meta: ClientMeta,
     OptionalJsonBody(req): OptionalJsonBody<DeleteAccountRequest>,
 ) -> ApiResult<StatusCode> {

@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod invitations;
 pub mod mailing;
 pub mod members;
 pub mod one_time;
