@@ -4,9 +4,12 @@ pub mod clock;
 pub mod email;
 pub mod ids;
 pub mod password;
+pub mod period;
+pub mod plan;
 pub mod role;
 pub mod scope;
 pub mod secret;
+pub mod usage;
 
 pub use email::Email;
 pub use role::Role;
