@@ -12,6 +12,7 @@ pub mod sessions;
 pub mod signing_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod usage;
 
 pub use db::{AsDbConn, Backend, Conn, DbConn, Store, Tx, is_unique_violation};
 
