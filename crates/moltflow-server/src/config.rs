@@ -102,9 +102,10 @@ impl Config {
         }
         let smtp_url = get("smtp_url");
         if let Some(u) = &smtp_url
-            && !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
-                return Err(err("smtp_url", "must start with smtp:// or smtps://"));
-            }
+            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+        {
+            return Err(err("smtp_url", "must start with smtp:// or smtps://"));
+        }
         let billing_provider = get("billing_provider").unwrap_or_else(|| "local".to_owned());
         if !matches!(billing_provider.as_str(), "local" | "stripe") {
             return Err(err("billing_provider", format!("must be local or stripe, got {billing_provider:?}")));
@@ -160,9 +161,10 @@ impl Config {
         let stripe_api_base = get("stripe_api_base").unwrap_or_else(|| "https://api.stripe.com".to_owned());
         let plans_file = get("plans_file").map(PathBuf::from);
         if let Some(p) = &plans_file
-            && !p.is_file() {
-                return Err(err("plans_file", format!("no such file: {}", p.display())));
-            }
+            && !p.is_file()
+        {
+            return Err(err("plans_file", format!("no such file: {}", p.display())));
+        }
         Ok(Config {
             bind,
             database_url,

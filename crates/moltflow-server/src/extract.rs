@@ -90,9 +90,10 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
         let (kind, field) = classify(&message);
         if let Some(field) = field.map(Value::String)
-            && loc.last() != Some(&field) {
-                loc.push(field);
-            }
+            && loc.last() != Some(&field)
+        {
+            loc.push(field);
+        }
         let mut it = item(&[], humanize(&message, kind), kind);
         it.loc = loc;
         ApiError::validation(vec![it])
@@ -200,6 +201,24 @@ impl Checks {
         self.0.push(item(loc, msg, kind));
     }
 
+    /// Renders the loc segment at `pos` as a number (a list index, as FastAPI does).
+    pub fn index_at(mut self, pos: usize) -> Self {
+        for it in &mut self.0 {
+            if let Some(n) = it.loc.get(pos).and_then(Value::as_str).and_then(|s| s.parse::<u64>().ok()) {
+                it.loc[pos] = Value::from(n);
+            }
+        }
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() { Ok(()) } else { Err(ApiError::validation(self.0)) }
     }
@@ -217,4 +236,27 @@ pub fn check_name(checks: &mut Checks, loc: &[&str], raw: &str, max: usize) -> S
         checks.fail(loc, "Control characters are not allowed", "value_error");
     }
     name
+}
+
+/// The query string as name/value pairs; handlers validate each parameter themselves so that a
+/// bad one answers `422` at `["query", name]`. A query string that cannot be decoded is `422` at
+/// `["query"]`.
+pub struct QueryParams(pub Vec<(String, String)>);
+
+impl QueryParams {
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl FromRequestParts<AppState> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let raw = parts.uri.query().unwrap_or("");
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map(|q| QueryParams(q.0))
+            .map_err(|_| ApiError::invalid(&["query"], format!("Invalid query string: {raw:.100}"), "value_error"))
+    }
 }

@@ -4,6 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use moltflow_core::plan::PlanCatalogue;
 use moltflow_store::Store;
 
 use crate::auth::cache::AuthCache;
@@ -11,6 +12,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
 use crate::auth::throttle::{IpLimiter, LoginLockout};
 use crate::config::Config;
+use crate::services::usage::writer::UsageWriter;
 use crate::telemetry;
 
 /// Per-IP and per-account throttles of the public auth routes (API.md §3).
@@ -43,6 +45,10 @@ pub struct App {
     pub auth_cache: AuthCache,
     pub limits: Limits,
     pub metrics: PrometheusHandle,
+    /// The plan catalogue quota decisions read (the built-in one until billing loads a file).
+    pub plans: Arc<PlanCatalogue>,
+    /// Group-commit writer of usage events and consumes.
+    pub usage: UsageWriter,
 }
 
 #[derive(Clone)]
@@ -61,12 +67,16 @@ impl AppState {
         let jwt = JwtKeys::load_or_create(&store, config.jwt_private_key.as_ref(), &config.public_url).await?;
         let hasher = PasswordHasher::new(&config.hash_params, config.hash_concurrency)?;
         let limits = Limits::new(config.rate_limit_scale);
+        let plans = Arc::new(PlanCatalogue::builtin());
+        let usage = UsageWriter::spawn(store.clone(), plans.clone());
         Ok(AppState(Arc::new(App {
             jwt,
             hasher,
             limits,
             auth_cache: AuthCache::default(),
             metrics: telemetry::metrics_handle(),
+            plans,
+            usage,
             store,
             config,
         })))

@@ -5,7 +5,9 @@
 pub mod auth;
 pub mod error;
 pub mod ops;
+pub mod usage;
 
 pub use auth::*;
 pub use error::*;
 pub use ops::*;
+pub use usage::*;

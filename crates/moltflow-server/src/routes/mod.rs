@@ -10,6 +10,7 @@ use crate::state::AppState;
 
 pub mod auth;
 pub mod ops;
+pub mod usage;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +24,7 @@ pub mod ops;
     tags(
         (name = "auth", description = "Sign-up, login, sessions"),
         (name = "ops", description = "Health, metrics, keys and this document"),
+        (name = "usage", description = "Usage metering and plan quotas"),
     )
 )]
 struct ApiDoc;
@@ -43,7 +45,7 @@ impl Modify for SecuritySchemes {
 
 /// Every route of the API with its description.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(auth::routes()).merge(ops::routes())
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(auth::routes()).merge(usage::routes()).merge(ops::routes())
 }
 
 /// The OpenAPI document, serialised once.

@@ -39,9 +39,10 @@ pub fn validate_registration(req: RegisterRequest) -> ApiResult<NewAccount> {
         None => full_name.clone(),
     };
     if let (Some(password), Some(email)) = (&req.password, &email)
-        && let Err(e) = check_new_password(password, email.as_str(), &[&full_name]) {
-            checks.fail(&["body", "password"], e.to_string(), "value_error");
-        }
+        && let Err(e) = check_new_password(password, email.as_str(), &[&full_name])
+    {
+        checks.fail(&["body", "password"], e.to_string(), "value_error");
+    }
     checks.finish()?;
     let email = email.ok_or_else(ApiError::internal)?;
     Ok(NewAccount { email, full_name, tenant_name, password: req.password })

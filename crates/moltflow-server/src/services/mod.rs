@@ -3,3 +3,4 @@
 pub mod audit;
 pub mod auth;
 pub mod sessions;
+pub mod usage;

@@ -8,3 +8,6 @@ mod auth_sessions;
 mod auth_tokens;
 mod errors;
 mod ops;
+mod usage_consume;
+mod usage_events;
+mod usage_reports;
