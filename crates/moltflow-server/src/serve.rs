@@ -34,12 +34,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Periodic clean-up of in-memory limiter state.
+/// Periodic clean-up of in-memory limiter state and expired usage idempotency keys.
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         state.limits.sweep();
+        if let Err(e) = crate::services::usage::sweep_idempotency_keys(&state).await {
+            tracing::warn!(error = ?e.code, "sweeping usage idempotency keys");
+        }
     }
 }
 

@@ -262,3 +262,10 @@ pub async fn gauges(c: &mut impl AsDbConn, tenant_id: &str) -> Result<Vec<(Strin
         .bind(tenant_id)
         .fetch_all(c).await)
 }
+
+/// Forgets idempotency keys of consumes granted before `at`; the number forgotten.
+#[instrument(skip_all)]
+pub async fn delete_consumptions_before(c: &mut impl AsDbConn, at: i64) -> Result<u64> {
+    on_conn!(c, c => sqlx::query("DELETE FROM usage_consumptions WHERE at < $1")
+        .bind(at).execute(c).await.map(|r| r.rows_affected()))
+}

@@ -150,3 +150,15 @@ async fn bad_consumes_are_refused_and_count_nothing() {
     assert_eq!(app.count("SELECT COUNT(*) FROM usage_monthly").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM usage_consumptions").await, 0);
 }
+
+#[tokio::test]
+async fn idempotency_keys_are_forgotten_after_35_days() {
+    let app = TestApp::spawn().await;
+    let (t, _) = owner(&app, "ana@example.com").await;
+    let body = json!({"metric": "messages", "quantity": 1, "idempotency_key": "k"});
+    assert_eq!(app.post("/usage/consume", body.clone(), Some(&t)).await.body["used"], 1);
+    assert_eq!(moltflow_server::services::usage::sweep_idempotency_keys(&app.state).await.unwrap(), 0);
+    app.store.execute_raw("UPDATE usage_consumptions SET at = at - 36 * 86400000").await.unwrap();
+    assert_eq!(moltflow_server::services::usage::sweep_idempotency_keys(&app.state).await.unwrap(), 1);
+    assert_eq!(app.post("/usage/consume", body, Some(&t)).await.body["used"], 2);
+}

@@ -127,6 +127,15 @@ pub async fn set_gauges(app: &App, tenant_id: &str, req: GaugesRequest) -> ApiRe
     Ok(report::gauges(&mut conn, tenant_id).await?)
 }
 
+/// How long a consume's idempotency key is honoured: as long as a late event may still arrive.
+pub const IDEMPOTENCY_KEY_TTL_MS: i64 = MAX_EVENT_AGE_MS;
+
+/// Drops idempotency keys past their lifetime (run by the housekeeping task).
+pub async fn sweep_idempotency_keys(app: &App) -> ApiResult<u64> {
+    let mut conn = app.store.conn().await?;
+    Ok(moltflow_store::usage::delete_consumptions_before(&mut conn, now_ms() - IDEMPOTENCY_KEY_TTL_MS).await?)
+}
+
 fn writer_error(err: WriterError) -> ApiError {
     match err {
         WriterError::Busy => {
