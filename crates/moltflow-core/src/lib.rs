@@ -6,11 +6,13 @@ pub mod email;
 pub mod ids;
 pub mod locale;
 pub mod password;
+pub mod period;
 pub mod plan;
 pub mod role;
 pub mod scope;
 pub mod secret;
 pub mod subscription;
+pub mod usage;
 
 pub use email::Email;
 pub use role::Role;

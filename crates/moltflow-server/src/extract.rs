@@ -208,6 +208,24 @@ impl Checks {
         self.0.push(it);
     }
 
+    /// Renders the loc segment at `pos` as a number (a list index, as FastAPI does).
+    pub fn index_at(mut self, pos: usize) -> Self {
+        for it in &mut self.0 {
+            if let Some(n) = it.loc.get(pos).and_then(Value::as_str).and_then(|s| s.parse::<u64>().ok()) {
+                it.loc[pos] = Value::from(n);
+            }
+        }
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() { Ok(()) } else { Err(ApiError::validation(self.0)) }
     }
@@ -229,7 +247,7 @@ pub fn check_name(checks: &mut Checks, loc: &[&str], raw: &str, max: usize) -> S
 
 /// Query-string parameters, checked one by one so that a bad value answers `422` at
 /// `["query", name]`. Unknown parameters are ignored, as FastAPI does.
-pub struct QueryParams(Vec<(String, String)>);
+pub struct QueryParams(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = ApiError;

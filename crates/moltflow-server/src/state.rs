@@ -16,6 +16,7 @@ use crate::auth::throttle::{IpLimiter, LoginLockout};
 use crate::billing::{PriceIds, Provider, plans_file, stripe::StripeClient};
 use crate::config::Config;
 use crate::mail::Mailer;
+use crate::services::usage::writer::UsageWriter;
 use crate::telemetry;
 
 /// Per-IP and per-account throttles of the public auth routes (API.md §3).
@@ -93,7 +94,6 @@ impl Billing {
 
 pub struct App {
     pub config: Config,
-    pub plans: Arc<PlanCatalogue>,
     pub billing: Billing,
     pub store: Store,
     pub jwt: JwtKeys,
@@ -103,6 +103,10 @@ pub struct App {
     pub limits: Limits,
     pub mailer: Mailer,
     pub metrics: PrometheusHandle,
+    /// The plan catalogue (built in, or from `MOLTFLOW_PLANS_FILE`) that quotas and billing read.
+    pub plans: Arc<PlanCatalogue>,
+    /// Group-commit writer of usage events and consumes.
+    pub usage: UsageWriter,
 }
 
 #[derive(Clone)]
@@ -130,16 +134,19 @@ impl AppState {
         };
         let billing = Billing::new(&config, prices, &plans)?;
         let mailer = Mailer::new(&config)?;
+        let plans = Arc::new(plans);
+        let usage = UsageWriter::spawn(store.clone(), plans.clone());
         Ok(AppState(Arc::new(App {
             jwt,
             hasher,
-            plans: Arc::new(plans),
+            plans,
             billing,
             limits,
             mailer,
             auth_cache: AuthCache::default(),
             last_used: LastUsed::default(),
             metrics: telemetry::metrics_handle(),
+            usage,
             store,
             config,
         })))

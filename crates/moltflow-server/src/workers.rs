@@ -33,7 +33,7 @@ impl Workers {
     }
 }
 
-/// Periodic clean-up of in-memory limiter state.
+/// Periodic clean-up: limiter state, ended local subscriptions, expired usage idempotency keys.
 async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -42,6 +42,9 @@ async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
                 state.limits.sweep();
                 if let Err(e) = crate::services::billing::end_due_local_subscriptions(&state).await {
                     tracing::warn!(error = ?e.code, "ending due local subscriptions failed");
+                }
+                if let Err(e) = crate::services::usage::sweep_idempotency_keys(&state).await {
+                    tracing::warn!(error = ?e.code, "sweeping usage idempotency keys failed");
                 }
             }
             _ = stop.changed() => return,

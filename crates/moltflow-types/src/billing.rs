@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::usage::SubscriptionUsage;
+
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 pub struct PlanPrice {
     /// What one billing cycle charges, in cents.
@@ -40,16 +42,6 @@ pub struct PlanView {
     pub prices: PlanPrices,
     pub limits: PlanLimits,
     pub features: Vec<String>,
-}
-
-/// The seed's usage block.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
-pub struct SubscriptionUsage {
-    pub sessions: u64,
-    pub messages_this_month: u64,
-    pub groups: u64,
-    pub labels: u64,
-    pub ai_replies_this_month: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]

@@ -9,6 +9,7 @@ pub mod billing;
 pub mod error;
 pub mod ops;
 pub mod tenant;
+pub mod usage;
 
 pub use account::*;
 pub use api_keys::*;
@@ -17,3 +18,4 @@ pub use billing::*;
 pub use error::*;
 pub use ops::*;
 pub use tenant::*;
+pub use usage::*;

@@ -14,6 +14,7 @@ pub mod auth_mail;
 pub mod billing;
 pub mod ops;
 pub mod tenant;
+pub mod usage;
 pub mod users;
 
 #[derive(OpenApi)]
@@ -35,6 +36,7 @@ pub mod users;
         (name = "auth", description = "Sign-up, login, sessions, password reset, email verification, magic links"),
         (name = "users", description = "The caller's own profile and account"),
         (name = "ops", description = "Health, metrics, keys and this document"),
+        (name = "usage", description = "Usage metering and plan quotas"),
     )
 )]
 struct ApiDoc;
@@ -62,6 +64,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(billing::routes())
         .merge(auth_mail::routes())
         .merge(users::routes())
+        .merge(usage::routes())
         .merge(ops::routes())
 }
 

@@ -65,8 +65,8 @@ fn plan_or_free<'a>(app: &'a App, plan_id: &str) -> ApiResult<&'a Plan> {
 }
 
 /// The seed's `usage` block, from the metering numbers.
-async fn usage_block(_app: &App, _tenant_id: &str) -> ApiResult<SubscriptionUsage> {
-    Ok(SubscriptionUsage::default())
+async fn usage_block(app: &App, tenant_id: &str) -> ApiResult<SubscriptionUsage> {
+    crate::services::usage::report::subscription_usage(app, tenant_id).await
 }
 
 /// First millisecond of the next UTC month: when a free plan's monthly quotas reset.

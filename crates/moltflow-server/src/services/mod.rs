@@ -11,5 +11,6 @@ pub mod one_time;
 pub mod recovery;
 pub mod sessions;
 pub mod tenant;
+pub mod usage;
 pub mod users;
 pub mod verification;

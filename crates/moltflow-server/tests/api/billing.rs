@@ -75,6 +75,13 @@ async fn a_new_tenant_is_on_the_free_plan() {
     for field in ["sessions", "messages_this_month", "groups", "labels", "ai_replies_this_month"] {
         assert!(r.body["usage"][field].is_u64(), "usage.{field}");
     }
+    // The usage block reads the metering numbers.
+    let at = token(&owner, "access_token");
+    assert_eq!(app.post("/usage/consume", json!({"metric": "messages", "quantity": 3}), Some(&at)).await.status, 200);
+    let put = app.send(app.client.put(app.url("/usage/gauges")).bearer_auth(&at).json(&json!({"labels": 4}))).await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let usage = app.get("/billing/subscription", Some(&at)).await.body["usage"].clone();
+    assert_eq!((usage["messages_this_month"].as_u64(), usage["labels"].as_u64()), (Some(3), Some(4)), "{usage}");
 }
 
 #[tokio::test]

@@ -162,6 +162,14 @@ impl TestApp {
         self.send(req).await
     }
 
+    pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> Resp {
+        let mut req = self.client.put(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
     /// Posts raw bytes with a content type of the test's choosing.
     pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: impl Into<reqwest::Body>) -> Resp {
         let mut req = self.client.post(self.url(path)).body(body);
@@ -169,6 +177,12 @@ impl TestApp {
             req = req.header("content-type", ct);
         }
         self.send(req).await
+    }
+
+    /// Posts a raw JSON text with a bearer token.
+    pub async fn post_raw_auth(&self, path: &str, token: &str, body: String) -> Resp {
+        let req = self.client.post(self.url(path)).bearer_auth(token).header("content-type", "application/json");
+        self.send(req.body(body)).await
     }
 
     /// Registers an owner with the test password; returns the token pair.
@@ -246,4 +260,18 @@ impl TestApp {
 
 pub fn token(pair: &Value, field: &str) -> String {
     pair[field].as_str().unwrap_or_else(|| panic!("no {field} in {pair}")).to_owned()
+}
+
+/// A registered owner: `(access token, tenant id)`.
+pub async fn owner(app: &TestApp, email: &str) -> (String, String) {
+    let pair = app.register(email).await;
+    (token(&pair, "access_token"), pair["user"]["tenant_id"].as_str().expect("tenant id").to_owned())
+}
+
+/// Moves a tenant to another plan, as billing will.
+pub async fn set_plan(app: &TestApp, tenant_id: &str, plan_id: &str) {
+    app.store
+        .execute_raw(&format!("UPDATE tenants SET plan_id = '{plan_id}' WHERE id = '{tenant_id}'"))
+        .await
+        .expect("plan");
 }

@@ -9,9 +9,7 @@ use crate::smtp::{Mail, SmtpSink};
 
 async fn invitation_mail(sink: &SmtpSink, to: &str) -> Mail {
     for _ in 0..100 {
-        if let Some(m) =
-            sink.messages().iter().map(Mail::parse).filter(|m| m.rcpt.iter().any(|r| r.contains(to))).last()
-        {
+        if let Some(m) = sink.messages().iter().map(Mail::parse).rfind(|m| m.rcpt.iter().any(|r| r.contains(to))) {
             return m;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -16,4 +16,7 @@ mod password_reset;
 mod smtp;
 mod stripe_mock;
 mod tenant;
+mod usage_consume;
+mod usage_events;
+mod usage_reports;
 mod users;

@@ -71,6 +71,12 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("get", "/users/me"),
     ("patch", "/users/me"),
     ("delete", "/users/me"),
+    ("post", "/usage/events"),
+    ("post", "/usage/consume"),
+    ("put", "/usage/gauges"),
+    ("get", "/usage/current"),
+    ("get", "/usage/history"),
+    ("get", "/usage/daily"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -89,7 +95,15 @@ async fn openapi_describes_every_route_with_schemas() {
         assert!(op.is_object(), "{method} {path} missing");
         assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path} has no responses");
     }
-    for name in ["TokenPair", "ErrorBody", "ValidationErrorBody", "MeResponse", "RegisterRequest"] {
+    for name in [
+        "TokenPair",
+        "ErrorBody",
+        "ValidationErrorBody",
+        "MeResponse",
+        "RegisterRequest",
+        "UsageCurrent",
+        "QuotaExceededBody",
+    ] {
         assert!(spec["components"]["schemas"][name].is_object(), "schema {name}");
     }
     assert!(!spec["components"]["schemas"]["TokenPair"]["example"].is_null());
