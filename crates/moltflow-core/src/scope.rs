@@ -135,6 +135,14 @@ impl Scope {
         let (resource, action) = self.name().split_once(':')?;
         (action == "manage").then(|| Scope::parse(&format!("{resource}:read"))).flatten()
     }
+
+    /// This scope and the ones it implies, as a mask (computed once: guards run per request).
+    fn with_implied(self) -> u64 {
+        static MASKS: std::sync::LazyLock<Vec<u64>> = std::sync::LazyLock::new(|| {
+            (0..CATALOGUE.len() as u8).map(Scope).map(|s| s.bit() | s.implied().map_or(0, Scope::bit)).collect()
+        });
+        MASKS[self.0 as usize]
+    }
 }
 
 impl fmt::Display for Scope {
@@ -195,13 +203,7 @@ impl ScopeSet {
 
     /// The set with every scope implied by one it holds (`manage` → `read`).
     pub fn expanded(self) -> Self {
-        let mut out = self;
-        for s in self.iter() {
-            if let Some(read) = s.implied() {
-                out.0 |= read.bit();
-            }
-        }
-        out
+        ScopeSet(self.iter().fold(self.0, |acc, s| acc | s.with_implied()))
     }
 
     pub fn contains(self, scope: Scope) -> bool {

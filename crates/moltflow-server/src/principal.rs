@@ -35,6 +35,8 @@ pub struct Principal {
     /// What the caller may do, with implied scopes expanded.
     pub scopes: ScopeSet,
     pub credential: Credential,
+    /// Where `/auth/me` keeps its rendered body for this caller's cached state.
+    pub me_body: crate::auth::cache::MeBody,
 }
 
 impl Principal {
@@ -163,6 +165,7 @@ async fn authenticate_access_token(state: &AppState, token: &str) -> ApiResult<P
             method: session.method.clone(),
             created_at: session.created_at,
         },
+        me_body: session.me_body.clone(),
     })
 }
 
@@ -195,6 +198,7 @@ async fn authenticate_api_key(state: &AppState, raw: &str) -> ApiResult<Principa
         user: member.user.clone(),
         plan_id: member.plan_id.clone(),
         credential: Credential::ApiKey { key_id: key.id.clone() },
+        me_body: key.me_body.clone(),
     })
 }
 

@@ -19,6 +19,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
+    if config.redis_url.is_some() {
+        tracing::warn!(
+            "MOLTFLOW_REDIS_URL is set, but this version keeps rate limits and caches per node: \
+             revocations reach other nodes within a second through the database, limits are per node"
+        );
+    }
     let state = AppState::new(config.clone(), store.clone()).await?;
     let listener = TcpListener::bind(config.bind)
         .await

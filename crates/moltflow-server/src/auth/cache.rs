@@ -34,7 +34,19 @@ pub struct SessionState {
     pub member: Option<Member>,
     pub method: String,
     pub created_at: i64,
+    /// The `/auth/me` body of this state, rendered on first use.
+    pub me_body: MeBody,
 }
+
+impl SessionState {
+    fn revoked() -> SessionState {
+        SessionState { revoked: true, member: None, method: String::new(), created_at: 0, me_body: MeBody::default() }
+    }
+}
+
+/// A rendered `/auth/me` body, shared by the requests that see the same cached state (it depends
+/// only on that state, which is re-read every second).
+pub type MeBody = Arc<std::sync::OnceLock<axum::body::Bytes>>;
 
 /// An API key as authentication needs it, relative to the secret that found it.
 #[derive(Debug)]
@@ -51,6 +63,8 @@ pub struct KeyState {
     pub member: Option<Member>,
     /// Last use written (or about to be): `last_used_at` is written at most once a minute.
     pub last_used_at: AtomicI64,
+    /// The `/auth/me` body of this state, rendered on first use.
+    pub me_body: MeBody,
 }
 
 pub struct AuthCache {
@@ -106,12 +120,7 @@ impl AuthCache {
             .try_get_with_by_ref(session_id, async {
                 let mut conn = store.conn().await?;
                 let Some(session) = find_session(&mut conn, session_id).await? else {
-                    return Ok(Arc::new(SessionState {
-                        revoked: true,
-                        member: None,
-                        method: String::new(),
-                        created_at: 0,
-                    }));
+                    return Ok(Arc::new(SessionState::revoked()));
                 };
                 let member = load_member(&mut conn, &session.user_id).await?;
                 Ok::<_, DbError>(Arc::new(SessionState {
@@ -119,11 +128,12 @@ impl AuthCache {
                     member,
                     method: session.method,
                     created_at: session.created_at,
+                    me_body: MeBody::default(),
                 }))
             })
             .await?;
         if !state.revoked && self.revoked.contains_key(session_id) {
-            return Ok(Arc::new(SessionState { revoked: true, member: None, method: String::new(), created_at: 0 }));
+            return Ok(Arc::new(SessionState::revoked()));
         }
         Ok(state)
     }
@@ -143,6 +153,7 @@ impl AuthCache {
                 let stored_hash =
                     if via_previous { row.previous_key_hash.clone().unwrap_or_default() } else { row.key_hash.clone() };
                 Ok::<_, DbError>(Some(Arc::new(KeyState {
+                    me_body: MeBody::default(),
                     stored_hash,
                     scopes: ScopeSet::from_names(row.scopes.split_whitespace()),
                     expires_at: row.expires_at,

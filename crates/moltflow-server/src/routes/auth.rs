@@ -1,7 +1,8 @@
 //! `/auth/*`: register, login, refresh, me, logout (API.md §3).
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use moltflow_core::clock::rfc3339;
 use moltflow_types::{
     AuthInfo, ErrorBody, LoginRequest, LogoutRequest, MeResponse, RefreshRequest, RegisterRequest, TokenPair,
@@ -12,7 +13,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{ClientMeta, JsonBody, OptionalJsonBody};
-use crate::principal::{AccountRead, Authorized, Credential, UserSession};
+use crate::principal::{AccountRead, Authorized, Credential, Principal, UserSession};
 use crate::services;
 use crate::state::AppState;
 
@@ -73,7 +74,19 @@ async fn refresh(
     (status = 401, description = "Not authenticated, or bad credentials", body = ErrorBody),
     (status = 403, description = "Key lacks `account:read`", body = ErrorBody),
 ))]
-async fn me(principal: Authorized<AccountRead>) -> ApiResult<Json<MeResponse>> {
+async fn me(principal: Authorized<AccountRead>) -> ApiResult<Response> {
+    let body = match principal.me_body.get() {
+        Some(body) => body.clone(),
+        None => {
+            let rendered =
+                axum::body::Bytes::from(serde_json::to_vec(&me_body(&principal)).map_err(anyhow::Error::from)?);
+            principal.me_body.get_or_init(|| rendered).clone()
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+fn me_body(principal: &Principal) -> MeResponse {
     let user = &principal.user;
     let (method, api_key_id, session_id, scopes) = match &principal.credential {
         Credential::Session { session_id, .. } => ("jwt", None, Some(session_id.clone()), principal.role.scopes()),
@@ -81,7 +94,7 @@ async fn me(principal: Authorized<AccountRead>) -> ApiResult<Json<MeResponse>> {
     };
     let scopes =
         if scopes.is_all() { vec!["*".to_owned()] } else { scopes.names().into_iter().map(str::to_owned).collect() };
-    Ok(Json(MeResponse {
+    MeResponse {
         id: user.id.clone(),
         email: user.email.clone(),
         full_name: user.full_name.clone(),
@@ -91,7 +104,7 @@ async fn me(principal: Authorized<AccountRead>) -> ApiResult<Json<MeResponse>> {
         has_password: user.password_hash.is_some(),
         created_at: rfc3339(user.created_at),
         auth: AuthInfo { method: method.to_owned(), scopes, api_key_id, session_id },
-    }))
+    }
 }
 
 /// End this session (or every session of the user); its access token stops working at once.
