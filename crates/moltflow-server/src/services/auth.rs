@@ -13,7 +13,7 @@ use crate::extract::{Checks, ClientMeta, check_name};
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::mailing::send_link;
 use crate::services::one_time::TokenKind;
-use crate::services::sessions::{open_session, token_pair};
+use crate::services::sessions::{open_session, sign_in, token_pair};
 use crate::state::App;
 
 /// Longest password the service will hash: longer ones are refused before any work.
@@ -166,19 +166,7 @@ pub async fn login(app: &App, req: LoginRequest, meta: &ClientMeta) -> ApiResult
     };
     app.limits.login_lockout.clear(&lockout_key);
     let mut tx = app.store.begin().await?;
-    let opened = open_session(&mut tx, &user, "password", meta).await?;
-    audit::record(
-        &mut tx,
-        Entry {
-            tenant_id: &user.tenant_id,
-            actor: Actor::user(&user.id),
-            action: "login.succeeded",
-            target: Some(user.id.clone()),
-            meta,
-            details: serde_json::json!({"method": "password", "session_id": opened.session_id}),
-        },
-    )
-    .await?;
+    let opened = sign_in(&mut tx, &user, "password", meta).await?;
     tx.commit().await?;
     token_pair(app, &user, opened)
 }

@@ -17,7 +17,7 @@ use crate::extract::ClientMeta;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::mailing::{send_link, under_hourly_cap};
 use crate::services::one_time::{self, TokenKind};
-use crate::services::sessions::{open_session, token_pair};
+use crate::services::sessions::{sign_in, token_pair};
 use crate::state::{App, AppState};
 
 /// The body of every `202` of a mail request, whatever happened.
@@ -116,19 +116,7 @@ pub async fn verify_magic_link(app: &App, token: &str, meta: &ClientMeta) -> Api
     let mut tx = app.store.begin().await?;
     let user = one_time::redeem(&mut tx, TokenKind::Magic, token).await?;
     set_email_verified(&mut tx, &user.id, now_ms()).await?;
-    let opened = open_session(&mut tx, &user, "magic_link", meta).await?;
-    audit::record(
-        &mut tx,
-        Entry {
-            tenant_id: &user.tenant_id,
-            actor: Actor::user(&user.id),
-            action: "login.succeeded",
-            target: Some(user.id.clone()),
-            meta,
-            details: serde_json::json!({"method": "magic_link", "session_id": opened.session_id}),
-        },
-    )
-    .await?;
+    let opened = sign_in(&mut tx, &user, "magic_link", meta).await?;
     tx.commit().await?;
     app.auth_cache.forget_user(&user.id);
     let user = moltflow_store::accounts::UserRow { email_verified: true, ..user };

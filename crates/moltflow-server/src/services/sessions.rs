@@ -56,6 +56,24 @@ pub async fn open_session(
     Ok(OpenedSession { session_id, refresh_token })
 }
 
+/// Opens a session for a successful sign-in and writes its `login.succeeded` audit entry.
+pub async fn sign_in(tx: &mut Tx, user: &UserRow, method: &str, meta: &ClientMeta) -> ApiResult<OpenedSession> {
+    let opened = open_session(tx, user, method, meta).await?;
+    audit::record(
+        tx,
+        Entry {
+            tenant_id: &user.tenant_id,
+            actor: Actor::user(&user.id),
+            action: "login.succeeded",
+            target: Some(user.id.clone()),
+            meta,
+            details: serde_json::json!({"method": method, "session_id": opened.session_id}),
+        },
+    )
+    .await?;
+    Ok(opened)
+}
+
 async fn add_refresh_token(c: &mut impl AsDbConn, session_id: &str, now: i64) -> moltflow_store::Result<String> {
     let raw = new_token();
     insert_refresh_token(
