@@ -87,6 +87,7 @@ pub struct CheckoutResponse {
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"return_url": "http://127.0.0.1:8080/settings/billing"}))]
 pub struct PortalRequest {
     /// Where the portal returns to: the public origin or an allow-listed one.
     #[serde(default)]
@@ -118,6 +119,7 @@ pub struct SignupCheckoutRequest {
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[schema(example = json!({"checkout_url": "https://checkout.stripe.com/c/pay/cs_live_…", "session_id": "cs_live_…", "tenant_id": "0193a6c1-…", "user_id": "0193a6c2-…"}))]
 pub struct SignupCheckoutResponse {
     pub checkout_url: String,
     pub session_id: String,
