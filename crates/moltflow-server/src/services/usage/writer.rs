@@ -177,11 +177,18 @@ async fn apply(store: &Store, plans: &PlanCatalogue, jobs: &[Job]) -> moltflow_s
     let mut tx = store.begin().await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut limits: HashMap<String, Limits> = HashMap::new();
-    let mut consumed: BTreeMap<DailyKey, i64> = BTreeMap::new();
+    // Daily sums of the whole batch (events and grants), written once at the end: nothing reads
+    // them inside the batch. Monthly sums of events are written before the next consume, which
+    // must see them.
+    let mut daily: BTreeMap<DailyKey, i64> = BTreeMap::new();
+    let mut monthly: BTreeMap<MonthlyKey, i64> = BTreeMap::new();
     for job in jobs {
         outcomes.push(match job {
-            Job::Events(job, _) => Outcome::Events(apply_events(&mut tx, job).await?),
+            Job::Events(job, _) => Outcome::Events(apply_events(&mut tx, job, &mut daily, &mut monthly).await?),
             Job::Consume(job, _) => {
+                if !monthly.is_empty() {
+                    add_monthly(&mut tx, &std::mem::take(&mut monthly).into_iter().collect::<Vec<_>>()).await?;
+                }
                 if !limits.contains_key(&job.tenant_id) {
                     let l = tenant_limits(&mut tx, plans, &job.tenant_id).await?;
                     limits.insert(job.tenant_id.clone(), l);
@@ -195,15 +202,16 @@ async fn apply(store: &Store, plans: &PlanCatalogue, jobs: &[Job]) -> moltflow_s
                         session_id: job.session_id.clone().unwrap_or_default(),
                         metric: job.metric.as_str(),
                     };
-                    *consumed.entry(key).or_default() += job.quantity;
+                    *daily.entry(key).or_default() += job.quantity;
                 }
                 Outcome::Consume(outcome)
             }
         });
     }
-    // One upsert for the daily sums of every grant of the batch, in key order so that nodes
-    // writing concurrently lock rows in the same order.
-    add_daily(&mut tx, &consumed.into_iter().collect::<Vec<_>>()).await?;
+    // One upsert per key for the whole batch, in key order so that nodes writing concurrently
+    // lock rows in the same order.
+    add_monthly(&mut tx, &monthly.into_iter().collect::<Vec<_>>()).await?;
+    add_daily(&mut tx, &daily.into_iter().collect::<Vec<_>>()).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
@@ -219,23 +227,36 @@ async fn tenant_limits(tx: &mut Tx, plans: &PlanCatalogue, tenant_id: &str) -> m
     Ok(plan.map(|p| p.limits.clone()).unwrap_or_default())
 }
 
-async fn apply_events(tx: &mut Tx, job: &EventsJob) -> moltflow_store::Result<EventsOutcome> {
-    let inserted = insert_events(tx, &job.tenant_id, &job.events).await?;
-    let fresh: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
-    let mut daily: BTreeMap<DailyKey, i64> = BTreeMap::new();
-    let mut monthly: BTreeMap<MonthlyKey, i64> = BTreeMap::new();
-    for e in job.events.iter().filter(|e| fresh.contains(e.event_id.as_str())) {
-        let month = Month::of_ms(e.at).to_string();
-        let session_id = e.session_id.clone().unwrap_or_default();
-        *daily
-            .entry(DailyKey { tenant_id: job.tenant_id.clone(), day: e.day.clone(), session_id, metric: e.metric })
-            .or_default() += e.quantity;
-        *monthly.entry(MonthlyKey { tenant_id: job.tenant_id.clone(), month, metric: e.metric }).or_default() +=
-            e.quantity;
+async fn apply_events(
+    tx: &mut Tx,
+    job: &EventsJob,
+    daily: &mut BTreeMap<DailyKey, i64>,
+    monthly: &mut BTreeMap<MonthlyKey, i64>,
+) -> moltflow_store::Result<EventsOutcome> {
+    let fresh = insert_events(tx, &job.tenant_id, &job.events).await?;
+    // Sum by borrowed keys first: a batch has few distinct (day, session, metric), many events.
+    let mut days: HashMap<(&str, &str, &'static str), i64> = HashMap::new();
+    let mut months: HashMap<(Month, &'static str), i64> = HashMap::new();
+    let mut accepted = 0u64;
+    for e in job.events.iter().filter(|e| fresh.contains(&e.event_id)) {
+        accepted += 1;
+        *days.entry((e.day.as_str(), e.session_id.as_deref().unwrap_or(""), e.metric)).or_default() += e.quantity;
+        *months.entry((Month::of_ms(e.at), e.metric)).or_default() += e.quantity;
     }
-    add_daily(tx, &daily.into_iter().collect::<Vec<_>>()).await?;
-    add_monthly(tx, &monthly.into_iter().collect::<Vec<_>>()).await?;
-    let accepted = inserted.len() as u64;
+    for ((day, session_id, metric), n) in days {
+        let key = DailyKey {
+            tenant_id: job.tenant_id.clone(),
+            day: day.to_owned(),
+            session_id: session_id.to_owned(),
+            metric,
+        };
+        *daily.entry(key).or_default() += n;
+    }
+    for ((month, metric), n) in months {
+        *monthly
+            .entry(MonthlyKey { tenant_id: job.tenant_id.clone(), month: month.to_string(), metric })
+            .or_default() += n;
+    }
     Ok(EventsOutcome { accepted, duplicates: job.events.len() as u64 - accepted })
 }
 
