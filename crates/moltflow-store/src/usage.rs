@@ -42,12 +42,35 @@ pub struct MonthlyKey {
     pub metric: &'static str,
 }
 
-#[derive(Clone, Debug, FromRow)]
-pub struct DailyRow {
-    pub day: String,
-    pub session_id: String,
-    pub metric: String,
+/// One daily sum as read back, borrowed from a [`DailyFolded`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DailyRow<'a> {
+    pub day: &'a str,
+    pub session_id: &'a str,
+    pub metric: &'a str,
     pub quantity: i64,
+}
+
+/// Daily sums folded into one text by the database: a line per row,
+/// `day \t session_id \t metric \t quantity`. Read with [`DailyFolded::rows`], without a copy.
+#[derive(Clone, Debug, Default)]
+pub struct DailyFolded(String);
+
+impl DailyFolded {
+    pub fn rows(&self) -> impl Iterator<Item = Result<DailyRow<'_>>> {
+        self.0.split('\n').filter(|l| !l.is_empty()).map(|line| {
+            // day and session first, then metric and quantity: split the last two off from the right.
+            let mut right = line.rsplitn(3, '\t');
+            let bad = || sqlx::Error::Protocol(format!("usage_daily: malformed folded row {line:?}"));
+            let (Some(quantity), Some(metric), Some(left)) = (right.next(), right.next(), right.next()) else {
+                return Err(bad());
+            };
+            let (Some((day, session_id)), Ok(quantity)) = (left.split_once('\t'), quantity.parse::<i64>()) else {
+                return Err(bad());
+            };
+            Ok(DailyRow { day, session_id, metric, quantity })
+        })
+    }
 }
 
 #[derive(Clone, Debug, FromRow)]
@@ -262,7 +285,7 @@ pub async fn monthly_between(c: &mut impl AsDbConn, tenant_id: &str, from: &str,
 /// The tenant's daily sums of days `from..=to`, of one session when `session_id` is given.
 ///
 /// The rows come back folded into ONE text value (`day \t session \t metric \t quantity`, one
-/// line each) and are split here: a month is up to 31 days × sessions × 2 metrics rows, and sqlx
+/// line each), read without a copy by [`DailyFolded::rows`]: a month is up to 31 days × sessions × 2 metrics rows, and sqlx
 /// hands SQLite rows over one at a time from its worker thread, which cost more than the query.
 /// Ids never contain control characters (the API refuses them), so tabs and newlines are safe
 /// separators; the SQL differs per backend only in the aggregate's name.
@@ -273,7 +296,7 @@ pub async fn daily_between(
     from: &str,
     to: &str,
     session_id: Option<&str>,
-) -> Result<Vec<DailyRow>> {
+) -> Result<DailyFolded> {
     let folded: Option<String> = match c.db_conn() {
         DbConn::Sqlite(c) => sqlx::query_scalar(
             "SELECT group_concat(day || char(9) || session_id || char(9) || metric || char(9) || quantity, char(10)) \
@@ -298,25 +321,7 @@ pub async fn daily_between(
         .fetch_one(c)
         .await?,
     };
-    let Some(folded) = folded else { return Ok(Vec::new()) };
-    let mut rows = Vec::with_capacity(folded.len() / 32);
-    for line in folded.split('\n') {
-        // day and session first, then metric and quantity: split the last two off from the right.
-        let mut right = line.rsplitn(3, '\t');
-        let (Some(quantity), Some(metric), Some(left)) = (right.next(), right.next(), right.next()) else {
-            return Err(sqlx::Error::Protocol(format!("usage_daily: malformed folded row {line:?}")));
-        };
-        let (Some((day, session_id)), Ok(quantity)) = (left.split_once('\t'), quantity.parse::<i64>()) else {
-            return Err(sqlx::Error::Protocol(format!("usage_daily: malformed folded row {line:?}")));
-        };
-        rows.push(DailyRow {
-            day: day.to_owned(),
-            session_id: session_id.to_owned(),
-            metric: metric.to_owned(),
-            quantity,
-        });
-    }
-    Ok(rows)
+    Ok(DailyFolded(folded.unwrap_or_default()))
 }
 
 #[instrument(skip_all)]

@@ -148,11 +148,15 @@ pub async fn daily(app: &App, tenant_id: &str, month: Option<&str>, session_id: 
     }
     let last = if month == today.month() { today.day() } else { month.days() };
     let mut conn = app.store.conn().await?;
-    let rows = daily_report_rows(&mut conn, tenant_id, month, last, session_id).await?;
+    let folded =
+        daily_between(&mut conn, tenant_id, &month.day(1).to_string(), &month.day(last).to_string(), session_id)
+            .await?;
+    drop(conn);
     let mut days: Vec<UsageDay> = (1..=last)
         .map(|d| UsageDay { date: month.day(d).to_string(), messages: 0, ai_replies: 0, by_session: BTreeMap::new() })
         .collect();
-    for row in rows {
+    for row in folded.rows() {
+        let row = row?;
         let Some(day) =
             row.day.get(8..10).and_then(|d| d.parse::<usize>().ok()).filter(|d| (1..=last as usize).contains(d))
         else {
@@ -160,11 +164,11 @@ pub async fn daily(app: &App, tenant_id: &str, month: Option<&str>, session_id: 
         };
         let entry = &mut days[day - 1];
         let n = row.quantity.max(0) as u64;
-        match Metric::parse(&row.metric) {
+        match Metric::parse(row.metric) {
             Some(Metric::Messages) => {
                 entry.messages += n;
                 if !row.session_id.is_empty() && n > 0 {
-                    *entry.by_session.entry(row.session_id).or_default() += n;
+                    *entry.by_session.entry(row.session_id.to_owned()).or_default() += n;
                 }
             }
             Some(Metric::AiReplies) => entry.ai_replies += n,
@@ -172,16 +176,6 @@ pub async fn daily(app: &App, tenant_id: &str, month: Option<&str>, session_id: 
         }
     }
     Ok(UsageDaily { month: month.to_string(), days })
-}
-
-async fn daily_report_rows(
-    c: &mut impl AsDbConn,
-    tenant_id: &str,
-    month: Month,
-    last: u8,
-    session_id: Option<&str>,
-) -> moltflow_store::Result<Vec<moltflow_store::usage::DailyRow>> {
-    daily_between(c, tenant_id, &month.day(1).to_string(), &month.day(last).to_string(), session_id).await
 }
 
 /// Every gauge, zero when never set.
