@@ -2,6 +2,7 @@
 //! the aggregate tables by primary-key ranges and fill the gaps with zeros here.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use moltflow_core::clock::{now_ms, rfc3339};
 use moltflow_core::period::{Day, Month};
@@ -147,11 +148,18 @@ pub async fn daily(app: &App, tenant_id: &str, month: Option<&str>, session_id: 
         return Err(query_error("session_id", "String should have 1 to 128 characters", "value_error"));
     }
     let last = if month == today.month() { today.day() } else { month.days() };
-    let mut conn = app.store.conn().await?;
-    let folded =
-        daily_between(&mut conn, tenant_id, &month.day(1).to_string(), &month.day(last).to_string(), session_id)
-            .await?;
-    drop(conn);
+    let month_key = month.to_string();
+    let cache = app.usage.daily_cache();
+    let folded = match cache.get(tenant_id, &month_key, last, session_id) {
+        Ok(hit) => hit,
+        Err(generation) => {
+            let mut conn = app.store.conn().await?;
+            let (from, to) = (month.day(1).to_string(), month.day(last).to_string());
+            let folded = Arc::new(daily_between(&mut conn, tenant_id, &from, &to, session_id).await?);
+            cache.put(generation, tenant_id, &month_key, last, session_id, folded.clone());
+            folded
+        }
+    };
     let mut days: Vec<UsageDay> = (1..=last)
         .map(|d| UsageDay { date: month.day(d).to_string(), messages: 0, ai_replies: 0, by_session: BTreeMap::new() })
         .collect();
@@ -175,7 +183,7 @@ pub async fn daily(app: &App, tenant_id: &str, month: Option<&str>, session_id: 
             _ => {}
         }
     }
-    Ok(UsageDaily { month: month.to_string(), days })
+    Ok(UsageDaily { month: month_key, days })
 }
 
 /// Every gauge, zero when never set.

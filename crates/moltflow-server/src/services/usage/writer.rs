@@ -10,7 +10,7 @@
 //! the row lock makes concurrent nodes re-check against the committed total. Either way the sum
 //! of grants never passes the limit, however many nodes and requests race.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use moltflow_core::clock::now_ms;
@@ -21,7 +21,9 @@ use moltflow_store::usage::{
     ConsumptionRow, DailyKey, EventRow, MonthlyKey, add_daily, add_monthly, consume_unlimited, consume_within_limit,
     find_consumption, insert_consumption, insert_events, insert_monthly_if_absent, monthly_used, unconsume,
 };
-use moltflow_store::{Store, Tx};
+use moltflow_store::{Backend, Store, Tx};
+
+use super::cache::DailyCache;
 use tokio::sync::{mpsc, oneshot};
 
 /// Jobs applied in one transaction at most: enough to share one commit among every waiting
@@ -90,6 +92,7 @@ pub enum WriterError {
 #[derive(Clone)]
 pub struct UsageWriter {
     tx: mpsc::Sender<Job>,
+    cache: Arc<DailyCache>,
 }
 
 impl UsageWriter {
@@ -97,8 +100,15 @@ impl UsageWriter {
     /// after applying what was queued.
     pub fn spawn(store: Store, plans: Arc<PlanCatalogue>) -> UsageWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, plans, rx));
-        UsageWriter { tx }
+        // Exact only where this writer is the only one: SQLite (see `cache`).
+        let cache = Arc::new(DailyCache::new(store.backend() == Backend::Sqlite));
+        tokio::spawn(run(store, plans, cache.clone(), rx));
+        UsageWriter { tx, cache }
+    }
+
+    /// The `/usage/daily` cache this writer keeps exact.
+    pub fn daily_cache(&self) -> &DailyCache {
+        &self.cache
     }
 
     pub async fn events(&self, job: EventsJob) -> Result<EventsOutcome, WriterError> {
@@ -121,13 +131,17 @@ impl UsageWriter {
     }
 }
 
-async fn run(store: Store, plans: Arc<PlanCatalogue>, mut rx: mpsc::Receiver<Job>) {
+async fn run(store: Store, plans: Arc<PlanCatalogue>, cache: Arc<DailyCache>, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_JOBS);
     while rx.recv_many(&mut batch, MAX_JOBS).await > 0 {
         metrics::histogram!("usage_writer_batch_jobs").record(batch.len() as f64);
         let jobs: Vec<Job> = std::mem::take(&mut batch);
         match apply(&store, &plans, &jobs).await {
-            Ok(outcomes) => answer(jobs, outcomes),
+            Ok((outcomes, touched)) => {
+                // Committed: forget cached reports of what changed before anyone is answered.
+                cache.invalidate(touched.iter().map(|(t, m)| (t.as_str(), m.as_str())));
+                answer(jobs, outcomes)
+            }
             Err(err) => {
                 // A batch fails as a whole (a deadlock between nodes, one job the database
                 // refuses): retry each job alone so that one cannot fail the others.
@@ -135,7 +149,10 @@ async fn run(store: Store, plans: Arc<PlanCatalogue>, mut rx: mpsc::Receiver<Job
                 for job in jobs {
                     let single = [job];
                     match apply(&store, &plans, &single).await {
-                        Ok(outcomes) => answer(single.into(), outcomes),
+                        Ok((outcomes, touched)) => {
+                            cache.invalidate(touched.iter().map(|(t, m)| (t.as_str(), m.as_str())));
+                            answer(single.into(), outcomes)
+                        }
                         Err(err) => {
                             tracing::error!(error = %err, "usage job failed");
                             let [job] = single;
@@ -171,8 +188,12 @@ fn fail(job: Job, err: WriterError) {
     }
 }
 
-/// Applies `jobs` in one transaction; outcomes in job order, valid only once committed.
-async fn apply(store: &Store, plans: &PlanCatalogue, jobs: &[Job]) -> moltflow_store::Result<Vec<Outcome>> {
+/// `(tenant_id, "YYYY-MM")` of every daily sum a commit changed.
+type Touched = BTreeSet<(String, String)>;
+
+/// Applies `jobs` in one transaction; outcomes in job order, valid only once committed, and the
+/// months whose daily sums changed.
+async fn apply(store: &Store, plans: &PlanCatalogue, jobs: &[Job]) -> moltflow_store::Result<(Vec<Outcome>, Touched)> {
     let now = now_ms();
     let mut tx = store.begin().await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
@@ -211,9 +232,11 @@ async fn apply(store: &Store, plans: &PlanCatalogue, jobs: &[Job]) -> moltflow_s
     // One upsert per key for the whole batch, in key order so that nodes writing concurrently
     // lock rows in the same order.
     add_monthly(&mut tx, &monthly.into_iter().collect::<Vec<_>>()).await?;
+    let touched: Touched =
+        daily.keys().map(|k| (k.tenant_id.clone(), k.day.get(..7).unwrap_or(&k.day).to_owned())).collect();
     add_daily(&mut tx, &daily.into_iter().collect::<Vec<_>>()).await?;
     tx.commit().await?;
-    Ok(outcomes)
+    Ok((outcomes, touched))
 }
 
 /// The tenant's plan limits as of this transaction: a plan change counts from the next consume.
