@@ -10,7 +10,8 @@
 # /usage/current for a tenant with a year of data over 10 sessions.
 #
 # Knobs: BENCH_SECONDS (10), BENCH_THREADS (2), BENCH_EVENT_CONNECTIONS (8), BENCH_CONSUME_CONNECTIONS (64),
-#        BENCH_READ_CONNECTIONS ("1 8": each read is measured at each count), BENCH_SKIP_BUILD=1, BENCH_KEEP_TMP=1, CARGO_TARGET_DIR, BENCH_PORT (18199).
+#        BENCH_READ_CONNECTIONS ("1 8": each read is measured at each count), BENCH_SKIP_BUILD=1, BENCH_KEEP_TMP=1, CARGO_TARGET_DIR, BENCH_PORT (18199),
+#        BENCH_SCENARIOS ("events consume reads": any subset, to measure one change quickly).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -20,6 +21,8 @@ EV_CONN=${BENCH_EVENT_CONNECTIONS:-8}
 CO_CONN=${BENCH_CONSUME_CONNECTIONS:-64}
 RD_CONNS=${BENCH_READ_CONNECTIONS:-1 8}
 PORT=${BENCH_PORT:-18199}
+SCENARIOS=" ${BENCH_SCENARIOS:-events consume reads} "
+want() { [[ $SCENARIOS == *" $1 "* ]]; }
 TMP=$(mktemp -d -t moltflow-usage-bench.XXXXXX)
 PG_BASE=${BENCH_DATABASE_URL:-}
 PG_DB='' SERVER_PID=''
@@ -112,6 +115,7 @@ declare -a ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 |"); log "$1: $2 ($3)"; }
 
 # --- ingestion -----------------------------------------------------------------------------------
+if want events; then
 read -r TOK TEN < <(register events@example.com)
 set_plan "$TEN" business
 log "events: $EV_CONN connections, batches of 1000, ${SECS}s"
@@ -120,7 +124,10 @@ EPS=$(python3 -c "print(round($(field rps "$R") * 1000))")
 STORED=$(sql "SELECT COUNT(*) FROM usage_events WHERE tenant_id = '$TEN'")
 row "POST /usage/events, 1000-event batches, $EV_CONN conns" "$EPS events/s" "p99 $(field p99_ms "$R") ms per batch; non-202: $(field non_202 "$R"); rows stored $STORED"
 
+fi
+
 # --- consume, one tenant -------------------------------------------------------------------------
+if want consume; then
 read -r TOK TEN < <(register consume-unlimited@example.com)
 set_plan "$TEN" business
 echo "$TOK" >"$TMP/one_unlimited"
@@ -159,7 +166,10 @@ GRANTED=$(field granted "$R")
 VERDICT=$([[ $MAX -le 1000 && $SUM -ge $GRANTED && $((SUM - GRANTED)) -le $CO_CONN ]] && echo "no over-grant" || echo "OVER-GRANT")
 row "POST /usage/consume, 100 tenants (limit 1000 each), $CO_CONN conns" "$(field rps "$R") req/s" "p99 $(field p99_ms "$R") ms; granted $GRANTED (seen by wrk), sum used $SUM, max per tenant $MAX: $VERDICT"
 
+fi
+
 # --- reads over a year of data -------------------------------------------------------------------
+if want reads; then
 read -r TOK TEN < <(register reader@example.com)
 set_plan "$TEN" pro
 log "loading a year of daily usage for 10 sessions"
@@ -190,6 +200,7 @@ for RD_CONN in $RD_CONNS; do
     row "GET ${path#/api/v2}, $RD_CONN conns" "p99 $(field p99_ms "$R") ms" "$(field rps "$R") req/s, p50 $(field p50_ms "$R") ms; non-200: $(field non_200 "$R")"
   done
 done
+fi
 
 echo
 echo "### Usage benchmarks on $BACKEND ($(nproc) cores, ${SECS}s per run, wrk -t$THREADS, $(date -u +%Y-%m-%dT%H:%MZ), load before: $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -3,10 +3,12 @@
 //! The quota decision is made by the database (`UPDATE … WHERE used + q <= limit`), so it holds
 //! across nodes as well as within one.
 
+use std::collections::HashSet;
+
 use sqlx::FromRow;
 use tracing::instrument;
 
-use crate::{AsDbConn, Result, on_conn};
+use crate::{AsDbConn, DbConn, Result, on_conn};
 
 /// Rows per multi-row statement. Far below SQLite's 32766-parameter cap, and small on purpose:
 /// SQLite finds `$n` parameters by a linear scan of the statement's parameter list (when preparing,
@@ -40,12 +42,35 @@ pub struct MonthlyKey {
     pub metric: &'static str,
 }
 
-#[derive(Clone, Debug, FromRow)]
-pub struct DailyRow {
-    pub day: String,
-    pub session_id: String,
-    pub metric: String,
+/// One daily sum as read back, borrowed from a [`DailyFolded`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DailyRow<'a> {
+    pub day: &'a str,
+    pub session_id: &'a str,
+    pub metric: &'a str,
     pub quantity: i64,
+}
+
+/// Daily sums folded into one text by the database: a line per row,
+/// `day \t session_id \t metric \t quantity`. Read with [`DailyFolded::rows`], without a copy.
+#[derive(Clone, Debug, Default)]
+pub struct DailyFolded(String);
+
+impl DailyFolded {
+    pub fn rows(&self) -> impl Iterator<Item = Result<DailyRow<'_>>> {
+        self.0.split('\n').filter(|l| !l.is_empty()).map(|line| {
+            // day and session first, then metric and quantity: split the last two off from the right.
+            let mut right = line.rsplitn(3, '\t');
+            let bad = || sqlx::Error::Protocol(format!("usage_daily: malformed folded row {line:?}"));
+            let (Some(quantity), Some(metric), Some(left)) = (right.next(), right.next(), right.next()) else {
+                return Err(bad());
+            };
+            let (Some((day, session_id)), Ok(quantity)) = (left.split_once('\t'), quantity.parse::<i64>()) else {
+                return Err(bad());
+            };
+            Ok(DailyRow { day, session_id, metric, quantity })
+        })
+    }
 }
 
 #[derive(Clone, Debug, FromRow)]
@@ -82,27 +107,74 @@ fn values_clause(rows: usize, columns: usize) -> String {
     sql
 }
 
-/// Inserts the events whose id is new for the tenant; returns the ids that were inserted.
-#[instrument(skip_all)]
-pub async fn insert_events(c: &mut impl AsDbConn, tenant_id: &str, events: &[EventRow]) -> Result<Vec<String>> {
-    let mut inserted = Vec::with_capacity(events.len());
-    for chunk in events.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO usage_events (tenant_id, event_id, metric, quantity, session_id, day, at) VALUES {} \
-             ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
-            values_clause(chunk.len(), 7)
-        );
-        let ids: Vec<String> = on_conn!(c, c => {
-            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.clone()));
-            for e in chunk {
-                q = q.bind(tenant_id).bind(&e.event_id).bind(e.metric).bind(e.quantity)
-                    .bind(&e.session_id).bind(&e.day).bind(e.at);
-            }
-            q.fetch_all(c).await
-        })?;
-        inserted.extend(ids);
+/// Which events of a batch were new for the tenant (the others were stored before: duplicates).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fresh {
+    All,
+    /// The ids of the events that were inserted (fewer than the batch).
+    Only(HashSet<String>),
+}
+
+impl Fresh {
+    pub fn contains(&self, event_id: &str) -> bool {
+        match self {
+            Fresh::All => true,
+            Fresh::Only(ids) => ids.contains(event_id),
+        }
     }
-    Ok(inserted)
+}
+
+/// Inserts the events whose id is new for the tenant (ids within `events` must be distinct).
+///
+/// The whole batch is ONE statement with a fixed number of parameters, so the cost is linear in
+/// the batch: on SQLite the rows travel as one JSON text read by `json_each` (binding thousands of
+/// `$n` parameters is quadratic, see [`CHUNK`]); on PostgreSQL as one array per column read by
+/// `UNNEST`. The SQL differs per backend only here.
+#[instrument(skip_all)]
+pub async fn insert_events(c: &mut impl AsDbConn, tenant_id: &str, events: &[EventRow]) -> Result<Fresh> {
+    if events.is_empty() {
+        return Ok(Fresh::All);
+    }
+    let ids: Vec<String> = match c.db_conn() {
+        DbConn::Sqlite(c) => {
+            // `WHERE true`: SQLite's parser needs it between `SELECT … FROM` and `ON CONFLICT`.
+            sqlx::query_scalar::<_, String>(
+                "INSERT INTO usage_events (tenant_id, event_id, metric, quantity, session_id, day, at) \
+                 SELECT $1, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each($2) WHERE true \
+                 ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
+            )
+            .bind(tenant_id)
+            .bind(events_json(events))
+            .fetch_all(c)
+            .await?
+        }
+        DbConn::Postgres(c) => {
+            sqlx::query_scalar::<_, String>(
+                "INSERT INTO usage_events (tenant_id, event_id, metric, quantity, session_id, day, at) \
+                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[]) \
+                 ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
+            )
+            .bind(tenant_id)
+            .bind(events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.metric).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.quantity).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.session_id.as_deref()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.day.as_str()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
+            .fetch_all(c)
+            .await?
+        }
+    };
+    Ok(if ids.len() == events.len() { Fresh::All } else { Fresh::Only(ids.into_iter().collect()) })
+}
+
+/// `[[event_id, metric, quantity, session_id|null, day, at], …]`: one batch as one JSON text.
+fn events_json(events: &[EventRow]) -> String {
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| (e.event_id.as_str(), e.metric, e.quantity, e.session_id.as_deref(), e.day.as_str(), e.at))
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_default()
 }
 
 /// Adds to daily sums; keys must be distinct (PostgreSQL refuses to update one row twice).
@@ -211,6 +283,12 @@ pub async fn monthly_between(c: &mut impl AsDbConn, tenant_id: &str, from: &str,
 }
 
 /// The tenant's daily sums of days `from..=to`, of one session when `session_id` is given.
+///
+/// The rows come back folded into ONE text value (`day \t session \t metric \t quantity`, one
+/// line each), read without a copy by [`DailyFolded::rows`]: a month is up to 31 days × sessions × 2 metrics rows, and sqlx
+/// hands SQLite rows over one at a time from its worker thread, which cost more than the query.
+/// Ids never contain control characters (the API refuses them), so tabs and newlines are safe
+/// separators; the SQL differs per backend only in the aggregate's name.
 #[instrument(skip_all)]
 pub async fn daily_between(
     c: &mut impl AsDbConn,
@@ -218,12 +296,32 @@ pub async fn daily_between(
     from: &str,
     to: &str,
     session_id: Option<&str>,
-) -> Result<Vec<DailyRow>> {
-    on_conn!(c, c => sqlx::query_as::<_, DailyRow>(
-        "SELECT day, session_id, metric, quantity FROM usage_daily WHERE tenant_id = $1 AND day >= $2 AND day <= $3 \
-         AND (CAST($4 AS TEXT) IS NULL OR session_id = $4)")
-        .bind(tenant_id).bind(from).bind(to).bind(session_id)
-        .fetch_all(c).await)
+) -> Result<DailyFolded> {
+    let folded: Option<String> = match c.db_conn() {
+        DbConn::Sqlite(c) => sqlx::query_scalar(
+            "SELECT group_concat(day || char(9) || session_id || char(9) || metric || char(9) || quantity, char(10)) \
+                 FROM usage_daily WHERE tenant_id = $1 AND day >= $2 AND day <= $3 \
+                 AND (CAST($4 AS TEXT) IS NULL OR session_id = $4)",
+        )
+        .bind(tenant_id)
+        .bind(from)
+        .bind(to)
+        .bind(session_id)
+        .fetch_one(c)
+        .await?,
+        DbConn::Postgres(c) => sqlx::query_scalar(
+            "SELECT string_agg(day || chr(9) || session_id || chr(9) || metric || chr(9) || quantity::text, chr(10)) \
+                 FROM usage_daily WHERE tenant_id = $1 AND day >= $2 AND day <= $3 \
+                 AND (CAST($4 AS TEXT) IS NULL OR session_id = $4)",
+        )
+        .bind(tenant_id)
+        .bind(from)
+        .bind(to)
+        .bind(session_id)
+        .fetch_one(c)
+        .await?,
+    };
+    Ok(DailyFolded(folded.unwrap_or_default()))
 }
 
 #[instrument(skip_all)]

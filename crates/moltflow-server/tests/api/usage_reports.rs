@@ -159,3 +159,46 @@ async fn daily_refuses_malformed_and_out_of_range_months() {
     assert_eq!((r.status, r.body["days"].as_array().unwrap().len()), (200, 29));
     app.get("/usage/daily?session_id=", Some(&t)).await.assert(422, "validation_error");
 }
+
+#[tokio::test]
+async fn daily_shows_late_events_and_grants_after_the_month_was_read() {
+    let app = TestApp::spawn().await;
+    let (t, tenant) = owner(&app, "ana@example.com").await;
+    set_plan(&app, &tenant, "business").await;
+    let now = now_ms();
+    let prev = Month::of_ms(now).prev();
+    // Noon of the last day of last month: at most 31.5 days old, so still accepted.
+    let late_at = prev.end_ms() - 12 * 3_600_000;
+    let late_day = Day::of_ms(late_at).to_string();
+    let day_of = |body: &serde_json::Value, date: &str| {
+        body["days"].as_array().unwrap().iter().find(|d| d["date"] == date).cloned().unwrap()
+    };
+    // Read the closed month (and the current one) first, so that any cached answer exists.
+    let before = app.get(&format!("/usage/daily?month={prev}"), Some(&t)).await;
+    assert_eq!(day_of(&before.body, &late_day)["messages"], 0);
+    app.get("/usage/daily", Some(&t)).await;
+    let late = json!({"events": [
+        {"id": "late", "metric": "messages", "quantity": 4, "session_id": "wa-1", "timestamp": rfc3339(late_at)},
+    ]});
+    assert_eq!(app.post("/usage/events", late, Some(&t)).await.body, json!({"accepted": 1, "duplicates": 0}));
+    let after = app.get(&format!("/usage/daily?month={prev}"), Some(&t)).await;
+    assert_eq!(
+        day_of(&after.body, &late_day),
+        json!({"date": late_day, "messages": 4, "ai_replies": 0, "by_session": {"wa-1": 4}})
+    );
+    // The filtered view sees it too, and a duplicate of it changes nothing.
+    let filtered = app.get(&format!("/usage/daily?month={prev}&session_id=wa-1"), Some(&t)).await;
+    assert_eq!(day_of(&filtered.body, &late_day)["messages"], 4);
+    let again = json!({"events": [{"id": "late", "metric": "messages", "quantity": 4, "timestamp": rfc3339(late_at)}]});
+    assert_eq!(app.post("/usage/events", again, Some(&t)).await.body, json!({"accepted": 0, "duplicates": 1}));
+    assert_eq!(day_of(&app.get(&format!("/usage/daily?month={prev}"), Some(&t)).await.body, &late_day)["messages"], 4);
+
+    // A grant shows up in the current month's report read before it.
+    let today = Day::of_ms(now_ms()).to_string();
+    let r = app
+        .post("/usage/consume", json!({"metric": "ai_replies", "quantity": 2, "session_id": "wa-2"}), Some(&t))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cur = app.get("/usage/daily", Some(&t)).await;
+    assert_eq!(day_of(&cur.body, &today)["ai_replies"], 2);
+}

@@ -1,6 +1,7 @@
 //! Usage metering and quotas (API.md §7): ingesting events, consuming quota against the plan,
 //! setting gauges; the reports are in [`report`], the group-commit writer in [`writer`].
 
+pub mod cache;
 pub mod report;
 pub mod writer;
 

@@ -2,6 +2,7 @@
 //! the aggregate tables by primary-key ranges and fill the gaps with zeros here.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use moltflow_core::clock::{now_ms, rfc3339};
 use moltflow_core::period::{Day, Month};
@@ -147,12 +148,23 @@ pub async fn daily(app: &App, tenant_id: &str, month: Option<&str>, session_id: 
         return Err(query_error("session_id", "String should have 1 to 128 characters", "value_error"));
     }
     let last = if month == today.month() { today.day() } else { month.days() };
-    let mut conn = app.store.conn().await?;
-    let rows = daily_report_rows(&mut conn, tenant_id, month, last, session_id).await?;
+    let month_key = month.to_string();
+    let cache = app.usage.daily_cache();
+    let folded = match cache.get(tenant_id, &month_key, last, session_id) {
+        Ok(hit) => hit,
+        Err(generation) => {
+            let mut conn = app.store.conn().await?;
+            let (from, to) = (month.day(1).to_string(), month.day(last).to_string());
+            let folded = Arc::new(daily_between(&mut conn, tenant_id, &from, &to, session_id).await?);
+            cache.put(generation, tenant_id, &month_key, last, session_id, folded.clone());
+            folded
+        }
+    };
     let mut days: Vec<UsageDay> = (1..=last)
         .map(|d| UsageDay { date: month.day(d).to_string(), messages: 0, ai_replies: 0, by_session: BTreeMap::new() })
         .collect();
-    for row in rows {
+    for row in folded.rows() {
+        let row = row?;
         let Some(day) =
             row.day.get(8..10).and_then(|d| d.parse::<usize>().ok()).filter(|d| (1..=last as usize).contains(d))
         else {
@@ -160,28 +172,18 @@ pub async fn daily(app: &App, tenant_id: &str, month: Option<&str>, session_id: 
         };
         let entry = &mut days[day - 1];
         let n = row.quantity.max(0) as u64;
-        match Metric::parse(&row.metric) {
+        match Metric::parse(row.metric) {
             Some(Metric::Messages) => {
                 entry.messages += n;
                 if !row.session_id.is_empty() && n > 0 {
-                    *entry.by_session.entry(row.session_id).or_default() += n;
+                    *entry.by_session.entry(row.session_id.to_owned()).or_default() += n;
                 }
             }
             Some(Metric::AiReplies) => entry.ai_replies += n,
             _ => {}
         }
     }
-    Ok(UsageDaily { month: month.to_string(), days })
-}
-
-async fn daily_report_rows(
-    c: &mut impl AsDbConn,
-    tenant_id: &str,
-    month: Month,
-    last: u8,
-    session_id: Option<&str>,
-) -> moltflow_store::Result<Vec<moltflow_store::usage::DailyRow>> {
-    daily_between(c, tenant_id, &month.day(1).to_string(), &month.day(last).to_string(), session_id).await
+    Ok(UsageDaily { month: month_key, days })
 }
 
 /// Every gauge, zero when never set.

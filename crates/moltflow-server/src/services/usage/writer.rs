@@ -10,7 +10,7 @@
 //! the row lock makes concurrent nodes re-check against the committed total. Either way the sum
 //! of grants never passes the limit, however many nodes and requests race.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use moltflow_core::clock::now_ms;
@@ -21,7 +21,9 @@ use moltflow_store::usage::{
     ConsumptionRow, DailyKey, EventRow, MonthlyKey, add_daily, add_monthly, consume_unlimited, consume_within_limit,
     find_consumption, insert_consumption, insert_events, insert_monthly_if_absent, monthly_used, unconsume,
 };
-use moltflow_store::{Store, Tx};
+use moltflow_store::{Backend, Store, Tx};
+
+use super::cache::DailyCache;
 use tokio::sync::{mpsc, oneshot};
 
 /// Jobs applied in one transaction at most: enough to share one commit among every waiting
@@ -90,6 +92,7 @@ pub enum WriterError {
 #[derive(Clone)]
 pub struct UsageWriter {
     tx: mpsc::Sender<Job>,
+    cache: Arc<DailyCache>,
 }
 
 impl UsageWriter {
@@ -97,8 +100,15 @@ impl UsageWriter {
     /// after applying what was queued.
     pub fn spawn(store: Store, plans: Arc<PlanCatalogue>) -> UsageWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, plans, rx));
-        UsageWriter { tx }
+        // Exact only where this writer is the only one: SQLite (see `cache`).
+        let cache = Arc::new(DailyCache::new(store.backend() == Backend::Sqlite));
+        tokio::spawn(run(store, plans, cache.clone(), rx));
+        UsageWriter { tx, cache }
+    }
+
+    /// The `/usage/daily` cache this writer keeps exact.
+    pub fn daily_cache(&self) -> &DailyCache {
+        &self.cache
     }
 
     pub async fn events(&self, job: EventsJob) -> Result<EventsOutcome, WriterError> {
@@ -121,13 +131,17 @@ impl UsageWriter {
     }
 }
 
-async fn run(store: Store, plans: Arc<PlanCatalogue>, mut rx: mpsc::Receiver<Job>) {
+async fn run(store: Store, plans: Arc<PlanCatalogue>, cache: Arc<DailyCache>, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_JOBS);
     while rx.recv_many(&mut batch, MAX_JOBS).await > 0 {
         metrics::histogram!("usage_writer_batch_jobs").record(batch.len() as f64);
         let jobs: Vec<Job> = std::mem::take(&mut batch);
         match apply(&store, &plans, &jobs).await {
-            Ok(outcomes) => answer(jobs, outcomes),
+            Ok((outcomes, touched)) => {
+                // Committed: forget cached reports of what changed before anyone is answered.
+                cache.invalidate(touched.iter().map(|(t, m)| (t.as_str(), m.as_str())));
+                answer(jobs, outcomes)
+            }
             Err(err) => {
                 // A batch fails as a whole (a deadlock between nodes, one job the database
                 // refuses): retry each job alone so that one cannot fail the others.
@@ -135,7 +149,10 @@ async fn run(store: Store, plans: Arc<PlanCatalogue>, mut rx: mpsc::Receiver<Job
                 for job in jobs {
                     let single = [job];
                     match apply(&store, &plans, &single).await {
-                        Ok(outcomes) => answer(single.into(), outcomes),
+                        Ok((outcomes, touched)) => {
+                            cache.invalidate(touched.iter().map(|(t, m)| (t.as_str(), m.as_str())));
+                            answer(single.into(), outcomes)
+                        }
                         Err(err) => {
                             tracing::error!(error = %err, "usage job failed");
                             let [job] = single;
@@ -171,17 +188,28 @@ fn fail(job: Job, err: WriterError) {
     }
 }
 
-/// Applies `jobs` in one transaction; outcomes in job order, valid only once committed.
-async fn apply(store: &Store, plans: &PlanCatalogue, jobs: &[Job]) -> moltflow_store::Result<Vec<Outcome>> {
+/// `(tenant_id, "YYYY-MM")` of every daily sum a commit changed.
+type Touched = BTreeSet<(String, String)>;
+
+/// Applies `jobs` in one transaction; outcomes in job order, valid only once committed, and the
+/// months whose daily sums changed.
+async fn apply(store: &Store, plans: &PlanCatalogue, jobs: &[Job]) -> moltflow_store::Result<(Vec<Outcome>, Touched)> {
     let now = now_ms();
     let mut tx = store.begin().await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut limits: HashMap<String, Limits> = HashMap::new();
-    let mut consumed: BTreeMap<DailyKey, i64> = BTreeMap::new();
+    // Daily sums of the whole batch (events and grants), written once at the end: nothing reads
+    // them inside the batch. Monthly sums of events are written before the next consume, which
+    // must see them.
+    let mut daily: BTreeMap<DailyKey, i64> = BTreeMap::new();
+    let mut monthly: BTreeMap<MonthlyKey, i64> = BTreeMap::new();
     for job in jobs {
         outcomes.push(match job {
-            Job::Events(job, _) => Outcome::Events(apply_events(&mut tx, job).await?),
+            Job::Events(job, _) => Outcome::Events(apply_events(&mut tx, job, &mut daily, &mut monthly).await?),
             Job::Consume(job, _) => {
+                if !monthly.is_empty() {
+                    add_monthly(&mut tx, &std::mem::take(&mut monthly).into_iter().collect::<Vec<_>>()).await?;
+                }
                 if !limits.contains_key(&job.tenant_id) {
                     let l = tenant_limits(&mut tx, plans, &job.tenant_id).await?;
                     limits.insert(job.tenant_id.clone(), l);
@@ -195,17 +223,20 @@ async fn apply(store: &Store, plans: &PlanCatalogue, jobs: &[Job]) -> moltflow_s
                         session_id: job.session_id.clone().unwrap_or_default(),
                         metric: job.metric.as_str(),
                     };
-                    *consumed.entry(key).or_default() += job.quantity;
+                    *daily.entry(key).or_default() += job.quantity;
                 }
                 Outcome::Consume(outcome)
             }
         });
     }
-    // One upsert for the daily sums of every grant of the batch, in key order so that nodes
-    // writing concurrently lock rows in the same order.
-    add_daily(&mut tx, &consumed.into_iter().collect::<Vec<_>>()).await?;
+    // One upsert per key for the whole batch, in key order so that nodes writing concurrently
+    // lock rows in the same order.
+    add_monthly(&mut tx, &monthly.into_iter().collect::<Vec<_>>()).await?;
+    let touched: Touched =
+        daily.keys().map(|k| (k.tenant_id.clone(), k.day.get(..7).unwrap_or(&k.day).to_owned())).collect();
+    add_daily(&mut tx, &daily.into_iter().collect::<Vec<_>>()).await?;
     tx.commit().await?;
-    Ok(outcomes)
+    Ok((outcomes, touched))
 }
 
 /// The tenant's plan limits as of this transaction: a plan change counts from the next consume.
@@ -219,23 +250,36 @@ async fn tenant_limits(tx: &mut Tx, plans: &PlanCatalogue, tenant_id: &str) -> m
     Ok(plan.map(|p| p.limits.clone()).unwrap_or_default())
 }
 
-async fn apply_events(tx: &mut Tx, job: &EventsJob) -> moltflow_store::Result<EventsOutcome> {
-    let inserted = insert_events(tx, &job.tenant_id, &job.events).await?;
-    let fresh: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
-    let mut daily: BTreeMap<DailyKey, i64> = BTreeMap::new();
-    let mut monthly: BTreeMap<MonthlyKey, i64> = BTreeMap::new();
-    for e in job.events.iter().filter(|e| fresh.contains(e.event_id.as_str())) {
-        let month = Month::of_ms(e.at).to_string();
-        let session_id = e.session_id.clone().unwrap_or_default();
-        *daily
-            .entry(DailyKey { tenant_id: job.tenant_id.clone(), day: e.day.clone(), session_id, metric: e.metric })
-            .or_default() += e.quantity;
-        *monthly.entry(MonthlyKey { tenant_id: job.tenant_id.clone(), month, metric: e.metric }).or_default() +=
-            e.quantity;
+async fn apply_events(
+    tx: &mut Tx,
+    job: &EventsJob,
+    daily: &mut BTreeMap<DailyKey, i64>,
+    monthly: &mut BTreeMap<MonthlyKey, i64>,
+) -> moltflow_store::Result<EventsOutcome> {
+    let fresh = insert_events(tx, &job.tenant_id, &job.events).await?;
+    // Sum by borrowed keys first: a batch has few distinct (day, session, metric), many events.
+    let mut days: HashMap<(&str, &str, &'static str), i64> = HashMap::new();
+    let mut months: HashMap<(Month, &'static str), i64> = HashMap::new();
+    let mut accepted = 0u64;
+    for e in job.events.iter().filter(|e| fresh.contains(&e.event_id)) {
+        accepted += 1;
+        *days.entry((e.day.as_str(), e.session_id.as_deref().unwrap_or(""), e.metric)).or_default() += e.quantity;
+        *months.entry((Month::of_ms(e.at), e.metric)).or_default() += e.quantity;
     }
-    add_daily(tx, &daily.into_iter().collect::<Vec<_>>()).await?;
-    add_monthly(tx, &monthly.into_iter().collect::<Vec<_>>()).await?;
-    let accepted = inserted.len() as u64;
+    for ((day, session_id, metric), n) in days {
+        let key = DailyKey {
+            tenant_id: job.tenant_id.clone(),
+            day: day.to_owned(),
+            session_id: session_id.to_owned(),
+            metric,
+        };
+        *daily.entry(key).or_default() += n;
+    }
+    for ((month, metric), n) in months {
+        *monthly
+            .entry(MonthlyKey { tenant_id: job.tenant_id.clone(), month: month.to_string(), metric })
+            .or_default() += n;
+    }
     Ok(EventsOutcome { accepted, duplicates: job.events.len() as u64 - accepted })
 }
 
