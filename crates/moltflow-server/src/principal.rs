@@ -191,7 +191,7 @@ async fn authenticate_api_key(state: &AppState, raw: &str) -> ApiResult<Principa
         return Err(invalid_api_key());
     }
     let role = role_of(member)?;
-    state.last_used.note(&key);
+    state.last_used.note(&key, now);
     Ok(Principal {
         scopes: key.scopes.expanded().intersect(role.scopes().expanded()),
         role,

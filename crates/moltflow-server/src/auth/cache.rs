@@ -140,9 +140,6 @@ impl AuthCache {
 
     /// The key found by the SHA-256 of a presented secret (None: no such key).
     pub async fn api_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, Arc<DbError>> {
-        if self.revoked.contains_key(hash) {
-            return Ok(None);
-        }
         let state = self
             .keys
             .try_get_with_by_ref(hash, async {

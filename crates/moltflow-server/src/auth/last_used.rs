@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use moltflow_core::clock::{MINUTE_MS, now_ms};
+use moltflow_core::clock::MINUTE_MS;
 use moltflow_store::Store;
 use moltflow_store::api_keys::touch_api_keys;
 use tokio::sync::mpsc;
@@ -28,8 +28,7 @@ impl Default for LastUsed {
 
 impl LastUsed {
     /// Notes a use unless one was noted for this key within the last minute.
-    pub fn note(&self, key: &KeyState) {
-        let now = now_ms();
+    pub fn note(&self, key: &KeyState, now: i64) {
         let last = key.last_used_at.load(Ordering::Relaxed);
         if now - last >= MINUTE_MS
             && key.last_used_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
