@@ -6,7 +6,7 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use moltflow_core::clock::{now_ms, rfc3339};
+use moltflow_core::clock::now_ms;
 use moltflow_core::ids::new_id;
 use moltflow_core::secret::{random_bytes, sha256_hex};
 use moltflow_store::{Store, signing_keys};
@@ -156,11 +156,6 @@ fn parse_private_key(text: &str) -> Option<SigningKey> {
     let bytes = STANDARD.decode(text).or_else(|_| URL_SAFE_NO_PAD.decode(text)).ok()?;
     let seed: [u8; 32] = bytes.try_into().ok()?;
     Some(SigningKey::from_bytes(&seed))
-}
-
-/// When a token expires, for logs and bodies.
-pub fn expiry_text(claims: &Claims) -> String {
-    rfc3339(claims.exp * 1000)
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ pub async fn subscription_view(app: &App, tenant_id: &str) -> ApiResult<Subscrip
     drop(conn);
     let plan = plan_or_free(app, &tenant.plan_id)?;
     let usage = usage_block(app, tenant_id).await?;
-    let view = match sub.filter(|s| s.status != Status::Canceled.as_str() || tenant.plan_id != DEFAULT_PLAN) {
+    let view = match sub.filter(|s| s.status != Status::Canceled.as_str()) {
         Some(s) => SubscriptionView {
             plan_id: plan.plan_id.clone(),
             display_name: plan.display_name.clone(),

@@ -186,6 +186,5 @@ pub async fn logout(app: &App, user: &Arc<UserRow>, session_id: &str, all: bool,
     .await?;
     tx.commit().await?;
     app.auth_cache.forget_sessions(&revoked).await;
-    app.auth_cache.forget_sessions(&[session_id.to_owned()]).await;
     Ok(())
 }

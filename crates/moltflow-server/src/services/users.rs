@@ -45,13 +45,11 @@ async fn current_user(app: &App, principal: &Principal) -> ApiResult<UserRow> {
 
 /// `GET /users/me`.
 pub async fn get_me(app: &App, principal: &Principal) -> ApiResult<UserProfile> {
-    principal.require("account:read")?;
     Ok(profile(&current_user(app, principal).await?))
 }
 
 /// `PATCH /users/me`: any of `full_name`, `timezone` (IANA), `locale` (BCP 47).
 pub async fn update_me(app: &App, principal: &Principal, req: UpdateProfileRequest) -> ApiResult<UserProfile> {
-    principal.require("account:manage")?;
     let mut checks = Checks::default();
     let full_name = req.full_name.as_deref().map(|n| check_name(&mut checks, &["body", "full_name"], n, 100));
     let timezone = req.timezone.as_deref().and_then(|tz| match tz.trim().parse::<chrono_tz::Tz>() {

@@ -509,7 +509,6 @@ async fn signup_checkout_with_stripe_down_creates_nothing() {
     r.assert(502, "billing_provider_error");
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM tenants").await, 0);
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
 /// The Stripe provider against localstripe (a real Stripe emulator, started by `.ci/run`):
