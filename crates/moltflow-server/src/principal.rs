@@ -56,6 +56,22 @@ impl Principal {
         }
     }
 
+    /// `403 scope_escalation` naming the scopes of `wanted` the caller does not hold (creating a
+    /// key, taking over a key's secret, giving someone a role: nobody hands out more than they hold).
+    pub fn require_within(&self, wanted: ScopeSet, what: &str) -> ApiResult<()> {
+        if wanted.is_subset_of(self.scopes) {
+            return Ok(());
+        }
+        let missing: Vec<&str> = wanted.iter().filter(|s| !self.scopes.contains(*s)).map(Scope::name).collect();
+        let mut err = ApiError::forbidden("scope_escalation", format!("{what}: {}", missing.join(", ")));
+        err.extra = Some(serde_json::Map::from_iter([("scopes".to_owned(), missing.into())]));
+        Err(err)
+    }
+
+    pub fn is_api_key(&self) -> bool {
+        matches!(self.credential, Credential::ApiKey { .. })
+    }
+
     /// The session id of a user principal; API keys get `403 user_principal_required`.
     pub fn require_user(&self) -> ApiResult<&str> {
         match &self.credential {

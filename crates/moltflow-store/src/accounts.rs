@@ -113,6 +113,16 @@ pub async fn lock_user(c: &mut impl AsDbConn, id: &str) -> Result<bool> {
     Ok(done > 0)
 }
 
+/// Takes the tenant's row lock until the transaction ends (PostgreSQL; SQLite's write transaction
+/// already holds the database), so that changes that count the tenant's owners run one at a time
+/// and each counts what the one before it committed.
+#[instrument(skip_all)]
+pub async fn lock_tenant(c: &mut impl AsDbConn, id: &str) -> Result<bool> {
+    let done = on_conn!(c, c => sqlx::query("UPDATE tenants SET updated_at = updated_at WHERE id = $1")
+        .bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
 #[instrument(skip_all)]
 pub async fn set_user_password(c: &mut impl AsDbConn, id: &str, password_hash: &str, at: i64) -> Result<()> {
     on_conn!(c, c => sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 use tracing::instrument;
 
-use crate::{AsDbConn, Result, on_conn};
+use crate::{AsDbConn, DbConn, Result, on_conn};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct InvitationRow {
@@ -77,4 +77,44 @@ pub async fn accept_invitation(c: &mut impl AsDbConn, id: &str, at: i64) -> Resu
         "UPDATE invitations SET accepted_at = $2 WHERE id = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2")
         .bind(id).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n > 0)
+}
+
+/// Revokes the pending invitations a user sent: all of them, or (`above_member_only`) those for
+/// the admin and owner roles. Returns how many were revoked.
+#[instrument(skip_all)]
+pub async fn revoke_pending_sent_by(
+    c: &mut impl AsDbConn,
+    inviter: &str,
+    above_member_only: bool,
+    at: i64,
+) -> Result<u64> {
+    on_conn!(c, c => sqlx::query(
+        "UPDATE invitations SET revoked_at = $2 WHERE invited_by = $1 AND accepted_at IS NULL AND revoked_at IS NULL \
+         AND ($3 = FALSE OR role <> 'member')")
+        .bind(inviter).bind(at).bind(above_member_only).execute(c).await.map(|r| r.rows_affected()))
+}
+
+/// Invitations a tenant created since `since`: how many, and the oldest one's time.
+#[instrument(skip_all)]
+pub async fn count_tenant_invitations_since(
+    c: &mut impl AsDbConn,
+    tenant_id: &str,
+    since: i64,
+) -> Result<(i64, Option<i64>)> {
+    on_conn!(c, c => sqlx::query_as::<_, (i64, Option<i64>)>(
+        "SELECT COUNT(*), MIN(created_at) FROM invitations WHERE tenant_id = $1 AND created_at >= $2")
+        .bind(tenant_id).bind(since).fetch_one(c).await)
+}
+
+/// Serialises the transactions that count and mail invitations to one address, whatever tenant
+/// they come from: a transaction-scoped advisory lock on PostgreSQL; nothing on SQLite, whose
+/// write transactions already run one at a time.
+#[instrument(skip_all)]
+pub async fn lock_invited_address(c: &mut impl AsDbConn, email: &str) -> Result<()> {
+    match c.db_conn() {
+        DbConn::Sqlite(_) => Ok(()),
+        DbConn::Postgres(c) => {
+            sqlx::query("SELECT pg_advisory_xact_lock(7001, hashtext($1))").bind(email).execute(c).await.map(|_| ())
+        }
+    }
 }

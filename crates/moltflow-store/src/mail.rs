@@ -53,6 +53,20 @@ pub async fn count_mail_since(c: &mut impl AsDbConn, to_addr: &str, since: i64) 
         .bind(to_addr).bind(since).fetch_one(c).await)
 }
 
+/// Mails of `kind` queued for `to_addr` since `since` (ms), sent or not: how many, and the oldest
+/// one's time (for a cap's `Retry-After`).
+#[instrument(skip_all)]
+pub async fn count_mail_of_kind_since(
+    c: &mut impl AsDbConn,
+    to_addr: &str,
+    kind: &str,
+    since: i64,
+) -> Result<(i64, Option<i64>)> {
+    on_conn!(c, c => sqlx::query_as::<_, (i64, Option<i64>)>(
+        "SELECT COUNT(*), MIN(created_at) FROM mail_outbox WHERE to_addr = $1 AND kind = $2 AND created_at >= $3")
+        .bind(to_addr).bind(kind).bind(since).fetch_one(c).await)
+}
+
 /// Claims up to `limit` due mails until `lock_until`: unsent, not given up, due, and not claimed
 /// by a live worker. The outer condition is evaluated again on each row as it is updated, so two
 /// nodes claiming at once never take the same row.

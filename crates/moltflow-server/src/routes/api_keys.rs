@@ -93,11 +93,12 @@ async fn revoke_api_key(
 }
 
 /// Replace a key's secret; the old one keeps working for `grace_period_minutes` (default 0).
+/// Only the key's creator may rotate it.
 #[utoipa::path(post, path = "/api-keys/{id}/rotate", tag = "api-keys", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path, description = "Key id")), request_body(content = Option<RotateApiKeyRequest>), responses(
     (status = 200, body = ApiKeyWithSecret),
     (status = 401, body = ErrorBody),
-    (status = 403, body = ErrorBody),
+    (status = 403, description = "Missing `account:manage`; another user's key (`not_key_owner`); or, for a key principal, a key holding scopes the caller does not (`scope_escalation`)", body = ErrorBody),
     (status = 404, body = ErrorBody),
     (status = 409, description = "Revoked (`api_key_revoked`) or expired (`api_key_expired`)", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),

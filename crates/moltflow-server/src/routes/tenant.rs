@@ -76,11 +76,12 @@ async fn list_members(state: AppState, caller: Authorized<MembersRead>) -> ApiRe
     Ok(Json(members::list(&state, caller.tenant_id()).await?))
 }
 
-/// Change a member's role. Only an owner grants `owner` or `admin`; the last owner stays.
+/// Change a member's role. Only an owner grants `owner` or `admin`; the last owner stays. A
+/// demotion revokes the pending invitations the member can no longer grant.
 #[utoipa::path(patch, path = "/tenant/members/{user_id}", tag = "members", security(("bearer" = []), ("api_key" = [])),
     params(("user_id" = String, Path)), request_body = ChangeRoleRequest, responses(
     (status = 200, body = TenantMember), (status = 401, body = ErrorBody),
-    (status = 403, description = "Not allowed for the caller's role (`owner_required`) or scope", body = ErrorBody),
+    (status = 403, description = "Not allowed for the caller's role (`owner_required`) or scope; a key promoting someone to a role holding scopes the key lacks (`scope_escalation`)", body = ErrorBody),
     (status = 404, body = ErrorBody), (status = 409, description = "`last_owner`", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
 ))]
@@ -94,7 +95,7 @@ async fn change_member_role(
     Ok(Json(members::change_role(&state, &caller, &user_id, &req.role, &meta).await?))
 }
 
-/// Remove a member: their sessions and API keys stop working at once.
+/// Remove a member: their sessions, API keys and pending invitations stop working at once.
 #[utoipa::path(delete, path = "/tenant/members/{user_id}", tag = "members", security(("bearer" = []), ("api_key" = [])),
     params(("user_id" = String, Path)), responses(
     (status = 204, description = "Removed"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -129,14 +130,15 @@ async fn list_audit_logs(
     Ok(Json(audit::list(&state, caller.tenant_id(), limit, query.get("cursor"), query.get("action")).await?))
 }
 
-/// Invite an address into the tenant; the invitation is mailed (owners and admins, or
-/// `members:manage`; only owners invite admins and owners).
+/// Invite an address into the tenant; the invitation is mailed (owners and admins with a verified
+/// email, or `members:manage`; only owners invite admins and owners).
 #[utoipa::path(post, path = "/tenant/invitations", tag = "members", security(("bearer" = []), ("api_key" = [])),
     request_body = InviteRequest, responses(
     (status = 201, body = Invitation), (status = 401, body = ErrorBody),
-    (status = 403, description = "Missing `members:manage`, or `owner_required` for admin/owner invitations", body = ErrorBody),
+    (status = 403, description = "Missing `members:manage`; `owner_required` for admin/owner invitations; the inviter's email is not verified (`email_unverified`); a key inviting into a role holding scopes the key lacks (`scope_escalation`)", body = ErrorBody),
     (status = 409, description = "The address has an account (`email_taken`)", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
+    (status = 429, description = "3 invitation mails to this address this hour, or 100 invitations from this tenant in 24 hours (`rate_limited`, with `Retry-After`)", body = ErrorBody),
 ))]
 async fn create_invitation(
     state: AppState,
@@ -175,7 +177,7 @@ async fn revoke_invitation(
 /// signs it in (public; the token comes from the mail).
 #[utoipa::path(post, path = "/auth/accept-invitation", tag = "auth", request_body = AcceptInvitationRequest, responses(
     (status = 201, body = TokenPair),
-    (status = 400, description = "Invalid, expired, revoked or used (`invalid_token`)", body = ErrorBody),
+    (status = 400, description = "Invalid, expired, revoked or used, or its sender may no longer grant its role (`invalid_token`)", body = ErrorBody),
     (status = 409, description = "The address has an account (`email_taken`)", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
 ))]

@@ -1,5 +1,6 @@
-//! API keys: create, list, read, revoke, rotate (API.md §5). Owners and admins manage every key
-//! of the tenant; members only their own, and other keys are `404` to them.
+//! API keys: create, list, read, revoke, rotate (API.md §5). Owners and admins list, read and
+//! revoke every key of the tenant; members only their own, and other keys are `404` to them. Only
+//! a key's creator rotates it: a rotation is the one way to another key's secret.
 
 use moltflow_core::api_key::{display_prefix, new_raw_key};
 use moltflow_core::clock::{DAY_MS, MINUTE_MS, now_ms, rfc3339};
@@ -128,15 +129,7 @@ pub async fn create(
 ) -> ApiResult<ApiKeyWithSecret> {
     let now = now_ms();
     let new = validate_create(req, now)?;
-    if !new.set.is_subset_of(p.scopes) {
-        let missing: Vec<&str> = new.set.iter().filter(|s| !p.scopes.contains(*s)).map(Scope::name).collect();
-        let mut err = ApiError::forbidden(
-            "scope_escalation",
-            format!("You cannot grant scopes you do not hold: {}", missing.join(", ")),
-        );
-        err.extra = Some(serde_json::Map::from_iter([("scopes".to_owned(), json!(missing))]));
-        return Err(err);
-    }
+    p.require_within(new.set, "You cannot grant scopes you do not hold")?;
     let raw_key = new_raw_key();
     let row = ApiKeyRow {
         id: new_id(),
@@ -196,6 +189,26 @@ pub async fn revoke(app: &App, p: &Principal, id: &str, meta: &ClientMeta) -> Ap
     Ok(())
 }
 
+/// A rotation hands out the key's new secret, so only the key's creator may rotate it (an owner
+/// or admin who could would take over the creator's key, and through it the creator's role); a
+/// key principal of that creator only keys that hold nothing it does not hold itself. Other users'
+/// keys stay readable and revocable by owners and admins (`find_visible`), never rotatable.
+fn authorize_rotation(p: &Principal, row: &ApiKeyRow) -> ApiResult<()> {
+    if row.created_by != p.user.id {
+        return Err(ApiError::forbidden(
+            "not_key_owner",
+            "Only the key's creator can rotate it; you may revoke it instead",
+        ));
+    }
+    if p.is_api_key() {
+        p.require_within(
+            ScopeSet::from_names(row.scopes.split_whitespace()),
+            "This key holds scopes the calling key does not",
+        )?;
+    }
+    Ok(())
+}
+
 pub async fn rotate(
     app: &App,
     p: &Principal,
@@ -213,6 +226,7 @@ pub async fn rotate(
         ));
     }
     let row = find_visible(app, p, id).await?;
+    authorize_rotation(p, &row)?;
     let now = now_ms();
     if row.revoked_at.is_some() {
         return Err(ApiError::conflict("api_key_revoked", "A revoked key cannot be rotated"));

@@ -1,18 +1,24 @@
 //! Invitations: an owner or admin invites an address into the tenant with a role; the mailed
-//! link creates the account there (API.md §8). Only owners invite owners and admins; an address
+//! link creates the account there (API.md §8). Only owners invite owners and admins, only
+//! verified users invite at all, a key invites into no role holding scopes the key lacks, and the
+//! caps on mails per address and invitations per tenant are counted in the database; an address
 //! that has an account anywhere cannot be invited (a user belongs to exactly one tenant).
 
-use moltflow_core::clock::{DAY_MS, now_ms, rfc3339};
+use moltflow_core::clock::{DAY_MS, HOUR_MS, now_ms, rfc3339};
 use moltflow_core::ids::{is_uuid, new_id};
 use moltflow_core::password::check_new_password;
 use moltflow_core::secret::{new_token, sha256_hex};
 use moltflow_core::{Email, Role};
-use moltflow_store::accounts::{UserRow, find_tenant, find_user_by_email, insert_user};
+use moltflow_store::Tx;
+use moltflow_store::accounts::{
+    UserRow, find_tenant, find_tenant_user, find_user, find_user_by_email, insert_user, lock_tenant,
+};
 use moltflow_store::invitations::{
-    InvitationRow, accept_invitation, find_invitation, find_invitation_by_token, insert_invitation, list_invitations,
-    revoke_invitation, revoke_pending_for_email,
+    InvitationRow, accept_invitation, count_tenant_invitations_since, find_invitation, find_invitation_by_token,
+    insert_invitation, list_invitations, lock_invited_address, revoke_invitation, revoke_pending_for_email,
 };
 use moltflow_store::is_unique_violation;
+use moltflow_store::mail::count_mail_of_kind_since;
 use moltflow_types::{AcceptInvitationRequest, Invitation, InviteRequest, TokenPair};
 use serde_json::json;
 
@@ -25,6 +31,10 @@ use crate::services::sessions::{open_session, token_pair};
 use crate::state::App;
 
 pub const INVITATION_LIFETIME_MS: i64 = 7 * DAY_MS;
+/// Invitation mails one address may receive in an hour, from all tenants together (API.md §8).
+pub const INVITATION_MAILS_PER_ADDRESS_PER_HOUR: i64 = 3;
+/// Invitations one tenant may send in 24 hours (API.md §8).
+pub const INVITATIONS_PER_TENANT_PER_DAY: i64 = 100;
 
 fn status_of(row: &InvitationRow, now: i64) -> &'static str {
     if row.accepted_at.is_some() {
@@ -57,6 +67,39 @@ fn actor(p: &Principal) -> Actor {
     Actor { kind, id: Some(id) }
 }
 
+/// Only a verified address may send mail from our domain in the tenant's name (a key invites as
+/// its creator). Read in the transaction: the principal's copy may be a second old.
+async fn require_verified_inviter(tx: &mut Tx, p: &Principal) -> ApiResult<()> {
+    let inviter = find_user(tx, &p.user.id).await?.ok_or_else(ApiError::not_authenticated)?;
+    if inviter.email_verified {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("email_unverified", "Verify your email address before inviting anyone"))
+    }
+}
+
+/// The caps of API.md §8, counted in the database so that they hold across nodes: invitation
+/// mails to one address in the last hour (from any tenant, in the outbox, which keeps its rows
+/// when a tenant is erased) and invitations of one tenant in the last 24 hours.
+async fn within_invitation_caps(tx: &mut Tx, tenant_id: &str, email: &str, now: i64) -> ApiResult<()> {
+    let kind = MailKind::Invitation.template();
+    let (mails, oldest) = count_mail_of_kind_since(tx, email, kind, now - HOUR_MS).await?;
+    if mails >= INVITATION_MAILS_PER_ADDRESS_PER_HOUR {
+        return Err(cap_reached("This address has had its invitations for this hour", oldest, HOUR_MS, now));
+    }
+    let (sent, oldest) = count_tenant_invitations_since(tx, tenant_id, now - DAY_MS).await?;
+    if sent >= INVITATIONS_PER_TENANT_PER_DAY {
+        return Err(cap_reached("This tenant has sent its invitations for today", oldest, DAY_MS, now));
+    }
+    Ok(())
+}
+
+/// `429 rate_limited`, retry when the oldest counted row leaves the window.
+fn cap_reached(detail: &str, oldest: Option<i64>, window: i64, now: i64) -> ApiError {
+    let wait_ms = oldest.map_or(window, |at| at + window - now).max(1_000);
+    ApiError::too_many("rate_limited", detail, (wait_ms as u64).div_ceil(1_000))
+}
+
 pub async fn invite(app: &App, p: &Principal, req: InviteRequest, meta: &ClientMeta) -> ApiResult<Invitation> {
     let mut checks = Checks::default();
     let email =
@@ -73,6 +116,7 @@ pub async fn invite(app: &App, p: &Principal, req: InviteRequest, meta: &ClientM
     if role >= Role::Admin && p.role != Role::Owner {
         return Err(ApiError::forbidden("owner_required", "Only an owner can invite admins and owners"));
     }
+    p.require_within(role.scopes(), "This role holds scopes the calling key does not")?;
     let now = now_ms();
     let raw = new_token();
     let row = InvitationRow {
@@ -88,6 +132,12 @@ pub async fn invite(app: &App, p: &Principal, req: InviteRequest, meta: &ClientM
         revoked_at: None,
     };
     let mut tx = app.store.begin().await?;
+    // The tenant's lock, then the address's: the caps below count rows in this transaction, and
+    // concurrent invitations (on any node) wait for each other's commit before counting.
+    lock_tenant(&mut tx, p.tenant_id()).await?;
+    lock_invited_address(&mut tx, email.as_str()).await?;
+    require_verified_inviter(&mut tx, p).await?;
+    within_invitation_caps(&mut tx, p.tenant_id(), email.as_str(), now).await?;
     if find_user_by_email(&mut tx, email.as_str()).await?.is_some() {
         return Err(ApiError::conflict("email_taken", "An account with this email already exists"));
     }
@@ -156,6 +206,21 @@ fn invalid_invitation() -> ApiError {
     ApiError::bad_request("invalid_token", "This invitation is invalid, expired, revoked or already used")
 }
 
+/// Whether the invitation's sender is still in the tenant with a role that may grant the invited
+/// one (demotions and removals revoke what they can no longer grant; this catches anything that
+/// slipped past, such as a role changed outside the API).
+async fn inviter_may_still_grant(tx: &mut Tx, invitation: &InvitationRow) -> ApiResult<bool> {
+    let Some(inviter_id) = invitation.invited_by.as_deref() else { return Ok(false) };
+    let Some(inviter) = find_tenant_user(tx, &invitation.tenant_id, inviter_id).await? else { return Ok(false) };
+    let (Ok(inviter_role), Ok(role)) = (inviter.role.parse::<Role>(), invitation.role.parse::<Role>()) else {
+        return Ok(false);
+    };
+    Ok(match role {
+        Role::Member => inviter_role >= Role::Admin,
+        Role::Admin | Role::Owner => inviter_role == Role::Owner,
+    })
+}
+
 /// Creates the invited account in the inviting tenant and signs it in. The address is verified:
 /// the link was mailed to it.
 pub async fn accept(app: &App, req: AcceptInvitationRequest, meta: &ClientMeta) -> ApiResult<TokenPair> {
@@ -195,7 +260,8 @@ pub async fn accept(app: &App, req: AcceptInvitationRequest, meta: &ClientMeta) 
         updated_at: now,
     };
     let mut tx = app.store.begin().await?;
-    if !accept_invitation(&mut tx, &invitation.id, now).await? {
+    if !accept_invitation(&mut tx, &invitation.id, now).await? || !inviter_may_still_grant(&mut tx, &invitation).await?
+    {
         return Err(invalid_invitation());
     }
     insert_user(&mut tx, &user).await.map_err(|e| {

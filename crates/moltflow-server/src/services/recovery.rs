@@ -8,6 +8,8 @@ use moltflow_core::Email;
 use moltflow_core::clock::now_ms;
 use moltflow_core::password::check_new_password;
 use moltflow_store::accounts::{find_user_by_email, set_email_verified, set_user_password};
+use moltflow_store::api_keys::revoke_user_api_keys;
+use moltflow_store::invitations::revoke_pending_sent_by;
 use moltflow_store::sessions::revoke_user_sessions;
 use moltflow_store::tokens::use_user_tokens;
 use moltflow_types::{ResetPasswordRequest, TokenPair};
@@ -74,7 +76,8 @@ async fn queue_for_known_address(app: &App, email: &Email, kind: TokenKind) -> A
 }
 
 /// `POST /auth/reset-password`: sets the password, verifies the email (the mail reached it) and
-/// ends every session of the user.
+/// ends every session of the user; when the email was not verified before, also revokes every
+/// API key and pending invitation the account created (API.md §3).
 pub async fn reset_password(app: &App, req: ResetPasswordRequest, meta: &ClientMeta) -> ApiResult<()> {
     let user = {
         let mut conn = app.store.conn().await?;
@@ -91,6 +94,14 @@ pub async fn reset_password(app: &App, req: ResetPasswordRequest, meta: &ClientM
     let revoked = revoke_user_sessions(&mut tx, &user.id, now).await?;
     // A sign-in link mailed before the reset would bypass the new password.
     use_user_tokens(&mut tx, &user.id, TokenKind::Magic.as_str(), now).await?;
+    // Pre-hijacking: whoever registered an address they could not verify may have left keys and
+    // invitations behind; the owner of the mailbox takes the account over without them.
+    let (dead_keys, invitations) = if user.email_verified {
+        (Vec::new(), 0)
+    } else {
+        let keys = revoke_user_api_keys(&mut tx, &user.id, now).await?;
+        (keys, revoke_pending_sent_by(&mut tx, &user.id, false, now).await?)
+    };
     audit::record(
         &mut tx,
         Entry {
@@ -99,11 +110,19 @@ pub async fn reset_password(app: &App, req: ResetPasswordRequest, meta: &ClientM
             action: "password.reset",
             target: Some(user.id.clone()),
             meta,
-            details: serde_json::json!({"sessions_revoked": revoked.len()}),
+            details: serde_json::json!({
+                "sessions_revoked": revoked.len(),
+                "email_was_verified": user.email_verified,
+                "keys_revoked": dead_keys.len(),
+                "invitations_revoked": invitations,
+            }),
         },
     )
     .await?;
     tx.commit().await?;
+    let hashes: Vec<String> =
+        dead_keys.into_iter().flat_map(|(current, previous)| std::iter::once(current).chain(previous)).collect();
+    app.auth_cache.forget_key_hashes(&hashes).await;
     app.auth_cache.forget_sessions(&revoked).await;
     app.auth_cache.forget_user(&user.id);
     app.limits.login_lockout.clear(&user.email);

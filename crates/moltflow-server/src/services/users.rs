@@ -4,8 +4,10 @@ use moltflow_core::clock::{MINUTE_MS, now_ms, rfc3339};
 use moltflow_core::locale::parse_locale;
 use moltflow_core::password::check_new_password;
 use moltflow_store::accounts::{
-    UserRow, count_tenant_users, delete_tenant, delete_user, find_user, set_user_password, update_user_profile,
+    UserRow, count_tenant_users, delete_tenant, delete_user, find_user, lock_tenant, set_user_password,
+    update_user_profile,
 };
+use moltflow_store::invitations::revoke_pending_sent_by;
 use moltflow_store::mail::delete_mail_to;
 use moltflow_store::sessions::{revoke_other_sessions, revoke_user_sessions};
 use moltflow_store::tokens::use_user_tokens;
@@ -172,6 +174,10 @@ pub async fn delete_me(
     }
     let now = now_ms();
     let mut tx = app.store.begin().await?;
+    // Owners are counted under the tenant's lock, and the role read after it: two owners leaving
+    // (or demoting each other) at once must not leave the tenant without one (API.md §8).
+    lock_tenant(&mut tx, &user.tenant_id).await?;
+    let user = find_user(&mut tx, &user.id).await?.ok_or_else(ApiError::not_authenticated)?;
     let (members, owners) = count_tenant_users(&mut tx, &user.tenant_id).await?;
     if user.role == "owner" && owners <= 1 && members > 1 {
         return Err(ApiError::conflict(
@@ -185,6 +191,8 @@ pub async fn delete_me(
     if tenant_erased {
         delete_tenant(&mut tx, &user.tenant_id).await?;
     } else {
+        // Nobody joins through the invitations of an account that no longer exists.
+        revoke_pending_sent_by(&mut tx, &user.id, false, now).await?;
         delete_user(&mut tx, &user.id).await?;
         audit::record(
             &mut tx,

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::common::{PASSWORD, TestApp, token};
 use crate::mail_outbox::app_with_smtp;
+use crate::security_keys::verified;
 use crate::smtp::{Mail, SmtpSink};
 
 async fn invitation_mail(sink: &SmtpSink, to: &str) -> Mail {
@@ -21,6 +22,7 @@ async fn invitation_mail(sink: &SmtpSink, to: &str) -> Mail {
 async fn an_invited_address_joins_the_tenant_with_its_role() {
     let (app, sink) = app_with_smtp().await;
     let owner = app.register("owner@example.com").await;
+    verified(&app, "owner@example.com").await;
     let at = token(&owner, "access_token");
     let r = app.post("/tenant/invitations", json!({"email": " Bruno@Example.com ", "role": "admin"}), Some(&at)).await;
     assert_eq!(r.status, 201, "{}", r.body);
@@ -68,8 +70,10 @@ async fn an_invited_address_joins_the_tenant_with_its_role() {
 async fn invitation_rules_and_bad_tokens() {
     let (app, sink) = app_with_smtp().await;
     let owner = app.register("owner@example.com").await;
+    verified(&app, "owner@example.com").await;
     let oat = token(&owner, "access_token");
     let admin = app.add_member(&owner, "admin@example.com", "admin").await;
+    verified(&app, "admin@example.com").await;
     let aat = token(&admin, "access_token");
     let member = app.add_member(&owner, "member@example.com", "member").await;
     let mat = token(&member, "access_token");
@@ -125,6 +129,7 @@ async fn invitation_rules_and_bad_tokens() {
 async fn a_revoked_invitation_cannot_be_accepted() {
     let (app, sink) = app_with_smtp().await;
     let owner = app.register("owner@example.com").await;
+    verified(&app, "owner@example.com").await;
     let at = token(&owner, "access_token");
     let inv = app.post("/tenant/invitations", json!({"email": "z@example.com"}), Some(&at)).await.body;
     let id = inv["id"].as_str().unwrap();

@@ -13,6 +13,8 @@ mod magic_link;
 mod mail_outbox;
 mod ops;
 mod password_reset;
+mod security_keys;
+mod security_members;
 mod smtp;
 mod stripe_mock;
 mod tenant;
