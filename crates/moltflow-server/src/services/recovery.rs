@@ -106,7 +106,7 @@ pub async fn reset_password(app: &App, req: ResetPasswordRequest, meta: &ClientM
     tx.commit().await?;
     app.auth_cache.forget_sessions(&revoked).await;
     app.auth_cache.forget_user(&user.id);
-    app.limits.login_lockout.clear(&user.email);
+    app.limits.login_lockout.clear(&user.email).await;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ mod magic_link;
 mod mail_outbox;
 mod ops;
 mod password_reset;
+mod sign_in_throttles;
 mod smtp;
 mod stripe_mock;
 mod tenant;
