@@ -23,7 +23,7 @@ const ATTEMPTS: u32 = 3;
 /// What the writer receives.
 pub enum Job {
     /// A row to write, or (`write: false`) the same work for a case that has none.
-    Row { row: AuditRow, write: bool },
+    Row { row: Box<AuditRow>, write: bool },
     /// Answered once everything queued before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -43,7 +43,7 @@ impl Default for AuditQueue {
 impl AuditQueue {
     /// Queues `row`; with `write: false` it is dropped by the writer, after the same work here.
     pub async fn push(&self, row: AuditRow, write: bool) {
-        if self.tx.send(Job::Row { row, write }).await.is_err() {
+        if self.tx.send(Job::Row { row: Box::new(row), write }).await.is_err() {
             tracing::warn!("audit writer has stopped; an entry was not written");
         }
     }
@@ -79,7 +79,7 @@ pub async fn run(store: Store, mut rx: mpsc::Receiver<Job>, mut stop: watch::Rec
         let mut next = first;
         loop {
             match next.take() {
-                Some(Job::Row { row, write: true }) => rows.push(row),
+                Some(Job::Row { row, write: true }) => rows.push(*row),
                 Some(Job::Row { write: false, .. }) => {}
                 Some(Job::Flush(done)) => waiters.push(done),
                 None => {}
