@@ -124,3 +124,50 @@ async fn write(store: &Store, rows: &[AuditRow]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use moltflow_store::audit::list_audit;
+
+    use super::*;
+
+    fn row(tenant_id: &str, n: usize) -> AuditRow {
+        AuditRow {
+            id: moltflow_core::ids::new_id(),
+            tenant_id: tenant_id.to_owned(),
+            at: n as i64,
+            actor_type: "anonymous".to_owned(),
+            actor_id: None,
+            action: "login.failed".to_owned(),
+            target: None,
+            ip: None,
+            user_agent: None,
+            details: "{}".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_writer_writes_what_is_queued_when_the_service_stops_and_drops_placeholders() {
+        let dir = std::env::temp_dir().join(format!("moltflow-audit-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.join("t.db").display()), 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let queue = AuditQueue::default();
+        let rx = queue.take_receiver().unwrap();
+        assert!(queue.take_receiver().is_none(), "one writer");
+        for n in 0..3 {
+            queue.push(row("t1", n), true).await;
+        }
+        queue.push(row("t2", 9), false).await;
+        // Stopped before it ever ran: everything queued is written all the same.
+        let (stop, stopped) = watch::channel(false);
+        stop.send(true).unwrap();
+        run(store.clone(), rx, stopped).await;
+        let mut conn = store.conn().await.unwrap();
+        assert_eq!(list_audit(&mut conn, "t1", None, None, 10).await.unwrap().len(), 3);
+        assert!(list_audit(&mut conn, "t2", None, None, 10).await.unwrap().is_empty());
+        drop(conn);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
