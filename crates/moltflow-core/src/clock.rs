@@ -16,6 +16,25 @@ pub fn rfc3339(ms: i64) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
+/// The time the throttles read: the system clock, which tests move forward with [`Clock::advance`]
+/// instead of sleeping.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Clock {
+    /// Milliseconds since the Unix epoch, as this clock reads them.
+    pub fn now_ms(&self) -> i64 {
+        now_ms() + self.offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves this clock forward (tests).
+    pub fn advance(&self, by: std::time::Duration) {
+        self.offset_ms.fetch_add(by.as_millis() as i64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub const SECOND_MS: i64 = 1000;
 pub const MINUTE_MS: i64 = 60 * SECOND_MS;
 pub const HOUR_MS: i64 = 60 * MINUTE_MS;
@@ -29,5 +48,13 @@ mod tests {
     fn renders_whole_seconds_without_fraction() {
         assert_eq!(rfc3339(1_768_471_200_000), "2026-01-15T10:00:00Z");
         assert_eq!(rfc3339(1_768_471_200_123), "2026-01-15T10:00:00.123Z");
+    }
+
+    #[test]
+    fn an_advanced_clock_reads_later() {
+        let clock = Clock::default();
+        let before = clock.now_ms();
+        clock.advance(std::time::Duration::from_secs(900));
+        assert!(clock.now_ms() - before >= 900_000);
     }
 }

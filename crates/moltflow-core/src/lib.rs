@@ -3,8 +3,10 @@
 pub mod api_key;
 pub mod clock;
 pub mod email;
+pub mod failure_budget;
 pub mod ids;
 pub mod locale;
+pub mod lockout;
 pub mod password;
 pub mod period;
 pub mod plan;

@@ -156,8 +156,7 @@ impl FromRequestParts<AppState> for ClientMeta {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let ip = peer.map(|peer| client_ip(peer, parts, &state.config.trusted_proxies));
+        let ip = request_client_ip(parts, state);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -165,6 +164,12 @@ impl FromRequestParts<AppState> for ClientMeta {
             .map(|s| s.chars().filter(|c| !c.is_control()).take(512).collect());
         Ok(ClientMeta { ip, user_agent })
     }
+}
+
+/// The client IP of a request: the socket peer, or behind a trusted proxy the address it forwarded.
+pub fn request_client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())?;
+    Some(client_ip(peer, parts, &state.config.trusted_proxies))
 }
 
 /// Walks `X-Forwarded-For` from the right while the hop is a trusted proxy; the first untrusted

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use moltflow_core::api_key::is_well_formed;
@@ -14,9 +15,10 @@ use moltflow_core::{Role, Scope};
 use moltflow_store::accounts::UserRow;
 
 use crate::auth::cache::Member;
-use crate::auth::jwt::TokenError;
+use crate::auth::jwt::{Claims, TokenError};
 use crate::auth::rate_limit;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::request_client_ip;
 use crate::state::AppState;
 
 #[derive(Clone, Debug)]
@@ -116,24 +118,81 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+/// The credential a request carries, as presented.
+enum Presented<'a> {
+    ApiKey(&'a str),
+    Token(&'a str),
+    /// A header that holds no usable credential at all (`invalid_token` or `invalid_api_key`).
+    Malformed(ApiError),
+}
+
+fn presented(parts: &Parts) -> Option<Presented<'_>> {
     if let Some(key) = parts.headers.get("x-api-key") {
-        let key = key.to_str().map_err(|_| invalid_api_key())?;
-        return authenticate_api_key(state, key.trim()).await;
+        return Some(match key.to_str() {
+            Ok(key) => Presented::ApiKey(key.trim()),
+            Err(_) => Presented::Malformed(invalid_api_key()),
+        });
     }
-    let Some(value) = parts.headers.get(AUTHORIZATION) else {
-        return Err(ApiError::not_authenticated());
+    let value = parts.headers.get(AUTHORIZATION)?;
+    let bearer = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    Some(match bearer {
+        Some(token) if token.starts_with("mf_") => Presented::ApiKey(token),
+        Some(token) => Presented::Token(token),
+        None => Presented::Malformed(invalid_token()),
+    })
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let presented = presented(parts).ok_or_else(ApiError::not_authenticated)?;
+    match presented {
+        Presented::ApiKey(raw) => {
+            let hash = is_well_formed(raw).then(|| sha256_hex(raw));
+            let known = hash.as_deref().is_some_and(|h| state.auth_cache.is_known_key(h));
+            throttled(parts, state, known, authenticate_api_key(state, hash.as_deref())).await
+        }
+        Presented::Token(token) => {
+            let verified = state.auth_cache.verified_token(token);
+            throttled(parts, state, verified.is_some(), authenticate_access_token(state, token, verified)).await
+        }
+        Presented::Malformed(error) => throttled(parts, state, false, async { Err(error) }).await,
+    }
+}
+
+/// Runs an authentication under the failed-authentication throttle (API.md §3): a credential not
+/// known valid is charged to the client's network before it is looked up (`429` when the
+/// network's failures are used up) and refunded if it works; a known one that fails counts after.
+async fn throttled(
+    parts: &Parts,
+    state: &AppState,
+    known_valid: bool,
+    authentication: impl Future<Output = ApiResult<Principal>>,
+) -> ApiResult<Principal> {
+    let throttle = &state.limits.failed_auth;
+    if !throttle.is_enabled() {
+        return authentication.await;
+    }
+    let ip = || request_client_ip(parts, state);
+    let charged = if known_valid {
+        None
+    } else {
+        throttle.charge(ip(), state.clock.now_ms()).map_err(|wait| {
+            ApiError::too_many("rate_limited", "Too many failed authentications from this network", wait)
+        })?
     };
-    let value = value.to_str().map_err(|_| invalid_token())?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or_else(invalid_token)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(invalid_token());
+    let result = authentication.await;
+    let failed = matches!(&result, Err(e) if e.status == StatusCode::UNAUTHORIZED);
+    match charged {
+        Some(charged) if !failed => throttle.refund(charged),
+        Some(_) => {}
+        None if failed => throttle.record(ip(), state.clock.now_ms()),
+        None => {}
     }
-    let token = token.trim();
-    if token.starts_with("mf_") {
-        return authenticate_api_key(state, token).await;
-    }
-    authenticate_access_token(state, token).await
+    result
 }
 
 fn state_unavailable(e: Arc<moltflow_store::DbError>) -> ApiError {
@@ -153,8 +212,13 @@ fn invalid_api_key() -> ApiError {
     ApiError::unauthorized("invalid_api_key", "Invalid or revoked API key")
 }
 
-async fn authenticate_access_token(state: &AppState, token: &str) -> ApiResult<Principal> {
-    let claims = match state.auth_cache.verified_token(token) {
+/// `verified`: the token's claims if this node has verified it before.
+async fn authenticate_access_token(
+    state: &AppState,
+    token: &str,
+    verified: Option<Arc<Claims>>,
+) -> ApiResult<Principal> {
+    let claims = match verified {
         Some(claims) => claims,
         None => {
             let claims = Arc::new(state.jwt.verify(token).map_err(|e| match e {
@@ -187,13 +251,11 @@ async fn authenticate_access_token(state: &AppState, token: &str) -> ApiResult<P
 
 /// A key is found by the SHA-256 of its secret (from memory when hot); it acts with its scopes
 /// intersected with its creator's current role.
-async fn authenticate_api_key(state: &AppState, raw: &str) -> ApiResult<Principal> {
-    if !is_well_formed(raw) {
-        return Err(invalid_api_key());
-    }
-    let hash = sha256_hex(raw);
+/// `hash`: the SHA-256 of a well-formed secret (`None`: not a key's shape, refused unread).
+async fn authenticate_api_key(state: &AppState, hash: Option<&str>) -> ApiResult<Principal> {
+    let hash = hash.ok_or_else(invalid_api_key)?;
     let key =
-        state.auth_cache.api_key(&state.store, &hash).await.map_err(state_unavailable)?.ok_or_else(invalid_api_key)?;
+        state.auth_cache.api_key(&state.store, hash).await.map_err(state_unavailable)?.ok_or_else(invalid_api_key)?;
     let now = now_ms();
     if key.revoked || key.previous_until.is_some_and(|until| until <= now) {
         return Err(invalid_api_key());
@@ -207,6 +269,7 @@ async fn authenticate_api_key(state: &AppState, raw: &str) -> ApiResult<Principa
         return Err(invalid_api_key());
     }
     let role = role_of(member)?;
+    state.auth_cache.note_valid_key(&key, hash);
     state.last_used.note(&key, now);
     Ok(Principal {
         scopes: key.scopes.expanded().intersect(role.scopes().expanded()),

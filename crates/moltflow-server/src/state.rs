@@ -4,18 +4,22 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use moltflow_core::clock::Clock;
 use moltflow_core::plan::PlanCatalogue;
 use moltflow_store::Store;
 
 use crate::auth::cache::AuthCache;
+use crate::auth::failed_auth::FailedAuthThrottle;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::last_used::LastUsed;
+use crate::auth::lockout::LoginLockout;
 use crate::auth::password::PasswordHasher;
 use crate::auth::rate_limit::PrincipalLimiter;
-use crate::auth::throttle::{IpLimiter, LoginLockout};
+use crate::auth::throttle::IpLimiter;
 use crate::billing::{PriceIds, Provider, plans_file, stripe::StripeClient};
 use crate::config::Config;
 use crate::mail::Mailer;
+use crate::services::audit_queue::AuditQueue;
 use crate::services::usage::writer::UsageWriter;
 use crate::telemetry;
 
@@ -28,6 +32,8 @@ pub struct Limits {
     pub login_lockout: LoginLockout,
     pub forgot_password_ip: IpLimiter,
     pub magic_link_ip: IpLimiter,
+    /// Failed API-key and token authentications per client network.
+    pub failed_auth: FailedAuthThrottle,
 }
 
 impl Limits {
@@ -40,6 +46,7 @@ impl Limits {
             login_lockout: LoginLockout::new(scale),
             forgot_password_ip: IpLimiter::per_minute(10, scale),
             magic_link_ip: IpLimiter::per_minute(10, scale),
+            failed_auth: FailedAuthThrottle::new(scale),
         }
     }
 
@@ -107,6 +114,10 @@ pub struct App {
     pub plans: Arc<PlanCatalogue>,
     /// Group-commit writer of usage events and consumes.
     pub usage: UsageWriter,
+    /// The time the sign-in throttles read (tests move it forward).
+    pub clock: Clock,
+    /// Audit entries written off the request path.
+    pub audit_queue: AuditQueue,
 }
 
 #[derive(Clone)]
@@ -147,6 +158,8 @@ impl AppState {
             last_used: LastUsed::default(),
             metrics: telemetry::metrics_handle(),
             usage,
+            clock: Clock::default(),
+            audit_queue: AuditQueue::default(),
             store,
             config,
         })))

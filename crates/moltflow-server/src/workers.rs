@@ -1,4 +1,5 @@
-//! Background work beside the HTTP server: the `last_used_at` writer and periodic housekeeping.
+//! Background work beside the HTTP server: the `last_used_at` writer, the audit writer and
+//! periodic housekeeping.
 //! `shutdown` stops them after the HTTP drain and lets each write what it holds.
 
 use std::time::Duration;
@@ -19,6 +20,9 @@ pub fn spawn(state: &AppState) -> Workers {
     let mut handles = Vec::new();
     if let Some(rx) = state.last_used.take_receiver() {
         handles.push(tokio::spawn(last_used::run(state.store.clone(), rx, stopped.clone())));
+    }
+    if let Some(rx) = state.audit_queue.take_receiver() {
+        handles.push(tokio::spawn(crate::services::audit_queue::run(state.store.clone(), rx, stopped.clone())));
     }
     handles.push(tokio::spawn(housekeeping(state.clone(), stopped)));
     Workers { stop, handles }

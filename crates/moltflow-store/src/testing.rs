@@ -1,7 +1,7 @@
 //! Test support: raw statements for assertions that no API exposes ("nothing was written") and
 //! for moving rows back in time. Compiled only with the `testing` feature.
 
-use crate::{Result, Store, on_conn};
+use crate::{Result, Store, Tx, on_conn};
 
 impl Store {
     /// `SELECT COUNT(*) …` or any query returning one integer.
@@ -14,5 +14,12 @@ impl Store {
     pub async fn execute_raw(&self, sql: &str) -> Result<u64> {
         let mut conn = self.conn().await?;
         on_conn!(&mut conn, c => sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(c).await.map(|r| r.rows_affected()))
+    }
+}
+
+impl Tx {
+    /// Runs a statement inside this transaction (a test holding a lock, say).
+    pub async fn execute_raw(&mut self, sql: &str) -> Result<u64> {
+        on_conn!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(c).await.map(|r| r.rows_affected()))
     }
 }

@@ -5,7 +5,7 @@
 //! `revoked` set is checked after every load).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use moltflow_core::clock::now_ms;
@@ -19,6 +19,9 @@ use super::jwt::{ACCESS_TOKEN_SECONDS, Claims};
 
 /// How long a session or key state is trusted before it is read again.
 const STATE_TTL: Duration = Duration::from_secs(1);
+/// How long a key secret that authenticated stays known valid after its last load, for the
+/// failed-authentication throttle (a key in use is loaded again every second).
+const KNOWN_KEY_TTL: Duration = Duration::from_secs(3600);
 
 /// A user with the plan of its tenant, as of the last load.
 #[derive(Debug)]
@@ -65,6 +68,8 @@ pub struct KeyState {
     pub last_used_at: AtomicI64,
     /// The `/auth/me` body of this state, rendered on first use.
     pub me_body: MeBody,
+    /// Whether a success with this state has been noted among the known-valid keys.
+    pub noted_valid: AtomicBool,
 }
 
 pub struct AuthCache {
@@ -73,6 +78,11 @@ pub struct AuthCache {
     keys: moka::future::Cache<String, Option<Arc<KeyState>>>,
     /// Session ids and key hashes revoked on this node recently.
     revoked: moka::sync::Cache<String, ()>,
+    /// Hashes of key secrets that authenticated recently: the failed-authentication throttle
+    /// lets them through without a charge.
+    known_keys: moka::sync::Cache<String, ()>,
+    /// Key states read from the database (`moltflow_api_key_lookups_total`).
+    key_lookups: AtomicU64,
 }
 
 impl Default for AuthCache {
@@ -93,6 +103,8 @@ impl Default for AuthCache {
                 .support_invalidation_closures()
                 .build(),
             revoked: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(STATE_TTL * 5).build(),
+            known_keys: moka::sync::Cache::builder().max_capacity(200_000).time_to_live(KNOWN_KEY_TTL).build(),
+            key_lookups: AtomicU64::new(0),
         }
     }
 }
@@ -143,6 +155,8 @@ impl AuthCache {
         let state = self
             .keys
             .try_get_with_by_ref(hash, async {
+                self.key_lookups.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("moltflow_api_key_lookups_total").increment(1);
                 let mut conn = store.conn().await?;
                 let Some(row) = find_api_key_by_hash(&mut conn, hash).await? else { return Ok(None) };
                 let member = load_member(&mut conn, &row.created_by).await?;
@@ -151,6 +165,7 @@ impl AuthCache {
                     if via_previous { row.previous_key_hash.clone().unwrap_or_default() } else { row.key_hash.clone() };
                 Ok::<_, DbError>(Some(Arc::new(KeyState {
                     me_body: MeBody::default(),
+                    noted_valid: AtomicBool::new(false),
                     stored_hash,
                     scopes: ScopeSet::from_names(row.scopes.split_whitespace()),
                     expires_at: row.expires_at,
@@ -169,6 +184,23 @@ impl AuthCache {
         Ok(state)
     }
 
+    /// Whether the key secret with this hash authenticated recently.
+    pub fn is_known_key(&self, hash: &str) -> bool {
+        self.known_keys.contains_key(hash)
+    }
+
+    /// Notes a successful authentication with `key` (once per loaded state).
+    pub fn note_valid_key(&self, key: &KeyState, hash: &str) {
+        if !key.noted_valid.swap(true, Ordering::Relaxed) {
+            self.known_keys.insert(hash.to_owned(), ());
+        }
+    }
+
+    /// Key states read from the database so far.
+    pub fn key_lookups(&self) -> u64 {
+        self.key_lookups.load(Ordering::Relaxed)
+    }
+
     /// Forgets sessions after revoking them: their next request is refused on this node.
     pub async fn forget_sessions(&self, ids: &[String]) {
         for id in ids {
@@ -181,6 +213,7 @@ impl AuthCache {
     pub async fn forget_key_hashes(&self, hashes: &[String]) {
         for hash in hashes {
             self.revoked.insert(hash.clone(), ());
+            self.known_keys.invalidate(hash);
             self.keys.invalidate(hash).await;
         }
     }

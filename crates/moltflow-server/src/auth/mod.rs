@@ -2,8 +2,10 @@
 //! database, `last_used_at` bookkeeping, and rate limits.
 
 pub mod cache;
+pub mod failed_auth;
 pub mod jwt;
 pub mod last_used;
+pub mod lockout;
 pub mod password;
 pub mod rate_limit;
 pub mod throttle;

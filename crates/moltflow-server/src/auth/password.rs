@@ -2,6 +2,7 @@
 //! few hashing permits instead of starving every other request of CPU.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -15,6 +16,8 @@ pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     /// Verified against when the account does not exist, so that both cases cost the same.
     dummy_hash: Arc<String>,
+    /// Passwords verified so far (what the lockout bounds; also `moltflow_password_checks_total`).
+    checks: Arc<AtomicU64>,
 }
 
 impl PasswordHasher {
@@ -26,6 +29,7 @@ impl PasswordHasher {
             params,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: Arc::new(dummy_hash),
+            checks: Arc::default(),
         })
     }
 
@@ -41,6 +45,8 @@ impl PasswordHasher {
         let Ok(_permit) = self.permits.acquire().await else {
             return false;
         };
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("moltflow_password_checks_total").increment(1);
         let (hash, real) = match stored {
             Some(h) => (h.to_owned(), true),
             None => (self.dummy_hash.as_ref().clone(), false),
@@ -52,6 +58,13 @@ impl PasswordHasher {
         .await
         .unwrap_or(false);
         ok && real
+    }
+}
+
+impl PasswordHasher {
+    /// How many passwords this hasher has verified.
+    pub fn checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
     }
 }
 

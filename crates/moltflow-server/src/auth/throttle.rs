@@ -1,19 +1,24 @@
-//! Login throttling: per-IP request rates (governor) and the per-email lockout after repeated
-//! failures (5 within 15 minutes, API.md §3). Both scale with `MOLTFLOW_RATE_LIMIT_SCALE`.
+//! Per-client-network request rates of the public auth routes (governor), scaled by
+//! `MOLTFLOW_RATE_LIMIT_SCALE`. A client network is an IPv4 address or an IPv6 /64 (API.md §3):
+//! one subscriber usually holds a whole /64, so counting single IPv6 addresses would give an
+//! attacker 2^64 allowances.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use moltflow_core::clock::{MINUTE_MS, now_ms};
 
-pub const LOCKOUT_FAILURES: f64 = 5.0;
-pub const LOCKOUT_WINDOW_MS: i64 = 15 * MINUTE_MS;
+/// The network every per-IP limit counts: the IPv4 address itself (also when written as an
+/// IPv4-mapped IPv6 address), or the /64 of an IPv6 address.
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 64) - 1))),
+    }
+}
 
-/// Requests a minute per client IP, keyed by what they are for.
+/// Requests a minute per client network, keyed by what they are for.
 pub struct IpLimiter {
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
 }
@@ -35,7 +40,7 @@ impl IpLimiter {
             return Ok(());
         };
         limiter
-            .check_key(&ip)
+            .check_key(&client_network(ip))
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1))
     }
 
@@ -48,86 +53,12 @@ impl IpLimiter {
     }
 }
 
-/// Failed logins per email within the window.
-pub struct LoginLockout {
-    threshold: usize,
-    failures: moka::sync::Cache<String, Arc<Mutex<Vec<i64>>>>,
-}
-
-impl LoginLockout {
-    pub fn new(scale: f64) -> LoginLockout {
-        let threshold = if scale > 0.0 { (LOCKOUT_FAILURES * scale).round().max(1.0) as usize } else { 0 };
-        LoginLockout {
-            threshold,
-            failures: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_idle(Duration::from_millis(LOCKOUT_WINDOW_MS as u64))
-                .build(),
-        }
-    }
-
-    /// `Err(seconds until the oldest counted failure leaves the window)` while locked.
-    pub fn check(&self, email: &str) -> Result<(), u64> {
-        if self.threshold == 0 {
-            return Ok(());
-        }
-        let Some(entry) = self.failures.get(email) else {
-            return Ok(());
-        };
-        let now = now_ms();
-        let mut times = entry.lock().unwrap_or_else(|p| p.into_inner());
-        times.retain(|t| now - t < LOCKOUT_WINDOW_MS);
-        if times.len() >= self.threshold {
-            let oldest = times[times.len() - self.threshold];
-            return Err(((oldest + LOCKOUT_WINDOW_MS - now) / 1000).max(1) as u64);
-        }
-        Ok(())
-    }
-
-    pub fn record_failure(&self, email: &str) {
-        if self.threshold == 0 {
-            return;
-        }
-        let entry = self.failures.get_with_by_ref(email, || Arc::new(Mutex::new(Vec::new())));
-        let mut times = entry.lock().unwrap_or_else(|p| p.into_inner());
-        times.push(now_ms());
-        let keep = self.threshold * 2;
-        if times.len() > keep {
-            let drop = times.len() - keep;
-            times.drain(..drop);
-        }
-    }
-
-    pub fn clear(&self, email: &str) {
-        self.failures.invalidate(email);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn locks_after_threshold_and_clears_on_success() {
-        let l = LoginLockout::new(1.0);
-        for _ in 0..5 {
-            assert!(l.check("a@b.co").is_ok());
-            l.record_failure("a@b.co");
-        }
-        let wait = l.check("a@b.co").unwrap_err();
-        assert!(wait > 800 && wait <= 900, "{wait}");
-        assert!(l.check("c@d.co").is_ok());
-        l.clear("a@b.co");
-        assert!(l.check("a@b.co").is_ok());
-    }
-
-    #[test]
     fn scale_zero_disables() {
-        let l = LoginLockout::new(0.0);
-        for _ in 0..50 {
-            l.record_failure("a@b.co");
-        }
-        assert!(l.check("a@b.co").is_ok());
         let ip = IpLimiter::per_minute(1, 0.0);
         for _ in 0..5 {
             assert!(ip.check(Some([127, 0, 0, 1].into())).is_ok());
@@ -142,5 +73,18 @@ mod tests {
         assert!(ip.check(addr).is_ok());
         assert!(ip.check(addr).unwrap_err() >= 1);
         assert!(ip.check(Some([10, 0, 0, 2].into())).is_ok());
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_network(v6("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), v6("2001:db8:1:2::"));
+        assert_eq!(client_network(v6("::ffff:10.1.2.3")), v6("10.1.2.3"));
+        assert_eq!(client_network(v6("10.1.2.3")), v6("10.1.2.3"));
+        let limiter = IpLimiter::per_minute(2, 1.0);
+        assert!(limiter.check(Some(v6("2001:db8:1:2::1"))).is_ok());
+        assert!(limiter.check(Some(v6("2001:db8:1:2:ffff::9"))).is_ok());
+        assert!(limiter.check(Some(v6("2001:db8:1:2::77"))).is_err(), "same /64");
+        assert!(limiter.check(Some(v6("2001:db8:1:3::1"))).is_ok(), "another /64");
     }
 }

@@ -48,7 +48,7 @@ async fn register(
     (status = 200, description = "Signed in", body = TokenPair),
     (status = 401, description = "Wrong email or password (`invalid_credentials`)", body = ErrorBody),
     (status = 422, description = "Invalid field", body = ValidationErrorBody),
-    (status = 429, description = "Locked after 5 failures, or too many attempts from this IP", body = ErrorBody),
+    (status = 429, description = "Five passwords of this account checked in 15 minutes (`login_locked`), or too many attempts from this network (`rate_limited`)", body = ErrorBody),
 ))]
 async fn login(state: AppState, meta: ClientMeta, JsonBody(req): JsonBody<LoginRequest>) -> ApiResult<Json<TokenPair>> {
     Ok(Json(services::auth::login(&state, req, &meta).await?))
@@ -73,6 +73,7 @@ async fn refresh(
     (status = 200, description = "The caller", body = MeResponse),
     (status = 401, description = "Not authenticated, or bad credentials", body = ErrorBody),
     (status = 403, description = "Key lacks `account:read`", body = ErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn me(principal: Authorized<AccountRead>) -> ApiResult<Response> {
     let body = match principal.me_body.get() {
@@ -112,6 +113,7 @@ fn me_body(principal: &Principal) -> MeResponse {
     (status = 204, description = "Signed out"),
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Called with an API key (`user_principal_required`)", body = ErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn logout(
     state: AppState,

@@ -44,6 +44,7 @@ async fn list_plans(state: AppState) -> Json<Vec<PlanView>> {
 /// The tenant's plan, status, limits and usage.
 #[utoipa::path(get, path = "/billing/subscription", tag = "billing", security(("bearer" = []), ("api_key" = [])), responses(
     (status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn get_subscription(state: AppState, caller: Authorized<BillingRead>) -> ApiResult<Json<SubscriptionView>> {
     Ok(Json(billing::subscription_view(&state, caller.tenant_id()).await?))
@@ -58,6 +59,7 @@ async fn get_subscription(state: AppState, caller: Authorized<BillingRead>) -> A
     (status = 422, description = "Bad cycle, or a redirect URL off the allowed origins", body = ValidationErrorBody),
     (status = 502, description = "The provider refused (`billing_provider_error`)", body = ErrorBody),
     (status = 503, description = "The provider is unreachable (`billing_unavailable`)", body = ErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn create_checkout(
     state: AppState,
@@ -74,6 +76,7 @@ async fn create_checkout(
     (status = 200, body = PortalResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 409, description = "Never checked out (`no_billing_customer`)", body = ErrorBody),
     (status = 422, body = ValidationErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn create_portal(
     state: AppState,
@@ -88,6 +91,7 @@ async fn create_portal(
     (status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 409, description = "Nothing to cancel (`no_subscription`)", body = ErrorBody),
     (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn cancel_subscription(
     state: AppState,

@@ -39,6 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Lacks `usage:write`", body = ErrorBody),
     (status = 422, description = "Bad event (unknown metric, quantity, timestamp, duplicate id) or over 1000 events", body = ValidationErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn ingest_events(
     state: AppState,
@@ -75,6 +76,7 @@ async fn consume(
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Lacks `usage:write`", body = ErrorBody),
     (status = 422, description = "Not a non-negative integer, or no gauge given", body = ValidationErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn set_gauges(
     state: AppState,
@@ -89,6 +91,7 @@ async fn set_gauges(
     (status = 200, description = "Usage of the current month (UTC)", body = UsageCurrent),
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Lacks `usage:read`", body = ErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn current(state: AppState, principal: Authorized<UsageRead>) -> ApiResult<Json<UsageCurrent>> {
     Ok(Json(report::current(&state, principal.tenant_id()).await?))
@@ -102,6 +105,7 @@ async fn current(state: AppState, principal: Authorized<UsageRead>) -> ApiResult
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Lacks `usage:read`", body = ErrorBody),
     (status = 422, description = "`months` out of range", body = ValidationErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn history(
     state: AppState,
@@ -122,6 +126,7 @@ async fn history(
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Lacks `usage:read`", body = ErrorBody),
     (status = 422, description = "`month` malformed or out of range", body = ValidationErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn daily(state: AppState, principal: Authorized<UsageRead>, query: QueryParams) -> ApiResult<Json<UsageDaily>> {
     let out = report::daily(&state, principal.tenant_id(), query.get("month"), query.get("session_id")).await?;

@@ -21,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     (status = 200, description = "Profile", body = UserProfile),
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Key lacks `account:read`", body = ErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn get_me(state: AppState, principal: Authorized<AccountRead>) -> ApiResult<Json<UserProfile>> {
     Ok(Json(services::users::get_me(&state, &principal).await?))
@@ -32,6 +33,7 @@ async fn get_me(state: AppState, principal: Authorized<AccountRead>) -> ApiResul
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Key lacks `account:manage`", body = ErrorBody),
     (status = 422, description = "Empty or long name, unknown time zone, malformed locale", body = ValidationErrorBody),
+    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn update_me(
     state: AppState,
@@ -50,6 +52,7 @@ async fn update_me(
     (status = 403, description = "API key (`user_principal_required`), or no fresh magic-link session (`reauthentication_required`)", body = ErrorBody),
     (status = 409, description = "Last owner of a tenant with other members (`last_owner`)", body = ErrorBody),
     (status = 422, description = "`current_password` missing", body = ValidationErrorBody),
+    (status = 429, description = "Too many wrong passwords for this account (`login_locked`), the principal's rate limit, or too many failed authentications from this network (`rate_limited`)", body = ErrorBody),
 ))]
 async fn delete_me(
     state: AppState,

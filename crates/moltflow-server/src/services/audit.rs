@@ -1,4 +1,5 @@
-//! Writing audit entries, always inside the transaction of the change they record.
+//! Writing audit entries, inside the transaction of the change they record (or, for records of
+//! a refusal that changed nothing, through the background queue of `audit_queue`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,22 +38,23 @@ pub struct Entry<'a> {
 }
 
 pub async fn record(c: &mut impl AsDbConn, e: Entry<'_>) -> moltflow_store::Result<()> {
-    insert_audit(
-        c,
-        &AuditRow {
-            id: new_id(),
-            tenant_id: e.tenant_id.to_owned(),
-            at: now_ms(),
-            actor_type: e.actor.kind.to_owned(),
-            actor_id: e.actor.id,
-            action: e.action.to_owned(),
-            target: e.target,
-            ip: e.meta.ip_string(),
-            user_agent: e.meta.user_agent.clone(),
-            details: if e.details.is_null() { "{}".to_owned() } else { e.details.to_string() },
-        },
-    )
-    .await
+    insert_audit(c, &row(e)).await
+}
+
+/// The row of an entry, stamped now.
+pub fn row(e: Entry<'_>) -> AuditRow {
+    AuditRow {
+        id: new_id(),
+        tenant_id: e.tenant_id.to_owned(),
+        at: now_ms(),
+        actor_type: e.actor.kind.to_owned(),
+        actor_id: e.actor.id,
+        action: e.action.to_owned(),
+        target: e.target,
+        ip: e.meta.ip_string(),
+        user_agent: e.meta.user_agent.clone(),
+        details: if e.details.is_null() { "{}".to_owned() } else { e.details.to_string() },
+    }
 }
 
 /// The cursor of a page is the last entry's id, opaque to clients.

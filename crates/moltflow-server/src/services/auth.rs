@@ -136,22 +136,32 @@ fn invalid_credentials() -> ApiError {
     ApiError::unauthorized("invalid_credentials", "Incorrect email or password")
 }
 
-/// Password login: the same answer, after the same work, for an unknown email and a wrong password.
+/// Password login: the same answer, after the same work, for an unknown email and a wrong
+/// password. The check is counted by the lockout before it runs (API.md §3), and the failure is
+/// audited off the request path for both.
 pub async fn login(app: &App, req: LoginRequest, meta: &ClientMeta) -> ApiResult<TokenPair> {
     app.limits
         .login_ip
         .check(meta.ip)
         .map_err(|wait| ApiError::too_many("rate_limited", "Too many login attempts from this address", wait))?;
-    let lockout_key = req.email.trim().to_lowercase();
-    app.limits.login_lockout.check(&lockout_key).map_err(|wait| {
+    let email = Email::parse(&req.email).ok();
+    let lockout_key = match &email {
+        Some(e) => e.as_str().to_owned(),
+        None => req.email.trim().to_lowercase(),
+    };
+    let permit = app.limits.login_lockout.reserve(&lockout_key, app.clock.now_ms()).await.map_err(|wait| {
         ApiError::too_many("login_locked", "Too many failed logins for this account; try again later", wait)
     })?;
-    let user = match Email::parse(&req.email) {
-        Ok(email) => {
-            let mut conn = app.store.conn().await?;
-            find_user_by_email(&mut conn, email.as_str()).await?
+    let found = match &email {
+        Some(email) => async { find_user_by_email(&mut app.store.conn().await?, email.as_str()).await }.await,
+        None => Ok(None),
+    };
+    let user = match found {
+        Ok(user) => user,
+        Err(e) => {
+            permit.unused().await;
+            return Err(e.into());
         }
-        Err(_) => None,
     };
     let password = if req.password.len() > MAX_PASSWORD_BYTES { "" } else { req.password.as_str() };
     let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
@@ -159,34 +169,28 @@ pub async fn login(app: &App, req: LoginRequest, meta: &ClientMeta) -> ApiResult
     let user = match user {
         Some(user) if verified => user,
         known => {
-            app.limits.login_lockout.record_failure(&lockout_key);
-            record_failed_login(app, known, meta).await?;
+            permit.failed();
+            queue_failed_login(app, known.as_ref(), meta).await;
             return Err(invalid_credentials());
         }
     };
-    app.limits.login_lockout.clear(&lockout_key);
+    permit.passed().await;
     let mut tx = app.store.begin().await?;
     let opened = sign_in(&mut tx, &user, "password", meta).await?;
     tx.commit().await?;
     token_pair(app, &user, opened)
 }
 
-/// A failed login on an existing account goes to its tenant's audit log.
-async fn record_failed_login(app: &App, known: Option<UserRow>, meta: &ClientMeta) -> ApiResult<()> {
-    let Some(known) = known else { return Ok(()) };
-    let mut tx = app.store.begin().await?;
-    audit::record(
-        &mut tx,
-        Entry {
-            tenant_id: &known.tenant_id,
-            actor: Actor { kind: "anonymous", id: None },
-            action: "login.failed",
-            target: Some(known.id.clone()),
-            meta,
-            details: serde_json::json!({"reason": "invalid_credentials"}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+/// A failed login on an existing account goes to its tenant's audit log, written by the audit
+/// writer. An unknown email queues the same job with nothing to write, so both cost the same here.
+async fn queue_failed_login(app: &App, known: Option<&UserRow>, meta: &ClientMeta) {
+    let row = audit::row(Entry {
+        tenant_id: known.map_or("", |u| u.tenant_id.as_str()),
+        actor: Actor { kind: "anonymous", id: None },
+        action: "login.failed",
+        target: known.map(|u| u.id.clone()),
+        meta,
+        details: serde_json::json!({"reason": "invalid_credentials"}),
+    });
+    app.audit_queue.push(row, known.is_some()).await;
 }

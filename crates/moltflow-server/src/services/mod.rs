@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod audit_queue;
 pub mod auth;
 pub mod billing;
 pub mod invitations;

@@ -125,7 +125,7 @@ pub async fn reset_password(app: &App, req: ResetPasswordRequest, meta: &ClientM
     app.auth_cache.forget_key_hashes(&hashes).await;
     app.auth_cache.forget_sessions(&revoked).await;
     app.auth_cache.forget_user(&user.id);
-    app.limits.login_lockout.clear(&user.email);
+    app.limits.login_lockout.clear(&user.email).await;
     Ok(())
 }
 

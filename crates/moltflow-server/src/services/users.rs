@@ -90,8 +90,9 @@ fn invalid_current_password() -> ApiError {
     ApiError::bad_request("invalid_current_password", "The current password is not correct")
 }
 
-/// Checks `current_password` against the stored hash: `422` when missing, `400` when wrong, and
-/// the login lockout counts the failures (a stolen access token must not become a guessing oracle).
+/// Checks `current_password` against the stored hash: `422` when missing, `400` when wrong; the
+/// login lockout counts every check before it runs (a stolen access token must not become a
+/// guessing oracle).
 async fn check_current_password(app: &App, user: &UserRow, stored: &str, given: Option<&str>) -> ApiResult<()> {
     let Some(given) = given else {
         return Err(ApiError::invalid(
@@ -100,13 +101,14 @@ async fn check_current_password(app: &App, user: &UserRow, stored: &str, given: 
             "missing",
         ));
     };
-    app.limits.login_lockout.check(&user.email).map_err(|wait| {
+    let permit = app.limits.login_lockout.reserve(&user.email, app.clock.now_ms()).await.map_err(|wait| {
         ApiError::too_many("login_locked", "Too many wrong passwords for this account; try again later", wait)
     })?;
     if given.len() > 1024 || !app.hasher.verify(given, Some(stored)).await {
-        app.limits.login_lockout.record_failure(&user.email);
+        permit.failed();
         return Err(invalid_current_password());
     }
+    permit.passed().await;
     Ok(())
 }
 

@@ -27,6 +27,7 @@ async fn unknown_email_and_wrong_password_get_the_same_answer() {
     unknown.assert(401, "invalid_credentials");
     assert_eq!(wrong.body["detail"], unknown.body["detail"]);
     assert_eq!(wrong.header("www-authenticate"), Some("Bearer"));
+    app.flush_audit().await;
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'login.failed'").await, 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1, "only the registration session");
 }

@@ -232,6 +232,13 @@ impl TestApp {
         self.login(email, PASSWORD).await.body
     }
 
+    /// Waits until every audit entry queued off the request path (`login.failed`) is written.
+    pub async fn flush_audit(&self) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.state.audit_queue.flush())
+            .await
+            .expect("the audit writer flushes within 10 s");
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         self.store.scalar_i64(sql).await.expect("count query")
     }

@@ -15,6 +15,7 @@ mod ops;
 mod password_reset;
 mod security_keys;
 mod security_members;
+mod sign_in_throttles;
 mod smtp;
 mod stripe_mock;
 mod tenant;

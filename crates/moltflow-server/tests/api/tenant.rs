@@ -282,6 +282,7 @@ async fn the_audit_log_pages_newest_first_and_filters() {
     for _ in 0..3 {
         app.login("owner@example.com", "wrong-password-1").await;
     }
+    app.flush_audit().await;
     for i in 0..4 {
         patch(&app, "/tenant/settings", json!({"require_approval": i % 2 == 0}), &at).await;
     }
