@@ -11,7 +11,21 @@ pub enum Status {
     Trialing,
     Active,
     PastDue,
+    /// The provider stopped retrying (Stripe `unpaid`, or `paused` after a trial without a
+    /// payment method): the tenant is held to the free plan until an invoice is paid.
+    Unpaid,
     Canceled,
+}
+
+/// Which plan's limits the tenant has while its subscription is in a status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanInForce {
+    /// The subscribed plan.
+    Subscribed,
+    /// The free plan (`plan::DEFAULT_PLAN`).
+    Free,
+    /// Whatever the tenant had before (a subscription that has not started yet).
+    Unchanged,
 }
 
 impl Status {
@@ -21,26 +35,38 @@ impl Status {
             Status::Trialing => "trialing",
             Status::Active => "active",
             Status::PastDue => "past_due",
+            Status::Unpaid => "unpaid",
             Status::Canceled => "canceled",
         }
     }
 
-    /// Stripe's subscription statuses mapped onto ours (`unpaid` keeps access revoked like
-    /// `past_due`; `incomplete_expired` never started).
+    /// Stripe's subscription statuses mapped onto ours. `past_due` means Stripe is still retrying
+    /// the payment; `unpaid` and `paused` mean it gave up (or the trial ended without a payment
+    /// method), so both are our `unpaid`; `incomplete_expired` never started.
     pub fn from_stripe(s: &str) -> Option<Status> {
         Some(match s {
             "incomplete" => Status::Incomplete,
             "trialing" => Status::Trialing,
             "active" => Status::Active,
-            "past_due" | "unpaid" | "paused" => Status::PastDue,
+            "past_due" => Status::PastDue,
+            "unpaid" | "paused" => Status::Unpaid,
             "canceled" | "incomplete_expired" => Status::Canceled,
             _ => return None,
         })
     }
 
-    /// Whether the tenant has the subscribed plan's limits in this state.
+    /// Whether the tenant has the subscribed plan's limits in this state: while the provider
+    /// retries a payment (`past_due`) it keeps them; once it gave up (`unpaid`) it does not.
     pub fn grants_plan(self) -> bool {
-        matches!(self, Status::Trialing | Status::Active | Status::PastDue)
+        self.plan_in_force() == PlanInForce::Subscribed
+    }
+
+    pub fn plan_in_force(self) -> PlanInForce {
+        match self {
+            Status::Trialing | Status::Active | Status::PastDue => PlanInForce::Subscribed,
+            Status::Unpaid | Status::Canceled => PlanInForce::Free,
+            Status::Incomplete => PlanInForce::Unchanged,
+        }
     }
 }
 
@@ -101,9 +127,11 @@ pub fn transition(current: Option<Status>, event: &Event, stale: bool) -> Outcom
         (_, Event::Updated { status }) => Move(*status),
         (_, Event::Deleted) => Move(Canceled),
         (None, Event::InvoicePaid | Event::InvoicePaymentFailed) => Ignore,
-        (Some(Incomplete | Trialing | Active | PastDue), Event::InvoicePaid) => Move(Active),
+        (Some(Incomplete | Trialing | Active | PastDue | Unpaid), Event::InvoicePaid) => Move(Active),
         (Some(Trialing | Active | PastDue), Event::InvoicePaymentFailed) => Move(PastDue),
-        (Some(Incomplete), Event::InvoicePaymentFailed) => Ignore,
+        // Another failed retry does not bring an unpaid subscription back to `past_due` (which
+        // would grant the plan again): only a paid invoice does.
+        (Some(Incomplete | Unpaid), Event::InvoicePaymentFailed) => Ignore,
     }
 }
 
@@ -118,17 +146,17 @@ mod tests {
     fn transition_table() {
         let upd = |s| Event::Updated { status: s };
         let paid = Event::CheckoutCompleted { paid: true };
-        let unpaid = Event::CheckoutCompleted { paid: false };
+        let pending = Event::CheckoutCompleted { paid: false };
         let table: &[(Option<Status>, Event, Outcome)] = &[
             (None, paid.clone(), Move(Active)),
-            (None, unpaid.clone(), Move(Incomplete)),
+            (None, pending.clone(), Move(Incomplete)),
             (None, upd(Active), Move(Active)),
             (None, upd(Trialing), Move(Trialing)),
             (None, Event::Deleted, Move(Canceled)),
             (None, Event::InvoicePaid, Ignore),
             (None, Event::InvoicePaymentFailed, Ignore),
             (Some(Incomplete), paid.clone(), Move(Active)),
-            (Some(Incomplete), unpaid.clone(), Move(Incomplete)),
+            (Some(Incomplete), pending.clone(), Move(Incomplete)),
             (Some(Incomplete), Event::InvoicePaid, Move(Active)),
             (Some(Incomplete), Event::InvoicePaymentFailed, Ignore),
             (Some(Incomplete), upd(Active), Move(Active)),
@@ -138,7 +166,7 @@ mod tests {
             (Some(Trialing), upd(Active), Move(Active)),
             (Some(Trialing), Event::Deleted, Move(Canceled)),
             (Some(Active), paid.clone(), Move(Active)),
-            (Some(Active), unpaid.clone(), Ignore),
+            (Some(Active), pending.clone(), Ignore),
             (Some(Active), Event::InvoicePaid, Move(Active)),
             (Some(Active), Event::InvoicePaymentFailed, Move(PastDue)),
             (Some(Active), upd(PastDue), Move(PastDue)),
@@ -148,6 +176,15 @@ mod tests {
             (Some(PastDue), Event::InvoicePaymentFailed, Move(PastDue)),
             (Some(PastDue), upd(Active), Move(Active)),
             (Some(PastDue), Event::Deleted, Move(Canceled)),
+            (Some(PastDue), upd(Unpaid), Move(Unpaid)),
+            (Some(Active), upd(Unpaid), Move(Unpaid)),
+            (Some(Unpaid), Event::InvoicePaid, Move(Active)),
+            (Some(Unpaid), Event::InvoicePaymentFailed, Ignore),
+            (Some(Unpaid), upd(Active), Move(Active)),
+            (Some(Unpaid), upd(PastDue), Move(PastDue)),
+            (Some(Unpaid), paid.clone(), Move(Active)),
+            (Some(Unpaid), pending.clone(), Ignore),
+            (Some(Unpaid), Event::Deleted, Move(Canceled)),
             (Some(Canceled), paid.clone(), Ignore),
             (Some(Canceled), upd(Active), Ignore),
             (Some(Canceled), Event::InvoicePaid, Ignore),
@@ -171,9 +208,16 @@ mod tests {
     #[test]
     fn only_paying_states_grant_the_plan() {
         assert!(Active.grants_plan() && Trialing.grants_plan() && PastDue.grants_plan());
-        assert!(!Incomplete.grants_plan() && !Canceled.grants_plan());
-        assert_eq!(Status::from_stripe("unpaid"), Some(PastDue));
+        assert!(!Incomplete.grants_plan() && !Canceled.grants_plan() && !Unpaid.grants_plan());
+        assert_eq!(Unpaid.plan_in_force(), PlanInForce::Free);
+        assert_eq!(Canceled.plan_in_force(), PlanInForce::Free);
+        assert_eq!(Incomplete.plan_in_force(), PlanInForce::Unchanged);
+        assert_eq!(Status::from_stripe("past_due"), Some(PastDue));
+        assert_eq!(Status::from_stripe("unpaid"), Some(Unpaid));
+        assert_eq!(Status::from_stripe("paused"), Some(Unpaid));
         assert_eq!(Status::from_stripe("bogus"), None);
         assert_eq!("past_due".parse::<Status>(), Ok(PastDue));
+        assert_eq!("unpaid".parse::<Status>(), Ok(Unpaid));
+        assert_eq!("paused".parse::<Status>(), Err(()), "a stored status is ours, not Stripe's");
     }
 }

@@ -49,6 +49,8 @@ pub struct Config {
     /// The first retry delay of a failed delivery; each further failure doubles it (up to 15 min).
     pub mail_backoff_base: Duration,
     pub billing_provider: String,
+    /// Whether `billing_provider` was set (environment or moltflow.toml) rather than defaulted.
+    pub billing_provider_explicit: bool,
     pub stripe_secret_key: Option<SecretString>,
     pub stripe_webhook_secret: Option<SecretString>,
     pub stripe_api_base: String,
@@ -228,6 +230,7 @@ impl Config {
             mail_poll_interval: Duration::from_secs(1),
             mail_backoff_base: Duration::from_secs(1),
             billing_provider,
+            billing_provider_explicit: get("billing_provider").is_some(),
             stripe_secret_key: secret("stripe_secret_key"),
             stripe_webhook_secret: secret("stripe_webhook_secret"),
             stripe_api_base,

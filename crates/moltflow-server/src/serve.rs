@@ -1,7 +1,7 @@
 //! Running the service: connect, migrate, listen, and drain on SIGTERM / Ctrl-C.
 
 use moltflow_store::Store;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use tokio::net::TcpListener;
 
 use crate::app::app;
@@ -17,7 +17,27 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// The local provider's pay page grants any plan without payment. That is what a developer
+/// wants on loopback, and a free upgrade for anyone on a reachable address: there it must be
+/// chosen explicitly, never by default.
+pub fn check_billing_exposure(config: &Config) -> anyhow::Result<()> {
+    let loopback = match config.bind.ip() {
+        IpAddr::V4(ip) => ip.is_loopback(),
+        IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    };
+    if config.billing_provider == "local" && !config.billing_provider_explicit && !loopback {
+        anyhow::bail!(
+            "MOLTFLOW_BILLING_PROVIDER: unset, so the local provider (whose checkout page grants plans without payment) \
+             would serve on the non-loopback MOLTFLOW_BIND {}; set MOLTFLOW_BILLING_PROVIDER=stripe, or \
+             MOLTFLOW_BILLING_PROVIDER=local to allow it",
+            config.bind
+        );
+    }
+    Ok(())
+}
+
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    check_billing_exposure(&config)?;
     let store = open_store(&config).await?;
     if config.redis_url.is_some() {
         tracing::warn!(
@@ -64,4 +84,30 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutdown signal received; draining in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_map(&map).unwrap()
+    }
+
+    #[test]
+    fn the_default_local_provider_serves_only_on_loopback() {
+        for bind in ["127.0.0.1:8080", "127.0.0.2:8080", "[::1]:8080", "[::ffff:127.0.0.1]:8080"] {
+            assert!(check_billing_exposure(&config(&[("bind", bind)])).is_ok(), "{bind}");
+        }
+        for bind in ["0.0.0.0:8080", "[::]:8080", "192.168.1.10:8080", "[fe80::1]:8080", "[::ffff:10.0.0.1]:80"] {
+            let e = check_billing_exposure(&config(&[("bind", bind)])).unwrap_err().to_string();
+            assert!(e.starts_with("MOLTFLOW_BILLING_PROVIDER:") && !e.contains('\n'), "{e}");
+            assert!(check_billing_exposure(&config(&[("bind", bind), ("billing_provider", "local")])).is_ok());
+            let stripe = [("bind", bind), ("billing_provider", "stripe"), ("stripe_secret_key", "sk_test_x")];
+            assert!(check_billing_exposure(&config(&stripe)).is_ok());
+        }
+    }
 }

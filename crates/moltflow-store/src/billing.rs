@@ -12,6 +12,8 @@ pub struct SubscriptionRow {
     pub subscription_id: String,
     pub plan_id: String,
     pub billing_cycle: String,
+    /// `moltflow_core::subscription::Status` as text: `incomplete`, `trialing`, `active`,
+    /// `past_due`, `unpaid` or `canceled`.
     pub status: String,
     pub current_period_end: Option<i64>,
     pub cancel_at_period_end: bool,

@@ -44,6 +44,33 @@ pub struct PlanView {
     pub features: Vec<String>,
 }
 
+/// `past_due`: a payment failed and the provider is retrying; the plan is kept. `unpaid`: the
+/// provider gave up (or paused the subscription); the free plan's limits apply until an invoice
+/// is paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    Active,
+    Trialing,
+    PastDue,
+    Unpaid,
+    Canceled,
+    Incomplete,
+}
+
+impl SubscriptionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::Trialing => "trialing",
+            SubscriptionStatus::PastDue => "past_due",
+            SubscriptionStatus::Unpaid => "unpaid",
+            SubscriptionStatus::Canceled => "canceled",
+            SubscriptionStatus::Incomplete => "incomplete",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[schema(example = json!({
     "plan_id": "pro", "display_name": "Pro", "status": "active", "billing_cycle": "monthly",
@@ -52,10 +79,10 @@ pub struct PlanView {
     "usage": {"sessions": 2, "messages_this_month": 1247, "groups": 5, "labels": 12, "ai_replies_this_month": 89}
 }))]
 pub struct SubscriptionView {
+    /// The plan whose limits are in force (`free` while the subscription is `unpaid`).
     pub plan_id: String,
     pub display_name: String,
-    /// `active`, `trialing`, `past_due`, `canceled` or `incomplete`.
-    pub status: String,
+    pub status: SubscriptionStatus,
     /// `monthly` or `yearly`.
     pub billing_cycle: String,
     pub current_period_end: Option<String>,

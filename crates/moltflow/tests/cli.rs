@@ -176,3 +176,61 @@ fn numeric_environment_values_are_honoured() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("MOLTFLOW_RATE_LIMIT_SCALE"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Runs `serve` in `dir` with `envs` until it is ready; then stops it.
+fn serves(dir: &PathBuf, port: u16, envs: &[(&str, &str)]) {
+    let mut cmd = bin();
+    cmd.arg("serve").current_dir(dir).env("MOLTFLOW_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    wait_ready(port);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn the_local_billing_provider_is_refused_on_a_reachable_address_unless_chosen() {
+    // The local provider's pay page grants plans for free: a deployment that forgot Stripe
+    // must not start on an address others can reach.
+    let dir = temp_dir();
+    let port = free_port();
+    for bind in [format!("0.0.0.0:{port}"), format!("[::]:{port}"), "192.168.1.10:8080".into(), "10.0.0.7:80".into()] {
+        let mut child = bin()
+            .arg("serve")
+            .current_dir(&dir)
+            .env("MOLTFLOW_BIND", &bind)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("serve on {bind} with the default local provider kept running");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(!status.success(), "{bind}");
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("MOLTFLOW_BILLING_PROVIDER") && stderr.contains(&bind), "{stderr}");
+        assert!(!dir.join("moltflow.db").exists(), "refused before touching the database");
+    }
+    // Loopback needs no choice (the default bind: see the test above); a reachable address needs
+    // the variable set explicitly…
+    let port = free_port();
+    serves(&dir, port, &[("MOLTFLOW_BIND", &format!("0.0.0.0:{port}")), ("MOLTFLOW_BILLING_PROVIDER", "local")]);
+    // …or the key in moltflow.toml.
+    std::fs::write(dir.join("moltflow.toml"), "billing_provider = \"local\"\n").unwrap();
+    let port = free_port();
+    serves(&dir, port, &[("MOLTFLOW_BIND", &format!("0.0.0.0:{port}"))]);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -14,9 +14,12 @@ pub struct BillingEvent {
     pub tenant_hint: Option<String>,
     pub customer_id: Option<String>,
     pub subscription_id: Option<String>,
+    /// Plan and cycle from the object's metadata (written at checkout; a fallback only).
     pub plan_id: Option<String>,
     pub billing_cycle: Option<String>,
+    /// The price the subscription is billed at, and the cycle its recurring interval says.
     pub price_id: Option<String>,
+    pub price_cycle: Option<String>,
     pub current_period_end: Option<i64>,
     pub cancel_at_period_end: Option<bool>,
     /// None for event types this service does not act on.
@@ -66,6 +69,7 @@ pub fn parse_stripe(body: &[u8]) -> Result<BillingEvent, String> {
         plan_id: text(&meta["plan_id"]),
         billing_cycle: text(&meta["billing_cycle"]),
         price_id: None,
+        price_cycle: None,
         current_period_end: None,
         cancel_at_period_end: None,
         event: None,
@@ -83,11 +87,9 @@ pub fn parse_stripe(body: &[u8]) -> Result<BillingEvent, String> {
             let item = &obj["items"]["data"][0];
             ev.price_id =
                 text(&item["price"]["id"]).or_else(|| text(&item["plan"]["id"])).or_else(|| text(&obj["plan"]["id"]));
-            ev.billing_cycle = ev.billing_cycle.or_else(|| {
-                cycle_of_interval(&item["price"]["recurring"]["interval"])
-                    .or_else(|| cycle_of_interval(&item["plan"]["interval"]))
-                    .or_else(|| cycle_of_interval(&obj["plan"]["interval"]))
-            });
+            ev.price_cycle = cycle_of_interval(&item["price"]["recurring"]["interval"])
+                .or_else(|| cycle_of_interval(&item["plan"]["interval"]))
+                .or_else(|| cycle_of_interval(&obj["plan"]["interval"]));
             ev.current_period_end = period_end_of_subscription(obj);
             ev.cancel_at_period_end = obj["cancel_at_period_end"].as_bool();
             ev.event = Some(if kind.ends_with("deleted") {
@@ -130,11 +132,12 @@ mod tests {
         assert_eq!(ev.created_ms, 100_000);
 
         let sub = json!({"id": "evt_2", "type": "customer.subscription.updated", "created": 200, "data": {"object": {
-            "id": "sub_1", "customer": "cus_1", "status": "past_due", "cancel_at_period_end": true,
+            "id": "sub_1", "customer": "cus_1", "status": "unpaid", "cancel_at_period_end": true,
             "items": {"data": [{"price": {"id": "price_9", "recurring": {"interval": "year"}}, "current_period_end": 5000}]}}}});
         let ev = parse_stripe(sub.to_string().as_bytes()).unwrap();
-        assert_eq!(ev.event, Some(Event::Updated { status: Status::PastDue }));
-        assert_eq!((ev.billing_cycle.as_deref(), ev.price_id.as_deref()), (Some("yearly"), Some("price_9")));
+        assert_eq!(ev.event, Some(Event::Updated { status: Status::Unpaid }));
+        assert_eq!((ev.price_cycle.as_deref(), ev.price_id.as_deref()), (Some("yearly"), Some("price_9")));
+        assert_eq!(ev.billing_cycle, None, "metadata only");
         assert_eq!((ev.current_period_end, ev.cancel_at_period_end), (Some(5_000_000), Some(true)));
 
         let inv = json!({"id": "evt_3", "type": "invoice.payment_failed", "created": 300, "data": {"object": {"customer": "cus_1", "subscription": "sub_1"}}});

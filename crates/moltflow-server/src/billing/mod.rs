@@ -39,6 +39,9 @@ pub enum ProviderError {
     /// The provider answered with an error.
     #[error("billing provider error: {0}")]
     Failed(String),
+    /// The provider does not know the object (`404`): for a cancellation, it is already gone.
+    #[error("billing provider has no such object: {0}")]
+    Missing(String),
 }
 
 impl From<ProviderError> for ApiError {
@@ -51,7 +54,7 @@ impl From<ProviderError> for ApiError {
                 "The billing provider is not reachable right now; nothing was changed, please retry",
             )
             .with_retry_after(5),
-            ProviderError::Failed(_) => ApiError::new(
+            ProviderError::Failed(_) | ProviderError::Missing(_) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "billing_provider_error",
                 "The billing provider refused the request; nothing was changed",

@@ -88,6 +88,11 @@ pub fn parse(text: &str) -> anyhow::Result<(PlanCatalogue, PriceIds)> {
         anyhow::ensure!(plans.iter().all(|q: &Plan| q.plan_id != p.plan_id), "plan_id {:?} appears twice", p.plan_id);
         for (cycle, price) in [("monthly", &p.monthly), ("yearly", &p.yearly)] {
             if let Some(id) = &price.stripe_price_id {
+                // A price decides the plan of whoever is billed at it: it must name one.
+                anyhow::ensure!(
+                    !prices.values().any(|known| known == id),
+                    "stripe_price_id {id:?} appears twice (each Stripe price is one plan and cycle)"
+                );
                 prices.insert((p.plan_id.clone(), cycle.to_owned()), id.clone());
             }
         }
@@ -148,5 +153,6 @@ yearly = { amount_cents = 29900, stripe_price_id = "price_y" }
         assert!(parse(&FILE.replace("plan_id = \"free\"", "plan_id = \"gratis\"")).is_err(), "no free plan");
         assert!(parse(&FILE.replace("plan_id = \"pro\"", "plan_id = \"free\"")).is_err(), "duplicate");
         assert!(parse(&FILE.replace("features = [\"More\"]", "colour = \"red\"")).is_err(), "unknown key");
+        assert!(parse(&FILE.replace("\"price_y\"", "\"price_m\"")).is_err(), "one price, two plans or cycles");
     }
 }

@@ -80,6 +80,9 @@ impl StripeClient {
                 return Ok(body);
             }
             let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
+            if status == reqwest::StatusCode::NOT_FOUND {
+                return Err(ProviderError::Missing(message));
+            }
             if status.as_u16() == 429 {
                 last = ProviderError::Unavailable(format!("rate limited: {message}"));
             } else if status.is_server_error() {
@@ -146,7 +149,8 @@ impl StripeClient {
         Ok(super::events::period_end_of_subscription(&body))
     }
 
-    /// Ends a subscription now (a replaced one, after a checkout for another plan completed).
+    /// Ends a subscription now, without waiting for the period's end (a replaced one, after a
+    /// checkout for another plan completed; or the subscription of a tenant being erased).
     pub async fn cancel_now(&self, subscription_id: &str) -> Result<(), ProviderError> {
         self.send(
             reqwest::Method::DELETE,

@@ -224,7 +224,7 @@ async fn local_portal_page(state: AppState, Path(token): Path<String>) -> ApiRes
             "<p>Plan: <strong>{}</strong> ({}), status {}.</p><p>Renews or ends: {}{}</p>{action}",
             escape(&view.display_name),
             escape(&view.billing_cycle),
-            escape(&view.status),
+            escape(view.status.as_str()),
             escape(view.current_period_end.as_deref().unwrap_or("-")),
             if view.cancel_at_period_end { " (cancels then)" } else { "" },
         ),

@@ -44,15 +44,19 @@ async fn update_me(
 }
 
 /// Erase the account (and its tenant when it was the only member). Needs `current_password`, or
-/// for a passwordless account a session opened by a magic link less than 10 minutes ago.
+/// for a passwordless account a session opened by a magic link less than 10 minutes ago. Erasing
+/// a tenant first cancels its paid subscription at the billing provider, at once; if the provider
+/// fails, nothing is erased.
 #[utoipa::path(delete, path = "/users/me", tag = "users", security(("bearer" = [])), request_body(content = Option<DeleteAccountRequest>), responses(
     (status = 204, description = "Account erased"),
     (status = 400, description = "Wrong current password (`invalid_current_password`)", body = ErrorBody),
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "API key (`user_principal_required`), or no fresh magic-link session (`reauthentication_required`)", body = ErrorBody),
-    (status = 409, description = "Last owner of a tenant with other members (`last_owner`)", body = ErrorBody),
+    (status = 409, description = "Last owner of a tenant with other members (`last_owner`); the members changed while the tenant was being erased (`members_changed`)", body = ErrorBody),
     (status = 422, description = "`current_password` missing", body = ValidationErrorBody),
     (status = 429, description = "Too many wrong passwords for this account (`login_locked`), the principal's rate limit, or too many failed authentications from this network (`rate_limited`)", body = ErrorBody),
+    (status = 502, description = "The billing provider refused to cancel the tenant's subscription (`billing_provider_error`); nothing was erased", body = ErrorBody),
+    (status = 503, description = "The billing provider is unreachable (`billing_unavailable`, with `Retry-After`); nothing was erased", body = ErrorBody),
 ))]
 async fn delete_me(
     state: AppState,

@@ -17,6 +17,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Checks, ClientMeta, check_name};
 use crate::principal::{Credential, Principal};
 use crate::services::audit::{self, Actor, Entry};
+use crate::services::billing;
 use crate::services::one_time::TokenKind;
 use crate::state::App;
 
@@ -154,7 +155,8 @@ pub async fn set_password(
 }
 
 /// `DELETE /users/me`: erases the account, and the tenant with it when the user was its only
-/// member; the last owner of a tenant with other members gets `409 last_owner`.
+/// member (after ending its subscription at the billing provider); the last owner of a tenant
+/// with other members gets `409 last_owner`.
 pub async fn delete_me(
     app: &App,
     principal: &Principal,
@@ -174,6 +176,16 @@ pub async fn delete_me(
             ));
         }
     }
+    // A sole member's deletion erases the tenant: its paid subscription is ended at the provider
+    // first, outside the transaction (a slow provider must not hold the database); if that fails
+    // nothing is erased.
+    let sole_member = {
+        let mut conn = app.store.conn().await?;
+        count_tenant_users(&mut conn, &user.tenant_id).await?.0 <= 1
+    };
+    if sole_member {
+        billing::end_subscription_before_erasure(app, &user.tenant_id).await?;
+    }
     let now = now_ms();
     let mut tx = app.store.begin().await?;
     // Owners are counted under the tenant's lock, and the role read after it: two owners leaving
@@ -186,6 +198,10 @@ pub async fn delete_me(
             "last_owner",
             "You are the last owner of a tenant with other members: make another member owner first",
         ));
+    }
+    if members <= 1 && !sole_member && billing::live_provider_subscription(&mut tx, &user.tenant_id).await?.is_some() {
+        // The other members left while this request ran: the subscription was not ended.
+        return Err(ApiError::conflict("members_changed", "The tenant's members changed meanwhile; please retry"));
     }
     let sessions = revoke_user_sessions(&mut tx, &user.id, now).await?;
     delete_mail_to(&mut tx, &user.email).await?;

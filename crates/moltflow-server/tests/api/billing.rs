@@ -6,13 +6,13 @@ use serde_json::{Value, json};
 use crate::common::{PASSWORD, TestApp, token};
 use crate::stripe_mock::{Failure, StripeMock};
 
-const WEBHOOK_SECRET: &str = "whsec_moltflow_test";
+pub const WEBHOOK_SECRET: &str = "whsec_moltflow_test";
 
-fn now_s() -> i64 {
+pub fn now_s() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-async fn webhook(app: &TestApp, body: &Value, secret: &str, at: i64) -> crate::common::Resp {
+pub async fn webhook(app: &TestApp, body: &Value, secret: &str, at: i64) -> crate::common::Resp {
     let payload = body.to_string();
     let header = format!("t={at},v1={}", sign(secret, at, payload.as_bytes()));
     app.send(
@@ -25,11 +25,11 @@ async fn webhook(app: &TestApp, body: &Value, secret: &str, at: i64) -> crate::c
     .await
 }
 
-fn event(id: &str, kind: &str, created: i64, object: Value) -> Value {
+pub fn event(id: &str, kind: &str, created: i64, object: Value) -> Value {
     json!({"id": id, "object": "event", "type": kind, "created": created, "data": {"object": object}})
 }
 
-fn tenant_of(pair: &Value) -> String {
+pub fn tenant_of(pair: &Value) -> String {
     pair["user"]["tenant_id"].as_str().unwrap().to_owned()
 }
 
@@ -356,12 +356,15 @@ fn stripe_plans_file(dir: &std::path::Path) -> String {
     let mut text = String::from(
         "[[plans]]\nplan_id = \"free\"\ndisplay_name = \"Free\"\nlimits = { max_sessions = 1, max_messages_per_month = 50, max_groups = 2, max_labels = 10, ai_replies_per_month = 0 }\nmonthly = { amount_cents = 0 }\nyearly = { amount_cents = 0 }\n",
     );
+    // Starter and Business too, so that a change of price can move a tenant down or up.
+    text.push_str("[[plans]]\nplan_id = \"starter\"\ndisplay_name = \"Starter\"\nlimits = { max_sessions = 2, max_messages_per_month = 1000, max_groups = 5, max_labels = 20, ai_replies_per_month = 100 }\nmonthly = { amount_cents = 990, stripe_price_id = \"price_starter_m\" }\nyearly = { amount_cents = 9900, stripe_price_id = \"price_starter_y\" }\n");
+    text.push_str("[[plans]]\nplan_id = \"business\"\ndisplay_name = \"Business\"\nmonthly = { amount_cents = 4990, stripe_price_id = \"price_business_m\" }\nyearly = { amount_cents = 23880, stripe_price_id = \"price_business_y\" }\n");
     text.push_str("[[plans]]\nplan_id = \"pro\"\ndisplay_name = \"Pro\"\nlimits = { max_sessions = 3, max_messages_per_month = 5000, max_groups = 10, max_labels = 50, ai_replies_per_month = 500 }\nmonthly = { amount_cents = 2990, stripe_price_id = \"price_pro_m\" }\nyearly = { amount_cents = 29900, stripe_price_id = \"price_pro_y\" }\n");
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
 }
 
-async fn stripe_app(mock: &StripeMock) -> TestApp {
+pub async fn stripe_app(mock: &StripeMock) -> TestApp {
     let plans = stripe_plans_file(&std::env::temp_dir());
     TestApp::spawn_with(&[
         ("billing_provider", "stripe"),

@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 
 #[derive(Clone, Debug)]
 pub struct Recorded {
-    #[allow(dead_code)]
     pub method: String,
     pub path: String,
     pub idempotency_key: Option<String>,
@@ -41,6 +40,8 @@ pub enum Failure {
     RateLimited(u32),
     /// Never answer in time.
     Hang,
+    /// Answer 404 `resource_missing` to the next request (the object is gone at Stripe).
+    NotFound,
 }
 
 #[derive(Default)]
@@ -162,6 +163,13 @@ async fn respond(
         }
         Failure::Hang => {
             tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        Failure::NotFound => {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such subscription"}})),
+            )
+                .into_response();
         }
         Failure::None => {}
     }
