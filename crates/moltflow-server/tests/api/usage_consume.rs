@@ -33,7 +33,10 @@ async fn consume_counts_until_the_plan_limit_then_answers_429_with_the_numbers()
         .await
         .assert(429, "quota_exceeded");
     let current = app.get("/usage/current", Some(&t)).await.body;
-    assert_eq!(current["metrics"]["messages"], json!({"used": 50, "limit": 50, "remaining": 0, "percent": 100.0}));
+    assert_eq!(
+        current["metrics"]["messages"],
+        json!({"used": 50, "limit": 50, "remaining": 0, "percent": 100.0, "included": true})
+    );
     // A refused consume is not counted anywhere.
     let daily = app.get("/usage/daily", Some(&t)).await.body;
     let today = daily["days"].as_array().unwrap().last().unwrap().clone();
