@@ -99,7 +99,7 @@ mod tests {
         assert_eq!(closest("bindd"), Some("bind"));
         assert_eq!(closest("databse_url"), Some("database_url"));
         assert_eq!(closest("moltflow_bind"), Some("bind"));
-        assert_eq!(closest("smtp_host"), Some("smtp_url"));
+        assert_eq!(closest("log_fromat"), Some("log_format"));
         assert_eq!(closest("completely_unrelated_thing"), None);
     }
 

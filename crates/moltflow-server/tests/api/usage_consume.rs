@@ -50,6 +50,7 @@ async fn a_zero_limit_refuses_at_once_and_unlimited_plans_always_allow() {
     let r = app.post("/usage/consume", json!({"metric": "ai_replies", "quantity": 1}), Some(&t)).await;
     r.assert(429, "quota_exceeded");
     assert_eq!((&r.body["limit"], &r.body["used"]), (&json!(0), &json!(0)));
+    assert_eq!(r.body["detail"], "Your plan does not include AI replies", "not \"quota exceeded\" with nothing used");
     set_plan(&app, &tenant, "business").await;
     let r = app.post("/usage/consume", json!({"metric": "ai_replies", "quantity": 1000000}), Some(&t)).await;
     assert_eq!(
