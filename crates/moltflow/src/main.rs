@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use moltflow_server::config::{Config, Loaded};
+use moltflow_server::config::{Config, Loaded, LogFormat};
 use moltflow_server::{serve, telemetry};
 
 #[derive(Parser)]
@@ -72,10 +72,15 @@ fn main() -> ExitCode {
                 let (store, applied) = serve::open_store(&config).await?;
                 store.close().await;
                 let database = moltflow_server::startup::describe_database(&config.database_url);
-                match applied {
-                    0 => println!("{database}: already up to date, no migration applied"),
-                    1 => println!("{database}: 1 migration applied"),
-                    n => println!("{database}: {n} migrations applied"),
+                let outcome = match applied {
+                    0 => "already up to date, no migration applied".to_owned(),
+                    1 => "1 migration applied".to_owned(),
+                    n => format!("{n} migrations applied"),
+                };
+                // JSON logs stay one object a line, for whatever collects them.
+                match config.log_format {
+                    LogFormat::Json => tracing::info!(database, applied, "{outcome}"),
+                    LogFormat::Pretty => println!("{database}: {outcome}"),
                 }
                 Ok(())
             }

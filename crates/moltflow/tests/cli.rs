@@ -373,6 +373,10 @@ fn migrate_says_how_many_migrations_it_applied() {
     let again = bin().arg("migrate").current_dir(&dir).output().unwrap();
     let again = String::from_utf8_lossy(&again.stdout).to_string();
     assert!(again.contains("already up to date, no migration applied"), "{again}");
+    // With JSON logs the answer is a JSON line too.
+    let json = bin().arg("migrate").current_dir(&dir).env("MOLTFLOW_LOG_FORMAT", "json").output().unwrap();
+    let line: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(line["applied"], 0, "{line}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
