@@ -54,12 +54,12 @@ impl Metric {
 }
 
 /// How much of a limit is used: `remaining` never goes below zero (events may report usage past
-/// the limit), `percent` is `used / limit` rounded to two decimals, and a zero limit counts as
-/// fully used.
+/// the limit), `percent` is `used / limit` rounded to two decimals, and a zero limit (the metric
+/// is not in the plan) has no percentage: "100 %" would read as "used up".
 pub fn remaining_and_percent(used: u64, limit: Option<u64>) -> (Option<u64>, Option<f64>) {
     match limit {
         None => (None, None),
-        Some(0) => (Some(0), Some(100.0)),
+        Some(0) => (Some(0), None),
         Some(l) => (Some(l.saturating_sub(used)), Some(((used as f64) * 10_000.0 / l as f64).round() / 100.0)),
     }
 }
@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn remaining_and_percent_of_limits() {
         assert_eq!(remaining_and_percent(10, None), (None, None));
-        assert_eq!(remaining_and_percent(0, Some(0)), (Some(0), Some(100.0)));
+        assert_eq!(remaining_and_percent(0, Some(0)), (Some(0), None));
         assert_eq!(remaining_and_percent(1, Some(3)), (Some(2), Some(33.33)));
         assert_eq!(remaining_and_percent(60, Some(50)), (Some(0), Some(120.0)));
         assert_eq!(remaining_and_percent(50, Some(50)), (Some(0), Some(100.0)));

@@ -21,6 +21,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .nest("/api/v2", api.clone())
         .merge(api)
+        .route("/", axum::routing::get(crate::index_page::index))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

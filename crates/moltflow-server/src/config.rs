@@ -1,15 +1,17 @@
 //! Configuration: `moltflow.toml` (optional) overlaid by `MOLTFLOW_*` environment variables.
 //!
 //! Every value is read as text and parsed here, so that a bad one stops start-up with one line
-//! naming the variable (`MOLTFLOW_BIND: invalid socket address "x"`).
+//! naming the variable (`MOLTFLOW_BIND: invalid socket address "x"`), or the file and key it came
+//! from (`moltflow.toml: bind: …`). The keys are listed in `settings`; `sources` reads them.
+
+pub mod settings;
+pub mod sources;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use figment::Figment;
-use figment::providers::{Env, Format, Toml};
 use ipnet::IpNet;
 use secrecy::SecretString;
 
@@ -86,14 +88,35 @@ fn err(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError { variable: format!("MOLTFLOW_{}", key.to_uppercase()), message: message.into() }
 }
 
+/// The file read from the working directory, if present.
+pub const CONFIG_FILE: &str = "moltflow.toml";
+
+/// A configuration and what the operator should hear about it (unknown variables).
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
 impl Config {
     /// Reads `moltflow.toml` from the working directory (if present) and the environment.
-    pub fn load() -> Result<Config, ConfigError> {
-        let figment = Figment::new().merge(Toml::file("moltflow.toml")).merge(Env::prefixed("MOLTFLOW_"));
-        let raw: BTreeMap<String, figment::value::Value> =
-            figment.extract().map_err(|e| ConfigError { variable: "moltflow.toml".into(), message: e.to_string() })?;
-        let raw = raw.into_iter().filter_map(|(k, v)| scalar_text(&v).map(|s| (k.to_lowercase(), s))).collect();
-        Self::from_map(&raw)
+    pub fn load() -> Result<Loaded, ConfigError> {
+        let mut raw = sources::read_file(std::path::Path::new(CONFIG_FILE))?;
+        let (env, warnings) = sources::read_env(std::env::vars_os())?;
+        raw.extend(env);
+        let config = Self::from_sources(&raw)?;
+        Ok(Loaded { config, warnings })
+    }
+
+    /// Like `from_map`, but an error about a value from a file names the file and its key.
+    pub fn from_sources(raw: &sources::RawSettings) -> Result<Config, ConfigError> {
+        let map = raw.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect();
+        Self::from_map(&map).map_err(|mut e| {
+            let key = e.variable.strip_prefix("MOLTFLOW_").unwrap_or_default().to_lowercase();
+            if let Some((_, sources::Origin::File(file))) = raw.get(&key) {
+                e.variable = format!("{file}: {key}");
+            }
+            e
+        })
     }
 
     /// Builds a configuration from `key → text` (keys without the `MOLTFLOW_` prefix, lower case).
@@ -272,23 +295,6 @@ fn parse_cidr(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
-fn scalar_text(v: &figment::value::Value) -> Option<String> {
-    use figment::value::Value;
-    match v {
-        Value::String(_, s) => Some(s.clone()),
-        Value::Char(_, c) => Some(c.to_string()),
-        Value::Bool(_, b) => Some(b.to_string()),
-        // Integers first: figment's `to_f64` answers only for floats.
-        Value::Num(_, n) => n
-            .to_i128()
-            .map(|i| i.to_string())
-            .or_else(|| n.to_u128().map(|u| u.to_string()))
-            .or_else(|| n.to_f64().map(|f| f.to_string())),
-        Value::Array(_, items) => Some(items.iter().filter_map(scalar_text).collect::<Vec<_>>().join(",")),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,13 +346,15 @@ mod tests {
     }
 
     #[test]
-    fn whole_numbers_from_the_environment_are_read() {
-        use figment::value::{Num, Tag, Value};
-        assert_eq!(scalar_text(&Value::Num(Tag::Default, Num::U8(0))).as_deref(), Some("0"));
-        assert_eq!(scalar_text(&Value::Num(Tag::Default, Num::I64(-1))).as_deref(), Some("-1"));
-        assert_eq!(scalar_text(&Value::Num(Tag::Default, Num::F64(2.5))).as_deref(), Some("2.5"));
-        let c = load(&[("rate_limit_scale", "0")]).unwrap();
-        assert_eq!(c.rate_limit_scale, 0.0);
+    fn bad_values_from_the_file_name_the_file_and_key() {
+        use sources::Origin;
+        let file = Origin::File("moltflow.toml".into());
+        let raw = [("bind".to_owned(), ("x".to_owned(), file)), ("log".to_owned(), ("warn".to_owned(), Origin::Env))];
+        let e = Config::from_sources(&raw.into_iter().collect()).unwrap_err();
+        assert!(e.to_string().starts_with("moltflow.toml: bind: invalid socket address"), "{e}");
+        let raw = [("bind".to_owned(), ("x".to_owned(), Origin::Env))];
+        let e = Config::from_sources(&raw.into_iter().collect()).unwrap_err();
+        assert!(e.to_string().starts_with("MOLTFLOW_BIND: "), "{e}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Running the service: connect, migrate, listen, and drain on SIGTERM / Ctrl-C.
+//! Running the service: listen, connect, migrate, announce, and drain on SIGTERM / Ctrl-C.
 
 use moltflow_store::Store;
 use std::net::{IpAddr, SocketAddr};
@@ -7,14 +7,15 @@ use tokio::net::TcpListener;
 use crate::app::app;
 use crate::config::Config;
 use crate::mail::worker::OutboxWorker;
+use crate::startup::Summary;
 use crate::state::AppState;
 use crate::workers;
 
-/// Opens the configured database and applies pending migrations.
-pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+/// Opens the configured database and applies pending migrations; answers how many were applied.
+pub async fn open_store(config: &Config) -> anyhow::Result<(Store, usize)> {
     let store = Store::connect(&config.database_url, config.db_max_connections).await?;
-    store.migrate().await?;
-    Ok(store)
+    let applied = store.migrate().await?;
+    Ok((store, applied))
 }
 
 /// The local provider's pay page grants any plan without payment. That is what a developer
@@ -38,7 +39,12 @@ pub fn check_billing_exposure(config: &Config) -> anyhow::Result<()> {
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     check_billing_exposure(&config)?;
-    let store = open_store(&config).await?;
+    // Listen before the database is opened: a port already taken must not leave a new, empty
+    // SQLite file behind.
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("MOLTFLOW_BIND: cannot listen on {}: {e}", config.bind))?;
+    let (store, applied) = open_store(&config).await?;
     if config.redis_url.is_some() {
         tracing::warn!(
             "MOLTFLOW_REDIS_URL is set, but this version keeps rate limits and caches per node: \
@@ -46,12 +52,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let state = AppState::new(config.clone(), store.clone()).await?;
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("MOLTFLOW_BIND: cannot listen on {}: {e}", config.bind))?;
     let workers = workers::spawn(&state);
     let outbox = OutboxWorker::spawn(state.clone())?;
-    tracing::info!(addr = %listener.local_addr()?, database = ?store.backend(), "moltflow listening");
+    Summary::new(&config, listener.local_addr()?, applied).announce(&config.log_format);
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -1,5 +1,6 @@
 //! Logs (tracing, pretty or JSON) and metrics (Prometheus text at `/metrics`).
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -7,10 +8,12 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
 
-/// Installs the global log subscriber (once; later calls are ignored).
+/// Installs the global log subscriber (once; later calls are ignored). Colours only when stdout
+/// is a terminal: a redirected log stays free of escape codes.
 pub fn init_logging(config: &Config) {
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let ansi = config.log_format == LogFormat::Pretty && std::io::stdout().is_terminal();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),

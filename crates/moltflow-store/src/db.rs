@@ -1,12 +1,23 @@
 //! The pool over either backend, its connections and transactions, and migrations.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::migrate::{Migrate, Migrator};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+/// Migrations of `migrator` not recorded as applied (counted before running them; a concurrent
+/// migrator may apply some in between, which only makes the count an upper bound).
+async fn pending_migrations(migrator: &Migrator, conn: &mut impl Migrate) -> anyhow::Result<usize> {
+    conn.ensure_migrations_table(&migrator.table_name).await?;
+    let applied: HashSet<i64> =
+        conn.list_applied_migrations(&migrator.table_name).await?.into_iter().map(|m| m.version).collect();
+    Ok(migrator.iter().filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version)).count())
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -142,13 +153,23 @@ impl Store {
         }
     }
 
-    /// Applies the migrations of the backend that are not applied yet.
-    pub async fn migrate(&self) -> anyhow::Result<()> {
-        match &self.pool {
-            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
-            Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
-        }
-        Ok(())
+    /// Applies the migrations of the backend that are not applied yet and answers how many that
+    /// was (`0`: the database was already up to date), so that `moltflow migrate` can say so.
+    pub async fn migrate(&self) -> anyhow::Result<usize> {
+        static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+        static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => {
+                let pending = pending_migrations(&SQLITE, &mut *p.acquire().await?).await?;
+                SQLITE.run(p).await?;
+                pending
+            }
+            Pool::Postgres(p) => {
+                let pending = pending_migrations(&POSTGRES, &mut *p.acquire().await?).await?;
+                POSTGRES.run(p).await?;
+                pending
+            }
+        })
     }
 
     pub async fn conn(&self) -> crate::Result<Conn> {

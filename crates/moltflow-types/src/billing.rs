@@ -85,9 +85,13 @@ pub struct SubscriptionView {
     pub status: SubscriptionStatus,
     /// `monthly` or `yearly`.
     pub billing_cycle: String,
+    /// The end of the billing period (what is paid for, and when a cancelled plan ends). Quotas do
+    /// not follow it: they count the calendar month (UTC) and reset on the 1st, see
+    /// `GET /usage/current` `period_end`.
     pub current_period_end: Option<String>,
     pub cancel_at_period_end: bool,
     pub limits: PlanLimits,
+    /// This calendar month's counters (not the billing period's) and the current gauges.
     pub usage: SubscriptionUsage,
 }
 

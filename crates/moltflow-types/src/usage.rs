@@ -116,11 +116,16 @@ pub struct Gauges {
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 pub struct MetricUsage {
     pub used: u64,
-    /// `null`: unlimited (and then `remaining` and `percent` are `null` too).
+    /// `null`: unlimited (and then `remaining` and `percent` are `null` too); `0`: not included in
+    /// the plan (`included: false`).
     pub limit: Option<u64>,
     pub remaining: Option<u64>,
     /// `used / limit` in percent, two decimals; may pass 100 when reported events overshoot.
+    /// `null` when the metric is unlimited or not included in the plan (limit `0`).
     pub percent: Option<f64>,
+    /// `false` when the plan does not include the metric at all (limit `0`, e.g. `ai_replies` on
+    /// `free`): every consume is refused. `true` otherwise, unlimited included.
+    pub included: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
@@ -136,16 +141,19 @@ pub struct UsageMetrics {
 #[schema(example = json!({
     "period_start": "2026-11-01T00:00:00Z", "period_end": "2026-12-01T00:00:00Z", "plan_id": "pro",
     "metrics": {
-        "messages": {"used": 1201, "limit": 5000, "remaining": 3799, "percent": 24.02},
-        "ai_replies": {"used": 40, "limit": 500, "remaining": 460, "percent": 8.0},
-        "sessions": {"used": 2, "limit": 3, "remaining": 1, "percent": 66.67},
-        "groups": {"used": 0, "limit": 10, "remaining": 10, "percent": 0.0},
-        "labels": {"used": 14, "limit": 50, "remaining": 36, "percent": 28.0}
+        "messages": {"used": 1201, "limit": 5000, "remaining": 3799, "percent": 24.02, "included": true},
+        "ai_replies": {"used": 40, "limit": 500, "remaining": 460, "percent": 8.0, "included": true},
+        "sessions": {"used": 2, "limit": 3, "remaining": 1, "percent": 66.67, "included": true},
+        "groups": {"used": 0, "limit": 10, "remaining": 10, "percent": 0.0, "included": true},
+        "labels": {"used": 14, "limit": 50, "remaining": 36, "percent": 28.0, "included": true}
     }
 }))]
 pub struct UsageCurrent {
+    /// The quota period: quotas follow the calendar month (UTC), whatever the billing period.
+    /// An upgrade mid-month raises the limits at once; the counters reset on the 1st.
     pub period_start: String,
-    /// Exclusive: the start of the next month, when counters reset.
+    /// Exclusive: the start of the next month, when counters reset. It is not the subscription's
+    /// `current_period_end` (the billing period, which may end on another day).
     pub period_end: String,
     pub plan_id: String,
     pub metrics: UsageMetrics,

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use moltflow_server::config::Config;
+use moltflow_server::config::{Config, Loaded, LogFormat};
 use moltflow_server::{serve, telemetry};
 
 #[derive(Parser)]
@@ -16,6 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Apply migrations and serve the HTTP API (configuration from MOLTFLOW_* and moltflow.toml).
+    #[command(after_help = moltflow_server::config::settings::help_text())]
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
@@ -46,14 +47,17 @@ fn return_large_allocations_to_the_system() {}
 fn main() -> ExitCode {
     return_large_allocations_to_the_system();
     let cli = Cli::parse();
-    let config = match Config::load() {
-        Ok(c) => c,
+    let Loaded { config, warnings } = match Config::load() {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("moltflow: invalid configuration: {e}");
             return ExitCode::from(2);
         }
     };
     telemetry::init_logging(&config);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -65,9 +69,19 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve::serve(config).await,
             Command::Migrate => {
-                let store = serve::open_store(&config).await?;
+                let (store, applied) = serve::open_store(&config).await?;
                 store.close().await;
-                println!("migrations applied");
+                let database = moltflow_server::startup::describe_database(&config.database_url);
+                let outcome = match applied {
+                    0 => "already up to date, no migration applied".to_owned(),
+                    1 => "1 migration applied".to_owned(),
+                    n => format!("{n} migrations applied"),
+                };
+                // JSON logs stay one object a line, for whatever collects them.
+                match config.log_format {
+                    LogFormat::Json => tracing::info!(database, applied, "{outcome}"),
+                    LogFormat::Pretty => println!("{database}: {outcome}"),
+                }
                 Ok(())
             }
             Command::HashBench { threads, seconds } => {

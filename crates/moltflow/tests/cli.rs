@@ -1,5 +1,5 @@
-//! The `moltflow` binary as an operator runs it: start-up, configuration errors, migrations and
-//! a graceful stop on SIGTERM.
+//! The `moltflow` binary as an operator runs it: start-up and what it prints, configuration
+//! errors and warnings, `--help`, migrations, logs, and a graceful stop on SIGTERM.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -121,18 +121,6 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_variable() {
 }
 
 #[test]
-fn migrate_applies_migrations_and_exits() {
-    let dir = temp_dir();
-    let out = bin().arg("migrate").current_dir(&dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(dir.join("moltflow.db").exists());
-    // Applying again is a no-op.
-    let again = bin().arg("migrate").current_dir(&dir).output().unwrap();
-    assert!(again.status.success());
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-#[test]
 fn unwritable_database_location_is_a_clear_error() {
     let out = bin().arg("migrate").env("MOLTFLOW_DATABASE_URL", "sqlite:///nonexistent-dir/x/y.db").output().unwrap();
     assert!(!out.status.success());
@@ -233,4 +221,314 @@ fn the_local_billing_provider_is_refused_on_a_reachable_address_unless_chosen() 
     let port = free_port();
     serves(&dir, port, &[("MOLTFLOW_BIND", &format!("0.0.0.0:{port}"))]);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A `moltflow serve` whose stdout and stderr are collected as they come, for tests that read
+/// what an operator sees. Killed on drop.
+struct Running {
+    child: Child,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    fn start(dir: &PathBuf, port: u16, env: &[(&str, &str)]) -> Running {
+        let mut cmd = bin();
+        cmd.arg("serve")
+            .current_dir(dir)
+            .env("MOLTFLOW_BIND", format!("127.0.0.1:{port}"))
+            .env("MOLTFLOW_ARGON2_MEMORY_KIB", "64")
+            .env("MOLTFLOW_ARGON2_ITERATIONS", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    output.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        wait_ready(port);
+        Running { child, output }
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 20 s) until the output holds `text`: the process writes it on its own time.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.output();
+            if out.contains(text) {
+                return out;
+            }
+            assert!(Instant::now() < deadline, "waited for {text:?} in:\n{out}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn post_json(port: u16, path: &str, body: &str) -> String {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http(port, &request).unwrap_or_default()
+}
+
+#[test]
+fn start_up_says_where_to_click_what_it_uses_and_what_to_watch_without_escape_codes() {
+    let dir = temp_dir();
+    let port = free_port();
+    let server = Running::start(&dir, port, &[]);
+    let out = server.wait_for("grants paid plans for free");
+    let dir_shown = std::path::absolute(&dir).unwrap().display().to_string();
+    for expected in [
+        format!("http://127.0.0.1:{port}/ "),
+        format!("http://127.0.0.1:{port}/api/v2"),
+        format!("SQLite file {dir_shown}/moltflow.db"),
+        format!(".eml files in {dir_shown}/mail"),
+        "billing   local".to_owned(),
+        "kept per node (MOLTFLOW_REDIS_URL is unset)".to_owned(),
+        "link (with its token) is logged".to_owned(),
+    ] {
+        assert!(out.contains(&expected), "{expected:?} missing from:\n{out}");
+    }
+    assert!(!out.contains('\u{1b}'), "a redirected log holds no ANSI escape codes:\n{out:?}");
+
+    // The URL it prints answers: a small page pointing to the OpenAPI document and the health checks.
+    let page = get(port, "/").unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let lower = page.to_ascii_lowercase();
+    assert!(lower.contains("content-type: text/html"), "{page}");
+    assert!(lower.contains("content-security-policy: default-src 'none'"), "{page}");
+    assert!(page.contains("href=\"openapi.json\"") && page.contains("href=\"healthz\""), "{page}");
+    assert!(!page.contains("src=\"http") && !page.contains("href=\"http"), "no external assets: {page}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn json_logs_stay_machine_readable_with_readable_latencies() {
+    let dir = temp_dir();
+    let port = free_port();
+    let server = Running::start(&dir, port, &[("MOLTFLOW_LOG_FORMAT", "json")]);
+    get(port, "/healthz").unwrap();
+    let out = server.wait_for("\"route\":\"/healthz\"");
+    let mut listening = None;
+    for line in out.lines().filter(|l| !l.trim().is_empty()) {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if event["message"] == "moltflow listening" {
+            listening = Some(event.clone());
+        }
+        if let Some(latency) = line.split("\"latency_ms\":").nth(1) {
+            let number: String = latency.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+            let decimals = number.split('.').nth(1).map_or(0, str::len);
+            assert!(decimals <= 3, "latency in whole microseconds at most: {number}");
+        }
+    }
+    let listening = listening.unwrap_or_else(|| panic!("no start-up event in:\n{out}"));
+    assert_eq!(listening["url"], format!("http://127.0.0.1:{port}/"));
+    assert!(listening["database"].as_str().unwrap().starts_with("SQLite file "), "{listening}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn unknown_environment_variables_are_named_with_a_suggestion() {
+    let dir = temp_dir();
+    let out = bin()
+        .arg("migrate")
+        .current_dir(&dir)
+        .env("MOLTFLOW_BINDD", "127.0.0.1:9")
+        .env("MOLTFLOW_TEST_DATABASE_URL", "postgres://ignored")
+        .env("MOLTFLOW_CI_POSTGRES", "postgres://ignored")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("unknown environment variable MOLTFLOW_BINDD is ignored (did you mean MOLTFLOW_BIND?)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("MOLTFLOW_TEST_") && !text.contains("MOLTFLOW_CI_"),
+        "test and CI variables are not ours: {text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_config_file_refuses_unknown_keys_and_names_itself_for_bad_values() {
+    let dir = temp_dir();
+    std::fs::write(dir.join("moltflow.toml"), "bindd = \"127.0.0.1:9\"\n").unwrap();
+    let out = bin().arg("migrate").current_dir(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "moltflow: invalid configuration: moltflow.toml: unknown key `bindd` (did you mean bind?)"
+    );
+    assert!(!dir.join("moltflow.db").exists(), "nothing created");
+
+    std::fs::write(dir.join("moltflow.toml"), "bind = \"nowhere\"\n").unwrap();
+    let out = bin().arg("migrate").current_dir(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("moltflow.toml: bind: invalid socket address \"nowhere\""), "{stderr}");
+    assert!(!stderr.contains("MOLTFLOW_BIND"), "the value came from the file: {stderr}");
+
+    // The environment still wins over the file, and then its variable is the one named.
+    let out = bin().arg("migrate").current_dir(&dir).env("MOLTFLOW_BIND", "nowhere:x").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MOLTFLOW_BIND: invalid socket address \"nowhere:x\""));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn serve_help_lists_the_settings_with_their_defaults() {
+    let out = bin().args(["serve", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (var, default) in [
+        ("MOLTFLOW_BIND", "127.0.0.1:8080"),
+        ("MOLTFLOW_DATABASE_URL", "sqlite://moltflow.db"),
+        ("MOLTFLOW_SMTP_URL", "unset"),
+        ("MOLTFLOW_MAIL_DIR", "./mail"),
+        ("MOLTFLOW_BILLING_PROVIDER", "local"),
+        ("MOLTFLOW_LOG_FORMAT", "pretty"),
+    ] {
+        let line = help.lines().find(|l| l.trim_start().starts_with(var)).unwrap_or_else(|| panic!("{var}: {help}"));
+        assert!(line.contains(default), "{line}");
+    }
+}
+
+#[test]
+fn migrate_says_how_many_migrations_it_applied() {
+    let dir = temp_dir();
+    let first = bin().arg("migrate").current_dir(&dir).output().unwrap();
+    let first = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(first.contains(" migrations applied") && !first.contains(": 0 "), "{first}");
+    let again = bin().arg("migrate").current_dir(&dir).output().unwrap();
+    let again = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(again.contains("already up to date, no migration applied"), "{again}");
+    // With JSON logs the answer is a JSON line too.
+    let json = bin().arg("migrate").current_dir(&dir).env("MOLTFLOW_LOG_FORMAT", "json").output().unwrap();
+    let line: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(line["applied"], 0, "{line}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_port_already_taken_leaves_no_database_behind() {
+    let dir = temp_dir();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = bin().arg("serve").current_dir(&dir).env("MOLTFLOW_BIND", format!("127.0.0.1:{port}")).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("MOLTFLOW_BIND: cannot listen on"), "{stderr}");
+    assert!(!dir.join("moltflow.db").exists(), "no empty database file left behind");
+    drop(taken);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Enough SMTP on loopback for one test: accepts every message and keeps it.
+fn smtp_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut out = stream.try_clone().unwrap();
+                let mut lines = BufReader::new(stream);
+                let _ = out.write_all(b"220 sink\r\n");
+                let mut line = String::new();
+                while lines.read_line(&mut line).unwrap_or(0) > 0 {
+                    let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "DATA" => {
+                            let _ = out.write_all(b"354 go on\r\n");
+                            let mut message = String::new();
+                            let mut l = String::new();
+                            while lines.read_line(&mut l).unwrap_or(0) > 0 && l != ".\r\n" {
+                                message.push_str(&l);
+                                l.clear();
+                            }
+                            store.lock().unwrap().push(message);
+                            b"250 kept\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = out.write_all(b"221 bye\r\n");
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = out.write_all(reply);
+                    line.clear();
+                }
+            });
+        }
+    });
+    (port, received)
+}
+
+/// The token of the first `token=` link in a raw message (quoted-printable soft breaks undone).
+fn token_in(raw: &str) -> Option<String> {
+    let text = raw.replace("=\r\n", "").replace("=3D", "=");
+    let start = text.find("token=")? + 6;
+    Some(text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect())
+}
+
+#[test]
+fn mail_links_are_logged_only_without_smtp() {
+    let register = r#"{"email":"ana@example.com","password":"sunny-tulip-harbor-42","full_name":"Ana"}"#;
+
+    // No SMTP (development): the link is logged, as README says, so it can be followed.
+    let dir = temp_dir();
+    let port = free_port();
+    let server = Running::start(&dir, port, &[]);
+    assert!(post_json(port, "/api/v2/auth/register", register).starts_with("HTTP/1.1 201"));
+    let out = server.wait_for("mail written to file");
+    assert!(out.contains("/verify-email?token="), "{out}");
+    drop(server);
+
+    // With SMTP: never a token, not even at the most verbose level.
+    let dir2 = temp_dir();
+    let port = free_port();
+    let (smtp_port, received) = smtp_sink();
+    let smtp = format!("smtp://127.0.0.1:{smtp_port}");
+    let server = Running::start(&dir2, port, &[("MOLTFLOW_SMTP_URL", smtp.as_str()), ("MOLTFLOW_LOG", "trace")]);
+    assert!(post_json(port, "/api/v2/auth/register", register).starts_with("HTTP/1.1 201"));
+    let out = server.wait_for("mail sent");
+    let raw = received.lock().unwrap().first().cloned().expect("the mail reached the SMTP server");
+    let token = token_in(&raw).unwrap_or_else(|| panic!("no link in {raw}"));
+    assert!(token.len() > 20, "{token}");
+    assert!(!out.contains(&token), "the token is in the log");
+    assert!(!out.contains("token="), "no link is logged with SMTP:\n{out}");
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(dir2);
 }

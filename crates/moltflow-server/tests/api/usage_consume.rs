@@ -33,7 +33,10 @@ async fn consume_counts_until_the_plan_limit_then_answers_429_with_the_numbers()
         .await
         .assert(429, "quota_exceeded");
     let current = app.get("/usage/current", Some(&t)).await.body;
-    assert_eq!(current["metrics"]["messages"], json!({"used": 50, "limit": 50, "remaining": 0, "percent": 100.0}));
+    assert_eq!(
+        current["metrics"]["messages"],
+        json!({"used": 50, "limit": 50, "remaining": 0, "percent": 100.0, "included": true})
+    );
     // A refused consume is not counted anywhere.
     let daily = app.get("/usage/daily", Some(&t)).await.body;
     let today = daily["days"].as_array().unwrap().last().unwrap().clone();
@@ -47,6 +50,7 @@ async fn a_zero_limit_refuses_at_once_and_unlimited_plans_always_allow() {
     let r = app.post("/usage/consume", json!({"metric": "ai_replies", "quantity": 1}), Some(&t)).await;
     r.assert(429, "quota_exceeded");
     assert_eq!((&r.body["limit"], &r.body["used"]), (&json!(0), &json!(0)));
+    assert_eq!(r.body["detail"], "Your plan does not include AI replies", "not \"quota exceeded\" with nothing used");
     set_plan(&app, &tenant, "business").await;
     let r = app.post("/usage/consume", json!({"metric": "ai_replies", "quantity": 1000000}), Some(&t)).await;
     assert_eq!(

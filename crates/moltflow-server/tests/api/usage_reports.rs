@@ -16,8 +16,14 @@ async fn current_reports_counters_and_gauges_against_the_plan() {
     assert_eq!(fresh.body["period_start"], rfc3339(month.start_ms()));
     assert_eq!(fresh.body["period_end"], rfc3339(month.end_ms()));
     assert_eq!(fresh.body["plan_id"], "free");
-    assert_eq!(fresh.body["metrics"]["messages"], json!({"used": 0, "limit": 50, "remaining": 50, "percent": 0.0}));
-    assert_eq!(fresh.body["metrics"]["ai_replies"], json!({"used": 0, "limit": 0, "remaining": 0, "percent": 100.0}));
+    assert_eq!(
+        fresh.body["metrics"]["messages"],
+        json!({"used": 0, "limit": 50, "remaining": 50, "percent": 0.0, "included": true})
+    );
+    assert_eq!(
+        fresh.body["metrics"]["ai_replies"],
+        json!({"used": 0, "limit": 0, "remaining": 0, "percent": null, "included": false})
+    );
 
     let r = app.put("/usage/gauges", json!({"sessions": 2, "labels": 5}), Some(&t)).await;
     assert_eq!((r.status, &r.body), (200, &json!({"sessions": 2, "groups": 0, "labels": 5})));
@@ -25,14 +31,14 @@ async fn current_reports_counters_and_gauges_against_the_plan() {
     assert_eq!(r.body, json!({"sessions": 2, "groups": 0, "labels": 4}));
     app.post("/usage/events", json!({"events": [{"id": "x", "metric": "messages", "quantity": 60}]}), Some(&t)).await;
     let m = app.get("/usage/current", Some(&t)).await.body["metrics"].clone();
-    assert_eq!(m["sessions"], json!({"used": 2, "limit": 1, "remaining": 0, "percent": 200.0}));
-    assert_eq!(m["labels"], json!({"used": 4, "limit": 10, "remaining": 6, "percent": 40.0}));
+    assert_eq!(m["sessions"], json!({"used": 2, "limit": 1, "remaining": 0, "percent": 200.0, "included": true}));
+    assert_eq!(m["labels"], json!({"used": 4, "limit": 10, "remaining": 6, "percent": 40.0, "included": true}));
     // Reported events may pass the limit; consume never does.
-    assert_eq!(m["messages"], json!({"used": 60, "limit": 50, "remaining": 0, "percent": 120.0}));
+    assert_eq!(m["messages"], json!({"used": 60, "limit": 50, "remaining": 0, "percent": 120.0, "included": true}));
 
     set_plan(&app, &tenant, "business").await;
     let m = app.get("/usage/current", Some(&t)).await.body["metrics"].clone();
-    assert_eq!(m["messages"], json!({"used": 60, "limit": null, "remaining": null, "percent": null}));
+    assert_eq!(m["messages"], json!({"used": 60, "limit": null, "remaining": null, "percent": null, "included": true}));
 
     // Billing's `usage` block reads the same numbers.
     let block = moltflow_server::services::usage::report::subscription_usage(&app.state, &tenant).await.unwrap();

@@ -80,11 +80,17 @@ pub async fn consume(app: &App, tenant_id: &str, req: ConsumeRequest) -> ApiResu
         ConsumeOutcome::Denied { used, limit, month } => {
             let resets_at = month.end_ms();
             let wait = ((resets_at - now_ms()).max(1000) / 1000) as u64;
-            let mut err = ApiError::too_many(
-                "quota_exceeded",
-                format!("Monthly {} quota exceeded", metric.as_str().replace('_', " ")),
-                wait,
-            );
+            let name = match metric {
+                Metric::AiReplies => "AI replies".to_owned(),
+                other => other.as_str().replace('_', " "),
+            };
+            // A zero limit is a metric the plan does not include, not one used up this month.
+            let detail = if limit == 0 {
+                format!("Your plan does not include {name}")
+            } else {
+                format!("Monthly {name} quota exceeded")
+            };
+            let mut err = ApiError::too_many("quota_exceeded", detail, wait);
             err.extra = Some(serde_json::Map::from_iter([
                 ("metric".to_owned(), Value::from(metric.as_str())),
                 ("limit".to_owned(), Value::from(limit)),

@@ -57,7 +57,7 @@ pub async fn current(app: &App, tenant_id: &str) -> ApiResult<UsageCurrent> {
         let used = s.used.get(&m).copied().unwrap_or(0);
         let limit = m.limit(&s.limits);
         let (remaining, percent) = remaining_and_percent(used, limit);
-        MetricUsage { used, limit, remaining, percent }
+        MetricUsage { used, limit, remaining, percent, included: limit != Some(0) }
     };
     Ok(UsageCurrent {
         period_start: rfc3339(s.month.start_ms()),
