@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod mail;
+pub mod mcp;
 pub mod middleware;
 pub mod principal;
 pub mod request_id;

@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod mcp_stdio;
 
 use std::process::ExitCode;
 
@@ -63,6 +64,8 @@ enum Command {
     Login(LoginArgs),
     /// End the stored login, here and on the server.
     Logout(LogoutArgs),
+    /// Serve the Model Context Protocol over stdio for an AI agent (MOLTFLOW_API_KEY, MOLTFLOW_API_URL).
+    Mcp,
     /// Shell completions: `moltflow completions bash > /etc/bash_completion.d/moltflow`.
     Completions {
         #[arg(value_enum)]
@@ -95,6 +98,7 @@ fn run_client(cli: &Cli) -> Option<ExitCode> {
             Command::Whoami => Some(commands::account::whoami(client).await),
             Command::Login(a) => Some(commands::account::login(client, a).await),
             Command::Logout(a) => Some(commands::account::logout(client, a).await),
+            Command::Mcp => Some(mcp_stdio::run(client).await),
             Command::Serve | Command::Migrate | Command::HashBench { .. } | Command::Completions { .. } => None,
         }
     })?;

@@ -56,11 +56,13 @@ pub struct Failure {
     pub message: String,
     /// The API's error body as it came, printed unchanged with `--json`.
     pub raw_body: Option<String>,
+    /// The HTTP status when the API answered.
+    pub status: Option<u16>,
 }
 
 impl Failure {
     pub fn new(class: Class, message: impl Into<String>) -> Failure {
-        Failure { class, message: message.into(), raw_body: None }
+        Failure { class, message: message.into(), raw_body: None, status: None }
     }
 
     pub fn usage(message: impl Into<String>) -> Failure {
@@ -86,7 +88,7 @@ impl Failure {
         if let Some(id) = body["request_id"].as_str() {
             message.push_str(&format!(" [request {id}]"));
         }
-        Failure { class: Class::from_status(status), message, raw_body: Some(raw) }
+        Failure { class: Class::from_status(status), message, raw_body: Some(raw), status: Some(status) }
     }
 
     pub fn network(err: &reqwest::Error, url: &str) -> Failure {

@@ -33,7 +33,12 @@ pub struct Api {
     http: reqwest::Client,
     base: String,
     credential: Credential,
+    /// Sent with every request, so that audit entries tell the CLI from the MCP server.
+    user_agent: &'static str,
 }
+
+pub const CLI_USER_AGENT: &str = concat!("moltflow-cli/", env!("CARGO_PKG_VERSION"));
+pub const MCP_USER_AGENT: &str = concat!("moltflow-mcp/", env!("CARGO_PKG_VERSION"), " (stdio)");
 
 impl Api {
     /// A client of `api_url` without credentials (for sign-in and public routes).
@@ -47,10 +52,20 @@ impl Api {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("moltflow-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Failure::new(failure::Class::Server, format!("cannot build the HTTP client: {e}")))?;
-        Ok(Api { http, base: api_url.trim_end_matches('/').to_owned(), credential: Credential::None })
+        Ok(Api {
+            http,
+            base: api_url.trim_end_matches('/').to_owned(),
+            credential: Credential::None,
+            user_agent: CLI_USER_AGENT,
+        })
+    }
+
+    /// The same client, introducing itself as `user_agent`.
+    pub fn with_user_agent(mut self, user_agent: &'static str) -> Api {
+        self.user_agent = user_agent;
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -125,7 +140,7 @@ impl Api {
     /// One request; any answer outside 2xx becomes a [`Failure`] of its class.
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> CliResult<Reply> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url);
+        let mut request = self.http.request(method, &url).header(reqwest::header::USER_AGENT, self.user_agent);
         request = match &self.credential {
             Credential::None => request,
             Credential::ApiKey(key) => request.header("X-API-Key", key),
