@@ -10,27 +10,37 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
 use crate::middleware::observe;
-use crate::routes;
 use crate::state::AppState;
+use crate::{mcp, routes};
 
 /// Bodies above this answer `400 body_too_large` (API.md §2).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn app(state: AppState) -> Router {
     let (api, _) = routes::api().split_for_parts();
-    Router::new()
+    let api = Router::new()
         .nest("/api/v2", api.clone())
         .merge(api)
         .route("/", axum::routing::get(crate::index_page::index))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
+    // MCP tool calls run the API's routes in process, through the same layers as any request.
+    let mcp = Router::new()
+        .route_service("/mcp", mcp::endpoint::service(&state, guarded(api.clone())))
+        .route_layer(axum::middleware::from_fn_with_state(state, mcp::endpoint::require_api_key));
+    guarded(api.merge(mcp))
+}
+
+/// The layers every request passes: observation, the panic guard, the body limit.
+fn guarded(router: Router) -> Router {
+    router
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
             ApiError::internal().into_response()
         }))
         .layer(axum::middleware::from_fn(observe))
-        .with_state(state)
 }
 
 async fn not_found() -> ApiError {

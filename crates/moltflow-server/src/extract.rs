@@ -140,10 +140,12 @@ fn humanize(message: &str, kind: &str) -> String {
 
 /// Who is on the other end: the client IP (from `X-Forwarded-For` only behind a trusted proxy)
 /// and its user agent, for audit entries, consent records and per-IP limits.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ClientMeta {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// The request is an MCP tool call (its audit entries say so).
+    pub via_mcp: bool,
 }
 
 impl ClientMeta {
@@ -162,7 +164,8 @@ impl FromRequestParts<AppState> for ClientMeta {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().filter(|c| !c.is_control()).take(512).collect());
-        Ok(ClientMeta { ip, user_agent })
+        let via_mcp = parts.extensions.get::<crate::mcp::endpoint::ViaMcp>().is_some();
+        Ok(ClientMeta { ip, user_agent, via_mcp })
     }
 }
 

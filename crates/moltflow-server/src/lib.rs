@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod index_page;
 pub mod mail;
+pub mod mcp;
 pub mod middleware;
 pub mod principal;
 pub mod request_id;

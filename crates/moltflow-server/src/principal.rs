@@ -102,7 +102,9 @@ impl FromRequestParts<AppState> for Principal {
             Credential::Session { .. } => &principal.user.id,
             Credential::ApiKey { key_id } => key_id,
         };
-        match state.limits.principal.check(id, &principal.plan_id) {
+        // An MCP tool call was charged as the MCP request that carried it.
+        let charged = parts.extensions.get::<crate::mcp::endpoint::ViaMcp>().is_some();
+        match if charged { None } else { state.limits.principal.check(id, &principal.plan_id) } {
             None => {}
             Some(Ok(info)) => rate_limit::record(info),
             Some(Err((info, wait))) => {

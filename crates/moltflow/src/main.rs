@@ -1,8 +1,20 @@
-//! `moltflow`: the MoltFlow admin service (`serve`, `migrate`) and its tools.
+//! `moltflow`: the MoltFlow admin service (`serve`, `migrate`), its tools, and a client of its
+//! API for people and agents (`keys`, `usage`, `billing`, …).
+
+mod client;
+mod commands;
+mod mcp_stdio;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use commands::ClientArgs;
+use commands::account::{AuditArgs, LoginArgs, LogoutArgs};
+use commands::billing::BillingCommand;
+use commands::keys::KeysCommand;
+use commands::members::MembersCommand;
+use commands::settings::SettingsCommand;
+use commands::usage::UsageCommand;
 use moltflow_server::config::{Config, Loaded, LogFormat};
 use moltflow_server::{serve, telemetry};
 
@@ -11,6 +23,8 @@ use moltflow_server::{serve, telemetry};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Subcommand)]
@@ -28,6 +42,77 @@ enum Command {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
+    /// API keys: list, create, show, rotate, revoke, scopes.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Usage against the plan: current, daily, history; report with consume and events.
+    #[command(subcommand)]
+    Usage(UsageCommand),
+    /// Plans, the subscription, checkout and portal links, cancel.
+    #[command(subcommand)]
+    Billing(BillingCommand),
+    /// The tenant's settings.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// Members and invitations.
+    #[command(subcommand)]
+    Members(MembersCommand),
+    /// The audit log, newest first.
+    Audit(AuditArgs),
+    /// Who the current credential is, and what it may do.
+    Whoami,
+    /// Sign in (password or magic link) and keep the login for the next commands.
+    Login(LoginArgs),
+    /// End the stored login, here and on the server.
+    Logout(LogoutArgs),
+    /// Serve the Model Context Protocol over stdio for an AI agent (MOLTFLOW_API_KEY, MOLTFLOW_API_URL).
+    Mcp,
+    /// Shell completions: `moltflow completions bash > /etc/bash_completion.d/moltflow`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Runs a client subcommand; `None` for the service's own commands.
+fn run_client(cli: &Cli) -> Option<ExitCode> {
+    let client = &cli.client;
+    if let Command::Completions { shell } = &cli.command {
+        clap_complete::generate(*shell, &mut Cli::command(), "moltflow", &mut std::io::stdout());
+        return Some(ExitCode::SUCCESS);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("moltflow: cannot start the async runtime: {e}");
+            return Some(ExitCode::from(8));
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Keys(c) => Some(commands::keys::run(client, c).await),
+            Command::Usage(c) => Some(commands::usage::run(client, c).await),
+            Command::Billing(c) => Some(commands::billing::run(client, c).await),
+            Command::Settings(c) => Some(commands::settings::run(client, c).await),
+            Command::Members(c) => Some(commands::members::run(client, c).await),
+            Command::Audit(a) => Some(commands::account::audit(client, a).await),
+            Command::Whoami => Some(commands::account::whoami(client).await),
+            Command::Login(a) => Some(commands::account::login(client, a).await),
+            Command::Logout(a) => Some(commands::account::logout(client, a).await),
+            Command::Mcp => Some(mcp_stdio::run(client).await),
+            Command::Serve | Command::Migrate | Command::HashBench { .. } | Command::Completions { .. } => None,
+        }
+    })?;
+    Some(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            match (&failure.raw_body, client.json) {
+                (Some(raw), true) => eprintln!("{raw}"),
+                _ => eprintln!("moltflow: {failure}"),
+            }
+            failure.exit_code()
+        }
+    })
 }
 
 /// Argon2id allocates a 19 MiB block per hash on blocking threads; glibc's adaptive mmap
@@ -47,6 +132,9 @@ fn return_large_allocations_to_the_system() {}
 fn main() -> ExitCode {
     return_large_allocations_to_the_system();
     let cli = Cli::parse();
+    if let Some(code) = run_client(&cli) {
+        return code;
+    }
     let Loaded { config, warnings } = match Config::load() {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -90,6 +178,8 @@ fn main() -> ExitCode {
                 println!("argon2id verify: {rate:.1}/s with {threads} thread(s)");
                 Ok(())
             }
+            // The client commands ran in `run_client` and returned before the configuration was read.
+            _ => Ok(()),
         }
     });
     match result {

@@ -57,12 +57,16 @@ pub const SETTINGS: &[Setting] = &[
 /// warned about: `MOLTFLOW_TEST_*` belongs to the test suite, `MOLTFLOW_CI_*` to `.ci/run`.
 pub const FOREIGN_PREFIXES: &[&str] = &["test_", "ci_"];
 
+/// The client's variables (`moltflow keys …`, `moltflow mcp`): set beside a running service, they
+/// are not misspelt settings.
+pub const CLIENT_VARIABLES: &[&str] = &["api_url", "api_key"];
+
 pub fn is_known(key: &str) -> bool {
     SETTINGS.iter().any(|s| s.key == key)
 }
 
 pub fn is_foreign(key: &str) -> bool {
-    FOREIGN_PREFIXES.iter().any(|p| key.starts_with(p))
+    FOREIGN_PREFIXES.iter().any(|p| key.starts_with(p)) || CLIENT_VARIABLES.contains(&key)
 }
 
 /// The known key a misspelt one most likely meant, if any is close.
@@ -86,7 +90,8 @@ pub fn help_text() -> String {
     for s in SETTINGS {
         out.push_str(&format!("  {:width$}  {}\n  {:width$}    {}\n", s.variable(), s.default, "", s.help));
     }
-    out.push_str("\nMOLTFLOW_TEST_* and MOLTFLOW_CI_* belong to the test suite and CI; the service ignores them.");
+    out.push_str("\nMOLTFLOW_TEST_* and MOLTFLOW_CI_* belong to the test suite and CI; MOLTFLOW_API_URL and");
+    out.push_str("\nMOLTFLOW_API_KEY to the client commands (keys, usage, mcp, …); the service ignores them.");
     out
 }
 

@@ -53,8 +53,19 @@ pub fn row(e: Entry<'_>) -> AuditRow {
         target: e.target,
         ip: e.meta.ip_string(),
         user_agent: e.meta.user_agent.clone(),
-        details: if e.details.is_null() { "{}".to_owned() } else { e.details.to_string() },
+        details: details_text(e.details, e.meta),
     }
+}
+
+/// The entry's details as stored, with `"via": "mcp"` when an MCP tool call made the change.
+fn details_text(details: Value, meta: &ClientMeta) -> String {
+    let mut details = if details.is_null() { Value::Object(Default::default()) } else { details };
+    if meta.via_mcp
+        && let Value::Object(map) = &mut details
+    {
+        map.insert("via".to_owned(), Value::from("mcp"));
+    }
+    details.to_string()
 }
 
 /// The cursor of a page is the last entry's id, opaque to clients.

@@ -12,6 +12,7 @@ mod errors;
 mod invitations;
 mod magic_link;
 mod mail_outbox;
+mod mcp;
 mod ops;
 mod password_reset;
 mod security_keys;

@@ -135,7 +135,7 @@ pub async fn apply_event(app: &App, ev: &BillingEvent) -> ApiResult<bool> {
                 actor: Actor { kind: "system", id: None },
                 action: "plan.changed",
                 target: Some(tenant_id.clone()),
-                meta: &ClientMeta { ip: None, user_agent: None },
+                meta: &ClientMeta::default(),
                 details: json!({"from": tenant.plan_id, "to": new_plan, "status": status.as_str(), "billing_cycle": cycle, "event_id": ev.id, "event_type": ev.kind}),
             },
         )

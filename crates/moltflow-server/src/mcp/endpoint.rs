@@ -1,0 +1,134 @@
+//! `/mcp`: the MCP server over streamable HTTP, inside `moltflow serve`. A request needs an API
+//! key (`Authorization: Bearer mf_…` or `X-API-Key`); each tool call runs the API route it mirrors
+//! in process, as that key, so scopes, validation, rate limits and the audit log are the API's own.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use moltflow_core::scope::ScopeSet;
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::handler::{ApiAnswer, Backend, McpServer};
+use super::tools::ApiCall;
+use crate::error::ApiError;
+use crate::principal::{Credential, Principal};
+use crate::state::AppState;
+
+/// Marks a request made by an MCP tool call: its audit entries say `via: mcp`, and the rate
+/// limit was already charged for the MCP request that carried it.
+#[derive(Clone, Copy, Debug)]
+pub struct ViaMcp;
+
+/// The key that authenticated an MCP request, put in the request's extensions by [`require_api_key`].
+#[derive(Clone, Debug)]
+struct McpCaller {
+    scopes: ScopeSet,
+}
+
+/// The bodies a tool may read back; larger answers are an error rather than unbounded memory.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Runs tool calls through the API router in process.
+pub struct InProcess {
+    api: Router,
+}
+
+fn parts(context: &RequestContext<RoleServer>) -> Result<&axum::http::request::Parts, ErrorData> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .ok_or_else(|| ErrorData::internal_error("the MCP request lost its HTTP parts", None))
+}
+
+impl Backend for InProcess {
+    async fn scopes(&self, context: &RequestContext<RoleServer>) -> Result<ScopeSet, ErrorData> {
+        parts(context)?
+            .extensions
+            .get::<McpCaller>()
+            .map(|c| c.scopes)
+            .ok_or_else(|| ErrorData::internal_error("the MCP request was not authenticated", None))
+    }
+
+    async fn call(&self, context: &RequestContext<RoleServer>, call: ApiCall) -> Result<ApiAnswer, ErrorData> {
+        let outer = parts(context)?;
+        let mut request = Request::builder().method(call.method).uri(format!("/api/v2{}", call.path));
+        for name in [header::AUTHORIZATION, header::USER_AGENT, header::HeaderName::from_static("x-api-key")] {
+            if let Some(v) = outer.headers.get(&name) {
+                request = request.header(name, v.clone());
+            }
+        }
+        if let Some(id) = outer.headers.get("x-request-id") {
+            request = request.header("x-request-id", id.clone());
+        }
+        let body = match call.body {
+            Some(b) => {
+                request = request.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        let mut request = request.body(body).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        if let Some(peer) = outer.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+            request.extensions_mut().insert(*peer);
+        }
+        request.extensions_mut().insert(ViaMcp);
+        let response = self.api.clone().oneshot(request).await.map_err(|e| match e {})?;
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("reading the API's answer: {e}"), None))?;
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        Ok(ApiAnswer { status, body })
+    }
+}
+
+/// Authenticates an MCP request as the API does; only API keys are accepted (an agent holds a
+/// key, and a key's scopes decide which tools it sees).
+pub async fn require_api_key(state: axum::extract::State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let principal = match Principal::from_request_parts(&mut parts, &state.0).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if !matches!(principal.credential, Credential::ApiKey { .. }) {
+        return ApiError::unauthorized(
+            "api_key_required",
+            "The MCP endpoint takes an API key (X-API-Key or Bearer mf_…)",
+        )
+        .into_response();
+    }
+    parts.extensions.insert(McpCaller { scopes: principal.scopes });
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// The streamable-HTTP MCP service over `api` (the API router without `/mcp`). Stateless: any
+/// node of a deployment answers any request, so no session needs to stick to one node.
+pub fn service(state: &AppState, api: Router) -> StreamableHttpService<McpServer<InProcess>, NeverSessionManager> {
+    let backend = Arc::new(InProcess { api });
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    if let Ok(url) = url::Url::parse(&state.config.public_url)
+        && let Some(host) = url.host_str()
+    {
+        hosts.push(host.trim_matches(['[', ']']).to_owned());
+    }
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_allowed_hosts(hosts);
+    StreamableHttpService::new(
+        move || Ok(McpServer::new(backend.clone())),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    )
+}

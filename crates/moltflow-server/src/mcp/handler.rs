@@ -1,0 +1,143 @@
+//! The MCP server: lists the tools the caller's scopes allow and runs a tool call as a call of
+//! the admin API, through whichever [`Backend`] the transport provides (the service itself for
+//! `/mcp`, an HTTP client for `moltflow mcp` over stdio).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use moltflow_core::scope::ScopeSet;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+
+use super::tools::{ApiCall, TOOLS, ToolSpec, find};
+
+/// An API answer as a tool sees it.
+pub struct ApiAnswer {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// Who calls, and how a tool's API call reaches the API.
+pub trait Backend: Send + Sync + 'static {
+    /// The caller's effective scopes for this MCP request (`Err` when it cannot be established).
+    fn scopes(&self, context: &RequestContext<RoleServer>) -> impl Future<Output = Result<ScopeSet, ErrorData>> + Send;
+
+    /// Runs one API call as the caller.
+    fn call(
+        &self,
+        context: &RequestContext<RoleServer>,
+        call: ApiCall,
+    ) -> impl Future<Output = Result<ApiAnswer, ErrorData>> + Send;
+}
+
+pub struct McpServer<B> {
+    backend: Arc<B>,
+}
+
+impl<B> Clone for McpServer<B> {
+    fn clone(&self) -> Self {
+        McpServer { backend: self.backend.clone() }
+    }
+}
+
+impl<B: Backend> McpServer<B> {
+    pub fn new(backend: Arc<B>) -> Self {
+        McpServer { backend }
+    }
+}
+
+fn to_tool(spec: &ToolSpec) -> Tool {
+    let schema = match spec.input_schema() {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    let annotations = ToolAnnotations::new().read_only(spec.read_only).destructive(spec.destructive).open_world(false);
+    Tool::new(spec.name, spec.description, schema).annotate(annotations)
+}
+
+/// The tools `scopes` may call.
+pub fn visible_tools(scopes: ScopeSet) -> Vec<Tool> {
+    TOOLS.iter().filter(|t| scopes.contains(t.scope())).map(to_tool).collect()
+}
+
+/// A call beyond the key's scopes: a protocol error that names the missing scope.
+pub fn missing_scope(tool: &ToolSpec) -> ErrorData {
+    ErrorData::invalid_params(
+        format!(
+            "insufficient_scope: the tool {} needs the scope {}, which this API key does not hold",
+            tool.name, tool.scope
+        ),
+        Some(json!({"code": "insufficient_scope", "scope": tool.scope, "tool": tool.name})),
+    )
+}
+
+/// The API's JSON with a one-line summary first; an API error becomes a tool error the agent reads.
+pub fn tool_result(tool: &ToolSpec, answer: ApiAnswer) -> CallToolResult {
+    let json_text = if answer.body.is_null() { None } else { Some(answer.body.to_string()) };
+    if (200..300).contains(&answer.status) {
+        let mut content = vec![ContentBlock::text(tool.summarize(&answer.body))];
+        content.extend(json_text.map(ContentBlock::text));
+        return CallToolResult::success(content);
+    }
+    let detail = match &answer.body["detail"] {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| format!("{}: {}", i["loc"], i["msg"].as_str().unwrap_or("invalid")))
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => "no detail".to_owned(),
+    };
+    let code = answer.body["code"].as_str().unwrap_or("error");
+    let mut content =
+        vec![ContentBlock::text(format!("{} failed: {detail} ({code}, HTTP {})", tool.name, answer.status))];
+    content.extend(json_text.map(ContentBlock::text));
+    CallToolResult::error(content)
+}
+
+impl<B: Backend> ServerHandler for McpServer<B> {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("moltflow-admin", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "MoltFlow admin: API keys, usage against plan quotas, billing links, tenant settings, members and the \
+                 audit log of one MoltFlow tenant. The tools listed are the ones this API key's scopes allow. Each \
+                 result is a one-line summary followed by the API's JSON.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let scopes = self.backend.scopes(&context).await?;
+        Ok(ListToolsResult::with_all_items(visible_tools(scopes)))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        find(name).map(to_tool)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let tool = find(&request.name)
+            .ok_or_else(|| ErrorData::invalid_params(format!("unknown tool {:?}", request.name), None))?;
+        let scopes = self.backend.scopes(&context).await?;
+        if !scopes.contains(tool.scope()) {
+            return Err(missing_scope(tool));
+        }
+        let args = request.arguments.unwrap_or_default();
+        let call = tool.api_call(&args).map_err(|why| ErrorData::invalid_params(why, None))?;
+        let answer = self.backend.call(&context, call).await?;
+        Ok(tool_result(tool, answer).into())
+    }
+}

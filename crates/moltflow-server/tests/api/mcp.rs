@@ -1,0 +1,104 @@
+//! `/mcp`: MCP over streamable HTTP, authenticated by an API key, with the tools its scopes allow.
+//! (The official MCP Python SDK drives the same endpoint in `.ci/mcp_check.py`.)
+
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, token};
+
+async fn rpc(
+    app: &TestApp,
+    key: Option<&str>,
+    bearer: Option<&str>,
+    method: &str,
+    params: Value,
+) -> (u16, Value, Option<u32>) {
+    let mut req = app
+        .client
+        .post(format!("{}/mcp", app.base))
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let r = app.send(req).await;
+    let remaining = r.header("ratelimit-remaining").and_then(|v| v.parse().ok());
+    (r.status, r.body, remaining)
+}
+
+fn tool_names(body: &Value) -> Vec<String> {
+    body["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn mcp_needs_an_api_key() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("mcp-auth@example.com").await;
+    let (status, body, _) = rpc(&app, None, None, "tools/list", json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("not_authenticated")), "{body}");
+    let (status, body, _) = rpc(&app, None, Some(&token(&pair, "access_token")), "tools/list", json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("api_key_required")), "{body}");
+    let (status, body, _) = rpc(&app, Some(&format!("mf_{}", "x".repeat(44))), None, "tools/list", json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("invalid_api_key")), "{body}");
+}
+
+#[tokio::test]
+async fn a_key_sees_and_calls_only_the_tools_its_scopes_allow() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("mcp-scopes@example.com").await;
+    let access = token(&pair, "access_token");
+    let narrow = app.create_key(&access, &["usage:read"]).await["raw_key"].as_str().unwrap().to_owned();
+    let wide = app.create_key(&access, &["*"]).await["raw_key"].as_str().unwrap().to_owned();
+
+    let (_, listed, _) = rpc(&app, Some(&narrow), None, "tools/list", json!({})).await;
+    assert_eq!(tool_names(&listed), ["get_usage_current", "get_usage_daily", "get_usage_history"]);
+    let (_, all, _) = rpc(&app, Some(&wide), None, "tools/list", json!({})).await;
+    assert!(tool_names(&all).len() >= 16 && tool_names(&all).contains(&"get_subscription".to_owned()));
+
+    let (status, refused, _) =
+        rpc(&app, Some(&narrow), None, "tools/call", json!({"name": "get_subscription", "arguments": {}})).await;
+    assert_eq!(status, 200, "a JSON-RPC error travels in a 200: {refused}");
+    assert_eq!(refused["error"]["data"]["scope"], "billing:read", "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("billing:read"));
+
+    let (_, usage, _) = rpc(&app, Some(&narrow), None, "tools/call", json!({"name": "get_usage_current"})).await;
+    let content = usage["result"]["content"].as_array().unwrap();
+    assert!(content[0]["text"].as_str().unwrap().starts_with("Plan free: messages 0/50"), "{usage}");
+    let api_json: Value = serde_json::from_str(content[1]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(api_json, app.with_key(reqwest::Method::GET, "/usage/current", &narrow, None).await.body);
+}
+
+#[tokio::test]
+async fn tool_calls_change_state_like_the_api_and_are_audited_and_rate_limited_once() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("mcp-calls@example.com").await;
+    let access = token(&pair, "access_token");
+    let key = app.create_key(&access, &["*"]).await["raw_key"].as_str().unwrap().to_owned();
+
+    let call = json!({"name": "update_tenant_settings", "arguments": {"allowed_numbers": ["+5511999999999"], "ai_consent_enabled": true}});
+    let (_, first, before) = rpc(&app, Some(&key), None, "tools/call", call.clone()).await;
+    assert_eq!(first["result"]["isError"], false, "{first}");
+    let (_, _, after) = rpc(&app, Some(&key), None, "tools/call", call).await;
+    assert_eq!(after, before.map(|n| n - 1), "one MCP request is one request of the rate limit");
+
+    let settings = app.get("/tenant/settings", Some(&access)).await;
+    assert_eq!(settings.body["allowed_numbers"], json!(["+5511999999999"]));
+    let audit = app.get("/audit-logs?action=settings.updated", Some(&access)).await;
+    let entry = &audit.body["items"][0];
+    assert_eq!(entry["details"]["via"], "mcp", "{entry}");
+
+    let (_, bad, _) = rpc(
+        &app,
+        Some(&key),
+        None,
+        "tools/call",
+        json!({"name": "update_tenant_settings", "arguments": {"allowed_numbers": ["12345"]}}),
+    )
+    .await;
+    assert_eq!(bad["result"]["isError"], true, "{bad}");
+    assert!(bad["result"]["content"][0]["text"].as_str().unwrap().contains("allowed_numbers"), "{bad}");
+    let unchanged = app.get("/tenant/settings", Some(&access)).await;
+    assert_eq!(unchanged.body["allowed_numbers"], json!(["+5511999999999"]));
+}

@@ -1,0 +1,383 @@
+//! `moltflow` as a client of a real server on loopback: every subcommand, table and `--json`
+//! output, the stored login, and the exit code of each class of failure.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "sunny-tulip-harbor-42";
+
+/// A `moltflow serve` in a temporary folder (SQLite, mail to files), killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn clean_command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MOLTFLOW_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+impl Server {
+    fn start() -> Server {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("moltflow-client-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = clean_command(env!("CARGO_BIN_EXE_moltflow"))
+            .arg("serve")
+            .current_dir(&dir)
+            .env("MOLTFLOW_BIND", format!("127.0.0.1:{port}"))
+            .env("MOLTFLOW_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+            .env("MOLTFLOW_LOG", "warn")
+            .env("MOLTFLOW_ARGON2_MEMORY_KIB", "64")
+            .env("MOLTFLOW_ARGON2_ITERATIONS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.call("GET", "/healthz", None, None).0 != 200 {
+            assert!(Instant::now() < deadline, "server did not become ready");
+            // Polls a process that is starting up: nothing to wait on but the socket.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v2", self.port)
+    }
+
+    /// One HTTP request with `Connection: close`: the status and the JSON body.
+    fn call(&self, method: &str, path: &str, bearer: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return (0, Value::Null) };
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        if s.write_all(request.as_bytes()).is_err() {
+            return (0, Value::Null);
+        }
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        let status = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let json = answer.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// Registers an owner, verifies the email from the mail file, and returns the token pair.
+    fn owner(&self, email: &str) -> Value {
+        let (status, pair) = self.call(
+            "POST",
+            "/api/v2/auth/register",
+            None,
+            Some(json!({"email": email, "password": PASSWORD, "full_name": "Ana Lima", "tenant_name": "Lima"})),
+        );
+        assert_eq!(status, 201, "{pair}");
+        let token = self.mail_token(email, "verify_email");
+        assert_eq!(self.call("POST", "/api/v2/auth/verify-email", None, Some(json!({"token": token}))).0, 200);
+        pair
+    }
+
+    fn key(&self, access: &str, scopes: &[&str]) -> String {
+        let (status, key) =
+            self.call("POST", "/api/v2/api-keys", Some(access), Some(json!({"name": "cli test", "scopes": scopes})));
+        assert_eq!(status, 201, "{key}");
+        key["raw_key"].as_str().unwrap().to_owned()
+    }
+
+    /// The token in the newest mail of `kind` to `to`, waiting for the outbox worker to write it.
+    fn mail_token(&self, to: &str, kind: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(token) = find_mail_token(&self.dir.join("mail"), to, kind) {
+                return token;
+            }
+            assert!(Instant::now() < deadline, "no {kind} mail to {to}");
+            // The outbox worker delivers in the background; poll its output folder.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn cli(&self, key: Option<&str>, args: &[&str]) -> Run {
+        self.cli_with_stdin(key, args, "")
+    }
+
+    fn cli_with_stdin(&self, key: Option<&str>, args: &[&str], stdin: &str) -> Run {
+        let mut cmd = clean_command(env!("CARGO_BIN_EXE_moltflow"));
+        cmd.args(args)
+            .env("MOLTFLOW_API_URL", self.api_url())
+            .env("XDG_CONFIG_HOME", self.dir.join("config"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(key) = key {
+            cmd.env("MOLTFLOW_API_KEY", key);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        Run(child.wait_with_output().unwrap())
+    }
+}
+
+fn find_mail_token(dir: &Path, to: &str, kind: &str) -> Option<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(&format!("-{kind}.eml")))
+        .collect();
+    files.sort();
+    files.iter().rev().find_map(|p| {
+        // Quoted-printable: join soft line breaks, then decode the one escape a link holds.
+        let text = std::fs::read_to_string(p).ok()?.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+        if !text.contains(to) {
+            return None;
+        }
+        let start = text.find("token=")? + 6;
+        Some(text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect())
+    })
+}
+
+struct Run(Output);
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout()))
+    }
+
+    #[track_caller]
+    fn ok(&self) -> &Self {
+        assert_eq!(self.0.status.code(), Some(0), "stdout: {}\nstderr: {}", self.stdout(), self.stderr());
+        self
+    }
+
+    #[track_caller]
+    fn fails(&self, code: i32, api_code: &str) -> &Self {
+        assert_eq!(self.0.status.code(), Some(code), "stdout: {}\nstderr: {}", self.stdout(), self.stderr());
+        assert!(self.stderr().contains(api_code), "stderr names {api_code}: {}", self.stderr());
+        self
+    }
+}
+
+#[test]
+fn keys_are_managed_from_the_terminal_and_the_secret_is_printed_once() {
+    let server = Server::start();
+    let pair = server.owner("ana@example.com");
+    let key = server.key(pair["access_token"].as_str().unwrap(), &["*"]);
+    let k = Some(key.as_str());
+
+    let created = server.cli(k, &["keys", "create", "--name", "reporting", "--preset", "read-only"]);
+    let out = created.ok().stdout();
+    let secret = out.lines().find_map(|l| l.strip_prefix("secret  ")).expect("secret line").to_owned();
+    assert!(secret.starts_with("mf_") && secret.len() > 40, "{out}");
+    assert!(out.contains("shown only once"), "{out}");
+    let id = out.lines().find_map(|l| l.strip_prefix("id")).unwrap().trim().to_owned();
+
+    // The listing shows the key's prefix and state, never its secret.
+    let list = server.cli(k, &["keys", "list"]);
+    let table = list.ok().stdout();
+    assert!(table.starts_with("ID") && table.contains("PREFIX") && table.contains(&secret[..7]), "{table}");
+    assert!(!table.contains(&secret), "{table}");
+    let listed = server.cli(k, &["keys", "list", "--json"]).ok().json();
+    assert!(listed.as_array().unwrap().iter().all(|k| k.get("raw_key").is_none()));
+
+    // The new key works with the CLI, and only within its scopes (a read-only key: exit 4).
+    let narrow = Some(secret.as_str());
+    assert!(server.cli(narrow, &["whoami"]).ok().stdout().contains("usage:read"));
+    server.cli(narrow, &["settings", "set", "--require-approval", "true"]).fails(4, "insufficient_scope");
+
+    let shown = server.cli(k, &["keys", "show", &id, "--json"]).ok().json();
+    assert_eq!(shown["name"], "reporting");
+    let rotated = server.cli(k, &["keys", "rotate", &id, "--grace-minutes", "5", "--json"]).ok().json();
+    assert!(rotated["raw_key"].as_str().unwrap().starts_with("mf_"));
+    assert_ne!(rotated["raw_key"].as_str(), Some(secret.as_str()));
+    assert!(server.cli(k, &["keys", "revoke", &id, "--yes"]).ok().stdout().contains("Revoked"));
+    assert_eq!(server.cli(k, &["keys", "show", &id, "--json"]).ok().json()["is_active"], false);
+    server.cli(k, &["keys", "show", "0193a6c0-0000-7000-8000-000000000000"]).fails(5, "not_found");
+
+    let scopes = server.cli(k, &["keys", "scopes"]).ok().stdout();
+    assert!(scopes.contains("usage:read") && scopes.contains("read-only"), "{scopes}");
+    server.cli(k, &["keys", "create", "--name", "x", "--scope", "nope:read"]).fails(2, "validation_error");
+    server.cli(k, &["keys", "create", "--name", "x"]).fails(2, "--scope");
+}
+
+#[test]
+fn usage_is_reported_read_and_charted() {
+    let server = Server::start();
+    let pair = server.owner("bea@example.com");
+    let key = server.key(pair["access_token"].as_str().unwrap(), &["*"]);
+    let k = Some(key.as_str());
+
+    let consumed =
+        server.cli(k, &["usage", "consume", "--metric", "messages", "--quantity", "3", "--json"]).ok().json();
+    assert_eq!((consumed["allowed"].clone(), consumed["used"].clone()), (json!(true), json!(3)));
+    let events = server.cli(k, &["usage", "events", "--metric", "messages", "--quantity", "2", "--session", "s1"]);
+    assert!(events.ok().stdout().contains("accepted 1"), "{}", events.stdout());
+
+    let current = server.cli(k, &["usage", "current"]).ok().stdout();
+    assert!(current.contains("plan free"), "{current}");
+    let messages = current.lines().find(|l| l.starts_with("messages")).unwrap();
+    assert!(messages.contains("5 / 50"), "{current}");
+    let ai = current.lines().find(|l| l.starts_with("ai_replies")).unwrap();
+    assert!(ai.contains("not included"), "{current}");
+
+    let daily = server.cli(k, &["usage", "daily"]).ok().stdout();
+    assert!(daily.contains('█') && daily.contains("total 5 messages"), "{daily}");
+    let by_session = server.cli(k, &["usage", "daily", "--session", "s1", "--json"]).ok().json();
+    let total: u64 = by_session["days"].as_array().unwrap().iter().map(|d| d["messages"].as_u64().unwrap()).sum();
+    assert_eq!(total, 2);
+    let history = server.cli(k, &["usage", "history", "--months", "2"]).ok().stdout();
+    assert!(history.starts_with("MONTH") && history.lines().count() == 3, "{history}");
+
+    // Over the free plan's 50 messages: exit 7 with the API's code; a bad metric: exit 2.
+    server.cli(k, &["usage", "consume", "--metric", "messages", "--quantity", "100"]).fails(7, "quota_exceeded");
+    server.cli(k, &["usage", "consume", "--metric", "nope"]).fails(2, "validation_error");
+}
+
+#[test]
+fn billing_settings_members_and_audit_from_the_terminal() {
+    let server = Server::start();
+    let pair = server.owner("carla@example.com");
+    let key = server.key(pair["access_token"].as_str().unwrap(), &["*"]);
+    let k = Some(key.as_str());
+
+    // Plans are public: no credential needed.
+    let plans = server.cli(None, &["billing", "plans"]).ok().stdout();
+    assert!(plans.contains("business") && plans.contains("$49.90"), "{plans}");
+    let sub = server.cli(k, &["billing", "subscription", "--json"]).ok().json();
+    assert_eq!(sub["plan_id"], "free");
+    let checkout = server.cli(k, &["billing", "checkout", "--plan", "pro", "--cycle", "yearly"]).ok().stdout();
+    assert!(checkout.contains(&format!("http://127.0.0.1:{}/", server.port)), "{checkout}");
+    server.cli(k, &["billing", "checkout", "--plan", "free"]).fails(6, "");
+    server.cli(k, &["billing", "cancel", "--yes"]).fails(6, "no_subscription");
+    server.cli(k, &["billing", "checkout", "--plan", "pro", "--cycle", "weekly"]).fails(2, "weekly");
+
+    let set =
+        server.cli(k, &["settings", "set", "--allowed-numbers", "+5511999999999", "--ai-consent", "true", "--json"]);
+    assert_eq!(set.ok().json()["allowed_numbers"], json!(["+5511999999999"]));
+    let get = server.cli(k, &["settings", "get"]).ok().stdout();
+    assert!(get.contains("+5511999999999") && get.contains("AI consent"), "{get}");
+    server.cli(k, &["settings", "set", "--allowed-numbers", "12345"]).fails(2, "allowed_numbers");
+
+    let invited = server.cli(k, &["members", "invite", "dan@example.com", "--role", "admin", "--json"]).ok().json();
+    assert_eq!(invited["status"], "pending");
+    let token = server.mail_token("dan@example.com", "invitation");
+    let (status, dan) = server.call(
+        "POST",
+        "/api/v2/auth/accept-invitation",
+        None,
+        Some(json!({"token": token, "full_name": "Dan", "password": "quiet-river-lantern-77"})),
+    );
+    assert_eq!(status, 201, "{dan}");
+    let dan_id = dan["user"]["id"].as_str().unwrap();
+    let members = server.cli(k, &["members", "list"]).ok().stdout();
+    assert!(members.contains("dan@example.com") && members.contains("admin"), "{members}");
+    assert!(server.cli(k, &["members", "role", dan_id, "member"]).ok().stdout().contains("is now member"));
+    assert!(server.cli(k, &["members", "invitations"]).ok().stdout().contains("accepted"));
+    server.cli(k, &["members", "remove", dan_id, "--yes"]).ok();
+    server.cli(k, &["members", "remove", dan_id, "--yes"]).fails(5, "not_found");
+
+    let audit = server.cli(k, &["audit", "--limit", "50"]).ok().stdout();
+    assert!(audit.starts_with("AT") && audit.contains("member.removed"), "{audit}");
+    let page = server.cli(k, &["audit", "--action", "settings.updated", "--json"]).ok().json();
+    assert!(page["items"].as_array().unwrap().iter().all(|e| e["action"] == "settings.updated"));
+}
+
+#[test]
+fn login_keeps_a_private_refresh_token_and_logout_ends_the_session() {
+    let server = Server::start();
+    server.owner("eva@example.com");
+    server.cli(None, &["whoami"]).fails(3, "not signed in");
+
+    let login = server.cli_with_stdin(None, &["login", "--email", "eva@example.com", "--password-stdin"], PASSWORD);
+    assert!(login.ok().stdout().contains("Signed in"), "{}", login.stdout());
+    let file = server.dir.join("config/moltflow/login.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let me = server.cli(None, &["whoami", "--json"]).ok().json();
+    assert_eq!((me["email"].clone(), me["auth"]["method"].clone()), (json!("eva@example.com"), json!("jwt")));
+
+    // Another server address does not get this login's token.
+    let mut elsewhere = clean_command(env!("CARGO_BIN_EXE_moltflow"));
+    let out = elsewhere
+        .args(["whoami", "--api-url", &format!("http://localhost:{}/api/v2", server.port)])
+        .env("XDG_CONFIG_HOME", server.dir.join("config"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+
+    assert!(server.cli(None, &["logout"]).ok().stdout().contains("Signed out"));
+    assert!(!file.exists());
+    let refresh = json!({"refresh_token": stored["refresh_token"]});
+    assert_eq!(server.call("POST", "/api/v2/auth/refresh", None, Some(refresh)).0, 401, "the session ended");
+    server.cli(None, &["whoami"]).fails(3, "not signed in");
+
+    let wrong =
+        server.cli_with_stdin(None, &["login", "--email", "eva@example.com", "--password-stdin"], "nope-nope-1");
+    wrong.fails(3, "invalid_credentials");
+    assert!(!file.exists());
+}
+
+#[test]
+fn failures_map_to_distinct_exit_codes() {
+    let server = Server::start();
+    let bad_key = format!("mf_{}", "a".repeat(44));
+    server.cli(Some(&bad_key), &["whoami"]).fails(3, "invalid_api_key");
+    server.cli(Some(&bad_key), &["whoami", "--json"]).fails(3, "\"code\":\"invalid_api_key\"");
+
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = clean_command(env!("CARGO_BIN_EXE_moltflow"))
+        .args(["billing", "plans", "--api-url", &format!("http://127.0.0.1:{closed}/api/v2")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
+
+    let usage = clean_command(env!("CARGO_BIN_EXE_moltflow")).args(["keys", "frobnicate"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = clean_command(env!("CARGO_BIN_EXE_moltflow")).args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("moltflow") && script.contains("rotate"), "{shell}");
+    }
+}
