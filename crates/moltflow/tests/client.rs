@@ -354,6 +354,38 @@ fn login_keeps_a_private_refresh_token_and_logout_ends_the_session() {
 }
 
 #[test]
+fn login_by_magic_link_and_usage_events_from_a_file() {
+    let server = Server::start();
+    server.owner("gil@example.com");
+    // The link is mailed; the person pastes it at the prompt (here: on standard input).
+    let mut child = clean_command(env!("CARGO_BIN_EXE_moltflow"))
+        .args(["login", "--email", "gil@example.com", "--magic-link"])
+        .env("MOLTFLOW_API_URL", server.api_url())
+        .env("XDG_CONFIG_HOME", server.dir.join("config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let token = server.mail_token("gil@example.com", "magic_link");
+    let link = format!("http://127.0.0.1:{}/magic-link?token={token}\n", server.port);
+    child.stdin.take().unwrap().write_all(link.as_bytes()).unwrap();
+    let login = Run(child.wait_with_output().unwrap());
+    assert!(login.ok().stdout().contains("gil@example.com"), "{}", login.stdout());
+
+    // Events from standard input, as a bare list; the stored login authenticates.
+    let events =
+        r#"[{"id": "e1", "metric": "messages", "quantity": 4}, {"id": "e2", "metric": "messages", "quantity": 1}]"#;
+    let sent = server.cli_with_stdin(None, &["usage", "events", "--file", "-", "--json"], events).ok().json();
+    assert_eq!((sent["accepted"].clone(), sent["duplicates"].clone()), (json!(2), json!(0)));
+    let again = server.cli_with_stdin(None, &["usage", "events", "--file", "-", "--json"], events).ok().json();
+    assert_eq!(again["duplicates"], 2, "a replay is counted once");
+    let current = server.cli(None, &["usage", "current", "--json"]).ok().json();
+    assert_eq!(current["metrics"]["messages"]["used"], 5);
+    server.cli_with_stdin(None, &["usage", "events", "--file", "-"], "not json").fails(2, "not JSON");
+}
+
+#[test]
 fn failures_map_to_distinct_exit_codes() {
     let server = Server::start();
     let bad_key = format!("mf_{}", "a".repeat(44));
