@@ -24,10 +24,17 @@ audit log. This page is all there is to see in a browser; everything else is JSO
 <li><a href="healthz"><code>/healthz</code></a> (alive), <a href="readyz"><code>/readyz</code></a> (the database answers),
 <a href="metrics"><code>/metrics</code></a> (Prometheus), <a href=".well-known/jwks.json"><code>/.well-known/jwks.json</code></a> (token keys)</li>
 </ul>
+<h2>Agents and the terminal</h2>
+<ul>
+<li><code>/mcp</code>: the Model Context Protocol over streamable HTTP, for AI agents, with an API key
+(<code>Authorization: Bearer mf_…</code>); <code>moltflow mcp</code> serves the same tools over stdio</li>
+<li><code>moltflow keys|usage|billing|settings|members|audit|whoami|login</code>: the same binary as a client
+of this API (<code>docs/cli.md</code>)</li>
+</ul>
 <h2>Documentation</h2>
 <p>In the source repository: <code>README.md</code> (set-up and curl walk-throughs to copy),
 <code>docs/API.md</code> (the contract: routes, error codes, limits), <code>docs/usage.md</code>,
-<code>docs/billing.md</code>, <code>docs/mail.md</code>, <code>docs/security.md</code> and
+<code>docs/billing.md</code>, <code>docs/mail.md</code>, <code>docs/security.md</code>, <code>docs/cli.md</code> and
 <code>docs/ARCHITECTURE.md</code>. <code>moltflow serve --help</code> lists every setting.</p>
 "#;
 
