@@ -8,11 +8,14 @@ use utoipa::ToSchema;
 #[schema(example = json!({"name": "outreach-bot", "scopes": ["messages:send", "custom-groups:manage", "bulk-send:manage"], "expires_in_days": 90}))]
 pub struct CreateApiKeyRequest {
     /// 1–100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Catalogued scopes (or `*`), unique, at least one; none beyond the caller's own.
+    #[schema(min_items = 1)]
     pub scopes: Vec<String>,
     /// 1–3650; omitted or null: the key never expires.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<i64>,
 }
 
@@ -22,6 +25,7 @@ pub struct CreateApiKeyRequest {
 pub struct RotateApiKeyRequest {
     /// 0–1440 (default 0): how long the old secret keeps working.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1440)]
     pub grace_period_minutes: Option<i64>,
 }
 

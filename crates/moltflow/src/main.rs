@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init_logging(&config);
+    telemetry::log_panics();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -97,7 +97,7 @@ async fn revoke_api_key(
     params(("id" = String, Path, description = "Key id")), request_body(content = Option<RotateApiKeyRequest>), responses(
     (status = 200, body = ApiKeyWithSecret),
     (status = 401, body = ErrorBody),
-    (status = 403, body = ErrorBody),
+    (status = 403, description = "Another user's key (`not_key_owner`), or a key holding scopes beyond the caller's own (`scope_escalation`)", body = ErrorBody),
     (status = 404, body = ErrorBody),
     (status = 409, description = "Revoked (`api_key_revoked`) or expired (`api_key_expired`)", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),

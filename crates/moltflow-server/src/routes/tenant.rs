@@ -134,8 +134,9 @@ async fn list_audit_logs(
 #[utoipa::path(post, path = "/tenant/invitations", tag = "members", security(("bearer" = []), ("api_key" = [])),
     request_body = InviteRequest, responses(
     (status = 201, body = Invitation), (status = 401, body = ErrorBody),
-    (status = 403, description = "Missing `members:manage`, or `owner_required` for admin/owner invitations", body = ErrorBody),
+    (status = 403, description = "Missing `members:manage`, `owner_required` for admin/owner invitations, or the inviter's address is not verified (`email_unverified`)", body = ErrorBody),
     (status = 409, description = "The address has an account (`email_taken`)", body = ErrorBody),
+    (status = 429, description = "More than 3 invitation mails an hour to this address or 100 invitations a day from this tenant (`rate_limited`)", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
 ))]
 async fn create_invitation(

@@ -50,6 +50,8 @@ async fn update_me(
     (status = 403, description = "API key (`user_principal_required`), or no fresh magic-link session (`reauthentication_required`)", body = ErrorBody),
     (status = 409, description = "Last owner of a tenant with other members (`last_owner`)", body = ErrorBody),
     (status = 422, description = "`current_password` missing", body = ValidationErrorBody),
+    (status = 502, description = "The billing provider failed to cancel the subscription (`billing_provider_error`); nothing was deleted", body = ErrorBody),
+    (status = 503, description = "The billing provider is unreachable (`billing_unavailable`); nothing was deleted", body = ErrorBody),
 ))]
 async fn delete_me(
     state: AppState,

@@ -11,6 +11,7 @@ mod errors;
 mod invitations;
 mod magic_link;
 mod mail_outbox;
+mod openapi;
 mod ops;
 mod password_reset;
 mod smtp;
