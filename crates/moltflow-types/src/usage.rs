@@ -102,13 +102,13 @@ pub struct QuotaExceededBody {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"sessions": 2, "labels": 14}))]
 pub struct GaugesRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>)]
     pub sessions: Option<Number>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>)]
     pub groups: Option<Number>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>)]
     pub labels: Option<Number>,
 }
@@ -196,4 +196,9 @@ pub struct SubscriptionUsage {
     pub groups: u64,
     pub labels: u64,
     pub ai_replies_this_month: u64,
+}
+
+/// A gauge that is sent must be a number: `null` is refused rather than read as "not sent".
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Number>, D::Error> {
+    Number::deserialize(d).map(Some)
 }

@@ -101,8 +101,7 @@ async fn cancel_subscription(
 /// Sign up with a plan: creates the tenant and owner like register; a paid plan answers a
 /// checkout, `free` a token pair (public).
 #[utoipa::path(post, path = "/billing/signup-checkout", tag = "billing", request_body = SignupCheckoutRequest, responses(
-    (status = 201, description = "Paid plan: a checkout for the new tenant", body = SignupCheckoutResponse),
-    (status = 201, description = "Free plan: signed in", body = TokenPair),
+    (status = 201, description = "Paid plan: a checkout for the new tenant; free plan: signed in", body = SignupAnswer),
     (status = 404, body = ErrorBody), (status = 409, description = "`email_taken`", body = ErrorBody),
     (status = 422, body = ValidationErrorBody), (status = 429, body = ErrorBody),
     (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
@@ -243,4 +242,13 @@ async fn local_portal_cancel(
         return Ok(Json(view).into_response());
     }
     Ok(page("Canceled", "<p>The subscription ends at the end of its period.</p>").into_response())
+}
+
+/// What a sign-up with a plan answers: a checkout (paid plan) or a token pair (free plan).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes the answer; the handler returns either body directly
+enum SignupAnswer {
+    Checkout(SignupCheckoutResponse),
+    Tokens(TokenPair),
 }

@@ -256,6 +256,42 @@ fn closed_sets(doc: &mut Value) {
     }
 }
 
+/// A display name (`check_name`): no control characters, at least one that is not white space.
+const NAME_PATTERN: &str =
+    "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// An id or key of the usage routes: no control characters.
+const ID_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$";
+
+/// Text rules the services check, stated where each field is (utoipa takes only literals).
+const PATTERNS: &[(&str, &str, &str)] = &[
+    ("RegisterRequest", "full_name", NAME_PATTERN),
+    ("RegisterRequest", "tenant_name", NAME_PATTERN),
+    ("UpdateProfileRequest", "full_name", NAME_PATTERN),
+    ("CreateApiKeyRequest", "name", NAME_PATTERN),
+    ("AcceptInvitationRequest", "full_name", NAME_PATTERN),
+    ("SignupCheckoutRequest", "full_name", NAME_PATTERN),
+    ("SignupCheckoutRequest", "tenant_name", NAME_PATTERN),
+    ("UsageEvent", "id", ID_PATTERN),
+    ("UsageEvent", "session_id", ID_PATTERN),
+    ("ConsumeRequest", "session_id", ID_PATTERN),
+    ("ConsumeRequest", "idempotency_key", ID_PATTERN),
+];
+
+fn text_patterns(doc: &mut Value) {
+    for (schema, field, pattern) in PATTERNS {
+        if let Some(field) = doc.pointer_mut(&format!("/components/schemas/{schema}/properties/{field}")) {
+            field["pattern"] = Value::from(*pattern);
+        }
+    }
+    // Gauges: each a whole number 0..=10^9, at least one present (`null` is refused).
+    if let Some(gauges) = doc.pointer_mut("/components/schemas/GaugesRequest") {
+        for name in ["sessions", "groups", "labels"] {
+            gauges["properties"][name] = json!({"type": "integer", "minimum": 0, "maximum": 1_000_000_000u64});
+        }
+        gauges["minProperties"] = Value::from(1);
+    }
+}
+
 /// Completes the document; see the module comment.
 pub fn complete(doc: &mut Value) {
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
@@ -268,5 +304,6 @@ pub fn complete(doc: &mut Value) {
     }
     add_links(doc);
     closed_sets(doc);
+    text_patterns(doc);
     loc_items_are_strings_or_integers(doc);
 }

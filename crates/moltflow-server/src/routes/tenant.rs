@@ -55,7 +55,7 @@ async fn update_settings(
 
 /// Consent records, newest first (owner/admin, or `audit:read`).
 #[utoipa::path(get, path = "/tenant/consents", tag = "tenant", security(("bearer" = []), ("api_key" = [])),
-    params(("limit" = Option<i64>, Query, description = "1–500, default 100")), responses(
+    params(("limit" = Option<i64>, Query, description = "1–500, default 100", minimum = 1, maximum = 500)), responses(
     (status = 200, body = Vec<ConsentRecord>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
 ))]
@@ -113,7 +113,7 @@ async fn remove_member(
 /// The audit log, newest first, by pages (owner/admin, or `audit:read`).
 #[utoipa::path(get, path = "/audit-logs", tag = "audit", security(("bearer" = []), ("api_key" = [])),
     params(
-        ("limit" = Option<i64>, Query, description = "1–200, default 50"),
+        ("limit" = Option<i64>, Query, description = "1–200, default 50", minimum = 1, maximum = 200),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("action" = Option<String>, Query, description = "Only entries of this action, e.g. `login.failed`"),
     ), responses(

@@ -114,7 +114,7 @@ async fn history(
 /// Daily usage of one month, every day up to today, with messages per WhatsApp session.
 #[utoipa::path(get, path = "/usage/daily", tag = "usage", security(("bearer" = []), ("api_key" = [])),
     params(
-        ("month" = Option<String>, Query, description = "`YYYY-MM` (UTC), from 2000-01 to the current month (default)"),
+        ("month" = Option<String>, Query, description = "`YYYY-MM` (UTC), from 2000-01 to the current month (default)", pattern = r"^[2-9][0-9]{3}-(0[1-9]|1[0-2])$"),
         ("session_id" = Option<String>, Query, description = "Only this WhatsApp session"),
     ),
     responses(
