@@ -8,6 +8,7 @@ mod auth_tokens;
 mod billing;
 mod common;
 mod errors;
+mod faults;
 mod invitations;
 mod magic_link;
 mod mail_outbox;
