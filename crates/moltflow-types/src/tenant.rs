@@ -20,7 +20,8 @@ pub struct TenantSettings {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"ai_consent_enabled": true}))]
 pub struct UpdateTenantSettings {
-    /// `+` and 8–15 digits each (E.164), at most 500 (duplicates are dropped).
+    /// `+` and 8–15 digits each (E.164), at most 500 distinct; duplicates are dropped (a longer
+    /// list whose duplicates bring it to 500 is accepted too; `maxItems` is the safe bound).
     #[serde(default)]
     #[schema(max_items = 500)]
     pub allowed_numbers: Option<Vec<String>>,

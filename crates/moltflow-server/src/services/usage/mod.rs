@@ -273,7 +273,9 @@ mod tests {
     fn quantities_are_positive_integers_up_to_the_cap() {
         assert_eq!(quantity("1"), Some(1));
         assert_eq!(quantity("1000000"), Some(1_000_000));
-        for bad in ["0", "-1", "1.5", "1.0", "1000001", "9223372036854775808", "1e30"] {
+        // JSON Schema's `integer` is any number without a fraction: `3.0` is 3.
+        assert_eq!(quantity("3.0"), Some(3));
+        for bad in ["0", "-1", "1.5", "0.0", "1000001", "1000001.0", "9223372036854775808", "1e30"] {
             assert_eq!(quantity(bad), None, "{bad}");
         }
     }
