@@ -179,7 +179,10 @@ fn complete_operation(path: &str, operation: &mut Value) {
 
 /// `links` from each create to the operations that take what it created, so that a client (and
 /// a stateful fuzzer) can follow a new object to its get, rotate and revoke.
-const LINKS: &[(&str, &str, &str, &[(&str, &str, &str)])] = &[
+/// A link: its name, the operation it leads to, and the path parameter filled from the `id`.
+type Link = (&'static str, &'static str, &'static str);
+
+const LINKS: &[(&str, &str, &str, &[Link])] = &[
     (
         "/api-keys",
         "post",
