@@ -93,7 +93,7 @@ for ((t = INTERVAL; t <= TOTAL; t += INTERVAL)); do
   else
     growth=$(python3 -c "print(round(($rss / $base_rss - 1) * 100, 1))")
     decay=$(python3 -c "print(round((1 - $rps / $base_rps) * 100, 1))")
-    note="RSS ${growth} %, throughput $(python3 -c "print(-$decay)") %"
+    note="RSS $(python3 -c "print(f'{$growth:+.1f}')") %, throughput $(python3 -c "print(f'{-$decay:+.1f}')") %"
     python3 -c "import sys; sys.exit(0 if $growth <= 10 and $decay <= 20 else 1)" || holds=0
     max_growth=$(python3 -c "print(max($max_growth, $growth))"); max_decay=$(python3 -c "print(max($max_decay, $decay))")
   fi
