@@ -34,13 +34,18 @@ pub fn app(state: AppState) -> Router {
 
 /// The layers every request passes: observation, the panic guard, the body limit.
 fn guarded(router: Router) -> Router {
-    router
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("handler panicked");
-            ApiError::internal().into_response()
-        }))
-        .layer(axum::middleware::from_fn(observe))
+    router.layer(DefaultBodyLimit::max(BODY_LIMIT)).layer(panic_guard()).layer(axum::middleware::from_fn(observe))
+}
+
+/// A panicking handler answers `500 internal_error` with the request id (the guard runs inside
+/// `observe`, so the id is in scope) and the connection and process keep serving. The panic is
+/// logged once, by the panic hook (`telemetry::log_panics`), with its message and place: this
+/// guard does not log again.
+pub fn panic_guard() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>) -> Response> {
+    fn answer(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+        ApiError::internal().into_response()
+    }
+    CatchPanicLayer::custom(answer as fn(_) -> Response)
 }
 
 async fn not_found() -> ApiError {
@@ -56,5 +61,80 @@ impl FromRequestParts<AppState> for AppState {
 
     async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         Ok(state.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Collects what the log subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn boom() -> &'static str {
+        panic!("the handler fell over")
+    }
+
+    async fn fine() -> &'static str {
+        "fine"
+    }
+
+    async fn send(router: &Router, path: &str) -> (StatusCode, Option<String>, serde_json::Value) {
+        let request = Request::get(path).header("x-request-id", "req-panic-1").body(Body::empty()).unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, id, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    // The test runtime is single-threaded, so the panic hook and the handler run on this thread and
+    // log to the subscriber set for it here.
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_the_request_id_logged_once_and_serving_goes_on() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        crate::telemetry::log_panics();
+        let router: Router = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(fine))
+            .layer(panic_guard())
+            .layer(axum::middleware::from_fn(observe));
+
+        let (status, id, body) = send(&router, "/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(id.as_deref(), Some("req-panic-1"));
+        assert_eq!(body["code"], "internal_error");
+        assert_eq!(body["request_id"], "req-panic-1");
+        assert!(!body["detail"].as_str().unwrap_or("").contains("fell over"), "the panic message leaked: {body}");
+
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("the handler fell over").count(), 1, "logged once:\n{log}");
+        assert!(log.contains("req-panic-1"), "the log names the request:\n{log}");
+
+        let (status, _, _) = send(&router, "/fine").await;
+        assert_eq!(status, StatusCode::OK, "the service keeps serving after a panic");
+        let (status, _, _) = send(&router, "/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -16,7 +16,7 @@ use crate::state::AppState;
 /// A JSON request body; an empty body is `422 missing`.
 pub struct JsonBody<T>(pub T);
 
-/// A JSON request body that may be absent: an empty body reads as `T::default()`.
+/// A JSON request body that may be absent: no body or `null` reads as `T::default()`.
 pub struct OptionalJsonBody<T>(pub T);
 
 impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
@@ -36,10 +36,11 @@ impl<T: DeserializeOwned + Default + Send> FromRequest<AppState> for OptionalJso
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let bytes = read_json_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // Only a body that is not there is absent; white space alone is malformed JSON.
+        if bytes.is_empty() {
             return Ok(OptionalJsonBody(T::default()));
         }
-        parse(&bytes).map(OptionalJsonBody)
+        parse::<Option<T>>(&bytes).map(|body| OptionalJsonBody(body.unwrap_or_default()))
     }
 }
 

@@ -19,6 +19,9 @@ pub async fn observe(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id::pick(req.headers());
     let method = req.method().clone();
+    // Any token is a valid method: only the standard ones become a metric label, so a client
+    // inventing methods cannot grow the metric series without bound.
+    let method_label = if is_standard(&method) { method.to_string() } else { "other".to_owned() };
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
@@ -43,7 +46,7 @@ pub async fn observe(req: Request, next: Next) -> Response {
     }
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    let labels = [("method", method.to_string()), ("route", route), ("status", status.to_string())];
+    let labels = [("method", method_label), ("route", route), ("status", status.to_string())];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     span.in_scope(|| {
@@ -51,4 +54,20 @@ pub async fn observe(req: Request, next: Next) -> Response {
         tracing::info!(status, latency_ms = elapsed.as_micros() as f64 / 1000.0, "request finished");
     });
     response
+}
+
+fn is_standard(method: &axum::http::Method) -> bool {
+    use axum::http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::CONNECT,
+    ]
+    .contains(method)
 }

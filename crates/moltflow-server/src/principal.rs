@@ -199,7 +199,12 @@ async fn throttled(
 
 fn state_unavailable(e: Arc<moltflow_store::DbError>) -> ApiError {
     tracing::error!(error = %e, "loading credentials");
-    ApiError::unavailable("Authentication is temporarily unavailable")
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "database_unavailable",
+        "Authentication is temporarily unavailable",
+    )
+    .with_retry_after(1)
 }
 
 fn role_of(member: &Member) -> ApiResult<Role> {

@@ -20,6 +20,24 @@ pub fn init_logging(config: &Config) {
     };
 }
 
+/// Sends panics to the log as one error event (with the request's span, hence its request id)
+/// instead of the default hook's bare stderr lines. Installed once at start-up.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_owned());
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(panic = %message, location = %location, "panic");
+    }));
+}
+
+/// How often histogram samples are folded into their buckets when nobody scrapes `/metrics`.
+pub const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

@@ -24,6 +24,7 @@ pub fn spawn(state: &AppState) -> Workers {
     if let Some(rx) = state.audit_queue.take_receiver() {
         handles.push(tokio::spawn(crate::services::audit_queue::run(state.store.clone(), rx, stopped.clone())));
     }
+    handles.push(tokio::spawn(metrics_upkeep(state.clone(), stopped.clone())));
     handles.push(tokio::spawn(housekeeping(state.clone(), stopped)));
     Workers { stop, handles }
 }
@@ -33,6 +34,19 @@ impl Workers {
         let _ = self.stop.send(true);
         for handle in self.handles {
             let _ = handle.await;
+        }
+    }
+}
+
+/// The Prometheus recorder keeps every histogram sample until it is folded into the buckets, which
+/// happens on a scrape or on upkeep. Without a scraper, samples would pile up for ever (tens of MB a
+/// minute under load), so upkeep runs here whether or not anyone reads `/metrics`.
+async fn metrics_upkeep(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(crate::telemetry::METRICS_UPKEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => state.metrics.run_upkeep(),
+            _ = stop.changed() => return,
         }
     }
 }

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ana@example.com"}))]
 pub struct EmailRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 
@@ -23,6 +24,7 @@ pub struct TokenRequest {
 #[schema(example = json!({"token": "Hq2m0m4b7bJ4a0Wkq8yV3f0C1iXo9sLrQe5tZuN2w6A", "new_password": "quiet-meadow-lantern-77"}))]
 pub struct ResetPasswordRequest {
     pub token: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
@@ -30,6 +32,7 @@ pub struct ResetPasswordRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"password": "quiet-meadow-lantern-77", "current_password": "sunny-tulip-harbor-42"}))]
 pub struct SetPasswordRequest {
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     /// Required when the account already has a password.
     #[serde(default)]
@@ -79,12 +82,17 @@ pub struct UserProfile {
 pub struct UpdateProfileRequest {
     /// 1–100 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub full_name: Option<String>,
     /// An IANA time zone name such as `Europe/Lisbon`.
     #[serde(default)]
     pub timezone: Option<String>,
     /// A BCP 47 language tag such as `pt-BR`.
     #[serde(default)]
+    #[schema(
+        max_length = 35,
+        pattern = r"^([A-Za-z]{2,3}|[A-Za-z]{5,8})(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*(-[A-Za-z0-9](-[A-Za-z0-9]{2,8})+)*$"
+    )]
     pub locale: Option<String>,
 }
 

@@ -8,11 +8,14 @@ use utoipa::ToSchema;
 #[schema(example = json!({"name": "outreach-bot", "scopes": ["messages:send", "custom-groups:manage", "bulk-send:manage"], "expires_in_days": 90}))]
 pub struct CreateApiKeyRequest {
     /// 1–100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Catalogued scopes (or `*`), unique, at least one; none beyond the caller's own.
+    #[schema(min_items = 1)]
     pub scopes: Vec<String>,
     /// 1–3650; omitted or null: the key never expires.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<i64>,
 }
 
@@ -21,7 +24,8 @@ pub struct CreateApiKeyRequest {
 #[schema(example = json!({"grace_period_minutes": 60}))]
 pub struct RotateApiKeyRequest {
     /// 0–1440 (default 0): how long the old secret keeps working.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 1440)]
     pub grace_period_minutes: Option<i64>,
 }
 
@@ -86,4 +90,15 @@ pub struct ScopePreset {
 pub struct ScopeCatalogue {
     pub scopes: Vec<ScopeEntry>,
     pub presets: Vec<ScopePreset>,
+}
+
+/// An optional whole number, `2.0` included: JSON Schema's `integer` is any number without a
+/// fraction, so a client may send one as a float.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    n.as_i64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+        .map(Some)
+        .ok_or_else(|| D::Error::custom("invalid type: floating point, expected i64"))
 }

@@ -7,13 +7,17 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ana@example.com", "password": "sunny-tulip-harbor-42", "full_name": "Ana Lima", "tenant_name": "Lima Agency"}))]
 pub struct RegisterRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Optional: without one the account signs in by magic link until a password is set.
     #[serde(default)]
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
+    #[schema(min_length = 1, max_length = 100)]
     pub full_name: String,
     /// Defaults to the user's full name.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub tenant_name: Option<String>,
 }
 

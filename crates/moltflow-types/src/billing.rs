@@ -101,6 +101,7 @@ pub struct SubscriptionView {
 pub struct CheckoutRequest {
     pub plan_id: String,
     /// `monthly` or `yearly`.
+    #[schema(pattern = "^(monthly|yearly)$")]
     pub billing_cycle: String,
     /// Where to return after paying: the public origin or an allow-listed one.
     #[serde(default)]
@@ -135,13 +136,18 @@ pub struct PortalResponse {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ana@example.com", "full_name": "Ana Lima", "password": "sunny-tulip-harbor-42", "plan_id": "pro", "billing_cycle": "yearly", "tenant_name": "Lima Agency"}))]
 pub struct SignupCheckoutRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub full_name: String,
     #[serde(default)]
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
     pub plan_id: String,
+    #[schema(pattern = "^(monthly|yearly)$")]
     pub billing_cycle: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     pub tenant_name: Option<String>,
     #[serde(default)]
     pub success_url: Option<String>,

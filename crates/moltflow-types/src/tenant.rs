@@ -20,8 +20,10 @@ pub struct TenantSettings {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"ai_consent_enabled": true}))]
 pub struct UpdateTenantSettings {
-    /// `+` and 8–15 digits each, at most 500 distinct.
+    /// `+` and 8–15 digits each (E.164), at most 500 distinct; duplicates are dropped (a longer
+    /// list whose duplicates bring it to 500 is accepted too; `maxItems` is the safe bound).
     #[serde(default)]
+    #[schema(max_items = 500)]
     pub allowed_numbers: Option<Vec<String>>,
     #[serde(default)]
     pub require_approval: Option<bool>,
@@ -63,6 +65,7 @@ pub struct TenantMember {
 #[schema(example = json!({"role": "admin"}))]
 pub struct ChangeRoleRequest {
     /// `owner`, `admin` or `member`.
+    #[schema(pattern = "^(owner|admin|member)$")]
     pub role: String,
 }
 
@@ -99,9 +102,11 @@ pub struct AuditPage {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "bruno@example.com", "role": "member"}))]
 pub struct InviteRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// `member` (default), `admin` or `owner`; only owners invite admins and owners.
     #[serde(default)]
+    #[schema(pattern = "^(owner|admin|member)$")]
     pub role: Option<String>,
 }
 
@@ -125,8 +130,10 @@ pub struct Invitation {
 #[schema(example = json!({"token": "from-the-invitation-mail", "full_name": "Bruno Costa", "password": "quiet-river-lantern-7"}))]
 pub struct AcceptInvitationRequest {
     pub token: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub full_name: String,
     /// Optional: without one the account signs in by magic link.
     #[serde(default)]
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
 }

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 ]}))]
 pub struct UsageEventsRequest {
     /// 1 to 1000 events.
+    #[schema(min_items = 1, max_items = 1000)]
     pub events: Vec<UsageEvent>,
 }
 
@@ -24,17 +25,21 @@ pub struct UsageEventsRequest {
 #[serde(deny_unknown_fields)]
 pub struct UsageEvent {
     /// The idempotency key of the event within the tenant (1–128 characters).
+    #[schema(min_length = 1, max_length = 128)]
     pub id: String,
     /// `messages` or `ai_replies` (gauges are set with `PUT /usage/gauges`).
+    #[schema(pattern = "^(messages|ai_replies)$")]
     pub metric: String,
     /// An integer from 1 to 1,000,000.
     #[schema(value_type = u64, minimum = 1, maximum = 1000000)]
     pub quantity: Number,
     /// The WhatsApp session the usage belongs to (1–128 characters).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub session_id: Option<String>,
     /// RFC 3339; at most 35 days old and 5 minutes ahead. Defaults to the time of receipt.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub timestamp: Option<String>,
 }
 
@@ -52,14 +57,17 @@ pub struct UsageEventsResponse {
 #[schema(example = json!({"metric": "messages", "quantity": 1, "session_id": "wa-sales-1", "idempotency_key": "send-3f9a2c"}))]
 pub struct ConsumeRequest {
     /// `messages` or `ai_replies`.
+    #[schema(pattern = "^(messages|ai_replies)$")]
     pub metric: String,
     /// An integer from 1 to 1,000,000.
     #[schema(value_type = u64, minimum = 1, maximum = 1000000)]
     pub quantity: Number,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub session_id: Option<String>,
     /// A repeated key is counted once and answered as the first time (1–128 characters).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub idempotency_key: Option<String>,
 }
 
@@ -94,13 +102,13 @@ pub struct QuotaExceededBody {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"sessions": 2, "labels": 14}))]
 pub struct GaugesRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>)]
     pub sessions: Option<Number>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>)]
     pub groups: Option<Number>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>)]
     pub labels: Option<Number>,
 }
@@ -196,4 +204,9 @@ pub struct SubscriptionUsage {
     pub groups: u64,
     pub labels: u64,
     pub ai_replies_this_month: u64,
+}
+
+/// A gauge that is sent must be a number: `null` is refused rather than read as "not sent".
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Number>, D::Error> {
+    Number::deserialize(d).map(Some)
 }

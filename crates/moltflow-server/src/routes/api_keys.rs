@@ -30,7 +30,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
     (status = 200, body = Vec<ApiKey>),
     (status = 401, body = ErrorBody),
     (status = 403, description = "Missing `account:manage`", body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn list_api_keys(state: AppState, principal: Caller) -> ApiResult<Json<Vec<ApiKey>>> {
     Ok(Json(keys::list(&state, &principal.0).await?))
@@ -43,7 +42,6 @@ async fn list_api_keys(state: AppState, principal: Caller) -> ApiResult<Json<Vec
     (status = 401, body = ErrorBody),
     (status = 403, description = "Missing `account:manage`, or a scope the caller does not hold (`scope_escalation`)", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn create_api_key(
     state: AppState,
@@ -59,7 +57,6 @@ async fn create_api_key(
     (status = 200, body = ScopeCatalogue),
     (status = 401, body = ErrorBody),
     (status = 403, body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn list_scopes(_caller: Caller) -> ApiResult<Json<ScopeCatalogue>> {
     Ok(Json(keys::catalogue()))
@@ -72,7 +69,6 @@ async fn list_scopes(_caller: Caller) -> ApiResult<Json<ScopeCatalogue>> {
     (status = 401, body = ErrorBody),
     (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn get_api_key(state: AppState, principal: Caller, Path(id): Path<String>) -> ApiResult<Json<ApiKey>> {
     Ok(Json(keys::get(&state, &principal.0, &id).await?))
@@ -85,7 +81,6 @@ async fn get_api_key(state: AppState, principal: Caller, Path(id): Path<String>)
     (status = 401, body = ErrorBody),
     (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn revoke_api_key(
     state: AppState,
@@ -107,7 +102,6 @@ async fn revoke_api_key(
     (status = 404, body = ErrorBody),
     (status = 409, description = "Revoked (`api_key_revoked`) or expired (`api_key_expired`)", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn rotate_api_key(
     state: AppState,

@@ -73,7 +73,6 @@ async fn refresh(
     (status = 200, description = "The caller", body = MeResponse),
     (status = 401, description = "Not authenticated, or bad credentials", body = ErrorBody),
     (status = 403, description = "Key lacks `account:read`", body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn me(principal: Authorized<AccountRead>) -> ApiResult<Response> {
     let body = match principal.me_body.get() {
@@ -113,7 +112,6 @@ fn me_body(principal: &Principal) -> MeResponse {
     (status = 204, description = "Signed out"),
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Called with an API key (`user_principal_required`)", body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn logout(
     state: AppState,

@@ -87,7 +87,6 @@ async fn verify_email(
     (status = 202, description = "Accepted", body = AcceptedBody),
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Called with an API key (`user_principal_required`)", body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn resend_verification(state: AppState, principal: UserSession) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
     services::verification::resend_verification(&state, &principal).await?;

@@ -44,7 +44,6 @@ async fn list_plans(state: AppState) -> Json<Vec<PlanView>> {
 /// The tenant's plan, status, limits and usage.
 #[utoipa::path(get, path = "/billing/subscription", tag = "billing", security(("bearer" = []), ("api_key" = [])), responses(
     (status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn get_subscription(state: AppState, caller: Authorized<BillingRead>) -> ApiResult<Json<SubscriptionView>> {
     Ok(Json(billing::subscription_view(&state, caller.tenant_id()).await?))
@@ -59,7 +58,6 @@ async fn get_subscription(state: AppState, caller: Authorized<BillingRead>) -> A
     (status = 422, description = "Bad cycle, or a redirect URL off the allowed origins", body = ValidationErrorBody),
     (status = 502, description = "The provider refused (`billing_provider_error`)", body = ErrorBody),
     (status = 503, description = "The provider is unreachable (`billing_unavailable`)", body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn create_checkout(
     state: AppState,
@@ -76,7 +74,6 @@ async fn create_checkout(
     (status = 200, body = PortalResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 409, description = "Never checked out (`no_billing_customer`)", body = ErrorBody),
     (status = 422, body = ValidationErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn create_portal(
     state: AppState,
@@ -91,7 +88,6 @@ async fn create_portal(
     (status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 409, description = "Nothing to cancel (`no_subscription`)", body = ErrorBody),
     (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn cancel_subscription(
     state: AppState,
@@ -105,8 +101,7 @@ async fn cancel_subscription(
 /// Sign up with a plan: creates the tenant and owner like register; a paid plan answers a
 /// checkout, `free` a token pair (public).
 #[utoipa::path(post, path = "/billing/signup-checkout", tag = "billing", request_body = SignupCheckoutRequest, responses(
-    (status = 201, description = "Paid plan: a checkout for the new tenant", body = SignupCheckoutResponse),
-    (status = 201, description = "Free plan: signed in", body = TokenPair),
+    (status = 201, description = "Paid plan: a checkout for the new tenant; free plan: signed in", body = SignupAnswer),
     (status = 404, body = ErrorBody), (status = 409, description = "`email_taken`", body = ErrorBody),
     (status = 422, body = ValidationErrorBody), (status = 429, body = ErrorBody),
     (status = 502, body = ErrorBody), (status = 503, body = ErrorBody),
@@ -247,4 +242,13 @@ async fn local_portal_cancel(
         return Ok(Json(view).into_response());
     }
     Ok(page("Canceled", "<p>The subscription ends at the end of its period.</p>").into_response())
+}
+
+/// What a sign-up with a plan answers: a checkout (paid plan) or a token pair (free plan).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes the answer; the handler returns either body directly
+enum SignupAnswer {
+    Checkout(SignupCheckoutResponse),
+    Tokens(TokenPair),
 }

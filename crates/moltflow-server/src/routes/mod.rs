@@ -12,6 +12,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod auth_mail;
 pub mod billing;
+pub mod openapi;
 pub mod ops;
 pub mod tenant;
 pub mod usage;
@@ -72,7 +73,9 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn openapi_json() -> &'static str {
     static JSON: LazyLock<String> = LazyLock::new(|| {
         let (_, spec) = api().split_for_parts();
-        spec.to_json().unwrap_or_else(|_| "{}".to_owned())
+        let mut doc = serde_json::to_value(&spec).unwrap_or_default();
+        openapi::complete(&mut doc);
+        serde_json::to_string(&doc).unwrap_or_else(|_| "{}".to_owned())
     });
     &JSON
 }

@@ -31,7 +31,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// The tenant's settings (any member, or `settings:read`).
 #[utoipa::path(get, path = "/tenant/settings", tag = "tenant", security(("bearer" = []), ("api_key" = [])), responses(
     (status = 200, body = TenantSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn get_settings(state: AppState, caller: Authorized<SettingsRead>) -> ApiResult<Json<TenantSettings>> {
     Ok(Json(tenant::get_settings(&state, caller.tenant_id()).await?))
@@ -44,7 +43,6 @@ async fn get_settings(state: AppState, caller: Authorized<SettingsRead>) -> ApiR
     (status = 200, body = TenantSettings), (status = 401, body = ErrorBody),
     (status = 403, description = "Members, and keys without `settings:manage`", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn update_settings(
     state: AppState,
@@ -57,10 +55,9 @@ async fn update_settings(
 
 /// Consent records, newest first (owner/admin, or `audit:read`).
 #[utoipa::path(get, path = "/tenant/consents", tag = "tenant", security(("bearer" = []), ("api_key" = [])),
-    params(("limit" = Option<i64>, Query, description = "1–500, default 100")), responses(
+    params(("limit" = Option<i64>, Query, description = "1–500, default 100", minimum = 1, maximum = 500)), responses(
     (status = 200, body = Vec<ConsentRecord>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn list_consents(
     state: AppState,
@@ -74,7 +71,6 @@ async fn list_consents(
 /// The tenant's users, oldest first.
 #[utoipa::path(get, path = "/tenant/members", tag = "members", security(("bearer" = []), ("api_key" = [])), responses(
     (status = 200, body = Vec<TenantMember>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn list_members(state: AppState, caller: Authorized<MembersRead>) -> ApiResult<Json<Vec<TenantMember>>> {
     Ok(Json(members::list(&state, caller.tenant_id()).await?))
@@ -88,7 +84,6 @@ async fn list_members(state: AppState, caller: Authorized<MembersRead>) -> ApiRe
     (status = 403, description = "Not allowed for the caller's role (`owner_required`) or scope; a key promoting someone to a role holding scopes the key lacks (`scope_escalation`)", body = ErrorBody),
     (status = 404, body = ErrorBody), (status = 409, description = "`last_owner`", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn change_member_role(
     state: AppState,
@@ -105,7 +100,6 @@ async fn change_member_role(
     params(("user_id" = String, Path)), responses(
     (status = 204, description = "Removed"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody), (status = 409, description = "`last_owner`", body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn remove_member(
     state: AppState,
@@ -120,13 +114,12 @@ async fn remove_member(
 /// The audit log, newest first, by pages (owner/admin, or `audit:read`).
 #[utoipa::path(get, path = "/audit-logs", tag = "audit", security(("bearer" = []), ("api_key" = [])),
     params(
-        ("limit" = Option<i64>, Query, description = "1–200, default 50"),
+        ("limit" = Option<i64>, Query, description = "1–200, default 50", minimum = 1, maximum = 200),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("action" = Option<String>, Query, description = "Only entries of this action, e.g. `login.failed`"),
     ), responses(
     (status = 200, body = AuditPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn list_audit_logs(
     state: AppState,
@@ -144,8 +137,8 @@ async fn list_audit_logs(
     (status = 201, body = Invitation), (status = 401, body = ErrorBody),
     (status = 403, description = "Missing `members:manage`; `owner_required` for admin/owner invitations; the inviter's email is not verified (`email_unverified`); a key inviting into a role holding scopes the key lacks (`scope_escalation`)", body = ErrorBody),
     (status = 409, description = "The address has an account (`email_taken`)", body = ErrorBody),
+    (status = 429, description = "More than 3 invitation mails an hour to this address or 100 invitations a day from this tenant (`rate_limited`)", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
-    (status = 429, description = "`rate_limited` with `Retry-After`: 3 invitation mails to this address this hour, 100 invitations from this tenant in 24 hours, the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn create_invitation(
     state: AppState,
@@ -159,7 +152,6 @@ async fn create_invitation(
 /// The tenant's invitations, newest first, with their status.
 #[utoipa::path(get, path = "/tenant/invitations", tag = "members", security(("bearer" = []), ("api_key" = [])), responses(
     (status = 200, body = Vec<Invitation>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn list_invitations(state: AppState, caller: Authorized<MembersRead>) -> ApiResult<Json<Vec<Invitation>>> {
     Ok(Json(invitations::list(&state, caller.tenant_id()).await?))
@@ -170,7 +162,6 @@ async fn list_invitations(state: AppState, caller: Authorized<MembersRead>) -> A
     params(("id" = String, Path)), responses(
     (status = 204, description = "Revoked"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn revoke_invitation(
     state: AppState,

@@ -39,7 +39,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Lacks `usage:write`", body = ErrorBody),
     (status = 422, description = "Bad event (unknown metric, quantity, timestamp, duplicate id) or over 1000 events", body = ValidationErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn ingest_events(
     state: AppState,
@@ -76,7 +75,6 @@ async fn consume(
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Lacks `usage:write`", body = ErrorBody),
     (status = 422, description = "Not a non-negative integer, or no gauge given", body = ValidationErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn set_gauges(
     state: AppState,
@@ -91,7 +89,6 @@ async fn set_gauges(
     (status = 200, description = "Usage of the current month (UTC)", body = UsageCurrent),
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Lacks `usage:read`", body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn current(state: AppState, principal: Authorized<UsageRead>) -> ApiResult<Json<UsageCurrent>> {
     Ok(Json(report::current(&state, principal.tenant_id()).await?))
@@ -105,7 +102,6 @@ async fn current(state: AppState, principal: Authorized<UsageRead>) -> ApiResult
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Lacks `usage:read`", body = ErrorBody),
     (status = 422, description = "`months` out of range", body = ValidationErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn history(
     state: AppState,
@@ -118,7 +114,7 @@ async fn history(
 /// Daily usage of one month, every day up to today, with messages per WhatsApp session.
 #[utoipa::path(get, path = "/usage/daily", tag = "usage", security(("bearer" = []), ("api_key" = [])),
     params(
-        ("month" = Option<String>, Query, description = "`YYYY-MM` (UTC), from 2000-01 to the current month (default)"),
+        ("month" = Option<String>, Query, description = "`YYYY-MM` (UTC), from 2000-01 to the current month (default)", pattern = r"^[2-9][0-9]{3}-(0[1-9]|1[0-2])$"),
         ("session_id" = Option<String>, Query, description = "Only this WhatsApp session"),
     ),
     responses(
@@ -126,7 +122,6 @@ async fn history(
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Lacks `usage:read`", body = ErrorBody),
     (status = 422, description = "`month` malformed or out of range", body = ValidationErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn daily(state: AppState, principal: Authorized<UsageRead>, query: QueryParams) -> ApiResult<Json<UsageDaily>> {
     let out = report::daily(&state, principal.tenant_id(), query.get("month"), query.get("session_id")).await?;

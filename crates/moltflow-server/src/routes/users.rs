@@ -21,7 +21,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
     (status = 200, description = "Profile", body = UserProfile),
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Key lacks `account:read`", body = ErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn get_me(state: AppState, principal: Authorized<AccountRead>) -> ApiResult<Json<UserProfile>> {
     Ok(Json(services::users::get_me(&state, &principal).await?))
@@ -33,7 +32,6 @@ async fn get_me(state: AppState, principal: Authorized<AccountRead>) -> ApiResul
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Key lacks `account:manage`", body = ErrorBody),
     (status = 422, description = "Empty or long name, unknown time zone, malformed locale", body = ValidationErrorBody),
-    (status = 429, description = "Too many requests (`rate_limited`): the principal's rate limit, or too many failed authentications from this network", body = ErrorBody),
 ))]
 async fn update_me(
     state: AppState,

@@ -110,7 +110,7 @@ pub async fn set_gauges(app: &App, tenant_id: &str, req: GaugesRequest) -> ApiRe
         [(Metric::Sessions, &req.sessions), (Metric::Groups, &req.groups), (Metric::Labels, &req.labels)]
     {
         if let Some(n) = value {
-            match n.as_u64().filter(|v| *v <= MAX_GAUGE) {
+            match whole(n).filter(|v| *v <= MAX_GAUGE) {
                 Some(v) => values.push((metric, v as i64)),
                 None => checks.fail(
                     &["body", metric.as_str()],
@@ -213,10 +213,15 @@ fn check_counter(checks: &mut Checks, loc: &[&str], name: &str) -> Option<Metric
 }
 
 /// An integer 1..=MAX_QUANTITY: `1.5`, `0`, `-3` and `2^63` are refused.
+/// A JSON number that is a whole number, `3.0` included (JSON Schema's `integer`).
+fn whole(n: &Number) -> Option<u64> {
+    n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 9.0e15).map(|f| f as u64))
+}
+
 fn check_quantity(checks: &mut Checks, loc: &[&str], n: &Number) -> Option<i64> {
-    match n.as_u64() {
+    match whole(n) {
         Some(q) if (1..=MAX_QUANTITY).contains(&q) => Some(q as i64),
-        Some(_) | None if n.is_f64() => {
+        None if n.is_f64() => {
             checks.fail(loc, "Input should be a valid integer", "int_type");
             None
         }
@@ -274,7 +279,9 @@ mod tests {
     fn quantities_are_positive_integers_up_to_the_cap() {
         assert_eq!(quantity("1"), Some(1));
         assert_eq!(quantity("1000000"), Some(1_000_000));
-        for bad in ["0", "-1", "1.5", "1.0", "1000001", "9223372036854775808", "1e30"] {
+        // JSON Schema's `integer` is any number without a fraction: `3.0` is 3.
+        assert_eq!(quantity("3.0"), Some(3));
+        for bad in ["0", "-1", "1.5", "0.0", "1000001", "1000001.0", "9223372036854775808", "1e30"] {
             assert_eq!(quantity(bad), None, "{bad}");
         }
     }
