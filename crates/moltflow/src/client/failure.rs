@@ -36,7 +36,7 @@ impl Class {
         }
     }
 
-    fn from_status(status: u16) -> Class {
+    pub fn from_status(status: u16) -> Class {
         match status {
             401 => Class::Auth,
             403 => Class::Forbidden,

@@ -159,12 +159,11 @@ impl Api {
             return Ok(Reply { body, text });
         }
         if body.is_null() {
-            let mut f = Failure::new(failure::Class::Server, format!("HTTP {status} from {url} without a JSON body"));
-            if let Some(class) =
-                (status < 500).then(|| Failure::from_api(status, &Value::Null, String::new(), None).class)
-            {
-                f.class = class;
-            }
+            let mut f = Failure::new(
+                failure::Class::from_status(status),
+                format!("HTTP {status} from {url} without a JSON body"),
+            );
+            f.status = Some(status);
             return Err(f);
         }
         Err(Failure::from_api(status, &body, text, retry_after.as_deref()))

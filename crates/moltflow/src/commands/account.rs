@@ -105,8 +105,8 @@ pub struct LogoutArgs {
 
 pub async fn logout(client: &ClientArgs, args: &LogoutArgs) -> CliResult {
     let api = Api::anonymous(&client.api_url)?;
+    // A login kept for another API address is left alone: it is not this server's to end.
     let Some(_) = StoredLogin::load(api.base())? else {
-        StoredLogin::remove()?;
         println!("Not signed in to {}.", api.base());
         return Ok(());
     };
