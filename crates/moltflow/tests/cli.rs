@@ -7,15 +7,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_moltflow"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MOLTFLOW_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
+mod support;
+
+use support::{free_port, moltflow as bin};
 
 fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("moltflow-cli-{}-{}", std::process::id(), rand_suffix()));
@@ -25,10 +19,6 @@ fn temp_dir() -> PathBuf {
 
 fn rand_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn http(port: u16, request: &str) -> Option<String> {

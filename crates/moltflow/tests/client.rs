@@ -2,12 +2,14 @@
 //! output, the stored login, and the exit code of each class of failure.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::{free_port, moltflow};
+
+mod support;
 
 const PASSWORD: &str = "sunny-tulip-harbor-42";
 
@@ -26,23 +28,13 @@ impl Drop for Server {
     }
 }
 
-fn clean_command(program: &str) -> Command {
-    let mut cmd = Command::new(program);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MOLTFLOW_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
 impl Server {
     fn start() -> Server {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let dir = std::env::temp_dir().join(format!("moltflow-client-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(dir.join("config")).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = clean_command(env!("CARGO_BIN_EXE_moltflow"))
+        let port = free_port();
+        let child = moltflow()
             .arg("serve")
             .current_dir(&dir)
             .env("MOLTFLOW_BIND", format!("127.0.0.1:{port}"))
@@ -127,7 +119,7 @@ impl Server {
     }
 
     fn cli_with_stdin(&self, key: Option<&str>, args: &[&str], stdin: &str) -> Run {
-        let mut cmd = clean_command(env!("CARGO_BIN_EXE_moltflow"));
+        let mut cmd = moltflow();
         cmd.args(args)
             .env("MOLTFLOW_API_URL", self.api_url())
             .env("XDG_CONFIG_HOME", self.dir.join("config"))
@@ -333,13 +325,22 @@ fn login_keeps_a_private_refresh_token_and_logout_ends_the_session() {
     assert_eq!((me["email"].clone(), me["auth"]["method"].clone()), (json!("eva@example.com"), json!("jwt")));
 
     // Another server address does not get this login's token.
-    let mut elsewhere = clean_command(env!("CARGO_BIN_EXE_moltflow"));
+    let mut elsewhere = moltflow();
     let out = elsewhere
         .args(["whoami", "--api-url", &format!("http://localhost:{}/api/v2", server.port)])
         .env("XDG_CONFIG_HOME", server.dir.join("config"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
+    // …and a logout there neither ends nor forgets it.
+    let mut elsewhere = moltflow();
+    let out = elsewhere
+        .args(["logout", "--api-url", &format!("http://localhost:{}/api/v2", server.port)])
+        .env("XDG_CONFIG_HOME", server.dir.join("config"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Not signed in"));
+    assert!(file.exists(), "the login of the other address is kept");
 
     assert!(server.cli(None, &["logout"]).ok().stdout().contains("Signed out"));
     assert!(!file.exists());
@@ -358,7 +359,7 @@ fn login_by_magic_link_and_usage_events_from_a_file() {
     let server = Server::start();
     server.owner("gil@example.com");
     // The link is mailed; the person pastes it at the prompt (here: on standard input).
-    let mut child = clean_command(env!("CARGO_BIN_EXE_moltflow"))
+    let mut child = moltflow()
         .args(["login", "--email", "gil@example.com", "--magic-link"])
         .env("MOLTFLOW_API_URL", server.api_url())
         .env("XDG_CONFIG_HOME", server.dir.join("config"))
@@ -392,22 +393,22 @@ fn failures_map_to_distinct_exit_codes() {
     server.cli(Some(&bad_key), &["whoami"]).fails(3, "invalid_api_key");
     server.cli(Some(&bad_key), &["whoami", "--json"]).fails(3, "\"code\":\"invalid_api_key\"");
 
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let out = clean_command(env!("CARGO_BIN_EXE_moltflow"))
+    let closed = free_port();
+    let out = moltflow()
         .args(["billing", "plans", "--api-url", &format!("http://127.0.0.1:{closed}/api/v2")])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(8), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
 
-    let usage = clean_command(env!("CARGO_BIN_EXE_moltflow")).args(["keys", "frobnicate"]).output().unwrap();
+    let usage = moltflow().args(["keys", "frobnicate"]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
 }
 
 #[test]
 fn completions_are_generated_for_each_shell() {
     for shell in ["bash", "zsh", "fish"] {
-        let out = clean_command(env!("CARGO_BIN_EXE_moltflow")).args(["completions", shell]).output().unwrap();
+        let out = moltflow().args(["completions", shell]).output().unwrap();
         assert!(out.status.success(), "{shell}");
         let script = String::from_utf8_lossy(&out.stdout);
         assert!(script.contains("moltflow") && script.contains("rotate"), "{shell}");
