@@ -19,6 +19,7 @@ pub mod tenant;
 pub mod testing;
 pub mod tokens;
 pub mod usage;
+pub mod web_sessions;
 
 pub use db::{AsDbConn, Backend, Conn, DbConn, Store, Tx, is_unique_violation};
 

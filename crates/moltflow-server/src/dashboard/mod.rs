@@ -1,0 +1,72 @@
+//! The dashboard: server-rendered pages (maud) served at `/` by the same binary, on the same
+//! port, over the same use cases as the API (`crate::services`), with the API's own sessions.
+//!
+//! Each module has one job: `session` (the cookie and who is signed in), `csrf` (form tokens and
+//! the Origin check), `forms` (field errors and form controls), `layout` (the page shell),
+//! `assets` (the embedded stylesheet and script), `errors` (pages for what went wrong); then
+//! one module per page group. How to add a page: `docs/dashboard.md`.
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+pub mod account;
+pub mod assets;
+pub mod csrf;
+pub mod docs_page;
+pub mod errors;
+pub mod forms;
+pub mod layout;
+pub mod placeholders;
+pub mod profile;
+pub mod recovery;
+pub mod session;
+
+/// Every dashboard route. Pages answer with the security headers of [`secure_headers`].
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(account::home))
+        .route("/sign-in", get(account::sign_in_page).post(account::sign_in))
+        .route("/register", get(account::register_page).post(account::register))
+        .route("/sign-out", post(account::sign_out))
+        .route("/verify-email", get(account::verify_email))
+        .route("/verify-email/resend", post(account::resend_verification))
+        .route("/accept-invitation", get(account::invitation_page).post(account::accept_invitation))
+        .route("/magic-link", get(recovery::magic_link_page).post(recovery::magic_link_sign_in))
+        .route("/magic-link/request", post(recovery::request_magic_link))
+        .route("/forgot-password", get(recovery::forgot_page).post(recovery::forgot_password))
+        .route("/reset-password", get(recovery::reset_page).post(recovery::reset_password))
+        .route("/profile", get(profile::page).post(profile::update))
+        .route("/profile/password", post(profile::change_password))
+        .route("/profile/sign-out-everywhere", post(profile::sign_out_everywhere))
+        .route("/profile/delete", get(profile::delete_page).post(profile::delete))
+        .route("/keys", get(placeholders::keys))
+        .route("/usage", get(placeholders::usage))
+        .route("/members", get(placeholders::members))
+        .route("/settings", get(placeholders::settings))
+        .route("/billing", get(placeholders::billing))
+        .route("/audit", get(placeholders::audit))
+        .route("/docs", get(docs_page::page))
+        .route("/assets/{name}", get(assets::serve))
+        .layer(axum::middleware::map_response(secure_headers))
+        .with_state(state)
+}
+
+/// The policy of every dashboard answer: nothing from another origin, no inline script or style,
+/// no framing, forms post only here; pages are never cached (a page may hold a secret shown once).
+pub const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+async fn secure_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
