@@ -136,15 +136,16 @@ fn unexpected(err: impl std::fmt::Display) -> ApiError {
     ApiError::internal()
 }
 
-impl From<moltflow_store::DbError> for ApiError {
-    fn from(err: moltflow_store::DbError) -> Self {
-        match err {
-            moltflow_store::DbError::PoolTimedOut => {
+impl From<moltflow_store::StoreError> for ApiError {
+    fn from(err: moltflow_store::StoreError) -> Self {
+        use moltflow_store::StoreErrorKind as Kind;
+        match err.kind() {
+            Kind::Busy => {
                 tracing::warn!("database pool exhausted");
                 ApiError::unavailable("The database is busy; retry shortly").with_retry_after(1)
             }
-            ref other if database_unavailable(other) => {
-                tracing::error!(error = %other, "database unavailable: answering 503");
+            Kind::Unavailable => {
+                tracing::error!(error = %err, "database unavailable: answering 503");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "database_unavailable",
@@ -152,31 +153,8 @@ impl From<moltflow_store::DbError> for ApiError {
                 )
                 .with_retry_after(1)
             }
-            other => unexpected(other),
+            Kind::UniqueViolation | Kind::Other => unexpected(err),
         }
-    }
-}
-
-/// Whether the database, not the request, is at fault: the connection is gone or refused, or the
-/// database cannot write (SQLite read-only, disk full, I/O error; PostgreSQL shutting down, out of
-/// connections or disk). The request may succeed once it is back, so it is `503`, not `500`.
-fn database_unavailable(err: &moltflow_store::DbError) -> bool {
-    use moltflow_store::DbError as E;
-    match err {
-        E::Io(_) | E::Tls(_) | E::PoolClosed | E::WorkerCrashed | E::Protocol(_) => true,
-        E::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            if code.len() == 5 {
-                // PostgreSQL SQLSTATE classes: 08 connection, 53 insufficient resources (disk
-                // full, too many connections), 57P operator intervention (shutting down).
-                code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
-            } else {
-                // SQLite (extended) result codes, by primary code: BUSY 5, LOCKED 6, READONLY 8,
-                // IOERR 10, FULL 13, CANTOPEN 14.
-                code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
-            }
-        }
-        _ => false,
     }
 }
 

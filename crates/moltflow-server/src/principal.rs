@@ -197,7 +197,7 @@ async fn throttled(
     result
 }
 
-fn state_unavailable(e: Arc<moltflow_store::DbError>) -> ApiError {
+fn state_unavailable(e: Arc<moltflow_store::StoreError>) -> ApiError {
     tracing::error!(error = %e, "loading credentials");
     ApiError::new(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -4,8 +4,8 @@ use moltflow_core::clock::now_ms;
 use moltflow_core::ids::new_id;
 use moltflow_core::password::check_new_password;
 use moltflow_core::{Email, Role};
+use moltflow_store::Tx;
 use moltflow_store::accounts::{TenantRow, UserRow, find_user_by_email, insert_tenant, insert_user};
-use moltflow_store::{Tx, is_unique_violation};
 use moltflow_types::{LoginRequest, RegisterRequest, TokenPair};
 
 use crate::error::{ApiError, ApiResult};
@@ -106,7 +106,7 @@ pub async fn insert_account(
     meta: &ClientMeta,
 ) -> ApiResult<()> {
     insert_tenant(tx, tenant).await?;
-    insert_user(tx, user).await.map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
+    insert_user(tx, user).await.map_err(|e| if e.is_unique_violation() { email_taken() } else { e.into() })?;
     send_link(app, tx, TokenKind::Verify, user).await?;
     audit::record(
         tx,

@@ -17,7 +17,6 @@ use moltflow_store::invitations::{
     InvitationRow, accept_invitation, count_tenant_invitations_since, find_invitation, find_invitation_by_token,
     insert_invitation, list_invitations, lock_invited_address, revoke_invitation, revoke_pending_for_email,
 };
-use moltflow_store::is_unique_violation;
 use moltflow_store::mail::count_mail_of_kind_since;
 use moltflow_types::{AcceptInvitationRequest, Invitation, InviteRequest, TokenPair};
 use serde_json::json;
@@ -265,7 +264,7 @@ pub async fn accept(app: &App, req: AcceptInvitationRequest, meta: &ClientMeta) 
         return Err(invalid_invitation());
     }
     insert_user(&mut tx, &user).await.map_err(|e| {
-        if is_unique_violation(&e) {
+        if e.is_unique_violation() {
             ApiError::conflict("email_taken", "An account with this email already exists")
         } else {
             e.into()
