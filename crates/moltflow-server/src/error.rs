@@ -7,6 +7,7 @@ use moltflow_types::{ErrorBody, ValidationErrorBody, ValidationItem};
 use serde_json::Value;
 
 use crate::request_id::current_request_id;
+use crate::services::failure::{Failure, Issue, Refusal, Segment};
 
 #[derive(Debug)]
 pub enum Detail {
@@ -156,6 +157,64 @@ impl From<moltflow_store::StoreError> for ApiError {
             Kind::UniqueViolation | Kind::Other => unexpected(err),
         }
     }
+}
+
+/// The one place a use case's failure becomes an HTTP answer. Input issues are located in the
+/// body; [`ApiError::from_query`] places them in the query string instead.
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> Self {
+        ApiError::from_failure(failure, "body")
+    }
+}
+
+impl ApiError {
+    /// For routes whose use-case input came from the query string.
+    pub fn from_query(failure: Failure) -> Self {
+        ApiError::from_failure(failure, "query")
+    }
+
+    fn from_failure(failure: Failure, place: &str) -> Self {
+        let refused = |status: StatusCode, r: Refusal| ApiError {
+            status,
+            code: r.code,
+            detail: Detail::Message(r.detail),
+            retry_after: None,
+            extra: r.extra,
+        };
+        match failure {
+            Failure::Invalid(issues) => {
+                ApiError::validation(issues.into_iter().map(|issue| located(place, issue)).collect())
+            }
+            Failure::Rejected(r) => refused(StatusCode::BAD_REQUEST, r),
+            Failure::Unauthenticated(r) => refused(StatusCode::UNAUTHORIZED, r),
+            Failure::Forbidden(r) => refused(StatusCode::FORBIDDEN, r),
+            Failure::NotFound(what) => ApiError::missing(what),
+            Failure::Conflict(r) => refused(StatusCode::CONFLICT, r),
+            Failure::Limited { refusal, retry_after_s } => {
+                refused(StatusCode::TOO_MANY_REQUESTS, refusal).with_retry_after(retry_after_s)
+            }
+            Failure::Unavailable { refusal, retry_after_s } => {
+                let err = refused(StatusCode::SERVICE_UNAVAILABLE, refusal);
+                match retry_after_s {
+                    Some(seconds) => err.with_retry_after(seconds),
+                    None => err,
+                }
+            }
+            Failure::Upstream(r) => refused(StatusCode::BAD_GATEWAY, r),
+            Failure::Store(err) => err.into(),
+            Failure::Unexpected(err) => unexpected(format!("{err:#}")),
+        }
+    }
+}
+
+/// An issue as a `422` item: `["body", "scopes", 2]` for the field path `scopes.2`.
+fn located(place: &str, issue: Issue) -> ValidationItem {
+    let mut loc = vec![Value::String(place.to_owned())];
+    loc.extend(issue.field.0.into_iter().map(|segment| match segment {
+        Segment::Field(name) => Value::String(name),
+        Segment::Index(i) => Value::from(i),
+    }));
+    ValidationItem { loc, msg: issue.message, kind: issue.kind.to_owned() }
 }
 
 impl From<anyhow::Error> for ApiError {
