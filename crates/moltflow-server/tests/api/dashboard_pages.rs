@@ -16,7 +16,7 @@ async fn every_page_sends_the_security_headers_and_assets_are_immutable() {
         assert_eq!(page.status, 200, "{path}");
         assert_eq!(page.header("content-security-policy"), Some(CSP), "{path}");
         assert_eq!(page.header("x-content-type-options"), Some("nosniff"), "{path}");
-        assert_eq!(page.header("referrer-policy"), Some("no-referrer"), "{path}");
+        assert_eq!(page.header("referrer-policy"), Some("same-origin"), "{path}");
         assert_eq!(page.header("cache-control"), Some("no-store"), "{path}");
         assert!(page.body.starts_with("<!DOCTYPE html><html lang=\"en\">"), "{path}");
         assert!(!page.body.contains("style=") && !page.body.contains("<script>"), "inline style or script on {path}");
