@@ -119,7 +119,12 @@ pub async fn load(headers: &HeaderMap, state: &AppState) -> PageResult<Option<Vi
     })?;
     let member = match (&session.member, session.revoked) {
         (Some(member), false) => member,
-        _ => return Ok(None),
+        _ => {
+            // Revoked elsewhere (API logout, a reset, another device's "everywhere"): the cookie
+            // row has nothing left to name.
+            delete_web_session(&mut conn, &token_hash).await?;
+            return Ok(None);
+        }
     };
     if now - row.last_seen_at >= TOUCH_EVERY_MS {
         touch_web_session(&mut conn, &token_hash, now).await?;
