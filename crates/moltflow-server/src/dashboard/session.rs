@@ -67,7 +67,12 @@ impl FromRequestParts<AppState> for Viewer {
         match load(&parts.headers, state).await? {
             Some(viewer) => Ok(viewer),
             None => {
-                let next = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+                // Back to the page after signing in; a form's target only answers POST, so a
+                // form sent after the session ended returns to the overview instead.
+                let next = match parts.method {
+                    axum::http::Method::GET => parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+                    _ => "/".to_owned(),
+                };
                 Err(PageError::SignIn { next })
             }
         }
