@@ -138,32 +138,50 @@ fn unexpected(err: impl std::fmt::Display) -> ApiError {
 
 impl From<moltflow_store::DbError> for ApiError {
     fn from(err: moltflow_store::DbError) -> Self {
-        match err {
-            moltflow_store::DbError::PoolTimedOut => {
-                tracing::warn!("database pool exhausted");
-                ApiError::unavailable("The database is busy; retry shortly").with_retry_after(1)
-            }
-            ref other if database_unavailable(other) => {
-                tracing::error!(error = %other, "database unavailable: answering 503");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
-                    "The database is unavailable; retry shortly",
-                )
-                .with_retry_after(1)
-            }
-            other => unexpected(other),
+        if database_unavailable(&err) {
+            log_unavailable(&err);
+            ApiError::database_unavailable()
+        } else {
+            unexpected(err)
         }
     }
 }
 
-/// Whether the database, not the request, is at fault: the connection is gone or refused, or the
-/// database cannot write (SQLite read-only, disk full, I/O error; PostgreSQL shutting down, out of
-/// connections or disk). The request may succeed once it is back, so it is `503`, not `500`.
-fn database_unavailable(err: &moltflow_store::DbError) -> bool {
+impl ApiError {
+    /// `503 database_unavailable` with `Retry-After: 1`: the request was not carried out.
+    pub fn database_unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "The database is unavailable; retry shortly",
+        )
+        .with_retry_after(1)
+    }
+}
+
+/// One `error` line per failed request, with the driver's message (never SQL or values).
+pub fn log_unavailable(err: &moltflow_store::DbError) {
+    match err {
+        moltflow_store::DbError::PoolTimedOut => tracing::error!(
+            "database unavailable: answering 503 (no database connection within MOLTFLOW_DB_ACQUIRE_TIMEOUT_MS: \
+             the database is unreachable, or every connection is busy)"
+        ),
+        other => tracing::error!(error = %other, "database unavailable: answering 503"),
+    }
+}
+
+/// Whether the database, not the request, is at fault: the connection is gone or refused, none
+/// could be had within the acquire timeout, or the database cannot write (SQLite read-only, disk
+/// full, I/O error; PostgreSQL shutting down, out of connections or disk). The request may
+/// succeed once it is back, so it is `503`, not `500`.
+///
+/// A pool timeout counts too: while the database is unreachable the pool keeps trying to connect
+/// until the acquire timeout, so that is how an outage shows; a pool saturated by slow queries
+/// looks the same to a client (wait, retry), and the log line says which it may be.
+pub fn database_unavailable(err: &moltflow_store::DbError) -> bool {
     use moltflow_store::DbError as E;
     match err {
-        E::Io(_) | E::Tls(_) | E::PoolClosed | E::WorkerCrashed | E::Protocol(_) => true,
+        E::Io(_) | E::Tls(_) | E::PoolClosed | E::PoolTimedOut | E::WorkerCrashed | E::Protocol(_) => true,
         E::Database(db) => {
             let code = db.code().unwrap_or_default();
             if code.len() == 5 {

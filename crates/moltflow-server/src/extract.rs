@@ -49,6 +49,8 @@ async fn read_json_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiErr
     let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::bad_request("body_too_large", "Request body is too large")
+        } else if crate::http_server::is_body_timeout(&rejection) {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "The request body did not arrive in time")
         } else {
             ApiError::bad_request("invalid_body", "Request body could not be read")
         }

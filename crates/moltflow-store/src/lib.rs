@@ -20,7 +20,7 @@ pub mod testing;
 pub mod tokens;
 pub mod usage;
 
-pub use db::{AsDbConn, Backend, Conn, DbConn, Store, Tx, is_unique_violation};
+pub use db::{AsDbConn, Backend, Conn, DbConn, PoolSettings, Store, Tx, is_unique_violation};
 
 pub use sqlx::Error as DbError;
 
