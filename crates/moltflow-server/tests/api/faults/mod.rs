@@ -3,7 +3,9 @@
 
 mod http_limits;
 mod postgres_outage;
+mod smtp;
 mod sqlite_full;
+mod stripe;
 
 use serde_json::json;
 
