@@ -31,6 +31,8 @@ pub enum SmtpFault {
     Greeting421,
     /// Answers `451` (try again later) to `RCPT TO`.
     Recipient451,
+    /// Answers `550` (no such user: refused for good) to `RCPT TO`.
+    Recipient550,
     /// Hangs up in the middle of the message, before its final dot.
     DropMidData,
     /// Takes the whole message, then hangs up instead of answering `250`.
@@ -155,6 +157,8 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, fault: Option<SmtpFault
             b"250 OK\r\n"
         } else if command.starts_with("RCPT TO:") && fault == Some(SmtpFault::Recipient451) {
             b"451 4.3.0 try again later\r\n"
+        } else if command.starts_with("RCPT TO:") && fault == Some(SmtpFault::Recipient550) {
+            b"550 5.1.1 no such user here\r\n"
         } else if command.starts_with("RCPT TO:") {
             rcpt.push(line.trim_end()[8..].trim().trim_matches(['<', '>']).to_owned());
             b"250 OK\r\n"

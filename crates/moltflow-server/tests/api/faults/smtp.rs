@@ -89,3 +89,17 @@ async fn a_lost_acknowledgement_sends_the_mail_again_with_the_same_message_id() 
     assert!(ids[0].as_deref().is_some_and(|id| id.starts_with('<') && id.ends_with("@localhost>")), "{ids:?}");
     assert_eq!(ids[0], ids[1]);
 }
+
+/// A permanent refusal (`5xx`: no such user) is recorded as failed for good and not retried:
+/// retrying would not help and may get the sender blocklisted.
+#[tokio::test]
+async fn a_permanent_refusal_is_recorded_and_not_retried() {
+    let (app, sink, outbox) = driven_outbox().await;
+    sink.misbehave(&[SmtpFault::Recipient550]);
+    app.register("nobody@example.com").await;
+    assert_eq!(outbox.run_once().await, 1);
+    assert_eq!(the_mail(&app).await, (1, false, true, true));
+    app.state.clock.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(outbox.run_once().await, 0);
+    assert_eq!((sink.connections(), sink.messages().len()), (1, 0));
+}

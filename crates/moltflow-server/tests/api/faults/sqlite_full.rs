@@ -89,6 +89,9 @@ async fn a_full_disk_answers_503_logs_why_writes_nothing_half_and_the_retry_succ
     // event of it is stored and no counter moved.
     assert_eq!(app.count(&format!("SELECT COUNT(*) FROM usage_events WHERE tenant_id = '{tenant}'")).await, 0);
     assert_eq!(app.count(&format!("SELECT COUNT(*) FROM usage_monthly WHERE tenant_id = '{tenant}'")).await, 0);
+    // Reads go on.
+    assert_eq!(app.get("/auth/me", Some(&access)).await.status, 200);
+    assert_eq!(app.get("/usage/current", Some(&access)).await.status, 200);
     // The operator reads why.
     let text = log.text();
     let line = text.lines().find(|l| l.contains("database or disk is full")).unwrap_or_else(|| panic!("{text}"));
@@ -118,9 +121,10 @@ async fn a_read_only_database_answers_503_on_writes_and_keeps_serving_reads() {
         .post("/usage/consume", json!({"metric": "messages", "quantity": 1, "idempotency_key": "ro-1"}), Some(&access))
         .await;
     r.assert(503, "database_unavailable");
-    // Reads go on.
+    // Reads go on, and the database answers: ready.
     assert_eq!(app.get("/auth/me", Some(&access)).await.status, 200);
     assert_eq!(app.get("/usage/current", Some(&access)).await.status, 200);
+    assert_eq!(app.get("/readyz", None).await.status, 200);
     let text = log.text();
     assert!(text.contains("attempt to write a readonly database") && text.contains("database unavailable"), "{text}");
 
