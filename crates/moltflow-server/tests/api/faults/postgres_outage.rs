@@ -183,7 +183,7 @@ async fn postgres_stopping_mid_load_answers_503_fast_recovers_within_5_s_and_los
         worker.await.expect("load worker");
     }
 
-    let ledger = ledger.lock().expect("ledger");
+    let ledger = std::mem::take(&mut *ledger.lock().expect("ledger"));
     // During the outage: 503 database_unavailable, never another error, never a hang.
     let outage: Vec<&Answer> =
         ledger.answers.iter().filter(|a| a.sent + a.took > cut_at && a.sent < restored_at).collect();
