@@ -24,7 +24,7 @@ use moltflow_store::usage::{
 use moltflow_store::{Backend, Store, Tx};
 
 use super::cache::DailyCache;
-use crate::error::database_unavailable;
+use crate::error::store_unavailable;
 use tokio::sync::{mpsc, oneshot};
 
 /// Jobs applied in one transaction at most: enough to share one commit among every waiting
@@ -146,7 +146,7 @@ async fn run(store: Store, plans: Arc<PlanCatalogue>, cache: Arc<DailyCache>, mu
                 cache.invalidate(touched.iter().map(|(t, m)| (t.as_str(), m.as_str())));
                 answer(jobs, outcomes)
             }
-            Err(err) if database_unavailable(&err) => {
+            Err(err) if store_unavailable(&err) => {
                 // The database is gone or cannot write: every job would fail the same way, and
                 // retrying each alone would hold the queue for one acquire timeout per job. The
                 // whole batch is refused at once (not committed, so nothing is acknowledged).
@@ -171,7 +171,7 @@ async fn run(store: Store, plans: Arc<PlanCatalogue>, cache: Arc<DailyCache>, mu
                         Err(err) => {
                             tracing::error!(error = %err, "usage job failed");
                             let [job] = single;
-                            let failure = if database_unavailable(&err) {
+                            let failure = if store_unavailable(&err) {
                                 WriterError::Unavailable(err.to_string())
                             } else {
                                 WriterError::Db(err.to_string())
