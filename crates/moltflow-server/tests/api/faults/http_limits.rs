@@ -83,21 +83,22 @@ async fn a_body_that_stops_arriving_gets_408_request_timeout_and_changes_nothing
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
 }
 
-/// 10 MB declared by `Content-Length` or streamed in chunks: the server answers `400
-/// body_too_large` after reading at most the limit (64 KiB here), while the client has sent a
-/// fraction of it, and the connection is closed rather than drained.
+/// 10 MB declared by `Content-Length` or streamed in chunks, to a JSON route and to the webhook
+/// (which reads raw bytes): the server answers `400 body_too_large` after reading at most the
+/// limit (64 KiB here), while the client has sent a fraction of it, and the connection is closed
+/// rather than drained.
 #[tokio::test]
 async fn a_10_mb_body_is_refused_with_400_body_too_large_before_it_is_all_sent() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(&[("stripe_webhook_secret", "whsec_big")]).await;
     let (access, _) = owner(&app, "big@example.com").await;
     const TEN_MB: usize = 10 * 1024 * 1024;
-    for chunked in [false, true] {
+    let routes = ["/api/v2/auth/register", "/api/v2/billing/webhook"];
+    for (path, chunked) in routes.into_iter().flat_map(|path| [(path, false), (path, true)]) {
         let (read, mut write) = connect(&app).await.into_split();
         let framing =
             if chunked { "Transfer-Encoding: chunked".to_owned() } else { format!("Content-Length: {TEN_MB}") };
-        let head = format!(
-            "POST /api/v2/auth/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
-        );
+        let head =
+            format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{framing}\r\n\r\n");
         write.write_all(head.as_bytes()).await.expect("write");
         let answer = tokio::spawn(said_until_closed(read));
         // One MiB of the ten, then wait for the answer.
@@ -116,8 +117,8 @@ async fn a_10_mb_body_is_refused_with_400_body_too_large_before_it_is_all_sent()
             }
         }
         let said = answer.await.expect("reader");
-        assert!(said.starts_with("HTTP/1.1 400 "), "chunked={chunked}: {said}");
-        assert!(said.contains(r#""code":"body_too_large""#), "chunked={chunked}: {said}");
+        assert!(said.starts_with("HTTP/1.1 400 "), "{path} chunked={chunked}: {said}");
+        assert!(said.contains(r#""code":"body_too_large""#), "{path} chunked={chunked}: {said}");
     }
     assert_eq!(app.get("/auth/me", Some(&access)).await.status, 200);
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
