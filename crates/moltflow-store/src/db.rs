@@ -35,6 +35,8 @@ enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// Where nodes tell each other what changed (PostgreSQL only).
+    signals: Option<crate::signals::Signals>,
 }
 
 /// A connection borrowed from the pool for a few statements outside a transaction.
@@ -107,6 +109,7 @@ impl Store {
     /// As [`Store::connect`]; on PostgreSQL `schema` (when given) is created and made the search
     /// path of every connection, which gives each test a database of its own.
     pub async fn connect_with_schema(url: &str, max_connections: u32, schema: Option<&str>) -> anyhow::Result<Store> {
+        let mut signals = None;
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -137,13 +140,19 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await?;
+            signals = Some(crate::signals::Signals::new(&pool, options).await?);
             Pool::Postgres(pool)
         } else {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
         };
-        Ok(Store { pool })
+        Ok(Store { pool, signals })
+    }
+
+    /// The cross-node signals of this database (`None` on SQLite: one node, nothing to tell).
+    pub fn signals(&self) -> Option<&crate::signals::Signals> {
+        self.signals.as_ref()
     }
 
     pub fn backend(&self) -> Backend {

@@ -13,6 +13,7 @@ mod db;
 pub mod invitations;
 pub mod mail;
 pub mod sessions;
+pub mod signals;
 pub mod signing_keys;
 pub mod tenant;
 #[cfg(feature = "testing")]

@@ -14,6 +14,7 @@ use moltflow_store::api_keys::{
 use moltflow_types::{ApiKey, ApiKeyWithSecret, CreateApiKeyRequest, RotateApiKeyRequest};
 use serde_json::json;
 
+use crate::auth::revocation::Invalidation;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Checks, ClientMeta, check_name};
 use crate::principal::Principal;
@@ -167,8 +168,11 @@ pub async fn create(
 /// Idempotent: revoking a revoked key answers the same and records nothing new.
 pub async fn revoke(app: &App, p: &Principal, id: &str, meta: &ClientMeta) -> ApiResult<()> {
     let row = find_visible(app, p, id).await?;
+    let change =
+        Invalidation::default().dead_keys(std::iter::once(row.key_hash.clone()).chain(row.previous_key_hash.clone()));
     let mut tx = app.store.begin().await?;
     if revoke_api_key(&mut tx, &row.id, now_ms()).await? {
+        change.announce(&mut tx, app).await?;
         audit::record(
             &mut tx,
             Entry {
@@ -183,9 +187,7 @@ pub async fn revoke(app: &App, p: &Principal, id: &str, meta: &ClientMeta) -> Ap
         .await?;
     }
     tx.commit().await?;
-    let mut hashes = vec![row.key_hash];
-    hashes.extend(row.previous_key_hash);
-    app.auth_cache.forget_key_hashes(&hashes).await;
+    change.apply(&app.auth_cache).await;
     Ok(())
 }
 
@@ -239,6 +241,14 @@ pub async fn rotate(
     let new_prefix = display_prefix(&raw_key);
     let (previous, previous_until) =
         if grace > 0 { (Some(row.key_hash.as_str()), Some(now + grace * MINUTE_MS)) } else { (None, None) };
+    // The secret of an earlier rotation's grace period ends now; the current one ends now or
+    // after the new grace period.
+    let dead: Vec<String> =
+        row.previous_key_hash.iter().cloned().chain((grace == 0).then(|| row.key_hash.clone())).collect();
+    let mut change = Invalidation::default().dead_keys(dead);
+    if grace > 0 {
+        change = change.changed_key(&row.key_hash);
+    }
     let mut tx = app.store.begin().await?;
     if !rotate_api_key(&mut tx, &row.id, &new_hash, &new_prefix, previous, previous_until).await? {
         return Err(ApiError::conflict("api_key_revoked", "A revoked key cannot be rotated"));
@@ -255,16 +265,9 @@ pub async fn rotate(
         },
     )
     .await?;
+    change.announce(&mut tx, app).await?;
     tx.commit().await?;
-    // The secret of an earlier rotation's grace period ends now; the current one ends now or
-    // after the new grace period.
-    let mut dead: Vec<String> = row.previous_key_hash.iter().cloned().collect();
-    if grace == 0 {
-        dead.push(row.key_hash.clone());
-    } else {
-        app.auth_cache.reload_key_hash(&row.key_hash).await;
-    }
-    app.auth_cache.forget_key_hashes(&dead).await;
+    change.apply(&app.auth_cache).await;
     let rotated = ApiKeyRow {
         key_hash: new_hash,
         key_prefix: new_prefix,
