@@ -9,14 +9,15 @@
 //!
 //! `/metrics`: `moltflow_revocation_listener_connected` (1 or 0),
 //! `moltflow_revocation_listener_reconnects_total`, `moltflow_revocation_messages_total`
-//! (messages from other nodes applied), `moltflow_auth_cache_flushes_total`.
+//! (messages from other nodes applied), `moltflow_revocation_delay_seconds` (from the sender's
+//! announcement to applied here), `moltflow_auth_cache_flushes_total`.
 
 use std::time::{Duration, Instant};
 
 use moltflow_store::signals::{Heard, Listener, Signals, notify};
 use tokio::sync::watch;
 
-use super::revocation::{Invalidation, Message};
+use super::revocation::{Invalidation, Message, epoch_micros};
 use crate::state::AppState;
 
 /// Quiet this long, the listener sends a heartbeat.
@@ -153,4 +154,10 @@ async fn apply(state: &AppState, payload: &str) {
     }
     message.invalidation.apply(&state.auth_cache).await;
     metrics::counter!("moltflow_revocation_messages_total").increment(1);
+    if let Some(sent) = message.sent_at_us {
+        // From the announcement (just before the sender's commit) to applied here; across hosts
+        // it includes their clocks' difference.
+        let delay = (epoch_micros() - sent).max(0) as f64 / 1e6;
+        metrics::histogram!("moltflow_revocation_delay_seconds").record(delay);
+    }
 }

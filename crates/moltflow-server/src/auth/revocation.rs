@@ -45,12 +45,14 @@ pub struct Invalidation {
     pub all: bool,
 }
 
-/// A message on the wire: an invalidation and the node that sent it. With nothing to
-/// invalidate it is a heartbeat.
+/// A message on the wire: an invalidation, the node that sent it and when (microseconds since the
+/// epoch, for the delay metric). With nothing to invalidate it is a heartbeat.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Message {
     #[serde(rename = "n")]
     pub node: String,
+    #[serde(rename = "at", default, skip_serializing_if = "Option::is_none")]
+    pub sent_at_us: Option<i64>,
     #[serde(flatten)]
     pub invalidation: Invalidation,
 }
@@ -118,16 +120,18 @@ impl Invalidation {
 
     /// The messages that tell the other nodes, each under PostgreSQL's size limit.
     pub fn messages(&self, node: &str) -> Vec<String> {
+        let sent_at_us = (!self.is_empty()).then(epoch_micros);
+        let message = |invalidation| Message { node: node.to_owned(), sent_at_us, invalidation };
         self.chunks()
             .into_iter()
             .map(|invalidation| {
-                let text = serde_json::to_string(&Message { node: node.to_owned(), invalidation }).unwrap_or_default();
+                let text = serde_json::to_string(&message(invalidation)).unwrap_or_default();
                 if text.len() <= MAX_PAYLOAD_BYTES {
                     text
                 } else {
                     // Only oversized ids could get here: the other nodes start over instead.
                     let all = Invalidation { all: true, ..Invalidation::default() };
-                    serde_json::to_string(&Message { node: node.to_owned(), invalidation: all }).unwrap_or_default()
+                    serde_json::to_string(&message(all)).unwrap_or_default()
                 }
             })
             .collect()
@@ -159,6 +163,11 @@ impl Invalidation {
     }
 }
 
+/// Now, in microseconds since the epoch.
+pub fn epoch_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,7 +196,7 @@ mod tests {
         let m: Message = serde_json::from_str(r#"{"n":"b"}"#).unwrap();
         assert!(m.invalidation.is_empty());
         assert_eq!(
-            serde_json::to_string(&Message { node: "b".into(), invalidation: Invalidation::default() }).unwrap(),
+            serde_json::to_string(&Message { node: "b".into(), sent_at_us: None, invalidation: Invalidation::default() }).unwrap(),
             r#"{"n":"b"}"#
         );
     }

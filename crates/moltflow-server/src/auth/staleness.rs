@@ -72,6 +72,10 @@ impl Staleness {
 
     /// Records changes to these identities: states read before now that depend on them are stale.
     pub fn changed<'a>(&self, items: impl IntoIterator<Item = (Kind, &'a str)>) {
+        let mut items = items.into_iter().peekable();
+        if items.peek().is_none() {
+            return;
+        }
         let now = Instant::now();
         let mut changes = self.changes.write().unwrap_or_else(|e| e.into_inner());
         let g = self.generation.load(Ordering::Acquire) + 1;
