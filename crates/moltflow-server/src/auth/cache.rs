@@ -15,7 +15,7 @@ use moltflow_core::scope::ScopeSet;
 use moltflow_store::accounts::{UserRow, find_tenant, find_user};
 use moltflow_store::api_keys::find_api_key_by_hash;
 use moltflow_store::sessions::find_session;
-use moltflow_store::{AsDbConn, DbError, Store};
+use moltflow_store::{AsDbConn, Store, StoreError};
 
 use super::jwt::{ACCESS_TOKEN_SECONDS, Claims};
 use super::staleness::{Dependencies, Kind, Staleness, Stamp};
@@ -123,7 +123,7 @@ impl Default for AuthCache {
     }
 }
 
-async fn load_member(c: &mut impl AsDbConn, user_id: &str) -> Result<Option<Member>, DbError> {
+async fn load_member(c: &mut impl AsDbConn, user_id: &str) -> Result<Option<Member>, StoreError> {
     let Some(user) = find_user(c, user_id).await? else { return Ok(None) };
     let plan_id = find_tenant(c, &user.tenant_id).await?.map(|t| t.plan_id).unwrap_or_else(|| "free".to_owned());
     Ok(Some(Member { user: Arc::new(user), plan_id }))
@@ -141,7 +141,7 @@ impl AuthCache {
 
     /// The session's state, from memory or (once per second per session, and after a change
     /// made it stale) from the database.
-    pub async fn session(&self, store: &Store, session_id: &str) -> Result<Arc<SessionState>, Arc<DbError>> {
+    pub async fn session(&self, store: &Store, session_id: &str) -> Result<Arc<SessionState>, Arc<StoreError>> {
         for _ in 0..MAX_RELOADS {
             let state = self.sessions.try_get_with_by_ref(session_id, self.load_session(store, session_id)).await?;
             if self.staleness.is_current(&state.stamp, state.dependencies(session_id)) {
@@ -153,7 +153,7 @@ impl AuthCache {
         Ok(self.load_session(store, session_id).await?)
     }
 
-    async fn load_session(&self, store: &Store, session_id: &str) -> Result<Arc<SessionState>, DbError> {
+    async fn load_session(&self, store: &Store, session_id: &str) -> Result<Arc<SessionState>, StoreError> {
         let stamp = self.staleness.stamp();
         let mut conn = store.conn().await?;
         let Some(session) = find_session(&mut conn, session_id).await? else {
@@ -172,7 +172,7 @@ impl AuthCache {
     }
 
     /// The key found by the SHA-256 of a presented secret (None: no such key).
-    pub async fn api_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, Arc<DbError>> {
+    pub async fn api_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, Arc<StoreError>> {
         for _ in 0..MAX_RELOADS {
             // No key has this hash: no change can give it one (secrets are random and new).
             let Some(state) = self.keys.try_get_with_by_ref(hash, self.load_key(store, hash)).await? else {
@@ -186,7 +186,7 @@ impl AuthCache {
         Ok(self.load_key(store, hash).await?)
     }
 
-    async fn load_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, DbError> {
+    async fn load_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, StoreError> {
         let stamp = self.staleness.stamp();
         self.key_lookups.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("moltflow_api_key_lookups_total").increment(1);

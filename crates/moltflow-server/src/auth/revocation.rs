@@ -11,13 +11,11 @@
 //! The message names what to evict (session ids, SHA-256 hashes of key secrets, user and tenant
 //! ids), never a secret, and the node that sent it (which skips its own messages).
 
-use moltflow_store::Tx;
 use moltflow_store::signals::{MAX_PAYLOAD_BYTES, notify};
+use moltflow_store::{Store, StoreError, Tx};
 use serde::{Deserialize, Serialize};
 
 use super::cache::AuthCache;
-use crate::error::ApiResult;
-use crate::state::App;
 
 /// Items per message: 100 hashes of 64 characters stay well under PostgreSQL's 8000 bytes.
 const ITEMS_PER_MESSAGE: usize = 100;
@@ -137,13 +135,13 @@ impl Invalidation {
             .collect()
     }
 
-    /// Tells the other nodes, at the commit of `tx` (nothing on SQLite).
-    pub async fn announce(&self, tx: &mut Tx, app: &App) -> ApiResult<()> {
-        let Some(signals) = app.store.signals() else { return Ok(()) };
+    /// Tells the other nodes, at the commit of `tx` (nothing on SQLite). `cache` is this node's.
+    pub async fn announce(&self, tx: &mut Tx, store: &Store, cache: &AuthCache) -> Result<(), StoreError> {
+        let Some(signals) = store.signals() else { return Ok(()) };
         if self.is_empty() {
             return Ok(());
         }
-        for message in self.messages(app.auth_cache.node_id()) {
+        for message in self.messages(cache.node_id()) {
             notify(tx, signals.channel(), &message).await?;
         }
         Ok(())

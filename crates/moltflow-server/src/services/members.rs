@@ -19,9 +19,9 @@ use serde_json::json;
 
 use crate::auth::revocation::Invalidation;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientMeta;
 use crate::principal::Principal;
 use crate::services::audit::{self, Actor, Entry};
+use crate::services::origin::Origin;
 use crate::state::App;
 
 pub fn to_dto(u: &UserRow) -> TenantMember {
@@ -81,7 +81,7 @@ pub async fn change_role(
     p: &Principal,
     user_id: &str,
     role: &str,
-    meta: &ClientMeta,
+    meta: &Origin,
 ) -> ApiResult<TenantMember> {
     let new_role: Role = role
         .parse()
@@ -129,7 +129,7 @@ pub async fn change_role(
     )
     .await?;
     let change = Invalidation::default().user(&target.id);
-    change.announce(&mut tx, app).await?;
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
     change.apply(&app.auth_cache).await;
     Ok(to_dto(&UserRow { role: new_role.as_str().to_owned(), updated_at: now, ..target }))
@@ -137,7 +137,7 @@ pub async fn change_role(
 
 /// Removes a member: their sessions, keys and pending invitations stop working at once, then the
 /// account is deleted.
-pub async fn remove(app: &App, p: &Principal, user_id: &str, meta: &ClientMeta) -> ApiResult<()> {
+pub async fn remove(app: &App, p: &Principal, user_id: &str, meta: &Origin) -> ApiResult<()> {
     if !is_uuid(user_id) {
         return Err(member_not_found());
     }
@@ -172,7 +172,7 @@ pub async fn remove(app: &App, p: &Principal, user_id: &str, meta: &ClientMeta) 
         .sessions(sessions)
         .dead_keys(keys.into_iter().flat_map(|(current, previous)| std::iter::once(current).chain(previous)))
         .user(&target.id);
-    change.announce(&mut tx, app).await?;
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
     change.apply(&app.auth_cache).await;
     Ok(())

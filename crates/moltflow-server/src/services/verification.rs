@@ -6,15 +6,15 @@ use moltflow_store::tokens::use_user_tokens;
 
 use crate::auth::revocation::Invalidation;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientMeta;
 use crate::principal::Principal;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::mailing::{send_link, under_hourly_cap};
 use crate::services::one_time::{self, TokenKind};
+use crate::services::origin::Origin;
 use crate::state::App;
 
 /// `POST /auth/verify-email`.
-pub async fn verify_email(app: &App, token: &str, meta: &ClientMeta) -> ApiResult<()> {
+pub async fn verify_email(app: &App, token: &str, meta: &Origin) -> ApiResult<()> {
     let now = now_ms();
     let mut tx = app.store.begin().await?;
     let user = one_time::redeem(&mut tx, TokenKind::Verify, token).await?;
@@ -36,7 +36,7 @@ pub async fn verify_email(app: &App, token: &str, meta: &ClientMeta) -> ApiResul
         .await?;
     }
     let change = Invalidation::default().user(&user.id);
-    change.announce(&mut tx, app).await?;
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
     change.apply(&app.auth_cache).await;
     Ok(())

@@ -134,7 +134,7 @@ async fn the_message_leaves_with_the_commit_never_with_a_rollback_and_names_no_s
 
     let change = Invalidation::default().sessions(["rolled-back-session".to_owned()]);
     let mut tx = a.store.begin().await.unwrap();
-    change.announce(&mut tx, &a.state).await.unwrap();
+    change.announce(&mut tx, &a.store, &a.state.auth_cache).await.unwrap();
     drop(tx);
     assert_eq!(next(&mut listener).await, None, "a rolled-back change was announced");
 

@@ -17,8 +17,8 @@ use crate::auth::revocation::Invalidation;
 use crate::billing::Provider;
 use crate::billing::events::BillingEvent;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientMeta;
 use crate::services::audit::{self, Actor, Entry};
+use crate::services::origin::Origin;
 use crate::state::App;
 
 /// Where an event belongs: the tenant it names (if it exists), else its customer's.
@@ -136,14 +136,14 @@ pub async fn apply_event(app: &App, ev: &BillingEvent) -> ApiResult<bool> {
                 actor: Actor { kind: "system", id: None },
                 action: "plan.changed",
                 target: Some(tenant_id.clone()),
-                meta: &ClientMeta::default(),
+                meta: &Origin::default(),
                 details: json!({"from": tenant.plan_id, "to": new_plan, "status": status.as_str(), "billing_cycle": cycle, "event_id": ev.id, "event_type": ev.kind}),
             },
         )
         .await?;
     }
     let change = Invalidation::default().tenant(&tenant_id);
-    change.announce(&mut tx, app).await?;
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
     change.apply(&app.auth_cache).await;
     // A checkout for another plan replaced a live subscription: end the old one so that the
