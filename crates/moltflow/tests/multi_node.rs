@@ -210,7 +210,10 @@ impl Cluster {
                 return since.elapsed();
             }
             assert_eq!(status, 200, "{what} on node {node}");
-            assert!(sent < WITHIN, "{what}: node {node} accepted a request sent {sent:?} after node {revoker} revoked it");
+            assert!(
+                sent < WITHIN,
+                "{what}: node {node} accepted a request sent {sent:?} after node {revoker} revoked it"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         let others: Vec<usize> = (0..self.nodes.len()).filter(|n| *n != revoker).collect();

@@ -90,25 +90,24 @@ impl Invalidation {
             && self.tenants.is_empty()
     }
 
+    /// The list of each kind of item, in a fixed order (for splitting).
+    fn lists_mut(&mut self) -> [&mut Vec<String>; 5] {
+        [&mut self.sessions, &mut self.dead_keys, &mut self.changed_keys, &mut self.users, &mut self.tenants]
+    }
+
     /// Splits into invalidations of at most `ITEMS_PER_MESSAGE` items each.
     fn chunks(&self) -> Vec<Invalidation> {
+        let mut rest = self.clone();
         let mut out = vec![Invalidation { all: self.all, ..Invalidation::default() }];
-        let lists: [(&Vec<String>, fn(&mut Invalidation) -> &mut Vec<String>); 5] = [
-            (&self.sessions, |i| &mut i.sessions),
-            (&self.dead_keys, |i| &mut i.dead_keys),
-            (&self.changed_keys, |i| &mut i.changed_keys),
-            (&self.users, |i| &mut i.users),
-            (&self.tenants, |i| &mut i.tenants),
-        ];
         let mut count = 0;
-        for (items, field) in lists {
-            for item in items {
+        for kind in 0..5 {
+            for item in std::mem::take(rest.lists_mut()[kind]) {
                 if count == ITEMS_PER_MESSAGE {
                     out.push(Invalidation::default());
                     count = 0;
                 }
                 if let Some(last) = out.last_mut() {
-                    field(last).push(item.clone());
+                    last.lists_mut()[kind].push(item);
                 }
                 count += 1;
             }
@@ -194,7 +193,12 @@ mod tests {
         let m: Message = serde_json::from_str(r#"{"n":"b"}"#).unwrap();
         assert!(m.invalidation.is_empty());
         assert_eq!(
-            serde_json::to_string(&Message { node: "b".into(), sent_at_us: None, invalidation: Invalidation::default() }).unwrap(),
+            serde_json::to_string(&Message {
+                node: "b".into(),
+                sent_at_us: None,
+                invalidation: Invalidation::default()
+            })
+            .unwrap(),
             r#"{"n":"b"}"#
         );
     }
