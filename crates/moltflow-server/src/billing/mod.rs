@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use axum::http::StatusCode;
 
 use crate::error::ApiError;
+use crate::services::failure::Failure;
 
 /// Stripe price ids by `(plan_id, billing_cycle)`.
 pub type PriceIds = HashMap<(String, String), String>;
@@ -42,6 +43,25 @@ pub enum ProviderError {
     /// The provider does not know the object (`404`): for a cancellation, it is already gone.
     #[error("billing provider has no such object: {0}")]
     Missing(String),
+}
+
+/// For use cases: the same answers as [`ApiError`]'s below (`503 billing_unavailable` with a
+/// retry after 5 s, `502 billing_provider_error`).
+impl From<ProviderError> for Failure {
+    fn from(err: ProviderError) -> Self {
+        tracing::warn!(error = %err, "billing provider call failed");
+        match err {
+            ProviderError::Unavailable(_) => Failure::unavailable(
+                "billing_unavailable",
+                "The billing provider is not reachable right now; nothing was changed, please retry",
+                Some(5),
+            ),
+            ProviderError::Failed(_) | ProviderError::Missing(_) => Failure::upstream(
+                "billing_provider_error",
+                "The billing provider refused the request; nothing was changed",
+            ),
+        }
+    }
 }
 
 impl From<ProviderError> for ApiError {

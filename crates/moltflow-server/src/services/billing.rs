@@ -401,7 +401,7 @@ pub async fn signup_checkout(
     meta: &Origin,
 ) -> ApiResult<SignupOutcome> {
     use crate::services::auth::{account_rows, ensure_email_free, insert_account, validate_registration};
-    use crate::services::sessions::{open_session, token_pair};
+    use crate::services::sessions::open_session;
     app.limits
         .register_ip
         .check(meta.ip)
@@ -427,23 +427,24 @@ pub async fn signup_checkout(
             req.cancel_url.as_deref(),
         )?)
     };
-    ensure_email_free(app, &account.email).await?;
+    ensure_email_free(&mut app.store.conn().await?, &account.email).await?;
     let password_hash = match &account.password {
         Some(p) => Some(app.hasher.hash(p).await?),
         None => None,
     };
-    let (tenant, user) = account_rows(account, password_hash, now_ms());
+    let now = app.clock.now_ms();
+    let (tenant, user) = account_rows(account, password_hash, now);
     let Some(intent) = intent else {
         let mut tx = app.store.begin().await?;
-        insert_account(app, &mut tx, &tenant, &user, meta).await?;
-        let opened = open_session(&mut tx, &user, "register", meta).await?;
+        insert_account(&mut tx, &app.mailer, &tenant, &user, meta, now).await?;
+        let opened = open_session(&mut tx, &user, "register", meta, now).await?;
         tx.commit().await?;
         app.mailer.wake();
-        return Ok(SignupOutcome::Tokens(token_pair(app, &user, opened)?));
+        return Ok(SignupOutcome::Tokens(app.tokens().pair(&user, opened)?));
     };
     let (row, customer) = open_checkout(app, &tenant.id, &user.email, &intent).await?;
     let mut tx = app.store.begin().await?;
-    insert_account(app, &mut tx, &tenant, &user, meta).await?;
+    insert_account(&mut tx, &app.mailer, &tenant, &user, meta, now).await?;
     store_checkout(&mut tx, app, &row, customer.as_deref()).await?;
     tx.commit().await?;
     app.mailer.wake();

@@ -69,6 +69,11 @@ impl Failure {
         Failure::Unauthenticated(Refusal::new(code, detail))
     }
 
+    /// The caller's credential signs nobody in any more (its user was deleted a moment ago).
+    pub fn not_authenticated() -> Failure {
+        Failure::unauthenticated("not_authenticated", "Not authenticated")
+    }
+
     pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Failure {
         Failure::Forbidden(Refusal::new(code, detail))
     }

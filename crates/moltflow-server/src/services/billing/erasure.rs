@@ -3,16 +3,15 @@
 //! charging a customer who no longer exists.
 
 use moltflow_core::subscription::Status;
-use moltflow_store::AsDbConn;
 use moltflow_store::billing::{SubscriptionRow, find_subscription};
+use moltflow_store::{AsDbConn, Store};
 
 use crate::billing::{Provider, ProviderError};
-use crate::error::ApiResult;
-use crate::state::App;
+use crate::services::failure::Outcome;
 
 /// The tenant's subscription that the provider may still charge for (any status but
 /// `canceled`: `past_due` and `unpaid` ones are still being retried), if the provider holds it.
-pub async fn live_provider_subscription(c: &mut impl AsDbConn, tenant_id: &str) -> ApiResult<Option<SubscriptionRow>> {
+pub async fn live_provider_subscription(c: &mut impl AsDbConn, tenant_id: &str) -> Outcome<Option<SubscriptionRow>> {
     let sub = find_subscription(c, tenant_id).await?;
     Ok(sub.filter(|s| s.provider != "local" && s.status != Status::Canceled.as_str()))
 }
@@ -20,9 +19,9 @@ pub async fn live_provider_subscription(c: &mut impl AsDbConn, tenant_id: &str) 
 /// Cancels the tenant's live subscription at the provider now (not at the period's end). An
 /// error (`502 billing_provider_error`, `503 billing_unavailable`) means nothing was ended and
 /// the caller must erase nothing. A local subscription is erased with its tenant.
-pub async fn end_subscription_before_erasure(app: &App, tenant_id: &str) -> ApiResult<()> {
+pub async fn end_subscription_before_erasure(store: &Store, provider: &Provider, tenant_id: &str) -> Outcome<()> {
     let sub = {
-        let mut conn = app.store.conn().await?;
+        let mut conn = store.conn().await?;
         live_provider_subscription(&mut conn, tenant_id).await?
     };
     let Some(sub) = sub else { return Ok(()) };
@@ -30,7 +29,7 @@ pub async fn end_subscription_before_erasure(app: &App, tenant_id: &str) -> ApiR
         tracing::warn!(tenant_id, "live subscription without a provider id; nothing to cancel");
         return Ok(());
     }
-    let Provider::Stripe(stripe) = &app.billing.provider else {
+    let Provider::Stripe(stripe) = provider else {
         // Stripe holds it but this node cannot reach Stripe: refuse rather than leave it charging.
         return Err(ProviderError::Unavailable(format!(
             "subscription {} is held by {} but MOLTFLOW_BILLING_PROVIDER is not that provider",
