@@ -10,11 +10,12 @@ pub mod stripe;
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
+use moltflow_core::billing::BillingCycle;
 
 use crate::error::ApiError;
 
 /// Stripe price ids by `(plan_id, billing_cycle)`.
-pub type PriceIds = HashMap<(String, String), String>;
+pub type PriceIds = HashMap<(String, BillingCycle), String>;
 
 pub enum Provider {
     Local,
@@ -22,10 +23,11 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub fn name(&self) -> &'static str {
+    /// Which provider this is, as stored with the customers, checkouts and subscriptions it holds.
+    pub fn kind(&self) -> moltflow_core::billing::Provider {
         match self {
-            Provider::Local => "local",
-            Provider::Stripe(_) => "stripe",
+            Provider::Local => moltflow_core::billing::Provider::Local,
+            Provider::Stripe(_) => moltflow_core::billing::Provider::Stripe,
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientMeta, JsonBody, OptionalJsonBody};
 use crate::principal::{Authorized, BillingManage, BillingRead};
 use crate::services::audit::Actor;
-use crate::services::billing::{self, SignupOutcome};
+use crate::services::billing::{self, EventOutcome, LocalCheckout, SignupOutcome};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -111,6 +111,13 @@ async fn signup_checkout(
     meta: ClientMeta,
     JsonBody(req): JsonBody<SignupCheckoutRequest>,
 ) -> ApiResult<Response> {
+    // Sign-ups share register's per-address budget: a flood of new tenants is throttled here,
+    // at the edge, before any work.
+    state
+        .limits
+        .register_ip
+        .check(meta.ip)
+        .map_err(|wait| ApiError::too_many("rate_limited", "Too many sign-ups from this address", wait))?;
     Ok(match billing::signup_checkout(&state, req, &meta).await? {
         SignupOutcome::Tokens(pair) => (StatusCode::CREATED, Json(pair)).into_response(),
         SignupOutcome::Checkout(c) => (StatusCode::CREATED, Json(c)).into_response(),
@@ -133,8 +140,8 @@ async fn stripe_webhook(state: AppState, headers: HeaderMap, body: Bytes) -> Api
         .map_err(|e| ApiError::bad_request("invalid_signature", format!("Webhook signature rejected: {e}")))?;
     let event = events::parse_stripe(&body)
         .map_err(|e| ApiError::bad_request("invalid_event", format!("Not a Stripe event: {e}")))?;
-    let duplicate = billing::apply_event(&state, &event).await?;
-    Ok(Json(WebhookAck { received: true, duplicate }))
+    let outcome = billing::apply_event(&state, &event).await?;
+    Ok(Json(WebhookAck { received: true, duplicate: outcome == EventOutcome::Duplicate }))
 }
 
 fn escape(s: &str) -> String {
@@ -158,13 +165,8 @@ fn wants_json(headers: &HeaderMap) -> bool {
 #[utoipa::path(get, path = "/billing/local/checkout/{session_id}", tag = "billing-local",
     params(("session_id" = String, Path)), responses((status = 200, content_type = "text/html", body = String), (status = 404, body = ErrorBody)))]
 async fn local_checkout_page(state: AppState, Path(session_id): Path<String>) -> ApiResult<Html<String>> {
-    let row = {
-        let mut conn = state.store.conn().await?;
-        moltflow_store::billing::find_checkout(&mut conn, &session_id).await?
-    };
-    let row = row.filter(|r| r.provider == "local").ok_or_else(|| ApiError::missing("Checkout session"))?;
-    let plan = state.plans.get(&row.plan_id).ok_or_else(|| ApiError::missing("Plan"))?;
-    let price = if row.billing_cycle == "yearly" { &plan.yearly } else { &plan.monthly };
+    let LocalCheckout { row, plan } = billing::local_checkout(&state, &session_id).await?;
+    let price = plan.price(row.billing_cycle);
     if row.completed_at.is_some() {
         return Ok(page("Already paid", "<p>This checkout is complete.</p>"));
     }
@@ -174,7 +176,7 @@ async fn local_checkout_page(state: AppState, Path(session_id): Path<String>) ->
             "<p>{} plan, billed {}: <strong>{}.{:02} {}</strong>.</p><p>Local billing provider: no card is charged.</p>\
              <form method=\"post\"><button type=\"submit\">Pay</button></form>",
             escape(&plan.display_name),
-            escape(&row.billing_cycle),
+            escape(row.billing_cycle.as_str()),
             price.amount_cents / 100,
             price.amount_cents % 100,
             escape(&price.currency.to_uppercase())

@@ -29,7 +29,7 @@ pub fn to_dto(u: &UserRow) -> TenantMember {
         user_id: u.id.clone(),
         email: u.email.clone(),
         full_name: u.full_name.clone(),
-        role: u.role.clone(),
+        role: u.role.as_str().to_owned(),
         email_verified: u.email_verified,
         created_at: rfc3339(u.created_at),
     }
@@ -64,7 +64,7 @@ pub async fn list(app: &App, tenant_id: &str) -> ApiResult<Vec<TenantMember>> {
 /// old, and an owner demoted a moment ago must not act as owner.
 async fn current_role(tx: &mut Tx, p: &Principal) -> ApiResult<Role> {
     let me = find_tenant_user(tx, p.tenant_id(), &p.user.id).await?.ok_or_else(ApiError::not_authenticated)?;
-    me.role.parse().map_err(|_| ApiError::internal())
+    Ok(me.role)
 }
 
 /// Starts the transaction of a change that counts owners: the tenant's row is locked first, so
@@ -90,7 +90,7 @@ pub async fn change_role(
     }
     let mut tx = begin_locked(app, p.tenant_id()).await?;
     let target = find_tenant_user(&mut tx, p.tenant_id(), user_id).await?.ok_or_else(member_not_found)?;
-    let current: Role = target.role.parse().map_err(|_| ApiError::internal())?;
+    let current = target.role;
     let my_role = current_role(&mut tx, p).await?;
     if new_role >= Role::Admin && my_role != Role::Owner {
         return Err(owner_only("grant the owner or admin role"));
@@ -108,7 +108,7 @@ pub async fn change_role(
         return Err(last_owner());
     }
     let now = now_ms();
-    update_user_role(&mut tx, &target.id, new_role.as_str(), now).await?;
+    update_user_role(&mut tx, &target.id, new_role, now).await?;
     // What they invited others into must stay within what they may still grant.
     let invitations = match new_role {
         Role::Member => revoke_pending_sent_by(&mut tx, &target.id, false, now).await?,
@@ -129,7 +129,7 @@ pub async fn change_role(
     .await?;
     tx.commit().await?;
     app.auth_cache.forget_user(&target.id);
-    Ok(to_dto(&UserRow { role: new_role.as_str().to_owned(), updated_at: now, ..target }))
+    Ok(to_dto(&UserRow { role: new_role, updated_at: now, ..target }))
 }
 
 /// Removes a member: their sessions, keys and pending invitations stop working at once, then the
@@ -140,7 +140,7 @@ pub async fn remove(app: &App, p: &Principal, user_id: &str, meta: &ClientMeta) 
     }
     let mut tx = begin_locked(app, p.tenant_id()).await?;
     let target = find_tenant_user(&mut tx, p.tenant_id(), user_id).await?.ok_or_else(member_not_found)?;
-    if target.role == Role::Owner.as_str() {
+    if target.role == Role::Owner {
         if current_role(&mut tx, p).await? != Role::Owner {
             return Err(owner_only("remove an owner"));
         }
@@ -161,7 +161,7 @@ pub async fn remove(app: &App, p: &Principal, user_id: &str, meta: &ClientMeta) 
             action: "member.removed",
             target: Some(target.id.clone()),
             meta,
-            details: json!({"email": target.email, "role": target.role, "sessions_revoked": sessions.len(), "keys_revoked": keys.len(), "invitations_revoked": invitations}),
+            details: json!({"email": target.email, "role": target.role.as_str(), "sessions_revoked": sessions.len(), "keys_revoked": keys.len(), "invitations_revoked": invitations}),
         },
     )
     .await?;

@@ -95,14 +95,14 @@ pub fn summary(user: &UserRow) -> UserSummary {
         id: user.id.clone(),
         email: user.email.clone(),
         full_name: user.full_name.clone(),
-        role: user.role.clone(),
+        role: user.role.as_str().to_owned(),
         tenant_id: user.tenant_id.clone(),
     }
 }
 
 /// The token pair for an opened session.
 pub fn token_pair(app: &App, user: &UserRow, opened: OpenedSession) -> ApiResult<TokenPair> {
-    let (access_token, claims) = app.jwt.issue(&user.id, &user.tenant_id, &user.role, &opened.session_id)?;
+    let (access_token, claims) = app.jwt.issue(&user.id, &user.tenant_id, user.role.as_str(), &opened.session_id)?;
     // Known valid from the start: the failed-authentication throttle never stands in its way.
     app.auth_cache.remember_token(&access_token, std::sync::Arc::new(claims));
     Ok(TokenPair {

@@ -1,5 +1,6 @@
 //! The caller's own account: profile, password, deletion (API.md §3 `set-password`, §4).
 
+use moltflow_core::Role;
 use moltflow_core::clock::{MINUTE_MS, now_ms, rfc3339};
 use moltflow_core::locale::parse_locale;
 use moltflow_core::password::check_new_password;
@@ -29,7 +30,7 @@ pub fn profile(user: &UserRow) -> UserProfile {
         id: user.id.clone(),
         email: user.email.clone(),
         full_name: user.full_name.clone(),
-        role: user.role.clone(),
+        role: user.role.as_str().to_owned(),
         tenant_id: user.tenant_id.clone(),
         email_verified: user.email_verified,
         has_password: user.password_hash.is_some(),
@@ -193,7 +194,7 @@ pub async fn delete_me(
     lock_tenant(&mut tx, &user.tenant_id).await?;
     let user = find_user(&mut tx, &user.id).await?.ok_or_else(ApiError::not_authenticated)?;
     let (members, owners) = count_tenant_users(&mut tx, &user.tenant_id).await?;
-    if user.role == "owner" && owners <= 1 && members > 1 {
+    if user.role == Role::Owner && owners <= 1 && members > 1 {
         return Err(ApiError::conflict(
             "last_owner",
             "You are the last owner of a tenant with other members: make another member owner first",
@@ -220,7 +221,7 @@ pub async fn delete_me(
                 action: "account.deleted",
                 target: Some(user.id.clone()),
                 meta,
-                details: serde_json::json!({"email": user.email, "role": user.role}),
+                details: serde_json::json!({"email": user.email, "role": user.role.as_str()}),
             },
         )
         .await?;

@@ -2,6 +2,7 @@
 //! member): once the tenant is gone nobody can cancel it here, and the provider would go on
 //! charging a customer who no longer exists.
 
+use moltflow_core::billing::Provider as ProviderKind;
 use moltflow_core::subscription::Status;
 use moltflow_store::AsDbConn;
 use moltflow_store::billing::{SubscriptionRow, find_subscription};
@@ -14,7 +15,7 @@ use crate::state::App;
 /// `canceled`: `past_due` and `unpaid` ones are still being retried), if the provider holds it.
 pub async fn live_provider_subscription(c: &mut impl AsDbConn, tenant_id: &str) -> ApiResult<Option<SubscriptionRow>> {
     let sub = find_subscription(c, tenant_id).await?;
-    Ok(sub.filter(|s| s.provider != "local" && s.status != Status::Canceled.as_str()))
+    Ok(sub.filter(|s| s.provider != ProviderKind::Local && s.status != Status::Canceled))
 }
 
 /// Cancels the tenant's live subscription at the provider now (not at the period's end). An
