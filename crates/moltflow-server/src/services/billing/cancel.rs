@@ -10,12 +10,12 @@ use serde_json::json;
 use super::plans::subscription_view;
 use crate::billing::Provider;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientMeta;
+use crate::services::origin::Origin;
 use crate::services::audit::{self, Actor, Entry};
 use crate::state::App;
 
 /// Cancels at the period's end: the plan stays until the provider says the period ended.
-pub async fn cancel(app: &App, tenant_id: &str, actor: Actor, meta: &ClientMeta) -> ApiResult<SubscriptionView> {
+pub async fn cancel(app: &App, tenant_id: &str, actor: Actor, meta: &Origin) -> ApiResult<SubscriptionView> {
     let sub = {
         let mut conn = app.store.conn().await?;
         find_subscription(&mut conn, tenant_id).await?

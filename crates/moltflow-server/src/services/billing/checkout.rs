@@ -13,7 +13,8 @@ use serde_json::json;
 use crate::billing::stripe::CheckoutParams;
 use crate::billing::{Provider, ProviderError};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Checks, ClientMeta};
+use crate::extract::Checks;
+use crate::services::origin::Origin;
 use crate::services::audit::{self, Actor, Entry};
 use crate::state::App;
 
@@ -168,7 +169,7 @@ pub async fn checkout(
     app: &App,
     p: &crate::principal::Principal,
     req: CheckoutRequest,
-    meta: &ClientMeta,
+    meta: &Origin,
 ) -> ApiResult<CheckoutResponse> {
     let intent =
         validate_intent(app, &req.plan_id, &req.billing_cycle, req.success_url.as_deref(), req.cancel_url.as_deref())?;

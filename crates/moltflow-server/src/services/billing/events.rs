@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::billing::Provider;
 use crate::billing::events::BillingEvent;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientMeta;
+use crate::services::origin::Origin;
 use crate::services::audit::{self, Actor, Entry};
 use crate::state::App;
 
@@ -206,7 +206,7 @@ async fn write(tx: &mut Tx, ev: &BillingEvent, change: &Change, now: i64) -> Api
         actor: Actor { kind: "system", id: None },
         action: "plan.changed",
         target: Some(tenant_id.clone()),
-        meta: &ClientMeta::default(),
+        meta: &Origin::default(),
         details,
     };
     audit::record(tx, entry).await?;

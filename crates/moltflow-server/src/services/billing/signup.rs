@@ -6,7 +6,8 @@ use moltflow_types::{RegisterRequest, SignupCheckoutRequest, SignupCheckoutRespo
 
 use super::checkout::{check_cycle, open_checkout, store_checkout, validate_intent};
 use crate::error::ApiResult;
-use crate::extract::{Checks, ClientMeta};
+use crate::extract::Checks;
+use crate::services::origin::Origin;
 use crate::services::auth::{account_rows, ensure_email_free, insert_account, validate_registration};
 use crate::services::sessions::{open_session, token_pair};
 use crate::state::App;
@@ -19,7 +20,7 @@ pub enum SignupOutcome {
 
 /// Creates a tenant and its owner like register, then a checkout for a paid plan. Provider calls
 /// happen before anything is written, so a provider failure leaves no account behind.
-pub async fn signup_checkout(app: &App, req: SignupCheckoutRequest, meta: &ClientMeta) -> ApiResult<SignupOutcome> {
+pub async fn signup_checkout(app: &App, req: SignupCheckoutRequest, meta: &Origin) -> ApiResult<SignupOutcome> {
     let account = validate_registration(RegisterRequest {
         email: req.email,
         password: req.password,
