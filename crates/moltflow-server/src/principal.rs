@@ -7,10 +7,10 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use moltflow_core::Scope;
 use moltflow_core::api_key::is_well_formed;
 use moltflow_core::clock::now_ms;
 use moltflow_core::secret::{constant_time_eq, sha256_hex};
-use moltflow_core::Scope;
 
 use crate::auth::jwt::{Claims, TokenError};
 use crate::auth::rate_limit;

@@ -64,7 +64,7 @@ impl Limits {
 pub struct Billing {
     pub provider: Provider,
     pub prices: PriceIds,
-    pub local_portals: moka::sync::Cache<String, String>,
+    pub local_portals: crate::services::billing::LocalPortals,
 }
 
 impl Billing {

@@ -19,7 +19,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, OptionalJsonBody, Origin};
 use crate::principal::{Authorized, BillingManage, BillingRead};
 use crate::services::audit::Actor;
-use crate::services::billing::{self, EventOutcome, LocalCheckout, SignupOutcome};
+use crate::services::billing::{EventOutcome, LocalCheckout};
+use crate::services::signup::{self, SignupOutcome};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -38,7 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// The plans on offer (public).
 #[utoipa::path(get, path = "/billing/plans", tag = "billing", responses((status = 200, body = Vec<PlanView>)))]
 async fn list_plans(state: AppState) -> Json<Vec<PlanView>> {
-    Json(state.plans.plans().iter().map(billing::plan_view).collect())
+    Json(state.billing().plans())
 }
 
 /// The tenant's plan, status, limits and usage.
@@ -46,7 +47,7 @@ async fn list_plans(state: AppState) -> Json<Vec<PlanView>> {
     (status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
 ))]
 async fn get_subscription(state: AppState, caller: Authorized<BillingRead>) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(billing::subscription_view(&state, caller.tenant_id()).await?))
+    Ok(Json(state.billing().subscription(caller.tenant_id()).await?))
 }
 
 /// Start a checkout for a paid plan (owners, or `billing:manage`).
@@ -65,7 +66,7 @@ async fn create_checkout(
     meta: Origin,
     JsonBody(req): JsonBody<CheckoutRequest>,
 ) -> ApiResult<Json<CheckoutResponse>> {
-    Ok(Json(billing::checkout(&state, &caller, req, &meta).await?))
+    Ok(Json(state.billing().checkout(&caller, req, &meta).await?))
 }
 
 /// A billing portal link (owners, or `billing:manage`).
@@ -80,7 +81,7 @@ async fn create_portal(
     caller: Authorized<BillingManage>,
     OptionalJsonBody(req): OptionalJsonBody<PortalRequest>,
 ) -> ApiResult<Json<PortalResponse>> {
-    Ok(Json(billing::portal(&state, caller.tenant_id(), req.return_url.as_deref()).await?))
+    Ok(Json(state.billing().portal(caller.tenant_id(), req.return_url.as_deref()).await?))
 }
 
 /// Cancel at the end of the period; the plan stays until then.
@@ -95,7 +96,7 @@ async fn cancel_subscription(
     meta: Origin,
 ) -> ApiResult<Json<SubscriptionView>> {
     let (kind, id) = caller.actor();
-    Ok(Json(billing::cancel(&state, caller.tenant_id(), Actor { kind, id: Some(id) }, &meta).await?))
+    Ok(Json(state.billing().cancel(caller.tenant_id(), Actor { kind, id: Some(id) }, &meta).await?))
 }
 
 /// Sign up with a plan: creates the tenant and owner like register; a paid plan answers a
@@ -118,7 +119,7 @@ async fn signup_checkout(
         .register_ip
         .check(meta.ip)
         .map_err(|wait| ApiError::too_many("rate_limited", "Too many sign-ups from this address", wait))?;
-    Ok(match billing::signup_checkout(&state, req, &meta).await? {
+    Ok(match signup::signup_checkout(&state, req, &meta).await? {
         SignupOutcome::Tokens(pair) => (StatusCode::CREATED, Json(pair)).into_response(),
         SignupOutcome::Checkout(c) => (StatusCode::CREATED, Json(c)).into_response(),
     })
@@ -140,7 +141,7 @@ async fn stripe_webhook(state: AppState, headers: HeaderMap, body: Bytes) -> Api
         .map_err(|e| ApiError::bad_request("invalid_signature", format!("Webhook signature rejected: {e}")))?;
     let event = events::parse_stripe(&body)
         .map_err(|e| ApiError::bad_request("invalid_event", format!("Not a Stripe event: {e}")))?;
-    let outcome = billing::apply_event(&state, &event).await?;
+    let outcome = state.billing().apply_event(&event).await?;
     Ok(Json(WebhookAck { received: true, duplicate: outcome == EventOutcome::Duplicate }))
 }
 
@@ -165,7 +166,8 @@ fn wants_json(headers: &HeaderMap) -> bool {
 #[utoipa::path(get, path = "/billing/local/checkout/{session_id}", tag = "billing-local",
     params(("session_id" = String, Path)), responses((status = 200, content_type = "text/html", body = String), (status = 404, body = ErrorBody)))]
 async fn local_checkout_page(state: AppState, Path(session_id): Path<String>) -> ApiResult<Html<String>> {
-    let LocalCheckout { row, plan } = billing::local_checkout(&state, &session_id).await?;
+    let billing = state.billing();
+    let LocalCheckout { row, plan } = billing.local_checkout(&session_id).await?;
     let price = plan.price(row.billing_cycle);
     if row.completed_at.is_some() {
         return Ok(page("Already paid", "<p>This checkout is complete.</p>"));
@@ -192,9 +194,10 @@ async fn local_checkout_pay(
     headers: HeaderMap,
     Path(session_id): Path<String>,
 ) -> ApiResult<Response> {
-    let row = billing::complete_local_checkout(&state, &session_id).await?;
+    let billing = state.billing();
+    let row = billing.complete_local_checkout(&session_id).await?;
     if wants_json(&headers) {
-        let view = billing::subscription_view(&state, &row.tenant_id).await?;
+        let view = billing.subscription(&row.tenant_id).await?;
         return Ok(Json(view).into_response());
     }
     Ok(page(
@@ -208,8 +211,9 @@ async fn local_checkout_pay(
 #[utoipa::path(get, path = "/billing/local/portal/{token}", tag = "billing-local",
     params(("token" = String, Path)), responses((status = 200, content_type = "text/html", body = String), (status = 404, body = ErrorBody)))]
 async fn local_portal_page(state: AppState, Path(token): Path<String>) -> ApiResult<Html<String>> {
-    let tenant_id = state.billing.local_portals.get(&token).ok_or_else(|| ApiError::missing("Portal session"))?;
-    let view = billing::subscription_view(&state, &tenant_id).await?;
+    let billing = state.billing();
+    let tenant_id = billing.local_portal_tenant(&token)?;
+    let view = billing.subscription(&tenant_id).await?;
     let action = if view.cancel_at_period_end || view.plan_id == moltflow_core::plan::DEFAULT_PLAN {
         String::new()
     } else {
@@ -237,9 +241,10 @@ async fn local_portal_cancel(
     meta: Origin,
     Path(token): Path<String>,
 ) -> ApiResult<Response> {
-    let tenant_id = state.billing.local_portals.get(&token).ok_or_else(|| ApiError::missing("Portal session"))?;
-    let view =
-        billing::cancel(&state, &tenant_id, Actor { kind: "system", id: Some("local-portal".into()) }, &meta).await?;
+    let billing = state.billing();
+    let tenant_id = billing.local_portal_tenant(&token)?;
+    let actor = Actor { kind: "system", id: Some("local-portal".into()) };
+    let view = billing.cancel(&tenant_id, actor, &meta).await?;
     if wants_json(&headers) {
         return Ok(Json(view).into_response());
     }

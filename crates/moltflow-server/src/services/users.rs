@@ -176,7 +176,7 @@ pub async fn delete_me(app: &App, principal: &Principal, req: DeleteAccountReque
         count_tenant_users(&mut conn, &user.tenant_id).await?.0 <= 1
     };
     if sole_member {
-        billing::end_subscription_before_erasure(app, &user.tenant_id).await?;
+        app.billing().end_subscription_before_erasure(&user.tenant_id).await?;
     }
     let now = now_ms();
     let mut tx = app.store.begin().await?;

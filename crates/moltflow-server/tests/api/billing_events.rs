@@ -2,7 +2,7 @@
 //! stored subscription status that no variant names (roles have a CHECK constraint instead).
 
 use moltflow_server::billing::events::{BillingEvent, parse_stripe};
-use moltflow_server::services::billing::{EventOutcome, Ignored, apply_event};
+use moltflow_server::services::billing::{EventOutcome, Ignored};
 use serde_json::{Value, json};
 
 use crate::billing::{event, now_s, tenant_of};
@@ -13,7 +13,7 @@ fn parsed(ev: &Value) -> BillingEvent {
 }
 
 async fn apply(app: &TestApp, ev: &Value) -> EventOutcome {
-    apply_event(&app.state, &parsed(ev)).await.expect("applied without error")
+    app.state.billing().apply_event(&parsed(ev)).await.expect("applied without error")
 }
 
 fn checkout(id: &str, age: i64, tenant: &str, sub: &str, plan: &str, payment_status: &str) -> Value {
@@ -102,7 +102,7 @@ async fn a_stored_status_no_variant_names_is_an_internal_error_not_a_crash() {
     app.get("/billing/subscription", Some(&at)).await.assert(500, "internal_error");
     // The event path reads the same row: it fails too, and records nothing.
     let ev = parsed(&checkout("evt_2", 5, &tenant, "sub_A", "business", "paid"));
-    assert!(apply_event(&app.state, &ev).await.is_err());
+    assert!(app.state.billing().apply_event(&ev).await.is_err());
     assert_eq!(app.count("SELECT COUNT(*) FROM billing_events WHERE event_id = 'evt_2'").await, 0);
     // The service goes on answering.
     assert_eq!(app.get("/billing/plans", None).await.status, 200);

@@ -1,14 +1,15 @@
 //! The plans on offer and the tenant's subscription as the API shows them.
 
-use moltflow_core::clock::{now_ms, rfc3339};
+use moltflow_core::billing::BillingCycle;
+use moltflow_core::clock::rfc3339;
 use moltflow_core::plan::{DEFAULT_PLAN, Plan};
 use moltflow_core::subscription::Status;
 use moltflow_store::accounts::find_tenant;
 use moltflow_store::billing::find_subscription;
 use moltflow_types::{PlanLimits, PlanPrice, PlanPrices, PlanView, SubscriptionStatus, SubscriptionView};
 
-use crate::error::{ApiError, ApiResult};
-use crate::state::App;
+use super::Billing;
+use crate::services::failure::{Failure, Outcome};
 
 pub fn limits_view(plan: &Plan) -> PlanLimits {
     PlanLimits {
@@ -31,10 +32,6 @@ pub fn plan_view(plan: &Plan) -> PlanView {
         limits: limits_view(plan),
         features: plan.features.clone(),
     }
-}
-
-fn plan_or_free<'a>(app: &'a App, plan_id: &str) -> ApiResult<&'a Plan> {
-    app.plans.get(plan_id).or_else(|| app.plans.get(DEFAULT_PLAN)).ok_or_else(ApiError::internal)
 }
 
 /// First millisecond of the next UTC month: when a free plan's monthly quotas reset.
@@ -65,38 +62,53 @@ fn status_view(status: Status) -> SubscriptionStatus {
     }
 }
 
-/// The tenant's subscription: its status, and the plan and limits in force (the free plan's
-/// while it is `unpaid`, whatever it is subscribed to).
-pub async fn subscription_view(app: &App, tenant_id: &str) -> ApiResult<SubscriptionView> {
-    let mut conn = app.store.conn().await?;
-    let tenant = find_tenant(&mut conn, tenant_id).await?.ok_or_else(|| ApiError::missing("Tenant"))?;
-    let sub = find_subscription(&mut conn, tenant_id).await?;
-    drop(conn);
-    let plan = plan_or_free(app, &tenant.plan_id)?;
-    let usage = crate::services::usage::report::subscription_usage(app, tenant_id).await?;
-    let view = match sub.filter(|s| s.status != Status::Canceled) {
-        Some(s) => SubscriptionView {
-            plan_id: plan.plan_id.clone(),
-            display_name: plan.display_name.clone(),
-            status: status_view(s.status),
-            billing_cycle: s.billing_cycle.as_str().to_owned(),
-            current_period_end: s.current_period_end.map(rfc3339),
-            cancel_at_period_end: s.cancel_at_period_end,
-            limits: limits_view(plan),
-            usage,
-        },
-        None => SubscriptionView {
-            plan_id: plan.plan_id.clone(),
-            display_name: plan.display_name.clone(),
-            status: SubscriptionStatus::Active,
-            billing_cycle: moltflow_core::billing::BillingCycle::Monthly.as_str().to_owned(),
-            current_period_end: Some(rfc3339(next_month_start(now_ms()))),
-            cancel_at_period_end: false,
-            limits: limits_view(plan),
-            usage,
-        },
-    };
-    Ok(view)
+impl Billing<'_> {
+    /// The plans on offer, in display order.
+    pub fn plans(&self) -> Vec<PlanView> {
+        self.plans.plans().iter().map(plan_view).collect()
+    }
+
+    fn plan_or_free(&self, plan_id: &str) -> Outcome<&Plan> {
+        self.plans
+            .get(plan_id)
+            .or_else(|| self.plans.get(DEFAULT_PLAN))
+            .ok_or_else(|| Failure::unexpected(anyhow::anyhow!("the plan catalogue has no {DEFAULT_PLAN} plan")))
+    }
+
+    /// The tenant's subscription: its status, and the plan and limits in force (the free plan's
+    /// while it is `unpaid`, whatever it is subscribed to).
+    pub async fn subscription(&self, tenant_id: &str) -> Outcome<SubscriptionView> {
+        let now = self.clock.now_ms();
+        let mut conn = self.store.conn().await?;
+        let tenant = find_tenant(&mut conn, tenant_id).await?.ok_or(Failure::NotFound("Tenant"))?;
+        let sub = find_subscription(&mut conn, tenant_id).await?;
+        drop(conn);
+        let plan = self.plan_or_free(&tenant.plan_id)?;
+        let usage = self.usage.subscription_usage(tenant_id).await?;
+        let view = match sub.filter(|s| s.status != Status::Canceled) {
+            Some(s) => SubscriptionView {
+                plan_id: plan.plan_id.clone(),
+                display_name: plan.display_name.clone(),
+                status: status_view(s.status),
+                billing_cycle: s.billing_cycle.as_str().to_owned(),
+                current_period_end: s.current_period_end.map(rfc3339),
+                cancel_at_period_end: s.cancel_at_period_end,
+                limits: limits_view(plan),
+                usage,
+            },
+            None => SubscriptionView {
+                plan_id: plan.plan_id.clone(),
+                display_name: plan.display_name.clone(),
+                status: SubscriptionStatus::Active,
+                billing_cycle: BillingCycle::Monthly.as_str().to_owned(),
+                current_period_end: Some(rfc3339(next_month_start(now))),
+                cancel_at_period_end: false,
+                limits: limits_view(plan),
+                usage,
+            },
+        };
+        Ok(view)
+    }
 }
 
 #[cfg(test)]
