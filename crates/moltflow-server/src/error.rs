@@ -198,6 +198,7 @@ impl ApiError {
             Failure::Unauthenticated(r) => refused(StatusCode::UNAUTHORIZED, r),
             Failure::Forbidden(r) => refused(StatusCode::FORBIDDEN, r),
             Failure::NotFound(what) => ApiError::missing(what),
+            Failure::Unknown(r) => refused(StatusCode::NOT_FOUND, r),
             Failure::Conflict(r) => refused(StatusCode::CONFLICT, r),
             Failure::Limited { refusal, retry_after_s } => {
                 refused(StatusCode::TOO_MANY_REQUESTS, refusal).with_retry_after(retry_after_s)

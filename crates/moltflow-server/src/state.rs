@@ -64,7 +64,7 @@ impl Limits {
 pub struct Billing {
     pub provider: Provider,
     pub prices: PriceIds,
-    pub local_portals: moka::sync::Cache<String, String>,
+    pub local_portals: crate::services::billing::LocalPortals,
 }
 
 impl Billing {
@@ -72,9 +72,9 @@ impl Billing {
         let provider = match (config.billing_provider.as_str(), &config.stripe_secret_key) {
             ("stripe", Some(secret)) => {
                 for plan in plans.plans().iter().filter(|p| p.monthly.amount_cents > 0 || p.yearly.amount_cents > 0) {
-                    for cycle in ["monthly", "yearly"] {
+                    for &cycle in moltflow_core::billing::BillingCycle::ALL {
                         anyhow::ensure!(
-                            prices.contains_key(&(plan.plan_id.clone(), cycle.to_owned())),
+                            prices.contains_key(&(plan.plan_id.clone(), cycle)),
                             "MOLTFLOW_PLANS_FILE: plan {:?} has no stripe_price_id for {cycle} (needed with MOLTFLOW_BILLING_PROVIDER=stripe)",
                             plan.plan_id
                         );

@@ -7,11 +7,14 @@ use moltflow_core::Email;
 use crate::services::api_keys::ApiKeys;
 use crate::services::audit::AuditLog;
 use crate::services::auth::Auth;
+use crate::services::billing::Billing;
 use crate::services::invitations::Invitations;
 use crate::services::members::Members;
 use crate::services::recovery::{LinkRequest, Recovery};
 use crate::services::sessions::{Sessions, Tokens};
+use crate::services::signup::Signup;
 use crate::services::tenant::Settings;
+use crate::services::usage::Usage;
 use crate::services::users::Users;
 use crate::services::verification::Verification;
 use crate::state::{App, AppState};
@@ -63,7 +66,7 @@ impl App {
             hasher: &self.hasher,
             lockout: &self.limits.login_lockout,
             auth_cache: &self.auth_cache,
-            provider: &self.billing.provider,
+            billing: self.billing(),
         }
     }
 
@@ -87,6 +90,29 @@ impl App {
 
     pub fn audit_log(&self) -> AuditLog<'_> {
         AuditLog { store: &self.store }
+    }
+
+    pub fn usage(&self) -> Usage<'_> {
+        Usage { store: &self.store, clock: &self.clock, plans: &self.plans, writer: &self.usage }
+    }
+
+    pub fn billing(&self) -> Billing<'_> {
+        Billing {
+            store: &self.store,
+            clock: &self.clock,
+            plans: &self.plans,
+            provider: &self.billing.provider,
+            prices: &self.billing.prices,
+            local_portals: &self.billing.local_portals,
+            public_url: &self.config.public_url,
+            redirect_origins: &self.config.billing_redirect_origins,
+            auth_cache: &self.auth_cache,
+            usage: self.usage(),
+        }
+    }
+
+    pub fn signup(&self) -> Signup<'_> {
+        Signup { auth: self.auth(), billing: self.billing() }
     }
 }
 

@@ -80,7 +80,7 @@ pub fn account_rows(account: NewAccount, password_hash: Option<String>, now: i64
         tenant_id: tenant.id.clone(),
         email: account.email.into_string(),
         full_name: account.full_name,
-        role: Role::Owner.as_str().to_owned(),
+        role: Role::Owner,
         password_hash,
         email_verified: false,
         timezone: "UTC".to_owned(),

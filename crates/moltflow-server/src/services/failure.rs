@@ -22,6 +22,9 @@ pub enum Failure {
     Forbidden(Refusal),
     /// Nothing by that id that the caller may see; names what was looked for ("API key").
     NotFound(&'static str),
+    /// The input names something that does not exist, with its own code (`plan_not_found`): a
+    /// not-found whose client needs to tell it apart from a missing route or id.
+    Unknown(Refusal),
     /// The state of things forbids it now (a revoked key, an address already taken).
     Conflict(Refusal),
     /// Too many attempts, or a quota used up: retry after `retry_after_s` seconds.
@@ -103,7 +106,11 @@ impl Failure {
         match self {
             Failure::Invalid(_) => "validation_error",
             Failure::NotFound(_) => "not_found",
-            Failure::Rejected(r) | Failure::Unauthenticated(r) | Failure::Forbidden(r) | Failure::Conflict(r) => r.code,
+            Failure::Rejected(r)
+            | Failure::Unauthenticated(r)
+            | Failure::Forbidden(r)
+            | Failure::Conflict(r)
+            | Failure::Unknown(r) => r.code,
             Failure::Upstream(r) => r.code,
             Failure::Limited { refusal, .. } | Failure::Unavailable { refusal, .. } => refusal.code,
             Failure::Store(_) => "database_unavailable",
@@ -132,9 +139,11 @@ impl fmt::Display for Failure {
                 write!(f, "invalid input ({})", shown.join("; "))
             }
             Failure::NotFound(what) => write!(f, "{what} not found"),
-            Failure::Rejected(r) | Failure::Unauthenticated(r) | Failure::Forbidden(r) | Failure::Conflict(r) => {
-                f.write_str(&r.detail)
-            }
+            Failure::Rejected(r)
+            | Failure::Unauthenticated(r)
+            | Failure::Forbidden(r)
+            | Failure::Conflict(r)
+            | Failure::Unknown(r) => f.write_str(&r.detail),
             Failure::Upstream(r) => f.write_str(&r.detail),
             Failure::Limited { refusal, .. } | Failure::Unavailable { refusal, .. } => f.write_str(&refusal.detail),
             Failure::Store(_) | Failure::Unexpected(_) => f.write_str("internal error"),

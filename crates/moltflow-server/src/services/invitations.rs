@@ -63,7 +63,7 @@ pub fn to_dto(row: &InvitationRow, now: i64) -> Invitation {
     Invitation {
         id: row.id.clone(),
         email: row.email.clone(),
-        role: row.role.clone(),
+        role: row.role.as_str().to_owned(),
         status: status_of(row, now).to_owned(),
         invited_by: row.invited_by.clone(),
         created_at: rfc3339(row.created_at),
@@ -121,10 +121,8 @@ fn invalid_invitation() -> Failure {
 async fn inviter_may_still_grant(tx: &mut Tx, invitation: &InvitationRow) -> Outcome<bool> {
     let Some(inviter_id) = invitation.invited_by.as_deref() else { return Ok(false) };
     let Some(inviter) = find_tenant_user(tx, &invitation.tenant_id, inviter_id).await? else { return Ok(false) };
-    let (Ok(inviter_role), Ok(role)) = (inviter.role.parse::<Role>(), invitation.role.parse::<Role>()) else {
-        return Ok(false);
-    };
-    Ok(match role {
+    let inviter_role = inviter.role;
+    Ok(match invitation.role {
         Role::Member => inviter_role >= Role::Admin,
         Role::Admin | Role::Owner => inviter_role == Role::Owner,
     })
@@ -136,7 +134,7 @@ impl Invitations<'_> {
         let email = Email::parse(&req.email).map_err(|e| issues.fail("email", e.to_string(), "value_error")).ok();
         let role = match req.role.as_deref().unwrap_or("member").parse::<Role>() {
             Ok(r) => Some(r),
-            Err(()) => {
+            Err(_) => {
                 issues.fail("role", "Input should be 'owner', 'admin' or 'member'", "enum");
                 None
             }
@@ -155,7 +153,7 @@ impl Invitations<'_> {
             id: new_id(),
             tenant_id: p.tenant_id().to_owned(),
             email: email.as_str().to_owned(),
-            role: role.as_str().to_owned(),
+            role,
             token_hash: sha256_hex(&raw),
             invited_by: Some(p.user.id.clone()),
             created_at: now,
@@ -195,7 +193,7 @@ impl Invitations<'_> {
             action: "member.invited",
             target: Some(row.id.clone()),
             meta: origin,
-            details: json!({"email": row.email, "role": row.role}),
+            details: json!({"email": row.email, "role": row.role.as_str()}),
         };
         audit::record_at(&mut tx, entry, now).await?;
         tx.commit().await?;
@@ -263,7 +261,7 @@ impl Invitations<'_> {
             tenant_id: invitation.tenant_id.clone(),
             email: invitation.email.clone(),
             full_name,
-            role: invitation.role.clone(),
+            role: invitation.role,
             password_hash,
             email_verified: true,
             timezone: "UTC".to_owned(),
@@ -291,7 +289,7 @@ impl Invitations<'_> {
             action: "member.joined",
             target: Some(user.id.clone()),
             meta: origin,
-            details: json!({"email": user.email, "role": user.role, "invitation_id": invitation.id}),
+            details: json!({"email": user.email, "role": user.role.as_str(), "invitation_id": invitation.id}),
         };
         audit::record_at(&mut tx, entry, now).await?;
         tx.commit().await?;

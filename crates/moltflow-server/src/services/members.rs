@@ -37,7 +37,7 @@ pub fn to_dto(u: &UserRow) -> TenantMember {
         user_id: u.id.clone(),
         email: u.email.clone(),
         full_name: u.full_name.clone(),
-        role: u.role.clone(),
+        role: u.role.as_str().to_owned(),
         email_verified: u.email_verified,
         created_at: rfc3339(u.created_at),
     }
@@ -67,12 +67,7 @@ fn actor(p: &Principal) -> Actor {
 /// old, and an owner demoted a moment ago must not act as owner.
 async fn current_role(tx: &mut Tx, p: &Principal) -> Outcome<Role> {
     let me = find_tenant_user(tx, p.tenant_id(), &p.user.id).await?.ok_or_else(Failure::not_authenticated)?;
-    parse_role(&me.role)
-}
-
-/// A stored role; anything else is a bug.
-fn parse_role(stored: &str) -> Outcome<Role> {
-    stored.parse().map_err(|_| Failure::unexpected(anyhow::anyhow!("stored role {stored:?} is not a role")))
+    Ok(me.role)
 }
 
 impl Members<'_> {
@@ -105,7 +100,7 @@ impl Members<'_> {
         }
         let mut tx = self.begin_locked(p.tenant_id()).await?;
         let target = find_tenant_user(&mut tx, p.tenant_id(), user_id).await?.ok_or_else(member_not_found)?;
-        let current = parse_role(&target.role)?;
+        let current = target.role;
         let my_role = current_role(&mut tx, p).await?;
         if new_role >= Role::Admin && my_role != Role::Owner {
             return Err(owner_only("grant the owner or admin role"));
@@ -123,7 +118,7 @@ impl Members<'_> {
             return Err(last_owner());
         }
         let now = self.clock.now_ms();
-        update_user_role(&mut tx, &target.id, new_role.as_str(), now).await?;
+        update_user_role(&mut tx, &target.id, new_role, now).await?;
         // What they invited others into must stay within what they may still grant.
         let invitations = match new_role {
             Role::Member => revoke_pending_sent_by(&mut tx, &target.id, false, now).await?,
@@ -141,7 +136,7 @@ impl Members<'_> {
         audit::record_at(&mut tx, entry, now).await?;
         tx.commit().await?;
         self.auth_cache.forget_user(&target.id);
-        Ok(to_dto(&UserRow { role: new_role.as_str().to_owned(), updated_at: now, ..target }))
+        Ok(to_dto(&UserRow { role: new_role, updated_at: now, ..target }))
     }
 
     /// Removes a member: their sessions, keys and pending invitations stop working at once, then the
@@ -152,7 +147,7 @@ impl Members<'_> {
         }
         let mut tx = self.begin_locked(p.tenant_id()).await?;
         let target = find_tenant_user(&mut tx, p.tenant_id(), user_id).await?.ok_or_else(member_not_found)?;
-        if target.role == Role::Owner.as_str() {
+        if target.role == Role::Owner {
             if current_role(&mut tx, p).await? != Role::Owner {
                 return Err(owner_only("remove an owner"));
             }
@@ -171,7 +166,7 @@ impl Members<'_> {
             action: "member.removed",
             target: Some(target.id.clone()),
             meta: origin,
-            details: json!({"email": target.email, "role": target.role, "sessions_revoked": sessions.len(), "keys_revoked": keys.len(), "invitations_revoked": invitations}),
+            details: json!({"email": target.email, "role": target.role.as_str(), "sessions_revoked": sessions.len(), "keys_revoked": keys.len(), "invitations_revoked": invitations}),
         };
         audit::record_at(&mut tx, entry, now).await?;
         tx.commit().await?;

@@ -114,7 +114,7 @@ pub fn summary(user: &UserRow) -> UserSummary {
         id: user.id.clone(),
         email: user.email.clone(),
         full_name: user.full_name.clone(),
-        role: user.role.clone(),
+        role: user.role.as_str().to_owned(),
         tenant_id: user.tenant_id.clone(),
     }
 }
@@ -122,7 +122,8 @@ pub fn summary(user: &UserRow) -> UserSummary {
 impl Tokens<'_> {
     /// The token pair for an opened session.
     pub fn pair(&self, user: &UserRow, opened: OpenedSession) -> Outcome<TokenPair> {
-        let (access_token, claims) = self.jwt.issue(&user.id, &user.tenant_id, &user.role, &opened.session_id)?;
+        let (access_token, claims) =
+            self.jwt.issue(&user.id, &user.tenant_id, user.role.as_str(), &opened.session_id)?;
         // Known valid from the start: the failed-authentication throttle never stands in its way.
         self.auth_cache.remember_token(&access_token, Arc::new(claims));
         Ok(TokenPair {

@@ -1,5 +1,6 @@
 //! The caller's own account: profile, password, deletion (API.md §3 `set-password`, §4).
 
+use moltflow_core::Role;
 use moltflow_core::clock::{Clock, MINUTE_MS, rfc3339};
 use moltflow_core::locale::parse_locale;
 use moltflow_core::password::check_new_password;
@@ -17,9 +18,8 @@ use moltflow_types::{DeleteAccountRequest, SetPasswordRequest, UpdateProfileRequ
 use crate::auth::cache::AuthCache;
 use crate::auth::lockout::LoginLockout;
 use crate::auth::password::PasswordHasher;
-use crate::billing::Provider;
 use crate::services::audit::{self, Actor, Entry};
-use crate::services::billing;
+use crate::services::billing::{Billing, live_provider_subscription};
 use crate::services::failure::{Failure, Issues, Outcome, check_name};
 use crate::services::one_time::TokenKind;
 use crate::services::origin::Origin;
@@ -34,7 +34,7 @@ pub struct Users<'a> {
     pub lockout: &'a LoginLockout,
     pub auth_cache: &'a AuthCache,
     /// Erasing a tenant ends its paid subscription at the provider first.
-    pub provider: &'a Provider,
+    pub billing: Billing<'a>,
 }
 
 /// A passwordless account deletes itself from a session a magic link opened this recently.
@@ -45,7 +45,7 @@ pub fn profile(user: &UserRow) -> UserProfile {
         id: user.id.clone(),
         email: user.email.clone(),
         full_name: user.full_name.clone(),
-        role: user.role.clone(),
+        role: user.role.as_str().to_owned(),
         tenant_id: user.tenant_id.clone(),
         email_verified: user.email_verified,
         has_password: user.password_hash.is_some(),
@@ -181,7 +181,7 @@ impl Users<'_> {
             count_tenant_users(&mut conn, &user.tenant_id).await?.0 <= 1
         };
         if sole_member {
-            billing::end_subscription_before_erasure(self.store, self.provider, &user.tenant_id).await?;
+            self.billing.end_subscription_before_erasure(&user.tenant_id).await?;
         }
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
@@ -190,16 +190,13 @@ impl Users<'_> {
         lock_tenant(&mut tx, &user.tenant_id).await?;
         let user = find_user(&mut tx, &user.id).await?.ok_or_else(Failure::not_authenticated)?;
         let (members, owners) = count_tenant_users(&mut tx, &user.tenant_id).await?;
-        if user.role == "owner" && owners <= 1 && members > 1 {
+        if user.role == Role::Owner && owners <= 1 && members > 1 {
             return Err(Failure::conflict(
                 "last_owner",
                 "You are the last owner of a tenant with other members: make another member owner first",
             ));
         }
-        if members <= 1
-            && !sole_member
-            && billing::live_provider_subscription(&mut tx, &user.tenant_id).await?.is_some()
-        {
+        if members <= 1 && !sole_member && live_provider_subscription(&mut tx, &user.tenant_id).await?.is_some() {
             // The other members left while this request ran: the subscription was not ended.
             return Err(Failure::conflict("members_changed", "The tenant's members changed meanwhile; please retry"));
         }
@@ -218,7 +215,7 @@ impl Users<'_> {
                 action: "account.deleted",
                 target: Some(user.id.clone()),
                 meta: origin,
-                details: serde_json::json!({"email": user.email, "role": user.role}),
+                details: serde_json::json!({"email": user.email, "role": user.role.as_str()}),
             };
             audit::record_at(&mut tx, entry, now).await?;
         }

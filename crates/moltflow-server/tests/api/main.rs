@@ -6,6 +6,7 @@ mod auth_register;
 mod auth_sessions;
 mod auth_tokens;
 mod billing;
+mod billing_events;
 mod billing_rules;
 mod common;
 mod errors;
