@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use moltflow_core::clock::{now_ms, rfc3339};
+use moltflow_core::clock::rfc3339;
 use moltflow_core::ids::{is_uuid, new_id};
 use moltflow_store::audit::{AuditRow, insert_audit, list_audit};
 use moltflow_store::{AsDbConn, Store};
@@ -38,10 +38,6 @@ pub struct Entry<'a> {
     pub target: Option<String>,
     pub meta: &'a Origin,
     pub details: Value,
-}
-
-pub async fn record(c: &mut impl AsDbConn, e: Entry<'_>) -> moltflow_store::Result<()> {
-    insert_audit(c, &row_at(e, now_ms())).await
 }
 
 /// Writes the entry stamped `at` (the use case's clock reading).

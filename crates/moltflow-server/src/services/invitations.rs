@@ -186,7 +186,7 @@ impl Invitations<'_> {
             ("link", link.as_str()),
             ("expires_in", "7 days"),
         ];
-        self.mailer.enqueue(&mut tx, MailKind::Invitation, email.as_str(), &vars).await?;
+        self.mailer.enqueue(&mut tx, MailKind::Invitation, email.as_str(), &vars, now).await?;
         let entry = Entry {
             tenant_id: p.tenant_id(),
             actor: actor(p),

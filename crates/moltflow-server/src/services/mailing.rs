@@ -41,5 +41,5 @@ pub async fn send_link(
         ("link", link.as_str()),
         ("expires_in", kind.lifetime_text()),
     ];
-    mailer.enqueue(c, mail, &user.email, &vars).await
+    mailer.enqueue(c, mail, &user.email, &vars, now).await
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the HTTP API: real requests against the real router and a real database.
 
+mod account_clock;
 mod api_keys;
 mod auth_login;
 mod auth_register;
