@@ -151,6 +151,17 @@ impl fmt::Display for Failure {
     }
 }
 
+/// Whether the database, not the request, is at fault, so that the same request may succeed
+/// once it is back (the API answers `503`, not `500`): it is unreachable or cannot write, or no connection could
+/// be had within `MOLTFLOW_DB_ACQUIRE_TIMEOUT_MS`. A pool timeout counts: while the database is
+/// unreachable the pool keeps trying to connect until that timeout, so that is how an outage
+/// shows; a pool saturated by slow queries looks the same to a client (wait, retry), and the log
+/// line names both causes.
+pub fn store_unavailable(err: &moltflow_store::StoreError) -> bool {
+    use moltflow_store::StoreErrorKind as Kind;
+    matches!(err.kind(), Kind::Unavailable | Kind::Busy)
+}
+
 /// One segment of a field path: a field name or a list index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Segment {
