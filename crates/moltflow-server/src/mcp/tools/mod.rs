@@ -143,8 +143,8 @@ mod tests {
     #[test]
     fn tool_names_are_unique_and_listed_in_group_order() {
         let names: Vec<&str> = all().map(|t| t.name).collect();
-        assert_eq!(names.len(), 17);
-        assert_eq!((names[0], names[16]), ("whoami", "list_audit_logs"));
+        assert_eq!(names.len(), 16);
+        assert_eq!((names[0], names[15]), ("whoami", "list_audit_logs"));
         let unique: std::collections::HashSet<&str> = names.iter().copied().collect();
         assert_eq!(unique.len(), names.len());
     }
