@@ -27,7 +27,7 @@ pub struct OutboxWorker {
 impl OutboxWorker {
     pub fn spawn(state: AppState) -> anyhow::Result<OutboxWorker> {
         let transport = Transport::from_config(&state.config)?;
-        let from: Mailbox = state.config.mail_from.parse().map_err(|e| anyhow::anyhow!("MOLTFLOW_MAIL_FROM: {e}"))?;
+        let from: Mailbox = state.config.mail.from.parse().map_err(|e| anyhow::anyhow!("MOLTFLOW_MAIL_FROM: {e}"))?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(state, transport, from, stopped));
         Ok(OutboxWorker { stop, task })
@@ -47,7 +47,7 @@ async fn run(state: AppState, transport: Transport, from: Mailbox, mut stopped: 
         }
         tokio::select! {
             _ = state.mailer.wake.notified() => {}
-            _ = tokio::time::sleep(state.config.mail_poll_interval) => {}
+            _ = tokio::time::sleep(state.config.mail.poll_interval) => {}
             _ = stopped.changed() => return,
         }
     }
@@ -116,7 +116,7 @@ async fn record(
             }
         }
         Err(e) => {
-            let delay = backoff_ms(state.config.mail_backoff_base, attempts);
+            let delay = backoff_ms(state.config.mail.backoff_base, attempts);
             let failed_at = e.permanent.then_some(now);
             mark_mail_failed(&mut conn, &row.id, attempts, now + delay, &e.message, failed_at).await?;
             if e.permanent {

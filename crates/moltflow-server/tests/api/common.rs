@@ -104,8 +104,8 @@ impl TestApp {
         }
         let mut config = Config::from_map(&map).expect("test config");
         // Deliver within milliseconds and retry quickly, so that mail tests stay fast.
-        config.mail_poll_interval = std::time::Duration::from_millis(50);
-        config.mail_backoff_base = std::time::Duration::from_millis(100);
+        config.mail.poll_interval = std::time::Duration::from_millis(50);
+        config.mail.backoff_base = std::time::Duration::from_millis(100);
         let store = Store::connect_with_schema(&url, 5, schema.as_deref()).await.expect("connect");
         store.migrate().await.expect("migrate");
         let state = AppState::new(config, store.clone()).await.expect("state");
