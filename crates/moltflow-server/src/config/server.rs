@@ -1,6 +1,7 @@
 //! Where the service listens and is reached, and its database.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -14,6 +15,10 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// A request's headers must arrive within this (and an idle connection is closed after it).
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this once its headers have.
+    pub body_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -32,7 +37,13 @@ impl ServerConfig {
         let trusted_proxies = raw.list("trusted_proxies", |s| {
             parse_cidr(s).ok_or_else(|| err("trusted_proxies", format!("not a CIDR or IP: {s:?}")))
         })?;
-        Ok(ServerConfig { bind, public_url, trusted_proxies })
+        Ok(ServerConfig {
+            bind,
+            public_url,
+            trusted_proxies,
+            header_timeout: Duration::from_millis(raw.number("header_timeout_ms", 10_000, 50, 600_000)?),
+            body_timeout: Duration::from_millis(raw.number("body_timeout_ms", 15_000, 50, 600_000)?),
+        })
     }
 }
 
@@ -46,6 +57,8 @@ pub struct DatabaseConfig {
     /// `sqlite://…` or `postgres://…`.
     pub url: String,
     pub max_connections: u32,
+    /// The longest a request waits for a database connection before it answers `503`.
+    pub acquire_timeout: Duration,
 }
 
 impl DatabaseConfig {
@@ -55,6 +68,7 @@ impl DatabaseConfig {
             return Err(err("database_url", "must start with sqlite:// or postgres://"));
         }
         let max_connections = raw.number("db_max_connections", 16, 1, 1000)? as u32;
-        Ok(DatabaseConfig { url, max_connections })
+        let acquire_timeout = Duration::from_millis(raw.number("db_acquire_timeout_ms", 2000, 50, 60_000)?);
+        Ok(DatabaseConfig { url, max_connections, acquire_timeout })
     }
 }

@@ -161,6 +161,10 @@ pub const IDEMPOTENCY_KEY_TTL_MS: i64 = MAX_EVENT_AGE_MS;
 fn writer_error(err: WriterError) -> Failure {
     let detail = match err {
         WriterError::Busy => "Usage is being written as fast as possible; retry shortly",
+        // Logged once per batch by the writer.
+        WriterError::Unavailable(_) => {
+            return Failure::unavailable("database_unavailable", "The database is unavailable; retry shortly", Some(1));
+        }
         other => {
             tracing::error!(error = %other, "usage writer");
             "Usage cannot be recorded right now; retry shortly"
