@@ -181,7 +181,7 @@ impl FromRequestParts<AppState> for Origin {
 /// The client IP of a request: the socket peer, or behind a trusted proxy the address it forwarded.
 pub fn request_client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())?;
-    Some(client_ip(peer, parts, &state.config.trusted_proxies))
+    Some(client_ip(peer, parts, &state.config.server.trusted_proxies))
 }
 
 /// Walks `X-Forwarded-For` from the right while the hop is a trusted proxy; the first untrusted

@@ -104,8 +104,8 @@ impl App {
             provider: &self.billing.provider,
             prices: &self.billing.prices,
             local_portals: &self.billing.local_portals,
-            public_url: &self.config.public_url,
-            redirect_origins: &self.config.billing_redirect_origins,
+            public_url: &self.config.server.public_url,
+            redirect_origins: &self.config.billing.redirect_origins,
             auth_cache: &self.auth_cache,
             usage: self.usage(),
         }

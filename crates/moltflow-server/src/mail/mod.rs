@@ -49,8 +49,8 @@ pub struct Mailer {
 impl Mailer {
     pub fn new(config: &Config) -> anyhow::Result<Mailer> {
         Ok(Mailer {
-            templates: Templates::load(config.mail_templates_dir.as_deref())?,
-            public_url: config.public_url.clone(),
+            templates: Templates::load(config.mail.templates_dir.as_deref())?,
+            public_url: config.server.public_url.clone(),
             wake: Notify::new(),
         })
     }

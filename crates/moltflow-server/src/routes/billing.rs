@@ -129,7 +129,7 @@ async fn signup_checkout(
     (status = 404, description = "No webhook secret configured", body = ErrorBody),
 ))]
 async fn stripe_webhook(state: AppState, headers: HeaderMap, RawBody(body): RawBody) -> ApiResult<Json<WebhookAck>> {
-    let Some(secret) = &state.config.stripe_webhook_secret else {
+    let Some(secret) = &state.config.billing.stripe_webhook_secret else {
         return Err(ApiError::missing("Webhook endpoint (no MOLTFLOW_STRIPE_WEBHOOK_SECRET configured)"));
     };
     let header = headers.get("stripe-signature").and_then(|v| v.to_str().ok());

@@ -189,6 +189,18 @@ impl Billing<'_> {
         let replaced = current.filter(|_| !same_sub);
         Ok(Ok(Change { tenant_id, row, replaced }))
     }
+
+    /// After the change is committed: cached principals see the new plan, and a checkout for another
+    /// plan that replaced a live subscription ends the old one so the tenant is never charged twice.
+    async fn after_commit(&self, change: Change) {
+        self.auth_cache.forget_tenant(&change.tenant_id);
+        if let Some(old) = change.replaced.filter(|c| c.status != Status::Canceled)
+            && let (Provider::Stripe(stripe), ProviderKind::Stripe) = (self.provider, old.provider)
+            && let Err(e) = stripe.cancel_now(&old.subscription_id).await
+        {
+            tracing::error!(error = %e, subscription = %old.subscription_id, "could not cancel a replaced subscription");
+        }
+    }
 }
 
 /// Stores the subscription and moves the tenant to the plan its status grants (audited).
@@ -221,18 +233,4 @@ async fn write(tx: &mut Tx, ev: &BillingEvent, change: &Change, now: i64) -> Use
     };
     audit::record_at(tx, entry, now).await?;
     Ok(())
-}
-
-impl Billing<'_> {
-    /// After the change is committed: cached principals see the new plan, and a checkout for another
-    /// plan that replaced a live subscription ends the old one so the tenant is never charged twice.
-    async fn after_commit(&self, change: Change) {
-        self.auth_cache.forget_tenant(&change.tenant_id);
-        if let Some(old) = change.replaced.filter(|c| c.status != Status::Canceled)
-            && let (Provider::Stripe(stripe), ProviderKind::Stripe) = (self.provider, old.provider)
-            && let Err(e) = stripe.cancel_now(&old.subscription_id).await
-        {
-            tracing::error!(error = %e, subscription = %old.subscription_id, "could not cancel a replaced subscription");
-        }
-    }
 }

@@ -161,7 +161,7 @@ pub const IDEMPOTENCY_KEY_TTL_MS: i64 = MAX_EVENT_AGE_MS;
 fn writer_error(err: WriterError) -> Failure {
     let detail = match err {
         WriterError::Busy => "Usage is being written as fast as possible; retry shortly",
-        // Logged once per batch by the writer; answered as any unavailable database is.
+        // Logged once per batch by the writer.
         WriterError::Unavailable(_) => {
             return Failure::unavailable("database_unavailable", "The database is unavailable; retry shortly", Some(1));
         }
