@@ -18,6 +18,7 @@ use moltflow_types::TenantMember;
 use serde_json::json;
 
 use crate::auth::cache::AuthCache;
+use crate::auth::revocation::Invalidation;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Outcome};
 use crate::services::origin::Origin;
@@ -134,8 +135,10 @@ impl Members<'_> {
             details: json!({"from": current.as_str(), "to": new_role.as_str(), "email": target.email, "invitations_revoked": invitations}),
         };
         audit::record_at(&mut tx, entry, now).await?;
+        let change = Invalidation::default().user(&target.id);
+        change.announce(&mut tx, self.store, self.auth_cache).await?;
         tx.commit().await?;
-        self.auth_cache.forget_user(&target.id);
+        change.apply(self.auth_cache).await;
         Ok(to_dto(&UserRow { role: new_role, updated_at: now, ..target }))
     }
 
@@ -169,12 +172,13 @@ impl Members<'_> {
             details: json!({"email": target.email, "role": target.role.as_str(), "sessions_revoked": sessions.len(), "keys_revoked": keys.len(), "invitations_revoked": invitations}),
         };
         audit::record_at(&mut tx, entry, now).await?;
+        let change = Invalidation::default()
+            .sessions(sessions)
+            .dead_keys(keys.into_iter().flat_map(|(current, previous)| std::iter::once(current).chain(previous)))
+            .user(&target.id);
+        change.announce(&mut tx, self.store, self.auth_cache).await?;
         tx.commit().await?;
-        let hashes: Vec<String> =
-            keys.into_iter().flat_map(|(current, previous)| std::iter::once(current).chain(previous)).collect();
-        self.auth_cache.forget_key_hashes(&hashes).await;
-        self.auth_cache.forget_sessions(&sessions).await;
-        self.auth_cache.forget_user(&target.id);
+        change.apply(self.auth_cache).await;
         Ok(())
     }
 }

@@ -17,6 +17,7 @@ use moltflow_types::{ResetPasswordRequest, TokenPair};
 
 use crate::auth::lockout::LoginLockout;
 use crate::auth::password::PasswordHasher;
+use crate::auth::revocation::Invalidation;
 use crate::mail::Mailer;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Outcome};
@@ -127,13 +128,13 @@ impl Recovery<'_> {
             }),
         };
         audit::record_at(&mut tx, entry, now).await?;
+        let change = Invalidation::default()
+            .sessions(revoked)
+            .dead_keys(dead_keys.into_iter().flat_map(|(current, previous)| std::iter::once(current).chain(previous)))
+            .user(&user.id);
+        change.announce(&mut tx, self.store, self.tokens.auth_cache).await?;
         tx.commit().await?;
-        let hashes: Vec<String> =
-            dead_keys.into_iter().flat_map(|(current, previous)| std::iter::once(current).chain(previous)).collect();
-        let cache = self.tokens.auth_cache;
-        cache.forget_key_hashes(&hashes).await;
-        cache.forget_sessions(&revoked).await;
-        cache.forget_user(&user.id);
+        change.apply(self.tokens.auth_cache).await;
         self.lockout.clear(&user.email).await;
         Ok(())
     }
@@ -146,8 +147,10 @@ impl Recovery<'_> {
         let user = one_time::redeem(&mut tx, TokenKind::Magic, token, now).await?;
         set_email_verified(&mut tx, &user.id, now).await?;
         let opened = sign_in(&mut tx, &user, "magic_link", origin, now).await?;
+        let change = Invalidation::default().user(&user.id);
+        change.announce(&mut tx, self.store, self.tokens.auth_cache).await?;
         tx.commit().await?;
-        self.tokens.auth_cache.forget_user(&user.id);
+        change.apply(self.tokens.auth_cache).await;
         let user = UserRow { email_verified: true, ..user };
         self.tokens.pair(&user, opened)
     }

@@ -15,6 +15,7 @@ use moltflow_types::{TokenPair, UserSummary};
 
 use crate::auth::cache::AuthCache;
 use crate::auth::jwt::{ACCESS_TOKEN_SECONDS, JwtKeys};
+use crate::auth::revocation::Invalidation;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Outcome};
 use crate::services::origin::Origin;
@@ -170,8 +171,10 @@ impl Sessions<'_> {
                     details: serde_json::json!({"user_id": user.id}),
                 };
                 audit::record_at(&mut tx, entry, now).await?;
+                let change = Invalidation::default().sessions([session.id.clone()]);
+                change.announce(&mut tx, self.store, self.tokens.auth_cache).await?;
                 tx.commit().await?;
-                self.tokens.auth_cache.forget_sessions(std::slice::from_ref(&session.id)).await;
+                change.apply(self.tokens.auth_cache).await;
                 return Err(Failure::unauthenticated(
                     "refresh_token_reused",
                     "This refresh token was already used; the session has been revoked",
@@ -205,8 +208,10 @@ impl Sessions<'_> {
             details: serde_json::json!({"all_sessions": all, "sessions_revoked": revoked.len()}),
         };
         audit::record_at(&mut tx, entry, now).await?;
+        let change = Invalidation::default().sessions(revoked);
+        change.announce(&mut tx, self.store, self.tokens.auth_cache).await?;
         tx.commit().await?;
-        self.tokens.auth_cache.forget_sessions(&revoked).await;
+        change.apply(self.tokens.auth_cache).await;
         Ok(())
     }
 }

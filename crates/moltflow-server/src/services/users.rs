@@ -18,6 +18,7 @@ use moltflow_types::{DeleteAccountRequest, SetPasswordRequest, UpdateProfileRequ
 use crate::auth::cache::AuthCache;
 use crate::auth::lockout::LoginLockout;
 use crate::auth::password::PasswordHasher;
+use crate::auth::revocation::Invalidation;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::billing::{Billing, live_provider_subscription};
 use crate::services::failure::{Failure, Issues, Outcome, check_name};
@@ -99,8 +100,10 @@ impl Users<'_> {
             ..user
         };
         update_user_profile(&mut tx, &updated.id, &updated.full_name, &updated.timezone, &updated.locale, now).await?;
+        let change = Invalidation::default().user(&updated.id);
+        change.announce(&mut tx, self.store, self.auth_cache).await?;
         tx.commit().await?;
-        self.auth_cache.forget_user(&updated.id);
+        change.apply(self.auth_cache).await;
         Ok(profile(&updated))
     }
 
@@ -150,9 +153,10 @@ impl Users<'_> {
             details: serde_json::json!({"first_password": !changed, "sessions_revoked": revoked.len()}),
         };
         audit::record_at(&mut tx, entry, now).await?;
+        let change = Invalidation::default().sessions(revoked).user(&user.id);
+        change.announce(&mut tx, self.store, self.auth_cache).await?;
         tx.commit().await?;
-        self.auth_cache.forget_sessions(&revoked).await;
-        self.auth_cache.forget_user(&user.id);
+        change.apply(self.auth_cache).await;
         Ok(())
     }
 
@@ -219,10 +223,11 @@ impl Users<'_> {
             };
             audit::record_at(&mut tx, entry, now).await?;
         }
+        let change = Invalidation::default().sessions(sessions).user(&user.id);
+        change.announce(&mut tx, self.store, self.auth_cache).await?;
         tx.commit().await?;
         tracing::info!(user_id = %user.id, tenant_erased, "account deleted");
-        self.auth_cache.forget_sessions(&sessions).await;
-        self.auth_cache.forget_user(&user.id);
+        change.apply(self.auth_cache).await;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use moltflow_store::accounts::{find_user, set_email_verified};
 use moltflow_store::tokens::use_user_tokens;
 
 use crate::auth::cache::AuthCache;
+use crate::auth::revocation::Invalidation;
 use crate::mail::Mailer;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Outcome};
@@ -43,8 +44,10 @@ impl Verification<'_> {
             };
             audit::record_at(&mut tx, entry, now).await?;
         }
+        let change = Invalidation::default().user(&user.id);
+        change.announce(&mut tx, self.store, self.auth_cache).await?;
         tx.commit().await?;
-        self.auth_cache.forget_user(&user.id);
+        change.apply(self.auth_cache).await;
         Ok(())
     }
 

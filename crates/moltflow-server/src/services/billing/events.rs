@@ -13,6 +13,7 @@ use moltflow_store::{AsDbConn, Tx};
 use serde_json::json;
 
 use super::Billing;
+use crate::auth::revocation::Invalidation;
 use crate::billing::Provider;
 use crate::billing::events::BillingEvent;
 use crate::services::audit::{self, Actor, Entry};
@@ -113,6 +114,8 @@ impl Billing<'_> {
         let decided = self.decide(&mut tx, ev, tenant_id, now).await?;
         if let Ok(change) = &decided {
             write(&mut tx, ev, change, now).await?;
+            // Cached principals of the tenant carry its plan: stale on every node at the commit.
+            Invalidation::default().tenant(&change.tenant_id).announce(&mut tx, self.store, self.auth_cache).await?;
         }
         // One commit for every outcome: the event id (and the customer it names) is kept even when
         // the event changes nothing, so that a replay of it is a duplicate.
@@ -193,7 +196,7 @@ impl Billing<'_> {
     /// After the change is committed: cached principals see the new plan, and a checkout for another
     /// plan that replaced a live subscription ends the old one so the tenant is never charged twice.
     async fn after_commit(&self, change: Change) {
-        self.auth_cache.forget_tenant(&change.tenant_id);
+        Invalidation::default().tenant(&change.tenant_id).apply(self.auth_cache).await;
         if let Some(old) = change.replaced.filter(|c| c.status != Status::Canceled)
             && let (Provider::Stripe(stripe), ProviderKind::Stripe) = (self.provider, old.provider)
             && let Err(e) = stripe.cancel_now(&old.subscription_id).await
