@@ -1,7 +1,9 @@
 //! MoltFlow's domain: values that are valid by construction and the rules that need no IO.
 
 pub mod api_key;
+pub mod billing;
 pub mod clock;
+pub mod decode;
 pub mod email;
 pub mod failure_budget;
 pub mod ids;

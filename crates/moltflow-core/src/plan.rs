@@ -32,6 +32,21 @@ pub struct Plan {
     pub features: Vec<String>,
 }
 
+impl Plan {
+    /// What one `cycle` of this plan charges.
+    pub fn price(&self, cycle: crate::billing::BillingCycle) -> &Price {
+        match cycle {
+            crate::billing::BillingCycle::Monthly => &self.monthly,
+            crate::billing::BillingCycle::Yearly => &self.yearly,
+        }
+    }
+
+    /// Free in both cycles: nothing to check out.
+    pub fn is_free(&self) -> bool {
+        self.monthly.amount_cents == 0 && self.yearly.amount_cents == 0
+    }
+}
+
 /// The plans on offer, in display order.
 #[derive(Clone, Debug)]
 pub struct PlanCatalogue {

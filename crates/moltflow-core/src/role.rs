@@ -1,10 +1,7 @@
 //! Roles of a user within its tenant, and the scope set each role holds.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
-
 use crate::scope::{Scope, ScopeSet};
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,20 +30,32 @@ impl Role {
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::text_enum!(Role, "role", [Role::Member, Role::Admin, Role::Owner]);
 
-impl FromStr for Role {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "owner" => Ok(Role::Owner),
-            "admin" => Ok(Role::Admin),
-            "member" => Ok(Role::Member),
-            _ => Err(()),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_read_back_what_they_write() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(*role));
+            assert_eq!(Role::try_from(role.to_string()), Ok(*role));
         }
+        assert_eq!(Role::ALL.len(), 3);
+        assert_eq!(Role::Owner.as_str(), "owner");
+        assert_eq!(Role::Admin.as_str(), "admin");
+        assert_eq!(Role::Member.as_str(), "member");
+    }
+
+    #[test]
+    fn unknown_or_differently_cased_roles_are_errors() {
+        for text in ["", "Owner", "superuser", " member"] {
+            let err = text.parse::<Role>().unwrap_err();
+            assert_eq!(err.what, "role");
+            assert_eq!(err.value, text);
+        }
+        let long = "x".repeat(500);
+        assert_eq!(Role::try_from(long).unwrap_err().value.len(), 64, "echoes at most 64 characters");
     }
 }

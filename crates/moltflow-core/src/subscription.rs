@@ -2,9 +2,6 @@
 //! plan the tenant then has. Events carry their provider timestamp; an event older than the
 //! state it would overwrite is ignored, so out-of-order delivery never rolls state back.
 
-use std::fmt;
-use std::str::FromStr;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
     Incomplete,
@@ -70,18 +67,11 @@ impl Status {
     }
 }
 
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Status {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Self::from_stripe(s).filter(|st| st.as_str() == s).ok_or(())
-    }
-}
+crate::text_enum!(
+    Status,
+    "subscription status",
+    [Status::Incomplete, Status::Trialing, Status::Active, Status::PastDue, Status::Unpaid, Status::Canceled]
+);
 
 /// What a provider event says about a subscription.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,6 +208,19 @@ mod tests {
         assert_eq!(Status::from_stripe("bogus"), None);
         assert_eq!("past_due".parse::<Status>(), Ok(PastDue));
         assert_eq!("unpaid".parse::<Status>(), Ok(Unpaid));
-        assert_eq!("paused".parse::<Status>(), Err(()), "a stored status is ours, not Stripe's");
+        assert!("paused".parse::<Status>().is_err(), "a stored status is ours, not Stripe's");
+    }
+
+    #[test]
+    fn stored_statuses_read_back_what_they_write() {
+        for status in Status::ALL {
+            assert_eq!(status.as_str().parse::<Status>(), Ok(*status));
+            assert_eq!(Status::try_from(status.to_string()), Ok(*status));
+        }
+        assert_eq!(Status::ALL.len(), 6);
+        let texts: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(texts, ["incomplete", "trialing", "active", "past_due", "unpaid", "canceled"]);
+        let err = Status::try_from("Active".to_owned()).unwrap_err();
+        assert_eq!(err.to_string(), "unknown subscription status: \"Active\"");
     }
 }

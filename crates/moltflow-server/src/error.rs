@@ -7,6 +7,7 @@ use moltflow_types::{ErrorBody, ValidationErrorBody, ValidationItem};
 use serde_json::Value;
 
 use crate::request_id::current_request_id;
+pub use crate::services::failure::store_unavailable;
 use crate::services::failure::{Failure, Issue, Refusal, Segment};
 
 #[derive(Debug)]
@@ -169,17 +170,6 @@ impl ApiError {
     }
 }
 
-/// Whether the database, not the request, is at fault, so that the same request may succeed
-/// once it is back (`503`, not `500`): it is unreachable or cannot write, or no connection could
-/// be had within `MOLTFLOW_DB_ACQUIRE_TIMEOUT_MS`. A pool timeout counts: while the database is
-/// unreachable the pool keeps trying to connect until that timeout, so that is how an outage
-/// shows; a pool saturated by slow queries looks the same to a client (wait, retry), and the log
-/// line names both causes.
-pub fn store_unavailable(err: &moltflow_store::StoreError) -> bool {
-    use moltflow_store::StoreErrorKind as Kind;
-    matches!(err.kind(), Kind::Unavailable | Kind::Busy)
-}
-
 /// One `error` line per refused request, with the driver's message (never SQL or values).
 pub fn log_unavailable(err: &moltflow_store::StoreError) {
     if err.kind() == moltflow_store::StoreErrorKind::Busy {
@@ -222,6 +212,7 @@ impl ApiError {
             Failure::Unauthenticated(r) => refused(StatusCode::UNAUTHORIZED, r),
             Failure::Forbidden(r) => refused(StatusCode::FORBIDDEN, r),
             Failure::NotFound(what) => ApiError::missing(what),
+            Failure::Unknown(r) => refused(StatusCode::NOT_FOUND, r),
             Failure::Conflict(r) => refused(StatusCode::CONFLICT, r),
             Failure::Limited { refusal, retry_after_s } => {
                 refused(StatusCode::TOO_MANY_REQUESTS, refusal).with_retry_after(retry_after_s)

@@ -181,7 +181,7 @@ impl FromRequestParts<AppState> for Origin {
 /// The client IP of a request: the socket peer, or behind a trusted proxy the address it forwarded.
 pub fn request_client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())?;
-    Some(client_ip(peer, parts, &state.config.trusted_proxies))
+    Some(client_ip(peer, parts, &state.config.server.trusted_proxies))
 }
 
 /// Walks `X-Forwarded-For` from the right while the hop is a trusted proxy; the first untrusted
@@ -207,59 +207,6 @@ fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
         }
     }
     client
-}
-
-/// Collects `422` items for one request.
-#[derive(Default)]
-pub struct Checks(Vec<moltflow_types::ValidationItem>);
-
-impl Checks {
-    pub fn fail(&mut self, loc: &[&str], msg: impl Into<String>, kind: &str) {
-        self.0.push(item(loc, msg, kind));
-    }
-
-    /// A failure at a location with list indexes (`["body", "scopes", 2]`).
-    pub fn fail_at(&mut self, loc: Vec<Value>, msg: impl Into<String>, kind: &str) {
-        let mut it = item(&[], msg, kind);
-        it.loc = loc;
-        self.0.push(it);
-    }
-
-    /// Renders the loc segment at `pos` as a number (a list index, as FastAPI does).
-    pub fn index_at(mut self, pos: usize) -> Self {
-        for it in &mut self.0 {
-            if let Some(n) = it.loc.get(pos).and_then(Value::as_str).and_then(|s| s.parse::<u64>().ok()) {
-                it.loc[pos] = Value::from(n);
-            }
-        }
-        self
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::validation(self.0)) }
-    }
-}
-
-/// A display name: trimmed, 1..=max characters, no control characters.
-pub fn check_name(checks: &mut Checks, loc: &[&str], raw: &str, max: usize) -> String {
-    let name = raw.trim().to_owned();
-    let len = name.chars().count();
-    if len == 0 {
-        checks.fail(loc, "String should have at least 1 character", "string_too_short");
-    } else if len > max {
-        checks.fail(loc, format!("String should have at most {max} characters"), "string_too_long");
-    } else if name.chars().any(char::is_control) {
-        checks.fail(loc, "Control characters are not allowed", "value_error");
-    }
-    name
 }
 
 /// Query-string parameters, checked one by one so that a bad value answers `422` at

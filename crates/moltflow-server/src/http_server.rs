@@ -40,7 +40,7 @@ pub struct Deadlines {
 
 impl Deadlines {
     pub fn of(config: &Config) -> Deadlines {
-        Deadlines { header_timeout: config.header_timeout, body_timeout: config.body_timeout }
+        Deadlines { header_timeout: config.server.header_timeout, body_timeout: config.server.body_timeout }
     }
 }
 

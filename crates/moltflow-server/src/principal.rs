@@ -7,12 +7,11 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use moltflow_core::Scope;
 use moltflow_core::api_key::is_well_formed;
 use moltflow_core::clock::now_ms;
 use moltflow_core::secret::{constant_time_eq, sha256_hex};
-use moltflow_core::{Role, Scope};
 
-use crate::auth::cache::Member;
 use crate::auth::jwt::{Claims, TokenError};
 use crate::auth::rate_limit;
 use crate::error::{ApiError, ApiResult};
@@ -135,10 +134,6 @@ fn state_unavailable(e: Arc<moltflow_store::StoreError>) -> ApiError {
     .with_retry_after(1)
 }
 
-fn role_of(member: &Member) -> ApiResult<Role> {
-    member.user.role.parse().map_err(|_| ApiError::internal())
-}
-
 fn invalid_token() -> ApiError {
     ApiError::unauthorized("invalid_token", "Invalid or revoked access token")
 }
@@ -169,7 +164,7 @@ async fn authenticate_access_token(
         (Some(m), false) if m.user.id == claims.sub && m.user.tenant_id == claims.tid => m,
         _ => return Err(invalid_token()),
     };
-    let role = role_of(member)?;
+    let role = member.user.role;
     Ok(Principal {
         scopes: role.scopes().expanded(),
         role,
@@ -203,7 +198,7 @@ async fn authenticate_api_key(state: &AppState, hash: Option<&str>) -> ApiResult
     if !constant_time_eq(key.stored_hash.as_bytes(), hash.as_bytes()) {
         return Err(invalid_api_key());
     }
-    let role = role_of(member)?;
+    let role = member.user.role;
     state.auth_cache.note_valid_key(&key, hash);
     state.last_used.note(&key, now);
     Ok(Principal {

@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use tokio::net::TcpListener;
 
 use crate::app::app;
+use moltflow_core::billing::Provider;
+
 use crate::config::Config;
 use crate::http_server::{self, Deadlines};
 use crate::mail::worker::OutboxWorker;
@@ -14,9 +16,11 @@ use crate::workers;
 
 /// Opens the configured database and applies pending migrations; answers how many were applied.
 pub async fn open_store(config: &Config) -> anyhow::Result<(Store, usize)> {
-    let settings =
-        PoolSettings { max_connections: config.db_max_connections, acquire_timeout: config.db_acquire_timeout };
-    let store = Store::connect_with(&config.database_url, settings, None).await?;
+    let settings = PoolSettings {
+        max_connections: config.database.max_connections,
+        acquire_timeout: config.database.acquire_timeout,
+    };
+    let store = Store::connect_with(&config.database.url, settings, None).await?;
     let applied = store.migrate().await?;
     Ok((store, applied))
 }
@@ -25,16 +29,16 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Store, usize)> {
 /// wants on loopback, and a free upgrade for anyone on a reachable address: there it must be
 /// chosen explicitly, never by default.
 pub fn check_billing_exposure(config: &Config) -> anyhow::Result<()> {
-    let loopback = match config.bind.ip() {
+    let loopback = match config.server.bind.ip() {
         IpAddr::V4(ip) => ip.is_loopback(),
         IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
     };
-    if config.billing_provider == "local" && !config.billing_provider_explicit && !loopback {
+    if config.billing.provider == Provider::Local && !config.billing.provider_explicit && !loopback {
         anyhow::bail!(
             "MOLTFLOW_BILLING_PROVIDER: unset, so the local provider (whose checkout page grants plans without payment) \
              would serve on the non-loopback MOLTFLOW_BIND {}; set MOLTFLOW_BILLING_PROVIDER=stripe, or \
              MOLTFLOW_BILLING_PROVIDER=local to allow it",
-            config.bind
+            config.server.bind
         );
     }
     Ok(())
@@ -44,11 +48,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     check_billing_exposure(&config)?;
     // Listen before the database is opened: a port already taken must not leave a new, empty
     // SQLite file behind.
-    let listener = TcpListener::bind(config.bind)
+    let listener = TcpListener::bind(config.server.bind)
         .await
-        .map_err(|e| anyhow::anyhow!("MOLTFLOW_BIND: cannot listen on {}: {e}", config.bind))?;
+        .map_err(|e| anyhow::anyhow!("MOLTFLOW_BIND: cannot listen on {}: {e}", config.server.bind))?;
     let (store, applied) = open_store(&config).await?;
-    if config.redis_url.is_some() {
+    if config.limits.redis_url.is_some() {
         tracing::warn!(
             "MOLTFLOW_REDIS_URL is set, but this version keeps rate limits per node \
              (revocations reach every node through PostgreSQL, not Redis)"
@@ -57,7 +61,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(config.clone(), store.clone()).await?;
     let workers = workers::spawn(&state);
     let outbox = OutboxWorker::spawn(state.clone())?;
-    Summary::new(&config, listener.local_addr()?, applied).announce(&config.log_format);
+    Summary::new(&config, listener.local_addr()?, applied).announce(&config.telemetry.log_format);
     http_server::serve(listener, app(state), Deadlines::of(&config), shutdown_signal()).await?;
     tracing::info!("drained; flushing background work");
     // After the HTTP drain: the mail in hand is finished; the rest stays in the outbox (durable)
@@ -103,6 +107,11 @@ mod tests {
 
     #[test]
     fn the_default_local_provider_serves_only_on_loopback() {
+        // Stripe bills a price per paid plan and cycle: a catalogue of one free plan needs none.
+        let plans = std::env::temp_dir().join(format!("moltflow-plans-{}.toml", std::process::id()));
+        let free = "[[plans]]\nplan_id = \"free\"\ndisplay_name = \"Free\"\nmonthly = { amount_cents = 0 }\nyearly = { amount_cents = 0 }\n";
+        std::fs::write(&plans, free).unwrap();
+        let plans = plans.display().to_string();
         for bind in ["127.0.0.1:8080", "127.0.0.2:8080", "[::1]:8080", "[::ffff:127.0.0.1]:8080"] {
             assert!(check_billing_exposure(&config(&[("bind", bind)])).is_ok(), "{bind}");
         }
@@ -110,8 +119,14 @@ mod tests {
             let e = check_billing_exposure(&config(&[("bind", bind)])).unwrap_err().to_string();
             assert!(e.starts_with("MOLTFLOW_BILLING_PROVIDER:") && !e.contains('\n'), "{e}");
             assert!(check_billing_exposure(&config(&[("bind", bind), ("billing_provider", "local")])).is_ok());
-            let stripe = [("bind", bind), ("billing_provider", "stripe"), ("stripe_secret_key", "sk_test_x")];
+            let stripe = [
+                ("bind", bind),
+                ("billing_provider", "stripe"),
+                ("stripe_secret_key", "sk_test_x"),
+                ("plans_file", plans.as_str()),
+            ];
             assert!(check_billing_exposure(&config(&stripe)).is_ok());
         }
+        let _ = std::fs::remove_file(&plans);
     }
 }

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use secrecy::ExposeSecret;
 
+use moltflow_core::billing::Provider;
+
 use crate::config::{Config, LogFormat};
 
 pub struct Summary {
@@ -31,21 +33,21 @@ impl Summary {
         if local.ip().is_unspecified() {
             warnings.push(format!("listening on every interface ({local}), not only loopback"));
         }
-        if config.redis_url.is_none() {
+        if config.limits.redis_url.is_none() {
             warnings.push(
                 "rate limits and login throttles are kept per node (MOLTFLOW_REDIS_URL is unset): \
                  with several nodes each allows the full rate"
                     .to_owned(),
             );
         }
-        if config.smtp_url.is_none() {
+        if config.mail.smtp_url.is_none() {
             warnings.push(
                 "no MOLTFLOW_SMTP_URL: mail is written to files and each mail's link (with its token) \
                  is logged, a development convenience; with SMTP set, no token is ever logged"
                     .to_owned(),
             );
         }
-        if config.billing_provider == "local" {
+        if config.billing.provider == Provider::Local {
             warnings.push(
                 "billing provider `local` grants paid plans for free (its checkout page has a Pay button): \
                  for development; set MOLTFLOW_BILLING_PROVIDER=stripe in production"
@@ -55,7 +57,7 @@ impl Summary {
         Summary {
             api: format!("{}api/v2", url),
             url,
-            database: format!("{} ({migrated})", describe_database(&config.database_url)),
+            database: format!("{} ({migrated})", describe_database(&config.database.url)),
             mail: describe_mail(config),
             billing: describe_billing(config),
             warnings,
@@ -119,7 +121,7 @@ pub fn describe_database(url: &str) -> String {
 }
 
 fn describe_mail(config: &Config) -> String {
-    match &config.smtp_url {
+    match &config.mail.smtp_url {
         Some(smtp) => match url::Url::parse(smtp.expose_secret()) {
             Ok(u) => {
                 let tls = match (u.scheme(), u.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned())) {
@@ -132,15 +134,14 @@ fn describe_mail(config: &Config) -> String {
             }
             Err(_) => "SMTP".to_owned(),
         },
-        None => format!(".eml files in {}", absolute(&config.mail_dir)),
+        None => format!(".eml files in {}", absolute(&config.mail.dir)),
     }
 }
 
 fn describe_billing(config: &Config) -> String {
-    match config.billing_provider.as_str() {
-        "local" => "local (checkout pages of this service; no payment is taken)".to_owned(),
-        "stripe" => format!("stripe ({})", config.stripe_api_base),
-        other => other.to_owned(),
+    match config.billing.provider {
+        Provider::Local => "local (checkout pages of this service; no payment is taken)".to_owned(),
+        Provider::Stripe => format!("stripe ({})", config.billing.stripe_api_base),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::auth::lockout::LoginLockout;
 use crate::auth::password::PasswordHasher;
 use crate::auth::rate_limit::PrincipalLimiter;
 use crate::auth::throttle::IpLimiter;
-use crate::billing::{PriceIds, Provider, plans_file, stripe::StripeClient};
+use crate::billing::{PriceIds, Provider, stripe::StripeClient};
 use crate::config::Config;
 use crate::mail::Mailer;
 use crate::services::audit_queue::AuditQueue;
@@ -38,9 +38,9 @@ pub struct Limits {
 
 impl Limits {
     pub fn new(config: &Config) -> Limits {
-        let scale = config.rate_limit_scale;
+        let scale = config.limits.rate_limit_scale;
         Limits {
-            principal: PrincipalLimiter::new(&config.rate_limits, scale),
+            principal: PrincipalLimiter::new(&config.limits.rate_limits, scale),
             login_ip: IpLimiter::per_minute(30, scale),
             register_ip: IpLimiter::per_minute(60, scale),
             login_lockout: LoginLockout::new(scale),
@@ -64,33 +64,24 @@ impl Limits {
 pub struct Billing {
     pub provider: Provider,
     pub prices: PriceIds,
-    pub local_portals: moka::sync::Cache<String, String>,
+    pub local_portals: crate::services::billing::LocalPortals,
 }
 
 impl Billing {
-    fn new(config: &Config, prices: PriceIds, plans: &PlanCatalogue) -> anyhow::Result<Billing> {
-        let provider = match (config.billing_provider.as_str(), &config.stripe_secret_key) {
-            ("stripe", Some(secret)) => {
-                for plan in plans.plans().iter().filter(|p| p.monthly.amount_cents > 0 || p.yearly.amount_cents > 0) {
-                    for cycle in ["monthly", "yearly"] {
-                        anyhow::ensure!(
-                            prices.contains_key(&(plan.plan_id.clone(), cycle.to_owned())),
-                            "MOLTFLOW_PLANS_FILE: plan {:?} has no stripe_price_id for {cycle} (needed with MOLTFLOW_BILLING_PROVIDER=stripe)",
-                            plan.plan_id
-                        );
-                    }
-                }
-                Provider::Stripe(StripeClient::new(
-                    &config.stripe_api_base,
-                    secret.clone(),
-                    std::time::Duration::from_millis(config.stripe_timeout_ms),
-                )?)
-            }
+    /// Builds the provider a valid configuration names (`Config` checked the Stripe secret and
+    /// prices when it was read).
+    fn new(config: &crate::config::BillingConfig) -> anyhow::Result<Billing> {
+        let provider = match (config.provider, &config.stripe_secret_key) {
+            (moltflow_core::billing::Provider::Stripe, Some(secret)) => Provider::Stripe(StripeClient::new(
+                &config.stripe_api_base,
+                secret.clone(),
+                std::time::Duration::from_millis(config.stripe_timeout_ms),
+            )?),
             _ => Provider::Local,
         };
         Ok(Billing {
             provider,
-            prices,
+            prices: config.prices.clone(),
             local_portals: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(std::time::Duration::from_secs(3600))
@@ -134,18 +125,13 @@ impl AppState {
     /// Builds the state over a migrated store: loads (or creates) the signing key.
     pub async fn new(config: Config, store: Store) -> anyhow::Result<AppState> {
         crate::tls::install_crypto_provider();
-        let jwt = JwtKeys::load_or_create(&store, config.jwt_private_key.as_ref(), &config.public_url).await?;
-        let hasher = PasswordHasher::new(&config.hash_params, config.hash_concurrency)?;
+        let jwt =
+            JwtKeys::load_or_create(&store, config.auth.jwt_private_key.as_ref(), &config.server.public_url).await?;
+        let hasher = PasswordHasher::new(&config.auth.hash_params, config.auth.hash_concurrency)?;
         let limits = Limits::new(&config);
-        let (plans, prices) = match &config.plans_file {
-            Some(path) => {
-                plans_file::load(path).map_err(|e| anyhow::anyhow!("MOLTFLOW_PLANS_FILE: {}: {e:#}", path.display()))?
-            }
-            None => (PlanCatalogue::builtin(), PriceIds::new()),
-        };
-        let billing = Billing::new(&config, prices, &plans)?;
+        let billing = Billing::new(&config.billing)?;
         let mailer = Mailer::new(&config)?;
-        let plans = Arc::new(plans);
+        let plans = config.billing.plans.clone();
         let usage = UsageWriter::spawn(store.clone(), plans.clone());
         Ok(AppState(Arc::new(App {
             jwt,

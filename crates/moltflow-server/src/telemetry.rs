@@ -11,10 +11,10 @@ use crate::config::{Config, LogFormat};
 /// Installs the global log subscriber (once; later calls are ignored). Colours only when stdout
 /// is a terminal: a redirected log stays free of escape codes.
 pub fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = config.log_format == LogFormat::Pretty && std::io::stdout().is_terminal();
+    let filter = EnvFilter::try_new(&config.telemetry.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = config.telemetry.log_format == LogFormat::Pretty && std::io::stdout().is_terminal();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
-    let _ = match config.log_format {
+    let _ = match config.telemetry.log_format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };

@@ -60,11 +60,11 @@ async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tick.tick() => {
                 state.limits.sweep();
-                if let Err(e) = crate::services::billing::end_due_local_subscriptions(&state).await {
-                    tracing::warn!(error = ?e.code, "ending due local subscriptions failed");
+                if let Err(e) = state.billing().end_due_local_subscriptions().await {
+                    tracing::warn!(error = %e, code = e.code(), "ending due local subscriptions failed");
                 }
-                if let Err(e) = crate::services::usage::sweep_idempotency_keys(&state).await {
-                    tracing::warn!(error = ?e.code, "sweeping usage idempotency keys failed");
+                if let Err(e) = state.usage().sweep_idempotency_keys().await {
+                    tracing::warn!(error = %e, code = e.code(), "sweeping usage idempotency keys failed");
                 }
             }
             _ = stop.changed() => return,

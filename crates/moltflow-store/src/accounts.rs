@@ -1,5 +1,6 @@
 //! Tenants and users.
 
+use moltflow_core::Role;
 use sqlx::FromRow;
 use tracing::instrument;
 
@@ -20,7 +21,9 @@ pub struct UserRow {
     pub tenant_id: String,
     pub email: String,
     pub full_name: String,
-    pub role: String,
+    /// Decoded as the row is read: a role no variant names is a decode error.
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     pub password_hash: Option<String>,
     pub email_verified: bool,
     pub timezone: String,
@@ -56,7 +59,7 @@ pub async fn insert_user(c: &mut impl AsDbConn, u: &UserRow) -> Result<()> {
     on_conn!(c, c => sqlx::query(
         "INSERT INTO users (id, tenant_id, email, full_name, role, password_hash, email_verified, \
          timezone, locale, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
-        .bind(&u.id).bind(&u.tenant_id).bind(&u.email).bind(&u.full_name).bind(&u.role)
+        .bind(&u.id).bind(&u.tenant_id).bind(&u.email).bind(&u.full_name).bind(u.role.as_str())
         .bind(&u.password_hash).bind(u.email_verified).bind(&u.timezone).bind(&u.locale)
         .bind(u.created_at).bind(u.updated_at)
         .execute(c).await.map(|r| r.rows_affected()))?;
@@ -98,9 +101,9 @@ pub async fn count_owners(c: &mut impl AsDbConn, tenant_id: &str) -> Result<i64>
 }
 
 #[instrument(skip_all)]
-pub async fn update_user_role(c: &mut impl AsDbConn, user_id: &str, role: &str, at: i64) -> Result<()> {
+pub async fn update_user_role(c: &mut impl AsDbConn, user_id: &str, role: Role, at: i64) -> Result<()> {
     on_conn!(c, c => sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
-        .bind(user_id).bind(role).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
+        .bind(user_id).bind(role.as_str()).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 //! Billing state: customers, subscriptions, checkout sessions, applied provider events.
 
+use moltflow_core::billing::{BillingCycle, Provider};
+use moltflow_core::subscription::Status;
 use sqlx::FromRow;
 use tracing::instrument;
 
@@ -8,13 +10,16 @@ use crate::{AsDbConn, Result, on_conn};
 #[derive(Clone, Debug, FromRow)]
 pub struct SubscriptionRow {
     pub tenant_id: String,
-    pub provider: String,
+    /// The enums are decoded as the row is read (stored as their text): a value no variant
+    /// names is a decode error of the query, not something each caller re-parses.
+    #[sqlx(try_from = "String")]
+    pub provider: Provider,
     pub subscription_id: String,
     pub plan_id: String,
-    pub billing_cycle: String,
-    /// `moltflow_core::subscription::Status` as text: `incomplete`, `trialing`, `active`,
-    /// `past_due`, `unpaid` or `canceled`.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub billing_cycle: BillingCycle,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
     pub current_period_end: Option<i64>,
     pub cancel_at_period_end: bool,
     /// Provider time (ms) of the newest event applied: older events are ignored.
@@ -26,9 +31,11 @@ pub struct SubscriptionRow {
 pub struct CheckoutRow {
     pub id: String,
     pub tenant_id: String,
-    pub provider: String,
+    #[sqlx(try_from = "String")]
+    pub provider: Provider,
     pub plan_id: String,
-    pub billing_cycle: String,
+    #[sqlx(try_from = "String")]
+    pub billing_cycle: BillingCycle,
     pub url: String,
     pub created_at: i64,
     pub completed_at: Option<i64>,
@@ -51,14 +58,14 @@ pub async fn find_customer_tenant(c: &mut impl AsDbConn, customer_id: &str) -> R
 pub async fn insert_customer(
     c: &mut impl AsDbConn,
     tenant_id: &str,
-    provider: &str,
+    provider: Provider,
     customer_id: &str,
     at: i64,
 ) -> Result<()> {
     on_conn!(c, c => sqlx::query(
         "INSERT INTO billing_customers (tenant_id, provider, customer_id, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (tenant_id) DO NOTHING")
-        .bind(tenant_id).bind(provider).bind(customer_id).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
+        .bind(tenant_id).bind(provider.as_str()).bind(customer_id).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -79,8 +86,8 @@ pub async fn upsert_subscription(c: &mut impl AsDbConn, s: &SubscriptionRow) -> 
          plan_id = excluded.plan_id, billing_cycle = excluded.billing_cycle, status = excluded.status, \
          current_period_end = excluded.current_period_end, cancel_at_period_end = excluded.cancel_at_period_end, \
          last_event_at = excluded.last_event_at, updated_at = excluded.updated_at")
-        .bind(&s.tenant_id).bind(&s.provider).bind(&s.subscription_id).bind(&s.plan_id).bind(&s.billing_cycle)
-        .bind(&s.status).bind(s.current_period_end).bind(s.cancel_at_period_end).bind(s.last_event_at).bind(s.updated_at)
+        .bind(&s.tenant_id).bind(s.provider.as_str()).bind(&s.subscription_id).bind(&s.plan_id)
+        .bind(s.billing_cycle.as_str()).bind(s.status.as_str()).bind(s.current_period_end).bind(s.cancel_at_period_end).bind(s.last_event_at).bind(s.updated_at)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -91,8 +98,8 @@ pub async fn subscriptions_ending(c: &mut impl AsDbConn, now: i64) -> Result<Vec
     on_conn!(c, c => sqlx::query_as::<_, SubscriptionRow>(
         "SELECT tenant_id, provider, subscription_id, plan_id, billing_cycle, status, current_period_end, \
          cancel_at_period_end, last_event_at, updated_at FROM subscriptions \
-         WHERE provider = 'local' AND cancel_at_period_end = TRUE AND status <> 'canceled' AND current_period_end <= $1")
-        .bind(now).fetch_all(c).await)
+         WHERE provider = $2 AND cancel_at_period_end = TRUE AND status <> $3 AND current_period_end <= $1")
+        .bind(now).bind(Provider::Local.as_str()).bind(Status::Canceled.as_str()).fetch_all(c).await)
 }
 
 #[instrument(skip_all)]
@@ -123,7 +130,7 @@ pub async fn insert_checkout(c: &mut impl AsDbConn, s: &CheckoutRow) -> Result<(
     on_conn!(c, c => sqlx::query(
         "INSERT INTO checkout_sessions (id, tenant_id, provider, plan_id, billing_cycle, url, created_at, completed_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(&s.id).bind(&s.tenant_id).bind(&s.provider).bind(&s.plan_id).bind(&s.billing_cycle).bind(&s.url)
+        .bind(&s.id).bind(&s.tenant_id).bind(s.provider.as_str()).bind(&s.plan_id).bind(s.billing_cycle.as_str()).bind(&s.url)
         .bind(s.created_at).bind(s.completed_at).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Invitations to join a tenant.
 
+use moltflow_core::Role;
 use sqlx::FromRow;
 use tracing::instrument;
 
@@ -10,7 +11,8 @@ pub struct InvitationRow {
     pub id: String,
     pub tenant_id: String,
     pub email: String,
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     pub token_hash: String,
     pub invited_by: Option<String>,
     pub created_at: i64,
@@ -28,7 +30,7 @@ macro_rules! columns {
 #[instrument(skip_all)]
 pub async fn insert_invitation(c: &mut impl AsDbConn, i: &InvitationRow) -> Result<()> {
     on_conn!(c, c => sqlx::query(concat!("INSERT INTO invitations (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
-        .bind(&i.id).bind(&i.tenant_id).bind(&i.email).bind(&i.role).bind(&i.token_hash).bind(&i.invited_by)
+        .bind(&i.id).bind(&i.tenant_id).bind(&i.email).bind(i.role.as_str()).bind(&i.token_hash).bind(&i.invited_by)
         .bind(i.created_at).bind(i.expires_at).bind(i.accepted_at).bind(i.revoked_at)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())

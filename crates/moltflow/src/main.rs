@@ -160,22 +160,23 @@ fn main() -> ExitCode {
             Command::Migrate => {
                 let (store, applied) = serve::open_store(&config).await?;
                 store.close().await;
-                let database = moltflow_server::startup::describe_database(&config.database_url);
+                let database = moltflow_server::startup::describe_database(&config.database.url);
                 let outcome = match applied {
                     0 => "already up to date, no migration applied".to_owned(),
                     1 => "1 migration applied".to_owned(),
                     n => format!("{n} migrations applied"),
                 };
                 // JSON logs stay one object a line, for whatever collects them.
-                match config.log_format {
+                match config.telemetry.log_format {
                     LogFormat::Json => tracing::info!(database, applied, "{outcome}"),
                     LogFormat::Pretty => println!("{database}: {outcome}"),
                 }
                 Ok(())
             }
             Command::HashBench { threads, seconds } => {
-                let threads = threads.unwrap_or(config.hash_concurrency);
-                let rate = moltflow_server::auth::password::measure_verify_rate(&config.hash_params, threads, seconds)?;
+                let threads = threads.unwrap_or(config.auth.hash_concurrency);
+                let rate =
+                    moltflow_server::auth::password::measure_verify_rate(&config.auth.hash_params, threads, seconds)?;
                 println!("argon2id verify: {rate:.1}/s with {threads} thread(s)");
                 Ok(())
             }

@@ -1,6 +1,7 @@
 //! Provider events in one shape, whether they came from a Stripe webhook or from the local
 //! provider's pay button.
 
+use moltflow_core::billing::BillingCycle;
 use moltflow_core::subscription::{Event, Status};
 use serde_json::Value;
 
@@ -14,12 +15,14 @@ pub struct BillingEvent {
     pub tenant_hint: Option<String>,
     pub customer_id: Option<String>,
     pub subscription_id: Option<String>,
-    /// Plan and cycle from the object's metadata (written at checkout; a fallback only).
+    /// Plan and cycle from the object's metadata (written at checkout; a fallback only). The
+    /// cycle is the provider's text as sent: `billed_plan` reads it, and one naming no cycle
+    /// counts as monthly there.
     pub plan_id: Option<String>,
     pub billing_cycle: Option<String>,
     /// The price the subscription is billed at, and the cycle its recurring interval says.
     pub price_id: Option<String>,
-    pub price_cycle: Option<String>,
+    pub price_cycle: Option<BillingCycle>,
     pub current_period_end: Option<i64>,
     pub cancel_at_period_end: Option<bool>,
     /// None for event types this service does not act on.
@@ -44,10 +47,10 @@ pub fn period_end_of_subscription(obj: &Value) -> Option<i64> {
     seconds_to_ms(&obj["current_period_end"]).or_else(|| seconds_to_ms(&obj["items"]["data"][0]["current_period_end"]))
 }
 
-fn cycle_of_interval(interval: &Value) -> Option<String> {
+fn cycle_of_interval(interval: &Value) -> Option<BillingCycle> {
     match interval.as_str()? {
-        "month" => Some("monthly".into()),
-        "year" => Some("yearly".into()),
+        "month" => Some(BillingCycle::Monthly),
+        "year" => Some(BillingCycle::Yearly),
         _ => None,
     }
 }
@@ -136,7 +139,7 @@ mod tests {
             "items": {"data": [{"price": {"id": "price_9", "recurring": {"interval": "year"}}, "current_period_end": 5000}]}}}});
         let ev = parse_stripe(sub.to_string().as_bytes()).unwrap();
         assert_eq!(ev.event, Some(Event::Updated { status: Status::Unpaid }));
-        assert_eq!((ev.price_cycle.as_deref(), ev.price_id.as_deref()), (Some("yearly"), Some("price_9")));
+        assert_eq!((ev.price_cycle, ev.price_id.as_deref()), (Some(BillingCycle::Yearly), Some("price_9")));
         assert_eq!(ev.billing_cycle, None, "metadata only");
         assert_eq!((ev.current_period_end, ev.cancel_at_period_end), (Some(5_000_000), Some(true)));
 

@@ -1,6 +1,7 @@
 //! Billing providers: `local` (checkout and portal are pages of this service) and `stripe` (the
 //! Stripe REST API). Both end in the same place: provider events applied by
-//! `services::billing::apply_event`.
+//! `services::billing::Billing::apply_event`; a failed call (`ProviderError`) is a
+//! `Failure` there.
 
 pub mod events;
 pub mod plans_file;
@@ -9,12 +10,10 @@ pub mod stripe;
 
 use std::collections::HashMap;
 
-use axum::http::StatusCode;
-
-use crate::error::ApiError;
+use moltflow_core::billing::BillingCycle;
 
 /// Stripe price ids by `(plan_id, billing_cycle)`.
-pub type PriceIds = HashMap<(String, String), String>;
+pub type PriceIds = HashMap<(String, BillingCycle), String>;
 
 pub enum Provider {
     Local,
@@ -22,10 +21,11 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub fn name(&self) -> &'static str {
+    /// Which provider this is, as stored with the customers, checkouts and subscriptions it holds.
+    pub fn kind(&self) -> moltflow_core::billing::Provider {
         match self {
-            Provider::Local => "local",
-            Provider::Stripe(_) => "stripe",
+            Provider::Local => moltflow_core::billing::Provider::Local,
+            Provider::Stripe(_) => moltflow_core::billing::Provider::Stripe,
         }
     }
 }
@@ -42,23 +42,4 @@ pub enum ProviderError {
     /// The provider does not know the object (`404`): for a cancellation, it is already gone.
     #[error("billing provider has no such object: {0}")]
     Missing(String),
-}
-
-impl From<ProviderError> for ApiError {
-    fn from(err: ProviderError) -> Self {
-        tracing::warn!(error = %err, "billing provider call failed");
-        match err {
-            ProviderError::Unavailable(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "billing_unavailable",
-                "The billing provider is not reachable right now; nothing was changed, please retry",
-            )
-            .with_retry_after(5),
-            ProviderError::Failed(_) | ProviderError::Missing(_) => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "billing_provider_error",
-                "The billing provider refused the request; nothing was changed",
-            ),
-        }
-    }
 }

@@ -18,6 +18,8 @@ use std::path::Path;
 use moltflow_core::plan::{Limits, Plan, PlanCatalogue, Price};
 use serde::Deserialize;
 
+use moltflow_core::billing::BillingCycle;
+
 use super::PriceIds;
 
 #[derive(Deserialize)]
@@ -86,14 +88,14 @@ pub fn parse(text: &str) -> anyhow::Result<(PlanCatalogue, PriceIds)> {
             p.plan_id
         );
         anyhow::ensure!(plans.iter().all(|q: &Plan| q.plan_id != p.plan_id), "plan_id {:?} appears twice", p.plan_id);
-        for (cycle, price) in [("monthly", &p.monthly), ("yearly", &p.yearly)] {
+        for (cycle, price) in [(BillingCycle::Monthly, &p.monthly), (BillingCycle::Yearly, &p.yearly)] {
             if let Some(id) = &price.stripe_price_id {
                 // A price decides the plan of whoever is billed at it: it must name one.
                 anyhow::ensure!(
                     !prices.values().any(|known| known == id),
                     "stripe_price_id {id:?} appears twice (each Stripe price is one plan and cycle)"
                 );
-                prices.insert((p.plan_id.clone(), cycle.to_owned()), id.clone());
+                prices.insert((p.plan_id.clone(), cycle), id.clone());
             }
         }
         plans.push(Plan {
@@ -143,7 +145,7 @@ yearly = { amount_cents = 29900, stripe_price_id = "price_y" }
         assert_eq!(pro.limits.max_sessions, Some(3));
         assert_eq!(pro.limits.max_messages_per_month, None, "left out = unlimited");
         assert_eq!(pro.monthly.currency, "usd");
-        assert_eq!(prices.get(&("pro".into(), "yearly".into())).map(String::as_str), Some("price_y"));
+        assert_eq!(prices.get(&("pro".into(), BillingCycle::Yearly)).map(String::as_str), Some("price_y"));
         assert_eq!(catalogue.get("free").unwrap().limits.max_messages_per_month, Some(10));
     }
 

@@ -24,7 +24,7 @@ pub struct CheckoutParams<'a> {
     pub price_id: &'a str,
     pub tenant_id: &'a str,
     pub plan_id: &'a str,
-    pub billing_cycle: &'a str,
+    pub billing_cycle: moltflow_core::billing::BillingCycle,
     pub success_url: &'a str,
     pub cancel_url: &'a str,
     pub idempotency_key: &'a str,
@@ -119,7 +119,7 @@ impl StripeClient {
         for prefix in ["metadata", "subscription_data[metadata]"] {
             form.push((format!("{prefix}[tenant_id]"), p.tenant_id.into()));
             form.push((format!("{prefix}[plan_id]"), p.plan_id.into()));
-            form.push((format!("{prefix}[billing_cycle]"), p.billing_cycle.into()));
+            form.push((format!("{prefix}[billing_cycle]"), p.billing_cycle.as_str().into()));
         }
         let body = self.post("/v1/checkout/sessions", form, p.idempotency_key).await?;
         let url = body["url"].as_str().ok_or_else(|| ProviderError::Failed("checkout session without url".into()))?;

@@ -49,8 +49,8 @@ pub struct Mailer {
 impl Mailer {
     pub fn new(config: &Config) -> anyhow::Result<Mailer> {
         Ok(Mailer {
-            templates: Templates::load(config.mail_templates_dir.as_deref())?,
-            public_url: config.public_url.clone(),
+            templates: Templates::load(config.mail.templates_dir.as_deref())?,
+            public_url: config.server.public_url.clone(),
             wake: Notify::new(),
         })
     }
@@ -61,13 +61,16 @@ impl Mailer {
     }
 
     /// Renders a mail and queues it in the caller's transaction. `to` must be a validated address
-    /// (`moltflow_core::Email`): it becomes the `To` header.
+    /// (`moltflow_core::Email`): it becomes the `To` header. The row is stamped `queued_at`, the
+    /// use case's clock reading, because the per-address caps count rows on that clock; it is due
+    /// at once on the worker's (system) clock.
     pub async fn enqueue(
         &self,
         c: &mut impl AsDbConn,
         kind: MailKind,
         to: &str,
         vars: &[(&str, &str)],
+        queued_at: i64,
     ) -> moltflow_store::Result<()> {
         let mail = self.templates.render(kind, vars);
         let now = now_ms();
@@ -80,7 +83,7 @@ impl Mailer {
                 subject: mail.subject,
                 text_body: mail.text,
                 html_body: mail.html,
-                created_at: now,
+                created_at: queued_at,
                 next_attempt_at: now,
                 attempts: 0,
                 last_error: None,

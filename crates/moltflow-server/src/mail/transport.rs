@@ -34,7 +34,7 @@ pub enum Delivered {
 
 impl Transport {
     pub fn from_config(config: &Config) -> anyhow::Result<Transport> {
-        match &config.smtp_url {
+        match &config.mail.smtp_url {
             Some(url) => {
                 let smtp = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                     .map_err(|_| anyhow::anyhow!("MOLTFLOW_SMTP_URL: not a usable SMTP URL"))?
@@ -42,7 +42,7 @@ impl Transport {
                     .build();
                 Ok(Transport::Smtp(smtp))
             }
-            None => Ok(Transport::Files(config.mail_dir.clone())),
+            None => Ok(Transport::Files(config.mail.dir.clone())),
         }
     }
 

@@ -49,7 +49,7 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(state: AppState) -> anyhow::Result<Outbox> {
         let transport = Transport::from_config(&state.config)?;
-        let from: Mailbox = state.config.mail_from.parse().map_err(|e| anyhow::anyhow!("MOLTFLOW_MAIL_FROM: {e}"))?;
+        let from: Mailbox = state.config.mail.from.parse().map_err(|e| anyhow::anyhow!("MOLTFLOW_MAIL_FROM: {e}"))?;
         Ok(Outbox { state, transport, from })
     }
 
@@ -106,7 +106,7 @@ async fn run(outbox: Outbox, mut stopped: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = outbox.state.mailer.wake.notified() => {}
-            _ = tokio::time::sleep(outbox.state.config.mail_poll_interval) => {}
+            _ = tokio::time::sleep(outbox.state.config.mail.poll_interval) => {}
             _ = stopped.changed() => return,
         }
     }
@@ -141,7 +141,7 @@ async fn record(
             }
         }
         Err(e) => {
-            let delay = backoff_ms(state.config.mail_backoff_base, attempts);
+            let delay = backoff_ms(state.config.mail.backoff_base, attempts);
             let failed_at = e.permanent.then_some(now);
             mark_mail_failed(&mut conn, &row.id, attempts, now + delay, &e.message, failed_at).await?;
             if e.permanent {

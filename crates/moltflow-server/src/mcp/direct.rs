@@ -4,7 +4,7 @@
 //! status for a [`Failure`](crate::services::failure::Failure) — both come from the same use case
 //! and the same mapping in `error.rs`.
 
-use moltflow_types::{CreateApiKeyRequest, RotateApiKeyRequest};
+use moltflow_types::{CreateApiKeyRequest, RotateApiKeyRequest, UpdateTenantSettings};
 use rmcp::ErrorData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::handler::ApiAnswer;
 use super::tools::ToolSpec;
 use crate::error::ApiError;
-use crate::extract::parse;
+use crate::extract::{QueryParams, parse};
 use crate::services::failure::Outcome;
 use crate::services::origin::Origin;
 use crate::services::principal::Principal;
@@ -48,6 +48,29 @@ pub async fn run(
             Ok(id) => answer(app.api_keys().revoke(p, &id, origin).await.map(|()| Value::Null)),
             Err(e) => return Some(Err(e)),
         },
+        "get_tenant_settings" => answer(app.settings().get(p).await),
+        "update_tenant_settings" => match input::<UpdateTenantSettings>(
+            args,
+            &["allowed_numbers", "require_approval", "ai_consent_enabled", "chat_history_access_enabled"],
+        ) {
+            Ok(patch) => answer(app.settings().update(p, patch, origin).await),
+            Err(refused) => refused,
+        },
+        "list_members" => answer(app.members().list(p).await),
+        "list_audit_logs" => {
+            // Read as the route reads its query string, so the `422`s are the route's.
+            let query = query_of(args, &["limit", "cursor", "action"]);
+            match query.int("limit", 50, 1, 200) {
+                Ok(limit) => {
+                    let page = app.audit_log().list(p, limit, query.get("cursor"), query.get("action")).await;
+                    match page {
+                        Ok(page) => answer(Ok(page)),
+                        Err(failure) => refusal(ApiError::from_query(failure)),
+                    }
+                }
+                Err(refused) => refusal(refused),
+            }
+        }
         _ => return None,
     };
     Some(Ok(answer))
@@ -70,6 +93,21 @@ fn input<T: DeserializeOwned>(args: &Map<String, Value>, fields: &[&str]) -> Res
     let body: Map<String, Value> =
         args.iter().filter(|(k, _)| fields.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
     parse(Value::Object(body).to_string().as_bytes()).map_err(refusal)
+}
+
+/// The tool's arguments named in `names` as the route's query parameters: strings and numbers as
+/// they would be written in the query string, anything else left out.
+fn query_of(args: &Map<String, Value>, names: &[&str]) -> QueryParams {
+    QueryParams(
+        names
+            .iter()
+            .filter_map(|name| match args.get(*name) {
+                Some(Value::String(s)) => Some(((*name).to_owned(), s.clone())),
+                Some(Value::Number(n)) => Some(((*name).to_owned(), n.to_string())),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 /// The `id` argument (the route's path parameter).

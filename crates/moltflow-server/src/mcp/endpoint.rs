@@ -140,7 +140,7 @@ pub async fn require_api_key(state: axum::extract::State<AppState>, request: Req
 pub fn service(state: &AppState, api: Router) -> StreamableHttpService<McpServer<InProcess>, NeverSessionManager> {
     let backend = Arc::new(InProcess { state: state.clone(), api });
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
-    if let Ok(url) = url::Url::parse(&state.config.public_url)
+    if let Ok(url) = url::Url::parse(&state.config.server.public_url)
         && let Some(host) = url.host_str()
     {
         hosts.push(host.trim_matches(['[', ']']).to_owned());

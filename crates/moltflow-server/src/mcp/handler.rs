@@ -14,7 +14,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-use super::tools::{TOOLS, ToolSpec, find};
+use super::tools::{ToolSpec, all, find};
 
 /// An API answer as a tool sees it.
 pub struct ApiAnswer {
@@ -63,7 +63,7 @@ fn to_tool(spec: &ToolSpec) -> Tool {
 
 /// The tools `scopes` may call.
 pub fn visible_tools(scopes: ScopeSet) -> Vec<Tool> {
-    TOOLS.iter().filter(|t| scopes.contains(t.scope())).map(to_tool).collect()
+    all().filter(|t| scopes.contains(t.scope())).map(to_tool).collect()
 }
 
 /// A call beyond the key's scopes: a protocol error that names the missing scope.

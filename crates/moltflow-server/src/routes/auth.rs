@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, OptionalJsonBody, Origin};
 use crate::principal::{AccountRead, Authorized, Credential, Principal, UserSession};
-use crate::services;
+use crate::routes::throttle;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -39,7 +39,8 @@ async fn register(
     meta: Origin,
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenPair>)> {
-    let pair = services::auth::register(&state, req, &meta).await?;
+    throttle(&state.limits.register_ip, &meta, "Too many sign-ups from this address")?;
+    let pair = state.auth().register(req, &meta).await?;
     Ok((StatusCode::CREATED, Json(pair)))
 }
 
@@ -51,7 +52,8 @@ async fn register(
     (status = 429, description = "Five passwords of this account checked in 15 minutes (`login_locked`), or too many attempts from this network (`rate_limited`)", body = ErrorBody),
 ))]
 async fn login(state: AppState, meta: Origin, JsonBody(req): JsonBody<LoginRequest>) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(services::auth::login(&state, req, &meta).await?))
+    throttle(&state.limits.login_ip, &meta, "Too many login attempts from this address")?;
+    Ok(Json(state.auth().login(req, &meta).await?))
 }
 
 /// Exchange a refresh token for a new pair; the old refresh token is spent.
@@ -61,7 +63,7 @@ async fn login(state: AppState, meta: Origin, JsonBody(req): JsonBody<LoginReque
     (status = 422, description = "Invalid field", body = ValidationErrorBody),
 ))]
 async fn refresh(state: AppState, meta: Origin, JsonBody(req): JsonBody<RefreshRequest>) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(services::sessions::refresh(&state, &req.refresh_token, &meta).await?))
+    Ok(Json(state.sessions().refresh(&req.refresh_token, &meta).await?))
 }
 
 /// The caller and how it authenticated.
@@ -94,7 +96,7 @@ fn me_body(principal: &Principal) -> MeResponse {
         id: user.id.clone(),
         email: user.email.clone(),
         full_name: user.full_name.clone(),
-        role: user.role.clone(),
+        role: user.role.as_str().to_owned(),
         tenant_id: user.tenant_id.clone(),
         email_verified: user.email_verified,
         has_password: user.password_hash.is_some(),
@@ -115,7 +117,6 @@ async fn logout(
     meta: Origin,
     OptionalJsonBody(req): OptionalJsonBody<LogoutRequest>,
 ) -> ApiResult<StatusCode> {
-    let session_id = principal.require_user()?.to_owned();
-    services::sessions::logout(&state, &principal.user, &session_id, req.all_sessions.unwrap_or(false), &meta).await?;
+    state.sessions().logout(&principal, req.all_sessions.unwrap_or(false), &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }

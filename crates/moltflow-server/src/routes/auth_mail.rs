@@ -13,8 +13,8 @@ use utoipa_axum::routes;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, Origin};
 use crate::principal::UserSession;
-use crate::services;
-use crate::services::recovery::ACCEPTED;
+use crate::routes::throttle;
+use crate::services::recovery::{ACCEPTED, LinkRequest, parse_mail_request};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -48,7 +48,8 @@ async fn forgot_password(
     meta: Origin,
     JsonBody(req): JsonBody<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
-    services::recovery::forgot_password(&state, &req.email, &meta).await?;
+    throttle(&state.limits.forgot_password_ip, &meta, "Too many password reset requests from this address")?;
+    state.mail_link_in_background(parse_mail_request(&req.email)?, LinkRequest::PasswordReset);
     Ok(accepted())
 }
 
@@ -63,7 +64,7 @@ async fn reset_password(
     meta: Origin,
     JsonBody(req): JsonBody<ResetPasswordRequest>,
 ) -> ApiResult<Json<DoneBody>> {
-    services::recovery::reset_password(&state, req, &meta).await?;
+    state.recovery().reset_password(req, &meta).await?;
     Ok(done("Your password has been reset. Sign in with the new one."))
 }
 
@@ -77,7 +78,7 @@ async fn verify_email(
     meta: Origin,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> ApiResult<Json<DoneBody>> {
-    services::verification::verify_email(&state, &req.token, &meta).await?;
+    state.verification().verify_email(&req.token, &meta).await?;
     Ok(done("Your email address is verified."))
 }
 
@@ -89,7 +90,7 @@ async fn verify_email(
     (status = 403, description = "Called with an API key (`user_principal_required`)", body = ErrorBody),
 ))]
 async fn resend_verification(state: AppState, principal: UserSession) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
-    services::verification::resend_verification(&state, &principal).await?;
+    state.verification().resend(&principal).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(AcceptedBody { detail: "If your address is not verified yet, we have sent it a new link.".to_owned() }),
@@ -108,7 +109,8 @@ async fn request_magic_link(
     meta: Origin,
     JsonBody(req): JsonBody<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
-    services::recovery::request_magic_link(&state, &req.email, &meta).await?;
+    throttle(&state.limits.magic_link_ip, &meta, "Too many sign-in link requests from this address")?;
+    state.mail_link_in_background(parse_mail_request(&req.email)?, LinkRequest::MagicLink);
     Ok(accepted())
 }
 
@@ -122,7 +124,7 @@ async fn verify_magic_link(
     meta: Origin,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(services::recovery::verify_magic_link(&state, &req.token, &meta).await?))
+    Ok(Json(state.recovery().verify_magic_link(&req.token, &meta).await?))
 }
 
 /// Set a first password, or change it with `current_password`; a change ends the other sessions.
@@ -140,6 +142,6 @@ async fn set_password(
     meta: Origin,
     JsonBody(req): JsonBody<SetPasswordRequest>,
 ) -> ApiResult<Json<DoneBody>> {
-    services::users::set_password(&state, &principal, req, &meta).await?;
+    state.users().set_password(&principal, req, &meta).await?;
     Ok(done("Your password is set."))
 }

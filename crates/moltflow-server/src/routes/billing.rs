@@ -17,8 +17,10 @@ use crate::billing::{events, signature};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, OptionalJsonBody, Origin, RawBody};
 use crate::principal::{Authorized, BillingManage, BillingRead};
+use crate::routes::throttle;
 use crate::services::audit::Actor;
-use crate::services::billing::{self, SignupOutcome};
+use crate::services::billing::{EventOutcome, LocalCheckout};
+use crate::services::signup::SignupOutcome;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -37,7 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// The plans on offer (public).
 #[utoipa::path(get, path = "/billing/plans", tag = "billing", responses((status = 200, body = Vec<PlanView>)))]
 async fn list_plans(state: AppState) -> Json<Vec<PlanView>> {
-    Json(state.plans.plans().iter().map(billing::plan_view).collect())
+    Json(state.billing().plans())
 }
 
 /// The tenant's plan, status, limits and usage.
@@ -45,7 +47,7 @@ async fn list_plans(state: AppState) -> Json<Vec<PlanView>> {
     (status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
 ))]
 async fn get_subscription(state: AppState, caller: Authorized<BillingRead>) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(billing::subscription_view(&state, caller.tenant_id()).await?))
+    Ok(Json(state.billing().subscription(caller.tenant_id()).await?))
 }
 
 /// Start a checkout for a paid plan (owners, or `billing:manage`).
@@ -64,7 +66,7 @@ async fn create_checkout(
     meta: Origin,
     JsonBody(req): JsonBody<CheckoutRequest>,
 ) -> ApiResult<Json<CheckoutResponse>> {
-    Ok(Json(billing::checkout(&state, &caller, req, &meta).await?))
+    Ok(Json(state.billing().checkout(&caller, req, &meta).await?))
 }
 
 /// A billing portal link (owners, or `billing:manage`).
@@ -79,7 +81,7 @@ async fn create_portal(
     caller: Authorized<BillingManage>,
     OptionalJsonBody(req): OptionalJsonBody<PortalRequest>,
 ) -> ApiResult<Json<PortalResponse>> {
-    Ok(Json(billing::portal(&state, caller.tenant_id(), req.return_url.as_deref()).await?))
+    Ok(Json(state.billing().portal(caller.tenant_id(), req.return_url.as_deref()).await?))
 }
 
 /// Cancel at the end of the period; the plan stays until then.
@@ -94,7 +96,7 @@ async fn cancel_subscription(
     meta: Origin,
 ) -> ApiResult<Json<SubscriptionView>> {
     let (kind, id) = caller.actor();
-    Ok(Json(billing::cancel(&state, caller.tenant_id(), Actor { kind, id: Some(id) }, &meta).await?))
+    Ok(Json(state.billing().cancel(caller.tenant_id(), Actor { kind, id: Some(id) }, &meta).await?))
 }
 
 /// Sign up with a plan: creates the tenant and owner like register; a paid plan answers a
@@ -110,7 +112,10 @@ async fn signup_checkout(
     meta: Origin,
     JsonBody(req): JsonBody<SignupCheckoutRequest>,
 ) -> ApiResult<Response> {
-    Ok(match billing::signup_checkout(&state, req, &meta).await? {
+    // Sign-ups share register's per-address budget: a flood of new tenants is throttled here,
+    // at the edge, before any work.
+    throttle(&state.limits.register_ip, &meta, "Too many sign-ups from this address")?;
+    Ok(match state.signup().signup_checkout(req, &meta).await? {
         SignupOutcome::Tokens(pair) => (StatusCode::CREATED, Json(pair)).into_response(),
         SignupOutcome::Checkout(c) => (StatusCode::CREATED, Json(c)).into_response(),
     })
@@ -124,7 +129,7 @@ async fn signup_checkout(
     (status = 404, description = "No webhook secret configured", body = ErrorBody),
 ))]
 async fn stripe_webhook(state: AppState, headers: HeaderMap, RawBody(body): RawBody) -> ApiResult<Json<WebhookAck>> {
-    let Some(secret) = &state.config.stripe_webhook_secret else {
+    let Some(secret) = &state.config.billing.stripe_webhook_secret else {
         return Err(ApiError::missing("Webhook endpoint (no MOLTFLOW_STRIPE_WEBHOOK_SECRET configured)"));
     };
     let header = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
@@ -132,8 +137,8 @@ async fn stripe_webhook(state: AppState, headers: HeaderMap, RawBody(body): RawB
         .map_err(|e| ApiError::bad_request("invalid_signature", format!("Webhook signature rejected: {e}")))?;
     let event = events::parse_stripe(&body)
         .map_err(|e| ApiError::bad_request("invalid_event", format!("Not a Stripe event: {e}")))?;
-    let duplicate = billing::apply_event(&state, &event).await?;
-    Ok(Json(WebhookAck { received: true, duplicate }))
+    let outcome = state.billing().apply_event(&event).await?;
+    Ok(Json(WebhookAck { received: true, duplicate: outcome == EventOutcome::Duplicate }))
 }
 
 fn escape(s: &str) -> String {
@@ -157,13 +162,9 @@ fn wants_json(headers: &HeaderMap) -> bool {
 #[utoipa::path(get, path = "/billing/local/checkout/{session_id}", tag = "billing-local",
     params(("session_id" = String, Path)), responses((status = 200, content_type = "text/html", body = String), (status = 404, body = ErrorBody)))]
 async fn local_checkout_page(state: AppState, Path(session_id): Path<String>) -> ApiResult<Html<String>> {
-    let row = {
-        let mut conn = state.store.conn().await?;
-        moltflow_store::billing::find_checkout(&mut conn, &session_id).await?
-    };
-    let row = row.filter(|r| r.provider == "local").ok_or_else(|| ApiError::missing("Checkout session"))?;
-    let plan = state.plans.get(&row.plan_id).ok_or_else(|| ApiError::missing("Plan"))?;
-    let price = if row.billing_cycle == "yearly" { &plan.yearly } else { &plan.monthly };
+    let billing = state.billing();
+    let LocalCheckout { row, plan } = billing.local_checkout(&session_id).await?;
+    let price = plan.price(row.billing_cycle);
     if row.completed_at.is_some() {
         return Ok(page("Already paid", "<p>This checkout is complete.</p>"));
     }
@@ -173,7 +174,7 @@ async fn local_checkout_page(state: AppState, Path(session_id): Path<String>) ->
             "<p>{} plan, billed {}: <strong>{}.{:02} {}</strong>.</p><p>Local billing provider: no card is charged.</p>\
              <form method=\"post\"><button type=\"submit\">Pay</button></form>",
             escape(&plan.display_name),
-            escape(&row.billing_cycle),
+            escape(row.billing_cycle.as_str()),
             price.amount_cents / 100,
             price.amount_cents % 100,
             escape(&price.currency.to_uppercase())
@@ -189,9 +190,10 @@ async fn local_checkout_pay(
     headers: HeaderMap,
     Path(session_id): Path<String>,
 ) -> ApiResult<Response> {
-    let row = billing::complete_local_checkout(&state, &session_id).await?;
+    let billing = state.billing();
+    let row = billing.complete_local_checkout(&session_id).await?;
     if wants_json(&headers) {
-        let view = billing::subscription_view(&state, &row.tenant_id).await?;
+        let view = billing.subscription(&row.tenant_id).await?;
         return Ok(Json(view).into_response());
     }
     Ok(page(
@@ -205,8 +207,9 @@ async fn local_checkout_pay(
 #[utoipa::path(get, path = "/billing/local/portal/{token}", tag = "billing-local",
     params(("token" = String, Path)), responses((status = 200, content_type = "text/html", body = String), (status = 404, body = ErrorBody)))]
 async fn local_portal_page(state: AppState, Path(token): Path<String>) -> ApiResult<Html<String>> {
-    let tenant_id = state.billing.local_portals.get(&token).ok_or_else(|| ApiError::missing("Portal session"))?;
-    let view = billing::subscription_view(&state, &tenant_id).await?;
+    let billing = state.billing();
+    let tenant_id = billing.local_portal_tenant(&token)?;
+    let view = billing.subscription(&tenant_id).await?;
     let action = if view.cancel_at_period_end || view.plan_id == moltflow_core::plan::DEFAULT_PLAN {
         String::new()
     } else {
@@ -234,9 +237,10 @@ async fn local_portal_cancel(
     meta: Origin,
     Path(token): Path<String>,
 ) -> ApiResult<Response> {
-    let tenant_id = state.billing.local_portals.get(&token).ok_or_else(|| ApiError::missing("Portal session"))?;
-    let view =
-        billing::cancel(&state, &tenant_id, Actor { kind: "system", id: Some("local-portal".into()) }, &meta).await?;
+    let billing = state.billing();
+    let tenant_id = billing.local_portal_tenant(&token)?;
+    let actor = Actor { kind: "system", id: Some("local-portal".into()) };
+    let view = billing.cancel(&tenant_id, actor, &meta).await?;
     if wants_json(&headers) {
         return Ok(Json(view).into_response());
     }

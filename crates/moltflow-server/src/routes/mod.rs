@@ -6,6 +6,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::auth::throttle::IpLimiter;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Origin;
 use crate::state::AppState;
 
 pub mod api_keys;
@@ -78,4 +81,11 @@ pub fn openapi_json() -> &'static str {
         serde_json::to_string(&doc).unwrap_or_else(|_| "{}".to_owned())
     });
     &JSON
+}
+
+/// A per-address throttle of a public route (`429 rate_limited` with `Retry-After`), checked at
+/// the edge before the use case runs: throttling by address is a concern of the way in, not of
+/// the use case.
+pub fn throttle(limiter: &IpLimiter, origin: &Origin, detail: &'static str) -> ApiResult<()> {
+    limiter.check(origin.ip).map_err(|wait| ApiError::too_many("rate_limited", detail, wait))
 }

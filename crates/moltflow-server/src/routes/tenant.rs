@@ -10,10 +10,9 @@ use moltflow_types::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Origin, QueryParams};
 use crate::principal::{AuditRead, Authorized, MembersManage, MembersRead, SettingsManage, SettingsRead};
-use crate::services::{audit, invitations, members, tenant};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -33,7 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     (status = 200, body = TenantSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
 ))]
 async fn get_settings(state: AppState, caller: Authorized<SettingsRead>) -> ApiResult<Json<TenantSettings>> {
-    Ok(Json(tenant::get_settings(&state, caller.tenant_id()).await?))
+    Ok(Json(state.settings().get(&caller).await?))
 }
 
 /// Change any subset of the settings (owner/admin, or `settings:manage`). A present
@@ -50,7 +49,7 @@ async fn update_settings(
     meta: Origin,
     JsonBody(patch): JsonBody<UpdateTenantSettings>,
 ) -> ApiResult<Json<TenantSettings>> {
-    Ok(Json(tenant::update_settings(&state, &caller, patch, &meta).await?))
+    Ok(Json(state.settings().update(&caller, patch, &meta).await?))
 }
 
 /// Consent records, newest first (owner/admin, or `audit:read`).
@@ -65,7 +64,7 @@ async fn list_consents(
     query: QueryParams,
 ) -> ApiResult<Json<Vec<ConsentRecord>>> {
     let limit = query.int("limit", 100, 1, 500)?;
-    Ok(Json(tenant::consents(&state, caller.tenant_id(), limit).await?))
+    Ok(Json(state.settings().consents(&caller, limit).await?))
 }
 
 /// The tenant's users, oldest first.
@@ -73,7 +72,7 @@ async fn list_consents(
     (status = 200, body = Vec<TenantMember>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
 ))]
 async fn list_members(state: AppState, caller: Authorized<MembersRead>) -> ApiResult<Json<Vec<TenantMember>>> {
-    Ok(Json(members::list(&state, caller.tenant_id()).await?))
+    Ok(Json(state.members().list(&caller).await?))
 }
 
 /// Change a member's role. Only an owner grants `owner` or `admin`; the last owner stays. A
@@ -92,7 +91,7 @@ async fn change_member_role(
     Path(user_id): Path<String>,
     JsonBody(req): JsonBody<ChangeRoleRequest>,
 ) -> ApiResult<Json<TenantMember>> {
-    Ok(Json(members::change_role(&state, &caller, &user_id, &req.role, &meta).await?))
+    Ok(Json(state.members().change_role(&caller, &user_id, &req.role, &meta).await?))
 }
 
 /// Remove a member: their sessions, API keys and pending invitations stop working at once.
@@ -107,7 +106,7 @@ async fn remove_member(
     meta: Origin,
     Path(user_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    members::remove(&state, &caller, &user_id, &meta).await?;
+    state.members().remove(&caller, &user_id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -127,7 +126,8 @@ async fn list_audit_logs(
     query: QueryParams,
 ) -> ApiResult<Json<AuditPage>> {
     let limit = query.int("limit", 50, 1, 200)?;
-    Ok(Json(audit::list(&state, caller.tenant_id(), limit, query.get("cursor"), query.get("action")).await?))
+    let page = state.audit_log().list(&caller, limit, query.get("cursor"), query.get("action")).await;
+    Ok(Json(page.map_err(ApiError::from_query)?))
 }
 
 /// Invite an address into the tenant; the invitation is mailed (owners and admins with a verified
@@ -146,7 +146,7 @@ async fn create_invitation(
     meta: Origin,
     JsonBody(req): JsonBody<InviteRequest>,
 ) -> ApiResult<(StatusCode, Json<Invitation>)> {
-    Ok((StatusCode::CREATED, Json(invitations::invite(&state, &caller, req, &meta).await?)))
+    Ok((StatusCode::CREATED, Json(state.invitations().invite(&caller, req, &meta).await?)))
 }
 
 /// The tenant's invitations, newest first, with their status.
@@ -154,7 +154,7 @@ async fn create_invitation(
     (status = 200, body = Vec<Invitation>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
 ))]
 async fn list_invitations(state: AppState, caller: Authorized<MembersRead>) -> ApiResult<Json<Vec<Invitation>>> {
-    Ok(Json(invitations::list(&state, caller.tenant_id()).await?))
+    Ok(Json(state.invitations().list(&caller).await?))
 }
 
 /// Revoke a pending invitation; its link stops working.
@@ -169,7 +169,7 @@ async fn revoke_invitation(
     meta: Origin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    invitations::revoke(&state, &caller, &id, &meta).await?;
+    state.invitations().revoke(&caller, &id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -186,5 +186,5 @@ async fn accept_invitation(
     meta: Origin,
     JsonBody(req): JsonBody<AcceptInvitationRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenPair>)> {
-    Ok((StatusCode::CREATED, Json(invitations::accept(&state, req, &meta).await?)))
+    Ok((StatusCode::CREATED, Json(state.invitations().accept(req, &meta).await?)))
 }

@@ -10,10 +10,9 @@ use moltflow_types::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryParams};
 use crate::principal::{Authorized, UsageRead, UsageWrite};
-use crate::services::usage::{self, report};
 use crate::state::AppState;
 
 /// `/usage/events` takes batches of 1000 events: its bodies may reach 1 MiB (API.md §2).
@@ -45,7 +44,7 @@ async fn ingest_events(
     principal: Authorized<UsageWrite>,
     JsonBody(req): JsonBody<UsageEventsRequest>,
 ) -> ApiResult<(StatusCode, Json<UsageEventsResponse>)> {
-    let out = usage::ingest_events(&state, principal.tenant_id(), req).await?;
+    let out = state.usage().ingest_events(principal.tenant_id(), req).await?;
     Ok((StatusCode::ACCEPTED, Json(out)))
 }
 
@@ -65,7 +64,7 @@ async fn consume(
     principal: Authorized<UsageWrite>,
     JsonBody(req): JsonBody<ConsumeRequest>,
 ) -> ApiResult<Json<ConsumeResponse>> {
-    Ok(Json(usage::consume(&state, principal.tenant_id(), req).await?))
+    Ok(Json(state.usage().consume(principal.tenant_id(), req).await?))
 }
 
 /// Set current counts of sessions, groups or labels (those present in the body).
@@ -81,7 +80,7 @@ async fn set_gauges(
     principal: Authorized<UsageWrite>,
     JsonBody(req): JsonBody<GaugesRequest>,
 ) -> ApiResult<Json<Gauges>> {
-    Ok(Json(usage::set_gauges(&state, principal.tenant_id(), req).await?))
+    Ok(Json(state.usage().set_gauges(principal.tenant_id(), req).await?))
 }
 
 /// This month's usage of every metric against the tenant's plan.
@@ -91,7 +90,7 @@ async fn set_gauges(
     (status = 403, description = "Lacks `usage:read`", body = ErrorBody),
 ))]
 async fn current(state: AppState, principal: Authorized<UsageRead>) -> ApiResult<Json<UsageCurrent>> {
-    Ok(Json(report::current(&state, principal.tenant_id()).await?))
+    Ok(Json(state.usage().current(principal.tenant_id()).await?))
 }
 
 /// Monthly counters, newest first, this month included.
@@ -108,7 +107,8 @@ async fn history(
     principal: Authorized<UsageRead>,
     query: QueryParams,
 ) -> ApiResult<Json<Vec<UsageMonth>>> {
-    Ok(Json(report::history(&state, principal.tenant_id(), query.get("months")).await?))
+    let months = query.get("months");
+    Ok(Json(state.usage().history(principal.tenant_id(), months).await.map_err(ApiError::from_query)?))
 }
 
 /// Daily usage of one month, every day up to today, with messages per WhatsApp session.
@@ -124,6 +124,7 @@ async fn history(
     (status = 422, description = "`month` malformed or out of range", body = ValidationErrorBody),
 ))]
 async fn daily(state: AppState, principal: Authorized<UsageRead>, query: QueryParams) -> ApiResult<Json<UsageDaily>> {
-    let out = report::daily(&state, principal.tenant_id(), query.get("month"), query.get("session_id")).await?;
+    let (month, session_id) = (query.get("month"), query.get("session_id"));
+    let out = state.usage().daily(principal.tenant_id(), month, session_id).await.map_err(ApiError::from_query)?;
     Ok(Json(out))
 }

@@ -9,7 +9,6 @@ use utoipa_axum::routes;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, OptionalJsonBody, Origin};
 use crate::principal::{AccountManage, AccountRead, Authorized, UserSession};
-use crate::services;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -23,7 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     (status = 403, description = "Key lacks `account:read`", body = ErrorBody),
 ))]
 async fn get_me(state: AppState, principal: Authorized<AccountRead>) -> ApiResult<Json<UserProfile>> {
-    Ok(Json(services::users::get_me(&state, &principal).await?))
+    Ok(Json(state.users().get_me(&principal).await?))
 }
 
 /// Change any of `full_name` (1–100 characters), `timezone` (IANA) and `locale` (BCP 47).
@@ -38,7 +37,7 @@ async fn update_me(
     principal: Authorized<AccountManage>,
     JsonBody(req): JsonBody<UpdateProfileRequest>,
 ) -> ApiResult<Json<UserProfile>> {
-    Ok(Json(services::users::update_me(&state, &principal, req).await?))
+    Ok(Json(state.users().update_me(&principal, req).await?))
 }
 
 /// Erase the account (and its tenant when it was the only member). Needs `current_password`, or
@@ -62,6 +61,6 @@ async fn delete_me(
     meta: Origin,
     OptionalJsonBody(req): OptionalJsonBody<DeleteAccountRequest>,
 ) -> ApiResult<StatusCode> {
-    services::users::delete_me(&state, &principal, req, &meta).await?;
+    state.users().delete_me(&principal, req, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,18 +3,21 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use moltflow_core::clock::now_ms;
 use moltflow_core::clock::rfc3339;
-use moltflow_core::ids::is_uuid;
-use moltflow_core::ids::new_id;
-use moltflow_store::AsDbConn;
+use moltflow_core::ids::{is_uuid, new_id};
 use moltflow_store::audit::{AuditRow, insert_audit, list_audit};
+use moltflow_store::{AsDbConn, Store};
 use moltflow_types::{AuditActor, AuditEntry, AuditPage};
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
+use crate::services::failure::{Failure, Outcome};
 use crate::services::origin::Origin;
-use crate::state::App;
+use crate::services::principal::Principal;
+
+/// What reading the audit log works with.
+pub struct AuditLog<'a> {
+    pub store: &'a Store,
+}
 
 /// Who did it: `("user", id)`, `("api_key", id)`, `("system", None)`, or an anonymous caller.
 pub struct Actor {
@@ -37,18 +40,9 @@ pub struct Entry<'a> {
     pub details: Value,
 }
 
-pub async fn record(c: &mut impl AsDbConn, e: Entry<'_>) -> moltflow_store::Result<()> {
-    insert_audit(c, &row(e)).await
-}
-
 /// Writes the entry stamped `at` (the use case's clock reading).
 pub async fn record_at(c: &mut impl AsDbConn, e: Entry<'_>, at: i64) -> moltflow_store::Result<()> {
     insert_audit(c, &row_at(e, at)).await
-}
-
-/// The row of an entry, stamped now.
-pub fn row(e: Entry<'_>) -> AuditRow {
-    row_at(e, now_ms())
 }
 
 /// The row of an entry, stamped `at`.
@@ -82,55 +76,50 @@ fn encode_cursor(id: &str) -> String {
     URL_SAFE_NO_PAD.encode(id)
 }
 
-fn decode_cursor(cursor: &str) -> ApiResult<String> {
-    URL_SAFE_NO_PAD
-        .decode(cursor.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .filter(|id| is_uuid(id))
-        .ok_or_else(|| {
-            ApiError::invalid(
-                &["query", "cursor"],
-                "Invalid cursor; use next_cursor from a previous page",
-                "value_error",
-            )
-        })
+fn decode_cursor(cursor: &str) -> Option<String> {
+    URL_SAFE_NO_PAD.decode(cursor.trim()).ok().and_then(|b| String::from_utf8(b).ok()).filter(|id| is_uuid(id))
 }
 
-/// A page of a tenant's audit log, newest first.
-pub async fn list(
-    app: &App,
-    tenant_id: &str,
-    limit: i64,
-    cursor: Option<&str>,
-    action: Option<&str>,
-) -> ApiResult<AuditPage> {
-    let before = cursor.filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
-    if action.is_some_and(|a| a.chars().count() > 100) {
-        return Err(ApiError::invalid(
-            &["query", "action"],
-            "String should have at most 100 characters",
-            "string_too_long",
-        ));
+impl AuditLog<'_> {
+    /// A page of the caller's tenant's audit log, newest first: `limit` entries (the caller
+    /// bounds it), before the entry of `cursor`, of one `action` if given. Issues are at the
+    /// fields `cursor` and `action`.
+    pub async fn list(
+        &self,
+        p: &Principal,
+        limit: i64,
+        cursor: Option<&str>,
+        action: Option<&str>,
+    ) -> Outcome<AuditPage> {
+        // One issue at a time, cursor first, as the API has always answered.
+        let before = match cursor.filter(|c| !c.is_empty()) {
+            None => None,
+            Some(raw) => Some(decode_cursor(raw).ok_or_else(|| {
+                Failure::invalid("cursor", "Invalid cursor; use next_cursor from a previous page", "value_error")
+            })?),
+        };
+        if action.is_some_and(|a| a.chars().count() > 100) {
+            return Err(Failure::invalid("action", "String should have at most 100 characters", "string_too_long"));
+        }
+        let action = action.filter(|a| !a.is_empty());
+        let mut conn = self.store.conn().await?;
+        let mut rows = list_audit(&mut conn, p.tenant_id(), before.as_deref(), action, limit + 1).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = if more { rows.last().map(|r| encode_cursor(&r.id)) } else { None };
+        let items = rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                at: rfc3339(r.at),
+                actor: AuditActor { kind: r.actor_type, id: r.actor_id },
+                action: r.action,
+                target: r.target,
+                ip: r.ip,
+                user_agent: r.user_agent,
+                details: serde_json::from_str(&r.details).unwrap_or(Value::Null),
+                id: r.id,
+            })
+            .collect();
+        Ok(AuditPage { items, next_cursor })
     }
-    let action = action.filter(|a| !a.is_empty());
-    let mut conn = app.store.conn().await?;
-    let mut rows = list_audit(&mut conn, tenant_id, before.as_deref(), action, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| encode_cursor(&r.id)) } else { None };
-    let items = rows
-        .into_iter()
-        .map(|r| AuditEntry {
-            at: rfc3339(r.at),
-            actor: AuditActor { kind: r.actor_type, id: r.actor_id },
-            action: r.action,
-            target: r.target,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            details: serde_json::from_str(&r.details).unwrap_or(Value::Null),
-            id: r.id,
-        })
-        .collect();
-    Ok(AuditPage { items, next_cursor })
 }

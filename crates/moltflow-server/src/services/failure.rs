@@ -22,6 +22,9 @@ pub enum Failure {
     Forbidden(Refusal),
     /// Nothing by that id that the caller may see; names what was looked for ("API key").
     NotFound(&'static str),
+    /// The input names something that does not exist, with its own code (`plan_not_found`): a
+    /// not-found whose client needs to tell it apart from a missing route or id.
+    Unknown(Refusal),
     /// The state of things forbids it now (a revoked key, an address already taken).
     Conflict(Refusal),
     /// Too many attempts, or a quota used up: retry after `retry_after_s` seconds.
@@ -69,6 +72,11 @@ impl Failure {
         Failure::Unauthenticated(Refusal::new(code, detail))
     }
 
+    /// The caller's credential signs nobody in any more (its user was deleted a moment ago).
+    pub fn not_authenticated() -> Failure {
+        Failure::unauthenticated("not_authenticated", "Not authenticated")
+    }
+
     pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Failure {
         Failure::Forbidden(Refusal::new(code, detail))
     }
@@ -98,7 +106,11 @@ impl Failure {
         match self {
             Failure::Invalid(_) => "validation_error",
             Failure::NotFound(_) => "not_found",
-            Failure::Rejected(r) | Failure::Unauthenticated(r) | Failure::Forbidden(r) | Failure::Conflict(r) => r.code,
+            Failure::Rejected(r)
+            | Failure::Unauthenticated(r)
+            | Failure::Forbidden(r)
+            | Failure::Conflict(r)
+            | Failure::Unknown(r) => r.code,
             Failure::Upstream(r) => r.code,
             Failure::Limited { refusal, .. } | Failure::Unavailable { refusal, .. } => refusal.code,
             Failure::Store(_) => "database_unavailable",
@@ -127,14 +139,27 @@ impl fmt::Display for Failure {
                 write!(f, "invalid input ({})", shown.join("; "))
             }
             Failure::NotFound(what) => write!(f, "{what} not found"),
-            Failure::Rejected(r) | Failure::Unauthenticated(r) | Failure::Forbidden(r) | Failure::Conflict(r) => {
-                f.write_str(&r.detail)
-            }
+            Failure::Rejected(r)
+            | Failure::Unauthenticated(r)
+            | Failure::Forbidden(r)
+            | Failure::Conflict(r)
+            | Failure::Unknown(r) => f.write_str(&r.detail),
             Failure::Upstream(r) => f.write_str(&r.detail),
             Failure::Limited { refusal, .. } | Failure::Unavailable { refusal, .. } => f.write_str(&refusal.detail),
             Failure::Store(_) | Failure::Unexpected(_) => f.write_str("internal error"),
         }
     }
+}
+
+/// Whether the database, not the request, is at fault, so that the same request may succeed
+/// once it is back (the API answers `503`, not `500`): it is unreachable or cannot write, or no connection could
+/// be had within `MOLTFLOW_DB_ACQUIRE_TIMEOUT_MS`. A pool timeout counts: while the database is
+/// unreachable the pool keeps trying to connect until that timeout, so that is how an outage
+/// shows; a pool saturated by slow queries looks the same to a client (wait, retry), and the log
+/// line names both causes.
+pub fn store_unavailable(err: &moltflow_store::StoreError) -> bool {
+    use moltflow_store::StoreErrorKind as Kind;
+    matches!(err.kind(), Kind::Unavailable | Kind::Busy)
 }
 
 /// One segment of a field path: a field name or a list index.

@@ -17,6 +17,7 @@ pub mod origin;
 pub mod principal;
 pub mod recovery;
 pub mod sessions;
+pub mod signup;
 pub mod tenant;
 pub mod usage;
 pub mod users;

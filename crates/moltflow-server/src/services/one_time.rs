@@ -2,7 +2,7 @@
 //! lifetime per purpose (API.md §3). Invalid, used, superseded and expired tokens all answer the
 //! same `400 invalid_token`.
 
-use moltflow_core::clock::{DAY_MS, HOUR_MS, MINUTE_MS, now_ms};
+use moltflow_core::clock::{DAY_MS, HOUR_MS, MINUTE_MS};
 use moltflow_core::secret::{new_token, sha256_hex};
 use moltflow_store::AsDbConn;
 use moltflow_store::accounts::{UserRow, find_user};
@@ -10,7 +10,7 @@ use moltflow_store::tokens::{
     OneTimeTokenRow, find_one_time_token, insert_one_time_token, use_one_time_token, use_user_tokens,
 };
 
-use crate::error::{ApiError, ApiResult};
+use crate::services::failure::{Failure, Outcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenKind {
@@ -57,8 +57,8 @@ impl TokenKind {
     }
 }
 
-pub fn invalid_token() -> ApiError {
-    ApiError::bad_request("invalid_token", "This link is invalid, expired or already used")
+pub fn invalid_token() -> Failure {
+    Failure::rejected("invalid_token", "This link is invalid, expired or already used")
 }
 
 /// Mints a token for a user's address (or, for an invitation, an address alone); returns the raw
@@ -68,8 +68,8 @@ pub async fn issue(
     kind: TokenKind,
     user_id: Option<&str>,
     email: &str,
+    now: i64,
 ) -> moltflow_store::Result<String> {
-    let now = now_ms();
     if let (true, Some(user_id)) = (kind.supersedes(), user_id) {
         use_user_tokens(c, user_id, kind.as_str(), now).await?;
     }
@@ -92,8 +92,8 @@ pub async fn issue(
 
 /// The user a token would act for, if it is valid now; nothing is spent (so a request refused
 /// for its other fields does not burn the link).
-pub async fn peek(c: &mut impl AsDbConn, kind: TokenKind, raw: &str) -> ApiResult<UserRow> {
-    let row = find_valid(c, kind, raw).await?;
+pub async fn peek(c: &mut impl AsDbConn, kind: TokenKind, raw: &str, now: i64) -> Outcome<UserRow> {
+    let row = find_valid(c, kind, raw, now).await?;
     let user_id = row.user_id.as_deref().ok_or_else(invalid_token)?;
     let user = find_user(c, user_id).await?.ok_or_else(invalid_token)?;
     // The link was sent to an address; it acts only while the account still has that address.
@@ -103,30 +103,30 @@ pub async fn peek(c: &mut impl AsDbConn, kind: TokenKind, raw: &str) -> ApiResul
     Ok(user)
 }
 
-/// The token's row if it is of `kind`, unused and unexpired.
-pub async fn find_valid(c: &mut impl AsDbConn, kind: TokenKind, raw: &str) -> ApiResult<OneTimeTokenRow> {
+/// The token's row if it is of `kind`, unused and unexpired at `now`.
+pub async fn find_valid(c: &mut impl AsDbConn, kind: TokenKind, raw: &str, now: i64) -> Outcome<OneTimeTokenRow> {
     let row = find_one_time_token(c, &hash_of(raw)?).await?.ok_or_else(invalid_token)?;
-    if row.kind != kind.as_str() || row.used_at.is_some() || row.expires_at <= now_ms() {
+    if row.kind != kind.as_str() || row.used_at.is_some() || row.expires_at <= now {
         return Err(invalid_token());
     }
     Ok(row)
 }
 
 /// Spends a token (any valid one of `kind`); false when another request spent it first.
-pub async fn spend(c: &mut impl AsDbConn, kind: TokenKind, raw: &str) -> ApiResult<bool> {
-    Ok(use_one_time_token(c, &hash_of(raw)?, kind.as_str(), now_ms()).await?)
+pub async fn spend(c: &mut impl AsDbConn, kind: TokenKind, raw: &str, now: i64) -> Outcome<bool> {
+    Ok(use_one_time_token(c, &hash_of(raw)?, kind.as_str(), now).await?)
 }
 
 /// Spends a token and returns its user; of two requests racing with one token, one wins.
-pub async fn redeem(c: &mut impl AsDbConn, kind: TokenKind, raw: &str) -> ApiResult<UserRow> {
-    let user = peek(c, kind, raw).await?;
-    if !spend(c, kind, raw).await? {
+pub async fn redeem(c: &mut impl AsDbConn, kind: TokenKind, raw: &str, now: i64) -> Outcome<UserRow> {
+    let user = peek(c, kind, raw, now).await?;
+    if !spend(c, kind, raw, now).await? {
         return Err(invalid_token());
     }
     Ok(user)
 }
 
-fn hash_of(raw: &str) -> ApiResult<String> {
+fn hash_of(raw: &str) -> Outcome<String> {
     let raw = raw.trim();
     // A real token is 43 characters; anything far off is not worth a lookup.
     if raw.is_empty() || raw.len() > 128 {

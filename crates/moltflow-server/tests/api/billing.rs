@@ -216,7 +216,7 @@ async fn cancel_keeps_the_plan_until_the_period_ends() {
     assert!(page.text().await.unwrap().contains("Business"));
     // The period ends: the tenant falls back to free.
     app.store.execute_raw("UPDATE subscriptions SET current_period_end = 1").await.unwrap();
-    assert_eq!(moltflow_server::services::billing::end_due_local_subscriptions(&app.state).await.unwrap(), 1);
+    assert_eq!(app.state.billing().end_due_local_subscriptions().await.unwrap(), 1);
     let sub = app.get("/billing/subscription", Some(&at)).await.body;
     assert_eq!(sub["plan_id"], "free");
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'plan.changed'").await, 2);

@@ -119,13 +119,13 @@ impl TestApp {
         let url = map.get("database_url").cloned().unwrap_or(url);
         let mut config = Config::from_map(&map).expect("test config");
         // Deliver within milliseconds and retry quickly, so that mail tests stay fast.
-        config.mail_poll_interval = std::time::Duration::from_millis(50);
-        config.mail_backoff_base = std::time::Duration::from_millis(100);
+        config.mail.poll_interval = std::time::Duration::from_millis(50);
+        config.mail.backoff_base = std::time::Duration::from_millis(100);
         // A test that moves the clock through the backoff asks for a longer one.
         if let Some(ms) = map.get("test_mail_backoff_ms").and_then(|ms| ms.parse().ok()) {
-            config.mail_backoff_base = std::time::Duration::from_millis(ms);
+            config.mail.backoff_base = std::time::Duration::from_millis(ms);
         }
-        let pool = PoolSettings { max_connections: 5, acquire_timeout: config.db_acquire_timeout };
+        let pool = PoolSettings { max_connections: 5, acquire_timeout: config.database.acquire_timeout };
         let store = Store::connect_with(&url, pool, schema.as_deref()).await.expect("connect");
         store.migrate().await.expect("migrate");
         let state = AppState::new(config, store.clone()).await.expect("state");

@@ -1,11 +1,13 @@
 //! End-to-end tests of the HTTP API: real requests against the real router and a real database.
 
+mod account_clock;
 mod api_keys;
 mod auth_login;
 mod auth_register;
 mod auth_sessions;
 mod auth_tokens;
 mod billing;
+mod billing_events;
 mod billing_rules;
 mod common;
 mod dashboard_browser;

@@ -137,3 +137,43 @@ async fn key_tools_run_the_use_cases_as_the_calling_key() {
     assert_eq!(revoked["result"]["isError"], false, "{revoked}");
     assert_eq!(app.with_key(reqwest::Method::GET, "/usage/current", raw, None).await.status, 401);
 }
+
+/// The JSON a tool call answered (its second content block), and whether it was an error.
+fn tool_json(answer: &Value) -> (bool, Value) {
+    let text = answer["result"]["content"][1]["text"].as_str().unwrap_or_else(|| panic!("no JSON: {answer}"));
+    (answer["result"]["isError"] == true, serde_json::from_str(text).unwrap())
+}
+
+#[tokio::test]
+async fn tenant_tools_answer_what_their_routes_answer_errors_included() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("mcp-tenant@example.com").await;
+    let access = token(&pair, "access_token");
+    let key = app.create_key(&access, &["*"]).await["raw_key"].as_str().unwrap().to_owned();
+    let call = |name: &str, arguments: Value| json!({"name": name, "arguments": arguments});
+
+    for (tool, path) in [
+        ("get_tenant_settings", "/tenant/settings"),
+        ("list_members", "/tenant/members"),
+        ("list_audit_logs", "/audit-logs"),
+    ] {
+        let (_, answer, _) = rpc(&app, Some(&key), None, "tools/call", call(tool, json!({}))).await;
+        let (failed, body) = tool_json(&answer);
+        assert!(!failed, "{answer}");
+        assert_eq!(body, app.get(path, Some(&access)).await.body, "{tool}");
+    }
+
+    // Query parameters are refused as the route refuses them: the same code, detail and `loc`.
+    for (arguments, query) in [
+        (json!({"cursor": "not-a-cursor"}), "cursor=not-a-cursor"),
+        (json!({"limit": 0}), "limit=0"),
+        (json!({"action": "a".repeat(101)}), &*format!("action={}", "a".repeat(101))),
+    ] {
+        let (_, answer, _) = rpc(&app, Some(&key), None, "tools/call", call("list_audit_logs", arguments)).await;
+        let (failed, body) = tool_json(&answer);
+        let route = app.get(&format!("/audit-logs?{query}"), Some(&access)).await;
+        assert_eq!(route.status, 422, "{}", route.body);
+        assert!(failed, "{answer}");
+        assert_eq!((&body["code"], &body["detail"]), (&route.body["code"], &route.body["detail"]), "{query}");
+    }
+}

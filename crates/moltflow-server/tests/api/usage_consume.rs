@@ -163,9 +163,9 @@ async fn idempotency_keys_are_forgotten_after_35_days() {
     let (t, _) = owner(&app, "ana@example.com").await;
     let body = json!({"metric": "messages", "quantity": 1, "idempotency_key": "k"});
     assert_eq!(app.post("/usage/consume", body.clone(), Some(&t)).await.body["used"], 1);
-    assert_eq!(moltflow_server::services::usage::sweep_idempotency_keys(&app.state).await.unwrap(), 0);
+    assert_eq!(app.state.usage().sweep_idempotency_keys().await.unwrap(), 0);
     // 36 days in ms, written out: PostgreSQL computes `36 * 86400000` in 32 bits and overflows.
     app.store.execute_raw("UPDATE usage_consumptions SET at = at - 3110400000").await.unwrap();
-    assert_eq!(moltflow_server::services::usage::sweep_idempotency_keys(&app.state).await.unwrap(), 1);
+    assert_eq!(app.state.usage().sweep_idempotency_keys().await.unwrap(), 1);
     assert_eq!(app.post("/usage/consume", body, Some(&t)).await.body["used"], 2);
 }

@@ -1,5 +1,6 @@
 //! Usage metering and quotas (API.md §7): ingesting events, consuming quota against the plan,
-//! setting gauges; the reports are in [`report`], the group-commit writer in [`writer`].
+//! setting gauges; the reports are in [`report`], the group-commit writer in [`writer`]. The use
+//! cases are methods of [`Usage`], which borrows what they read and write.
 
 pub mod cache;
 pub mod report;
@@ -7,19 +8,29 @@ pub mod writer;
 
 use std::collections::HashSet;
 
-use moltflow_core::clock::{DAY_MS, MINUTE_MS, now_ms, rfc3339};
+use moltflow_core::clock::{Clock, DAY_MS, MINUTE_MS, rfc3339};
 use moltflow_core::period::Day;
+use moltflow_core::plan::PlanCatalogue;
 use moltflow_core::usage::{MAX_QUANTITY, Metric, remaining_and_percent};
+use moltflow_store::Store;
 use moltflow_store::usage::{EventRow, set_gauge};
 use moltflow_types::{ConsumeRequest, ConsumeResponse, Gauges, GaugesRequest, UsageEventsRequest, UsageEventsResponse};
-use serde_json::{Number, Value};
+use serde_json::Number;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::error::{ApiError, ApiResult};
-use crate::extract::Checks;
-use crate::state::App;
-use writer::{ConsumeJob, ConsumeOutcome, EventsJob, WriterError};
+use crate::services::failure::{Failure, Issues, Outcome, Refusal};
+use writer::{ConsumeJob, ConsumeOutcome, EventsJob, UsageWriter, WriterError};
+
+/// What the usage use cases work with.
+pub struct Usage<'a> {
+    pub store: &'a Store,
+    pub clock: &'a Clock,
+    /// The limits a tenant's plan sets.
+    pub plans: &'a PlanCatalogue,
+    /// Events and consumes are committed in groups by the writer (and its daily-report cache).
+    pub writer: &'a UsageWriter,
+}
 
 pub const MAX_EVENTS: usize = 1000;
 /// Events older than this are refused: late reports would rewrite closed months' invoices.
@@ -31,145 +42,149 @@ const MAX_ID_CHARS: usize = 128;
 /// A gauge is a count of things a tenant has; far above any real one.
 const MAX_GAUGE: u64 = 1_000_000_000;
 
-/// Counts a batch of events once per id; `202 {accepted, duplicates}`.
-pub async fn ingest_events(app: &App, tenant_id: &str, req: UsageEventsRequest) -> ApiResult<UsageEventsResponse> {
-    let events = validate_events(req, now_ms())?;
-    let outcome =
-        app.usage.events(EventsJob { tenant_id: tenant_id.to_owned(), events }).await.map_err(writer_error)?;
-    Ok(UsageEventsResponse { accepted: outcome.accepted, duplicates: outcome.duplicates })
-}
-
-/// Checks and counts quota atomically; `429 quota_exceeded` when it would pass the plan limit.
-pub async fn consume(app: &App, tenant_id: &str, req: ConsumeRequest) -> ApiResult<ConsumeResponse> {
-    let mut checks = Checks::default();
-    let metric = check_counter(&mut checks, &["body", "metric"], &req.metric);
-    let quantity = check_quantity(&mut checks, &["body", "quantity"], &req.quantity);
-    check_opt_id(&mut checks, &["body", "session_id"], req.session_id.as_deref());
-    check_opt_id(&mut checks, &["body", "idempotency_key"], req.idempotency_key.as_deref());
-    checks.finish()?;
-    let (Some(metric), Some(quantity)) = (metric, quantity) else { return Err(ApiError::internal()) };
-    let job = ConsumeJob {
-        tenant_id: tenant_id.to_owned(),
-        metric,
-        quantity,
-        session_id: req.session_id,
-        idempotency_key: req.idempotency_key,
-    };
-    let granted = |used: i64, limit: Option<i64>| {
-        let used = used.max(0) as u64;
-        let limit = limit.map(|l| l.max(0) as u64);
-        ConsumeResponse {
-            allowed: true,
-            metric: metric.as_str().to_owned(),
-            used,
-            limit,
-            remaining: remaining_and_percent(used, limit).0,
-        }
-    };
-    match app.usage.consume(job).await.map_err(writer_error)? {
-        ConsumeOutcome::Granted { used, limit } => Ok(granted(used, limit)),
-        ConsumeOutcome::Replayed { metric: m, quantity: q, used, limit } => {
-            if m != metric.as_str() || q != quantity {
-                return Err(ApiError::conflict(
-                    "idempotency_key_reused",
-                    "This idempotency key was used for a different metric or quantity",
-                ));
-            }
-            Ok(granted(used, limit))
-        }
-        ConsumeOutcome::Denied { used, limit, month } => {
-            let resets_at = month.end_ms();
-            let wait = ((resets_at - now_ms()).max(1000) / 1000) as u64;
-            let name = match metric {
-                Metric::AiReplies => "AI replies".to_owned(),
-                other => other.as_str().replace('_', " "),
-            };
-            // A zero limit is a metric the plan does not include, not one used up this month.
-            let detail = if limit == 0 {
-                format!("Your plan does not include {name}")
-            } else {
-                format!("Monthly {name} quota exceeded")
-            };
-            let mut err = ApiError::too_many("quota_exceeded", detail, wait);
-            err.extra = Some(serde_json::Map::from_iter([
-                ("metric".to_owned(), Value::from(metric.as_str())),
-                ("limit".to_owned(), Value::from(limit)),
-                ("used".to_owned(), Value::from(used)),
-                ("resets_at".to_owned(), Value::from(rfc3339(resets_at))),
-            ]));
-            Err(err)
-        }
+impl Usage<'_> {
+    /// Counts a batch of events once per id: how many were new, how many replays.
+    pub async fn ingest_events(&self, tenant_id: &str, req: UsageEventsRequest) -> Outcome<UsageEventsResponse> {
+        let events = validate_events(req, self.clock.now_ms())?;
+        let outcome =
+            self.writer.events(EventsJob { tenant_id: tenant_id.to_owned(), events }).await.map_err(writer_error)?;
+        Ok(UsageEventsResponse { accepted: outcome.accepted, duplicates: outcome.duplicates })
     }
-}
 
-/// Sets the gauges present in the body; answers every gauge.
-pub async fn set_gauges(app: &App, tenant_id: &str, req: GaugesRequest) -> ApiResult<Gauges> {
-    let mut checks = Checks::default();
-    let mut values = Vec::new();
-    for (metric, value) in
-        [(Metric::Sessions, &req.sessions), (Metric::Groups, &req.groups), (Metric::Labels, &req.labels)]
-    {
-        if let Some(n) = value {
-            match whole(n).filter(|v| *v <= MAX_GAUGE) {
-                Some(v) => values.push((metric, v as i64)),
-                None => checks.fail(
-                    &["body", metric.as_str()],
-                    format!("Input should be an integer from 0 to {MAX_GAUGE}"),
-                    "int_type",
-                ),
+    /// Drops idempotency keys past their lifetime (run by the housekeeping task).
+    pub async fn sweep_idempotency_keys(&self) -> Outcome<u64> {
+        let mut conn = self.store.conn().await?;
+        let before = self.clock.now_ms() - IDEMPOTENCY_KEY_TTL_MS;
+        Ok(moltflow_store::usage::delete_consumptions_before(&mut conn, before).await?)
+    }
+
+    /// Checks and counts quota atomically; `Limited` (`quota_exceeded`) when it would pass the
+    /// plan's limit.
+    pub async fn consume(&self, tenant_id: &str, req: ConsumeRequest) -> Outcome<ConsumeResponse> {
+        let mut issues = Issues::default();
+        let metric = check_counter(&mut issues, "metric", &req.metric);
+        let quantity = check_quantity(&mut issues, "quantity", &req.quantity);
+        check_opt_id(&mut issues, "session_id", req.session_id.as_deref());
+        check_opt_id(&mut issues, "idempotency_key", req.idempotency_key.as_deref());
+        issues.finish()?;
+        let (Some(metric), Some(quantity)) = (metric, quantity) else {
+            return Err(Failure::unexpected(anyhow::anyhow!("a valid consume without its metric or quantity")));
+        };
+        let job = ConsumeJob {
+            tenant_id: tenant_id.to_owned(),
+            metric,
+            quantity,
+            session_id: req.session_id,
+            idempotency_key: req.idempotency_key,
+        };
+        let granted = |used: i64, limit: Option<i64>| {
+            let used = used.max(0) as u64;
+            let limit = limit.map(|l| l.max(0) as u64);
+            ConsumeResponse {
+                allowed: true,
+                metric: metric.as_str().to_owned(),
+                used,
+                limit,
+                remaining: remaining_and_percent(used, limit).0,
+            }
+        };
+        match self.writer.consume(job).await.map_err(writer_error)? {
+            ConsumeOutcome::Granted { used, limit } => Ok(granted(used, limit)),
+            ConsumeOutcome::Replayed { metric: m, quantity: q, used, limit } => {
+                if m != metric.as_str() || q != quantity {
+                    return Err(Failure::conflict(
+                        "idempotency_key_reused",
+                        "This idempotency key was used for a different metric or quantity",
+                    ));
+                }
+                Ok(granted(used, limit))
+            }
+            ConsumeOutcome::Denied { used, limit, month } => {
+                let resets_at = month.end_ms();
+                let wait = ((resets_at - self.clock.now_ms()).max(1000) / 1000) as u64;
+                let name = match metric {
+                    Metric::AiReplies => "AI replies".to_owned(),
+                    other => other.as_str().replace('_', " "),
+                };
+                // A zero limit is a metric the plan does not include, not one used up this month.
+                let detail = if limit == 0 {
+                    format!("Your plan does not include {name}")
+                } else {
+                    format!("Monthly {name} quota exceeded")
+                };
+                let refusal = Refusal::new("quota_exceeded", detail)
+                    .with("metric", metric.as_str())
+                    .with("limit", limit)
+                    .with("used", used)
+                    .with("resets_at", rfc3339(resets_at));
+                Err(Failure::Limited { refusal, retry_after_s: wait })
             }
         }
     }
-    if values.is_empty() && checks.is_empty() {
-        checks.fail(&["body"], "Set at least one of sessions, groups, labels", "missing");
+
+    /// Sets the gauges present in the request; answers every gauge.
+    pub async fn set_gauges(&self, tenant_id: &str, req: GaugesRequest) -> Outcome<Gauges> {
+        let mut checks = Issues::default();
+        let mut values = Vec::new();
+        for (metric, value) in
+            [(Metric::Sessions, &req.sessions), (Metric::Groups, &req.groups), (Metric::Labels, &req.labels)]
+        {
+            if let Some(n) = value {
+                match whole(n).filter(|v| *v <= MAX_GAUGE) {
+                    Some(v) => values.push((metric, v as i64)),
+                    None => checks.fail(
+                        metric.as_str(),
+                        format!("Input should be an integer from 0 to {MAX_GAUGE}"),
+                        "int_type",
+                    ),
+                }
+            }
+        }
+        if values.is_empty() && checks.is_empty() {
+            checks.fail("", "Set at least one of sessions, groups, labels", "missing");
+        }
+        checks.finish()?;
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        for (metric, value) in values {
+            set_gauge(&mut tx, tenant_id, metric.as_str(), value, now).await?;
+        }
+        tx.commit().await?;
+        let mut conn = self.store.conn().await?;
+        Ok(report::gauges(&mut conn, tenant_id).await?)
     }
-    checks.finish()?;
-    let now = now_ms();
-    let mut tx = app.store.begin().await?;
-    for (metric, value) in values {
-        set_gauge(&mut tx, tenant_id, metric.as_str(), value, now).await?;
-    }
-    tx.commit().await?;
-    let mut conn = app.store.conn().await?;
-    Ok(report::gauges(&mut conn, tenant_id).await?)
 }
 
 /// How long a consume's idempotency key is honoured: as long as a late event may still arrive.
 pub const IDEMPOTENCY_KEY_TTL_MS: i64 = MAX_EVENT_AGE_MS;
 
-/// Drops idempotency keys past their lifetime (run by the housekeeping task).
-pub async fn sweep_idempotency_keys(app: &App) -> ApiResult<u64> {
-    let mut conn = app.store.conn().await?;
-    Ok(moltflow_store::usage::delete_consumptions_before(&mut conn, now_ms() - IDEMPOTENCY_KEY_TTL_MS).await?)
-}
-
-fn writer_error(err: WriterError) -> ApiError {
-    match err {
-        WriterError::Busy => {
-            ApiError::unavailable("Usage is being written as fast as possible; retry shortly").with_retry_after(1)
-        }
+fn writer_error(err: WriterError) -> Failure {
+    let detail = match err {
+        WriterError::Busy => "Usage is being written as fast as possible; retry shortly",
         // Logged once per batch by the writer.
-        WriterError::Unavailable(_) => ApiError::database_unavailable(),
+        WriterError::Unavailable(_) => {
+            return Failure::unavailable("database_unavailable", "The database is unavailable; retry shortly", Some(1));
+        }
         other => {
             tracing::error!(error = %other, "usage writer");
-            ApiError::unavailable("Usage cannot be recorded right now; retry shortly").with_retry_after(1)
+            "Usage cannot be recorded right now; retry shortly"
         }
-    }
+    };
+    Failure::unavailable("unavailable", detail, Some(1))
 }
 
-fn validate_events(req: UsageEventsRequest, now: i64) -> ApiResult<Vec<EventRow>> {
-    let mut checks = Checks::default();
+fn validate_events(req: UsageEventsRequest, now: i64) -> Outcome<Vec<EventRow>> {
+    let mut checks = Issues::default();
     if req.events.is_empty() {
-        checks.fail(&["body", "events"], "List should have at least 1 item", "too_short");
+        checks.fail("events", "List should have at least 1 item", "too_short");
     } else if req.events.len() > MAX_EVENTS {
-        checks.fail(&["body", "events"], format!("List should have at most {MAX_EVENTS} items"), "too_long");
+        checks.fail("events", format!("List should have at most {MAX_EVENTS} items"), "too_long");
     }
     std::mem::take(&mut checks).finish()?;
     let mut seen = HashSet::with_capacity(req.events.len());
     let mut rows = Vec::with_capacity(req.events.len());
     for (i, e) in req.events.into_iter().enumerate() {
-        let i = i.to_string();
-        let loc = |field: &'static str| ["body", "events", i.as_str(), field];
+        let loc = |field: &str| format!("events.{i}.{field}");
         check_id(&mut checks, &loc("id"), &e.id);
         if !seen.insert(e.id.clone()) {
             checks.fail(&loc("id"), "Duplicate event id within the batch", "value_error");
@@ -196,11 +211,11 @@ fn validate_events(req: UsageEventsRequest, now: i64) -> ApiResult<Vec<EventRow>
             break;
         }
     }
-    checks.index_at(2).finish()?;
+    checks.finish()?;
     Ok(rows)
 }
 
-fn check_counter(checks: &mut Checks, loc: &[&str], name: &str) -> Option<Metric> {
+fn check_counter(checks: &mut Issues, loc: &str, name: &str) -> Option<Metric> {
     match Metric::parse(name) {
         Some(m) if m.is_counter() => Some(m),
         Some(_) => {
@@ -220,7 +235,7 @@ fn whole(n: &Number) -> Option<u64> {
     n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 9.0e15).map(|f| f as u64))
 }
 
-fn check_quantity(checks: &mut Checks, loc: &[&str], n: &Number) -> Option<i64> {
+fn check_quantity(checks: &mut Issues, loc: &str, n: &Number) -> Option<i64> {
     match whole(n) {
         Some(q) if (1..=MAX_QUANTITY).contains(&q) => Some(q as i64),
         None if n.is_f64() => {
@@ -234,7 +249,7 @@ fn check_quantity(checks: &mut Checks, loc: &[&str], n: &Number) -> Option<i64> 
     }
 }
 
-fn check_id(checks: &mut Checks, loc: &[&str], id: &str) {
+fn check_id(checks: &mut Issues, loc: &str, id: &str) {
     let len = id.chars().count();
     if len == 0 {
         checks.fail(loc, "String should have at least 1 character", "string_too_short");
@@ -245,13 +260,13 @@ fn check_id(checks: &mut Checks, loc: &[&str], id: &str) {
     }
 }
 
-fn check_opt_id(checks: &mut Checks, loc: &[&str], id: Option<&str>) {
+fn check_opt_id(checks: &mut Issues, loc: &str, id: Option<&str>) {
     if let Some(id) = id {
         check_id(checks, loc, id);
     }
 }
 
-fn check_timestamp(checks: &mut Checks, loc: &[&str], raw: &str, now: i64) -> Option<i64> {
+fn check_timestamp(checks: &mut Issues, loc: &str, raw: &str, now: i64) -> Option<i64> {
     let Ok(at) = OffsetDateTime::parse(raw, &Rfc3339) else {
         checks.fail(loc, "Input should be an RFC 3339 date-time", "datetime_parsing");
         return None;
@@ -274,7 +289,7 @@ mod tests {
 
     fn quantity(raw: &str) -> Option<i64> {
         let n: Number = serde_json::from_str(raw).unwrap();
-        check_quantity(&mut Checks::default(), &["body"], &n)
+        check_quantity(&mut Issues::default(), "quantity", &n)
     }
 
     #[test]

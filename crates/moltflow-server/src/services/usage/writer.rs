@@ -24,7 +24,7 @@ use moltflow_store::usage::{
 use moltflow_store::{Backend, Store, Tx};
 
 use super::cache::DailyCache;
-use crate::error::store_unavailable;
+use crate::services::failure::store_unavailable;
 use tokio::sync::{mpsc, oneshot};
 
 /// Jobs applied in one transaction at most: enough to share one commit among every waiting

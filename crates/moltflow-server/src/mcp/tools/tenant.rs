@@ -1,0 +1,96 @@
+//! MCP tools about tenant settings, members and the audit log.
+
+use serde_json::json;
+
+use super::{ApiCall, ToolSpec, body_of, count, get, no_input, object, query, text};
+
+pub const TOOLS: &[ToolSpec] = &[
+    ToolSpec {
+        name: "get_tenant_settings",
+        description: "The tenant's settings: allowed sender numbers (E.164), whether sends need approval, AI consent (GDPR) and chat-history access.",
+        scope: "settings:read",
+        read_only: true,
+        destructive: false,
+        schema: no_input,
+        call: |_| Ok(get("/tenant/settings")),
+        summary: |s| {
+            format!(
+                "{} allowed number(s), approval {}, AI consent {}",
+                count(&s["allowed_numbers"]),
+                text(&s["require_approval"]),
+                text(&s["ai_consent_enabled"])
+            )
+        },
+    },
+    ToolSpec {
+        name: "update_tenant_settings",
+        description: "Change some tenant settings; only the fields given change. Setting ai_consent_enabled records a GDPR consent entry (who, when, IP, user agent).",
+        scope: "settings:manage",
+        read_only: false,
+        destructive: false,
+        schema: || {
+            object(
+                json!({
+                    "allowed_numbers": {"type": "array", "maxItems": 500, "items": {"type": "string", "pattern": "^\\+[0-9]{8,15}$"}, "description": "Replaces the list; E.164"},
+                    "require_approval": {"type": "boolean"},
+                    "ai_consent_enabled": {"type": "boolean"},
+                    "chat_history_access_enabled": {"type": "boolean"},
+                }),
+                &[],
+            )
+        },
+        call: |args| {
+            Ok(ApiCall {
+                method: "PATCH",
+                path: "/tenant/settings".into(),
+                body: Some(body_of(
+                    args,
+                    &["allowed_numbers", "require_approval", "ai_consent_enabled", "chat_history_access_enabled"],
+                )),
+            })
+        },
+        summary: |s| {
+            format!(
+                "Settings saved: {} allowed number(s), approval {}, AI consent {}",
+                count(&s["allowed_numbers"]),
+                text(&s["require_approval"]),
+                text(&s["ai_consent_enabled"])
+            )
+        },
+    },
+    ToolSpec {
+        name: "list_members",
+        description: "The tenant's members with their roles (owner, admin, member) and whether their email is verified.",
+        scope: "members:read",
+        read_only: true,
+        destructive: false,
+        schema: no_input,
+        call: |_| Ok(get("/tenant/members")),
+        summary: |m| format!("{} member(s)", count(m)),
+    },
+    ToolSpec {
+        name: "list_audit_logs",
+        description: "The audit log, newest first: logins, key and settings changes, plan changes, member changes. Pass next_cursor as cursor for the next page.",
+        scope: "audit:read",
+        read_only: true,
+        destructive: false,
+        schema: || {
+            object(
+                json!({
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 200, "description": "Default 50"},
+                    "cursor": {"type": "string"},
+                    "action": {"type": "string", "description": "Only this action, e.g. `api_key.created`"},
+                }),
+                &[],
+            )
+        },
+        call: |args| Ok(get(&format!("/audit-logs{}", query(args, &["limit", "cursor", "action"])))),
+        summary: |p| {
+            format!(
+                "{} entr(ies){}",
+                count(&p["items"]),
+                if p["next_cursor"].is_null() { "" } else { "; more with next_cursor" }
+            )
+        },
+    },
+];
