@@ -12,8 +12,9 @@ use crate::dashboard::errors::{PageResult, safe_next};
 use crate::dashboard::forms::{Field, FormErrors, csrf_field};
 use crate::dashboard::session::{self, Client, MaybeViewer};
 use crate::dashboard::{layout, placeholders};
+use crate::error::ApiError;
 use crate::extract::QueryParams;
-use crate::services;
+use crate::routes::throttle;
 use crate::state::AppState;
 
 /// A signed-out page, with the pre-session CSRF cookie when the browser has none yet.
@@ -104,7 +105,11 @@ pub async fn sign_in_page(MaybeViewer(viewer): MaybeViewer, pre: PreSession, q: 
 /// `POST /sign-in`: the API's password login (same throttles, lockout, audit and session).
 pub async fn sign_in(state: AppState, Client(meta): Client, Public { form, pre }: Public<SignInForm>) -> PageResult {
     let request = LoginRequest { email: form.email.clone(), password: form.password.clone() };
-    match services::auth::login(&state, request, &meta).await {
+    let attempt = match throttle(&state.limits.login_ip, &meta, "Too many login attempts from this address") {
+        Ok(()) => state.auth().login(request, &meta).await.map_err(ApiError::from),
+        Err(refused) => Err(refused),
+    };
+    match attempt {
         Ok(pair) => {
             let cookie = session::start(&state, &pair).await?;
             Ok(signed_in_redirect(cookie, &safe_next(form.next.as_deref())))
@@ -160,7 +165,11 @@ pub async fn register(state: AppState, Client(meta): Client, Public { form, pre 
         full_name: form.full_name.clone(),
         tenant_name,
     };
-    match services::auth::register(&state, request, &meta).await {
+    let attempt = match throttle(&state.limits.register_ip, &meta, "Too many sign-ups from this address") {
+        Ok(()) => state.auth().register(request, &meta).await.map_err(ApiError::from),
+        Err(refused) => Err(refused),
+    };
+    match attempt {
         Ok(pair) => {
             let cookie = session::start(&state, &pair).await?;
             Ok(signed_in_redirect(cookie, "/?flash=registered"))
@@ -174,7 +183,7 @@ pub struct Empty {}
 
 /// `POST /sign-out`: ends this session, for the API too.
 pub async fn sign_out(state: AppState, Client(meta): Client, Signed { viewer, .. }: Signed<Empty>) -> PageResult {
-    services::sessions::logout(&state, &viewer.principal.user, viewer.session_id(), false, &meta).await?;
+    state.sessions().logout(&viewer.principal, false, &meta).await?;
     session::forget(&state, &viewer).await?;
     let mut response = Redirect::to("/sign-in?flash=signed_out").into_response();
     response.headers_mut().append(session::SET, session::clear(&state));
@@ -191,7 +200,7 @@ pub async fn verify_email(
     q: QueryParams,
 ) -> PageResult {
     let token = q.get("token").unwrap_or("");
-    match services::verification::verify_email(&state, token, &meta).await {
+    match state.verification().verify_email(token, &meta).await {
         Ok(()) if viewer.is_some() => Ok(Redirect::to("/?flash=verified").into_response()),
         Ok(()) => {
             let body = html! { p { a href="/sign-in" { "Sign in" } " to continue." } };
@@ -218,7 +227,7 @@ pub struct ResendForm {
 
 /// `POST /verify-email/resend`: the banner's button.
 pub async fn resend_verification(state: AppState, Signed { viewer, form }: Signed<ResendForm>) -> PageResult {
-    services::verification::resend_verification(&state, &viewer.principal).await?;
+    state.verification().resend(&viewer.principal).await?;
     let next = safe_next(form.next.as_deref());
     let glue = if next.contains('?') { '&' } else { '?' };
     Ok(Redirect::to(&format!("{next}{glue}flash=verification_sent")).into_response())
@@ -268,7 +277,7 @@ pub async fn accept_invitation(
         full_name: form.full_name.clone(),
         password: Some(form.password.clone()).filter(|p| !p.is_empty()),
     };
-    match services::invitations::accept(&state, request, &meta).await {
+    match state.invitations().accept(request, &meta).await {
         Ok(pair) => {
             let cookie = session::start(&state, &pair).await?;
             Ok(signed_in_redirect(cookie, "/?flash=joined"))

@@ -47,7 +47,8 @@ pub fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
     let Ok(origin) = origin.to_str() else { return false };
     let Some((_, authority)) = origin.split_once("://") else { return false };
     let host = headers.get(HOST).and_then(|h| h.to_str().ok());
-    let public = state.config.public_url.split_once("://").map(|(_, rest)| rest.split('/').next().unwrap_or(rest));
+    let public =
+        state.config.server.public_url.split_once("://").map(|(_, rest)| rest.split('/').next().unwrap_or(rest));
     host == Some(authority) || public == Some(authority)
 }
 

@@ -13,7 +13,6 @@ use crate::dashboard::forms::{Field, FormErrors, csrf_field};
 use crate::dashboard::layout;
 use crate::dashboard::session::{self, Client, Viewer};
 use crate::extract::QueryParams;
-use crate::services;
 use crate::state::AppState;
 
 #[derive(Default, Deserialize)]
@@ -133,7 +132,7 @@ pub async fn update(state: AppState, Signed { viewer, form }: Signed<ProfileForm
         timezone: Some(form.timezone.clone()),
         locale: Some(form.locale.clone()),
     };
-    match services::users::update_me(&state, &viewer.principal, request).await {
+    match state.users().update_me(&viewer.principal, request).await {
         Ok(_) => Ok(Redirect::to("/profile?flash=profile_saved").into_response()),
         Err(err) => {
             let shown = Shown {
@@ -159,7 +158,7 @@ pub async fn change_password(
     } else {
         let current = Some(form.current_password.clone()).filter(|p| !p.is_empty());
         let request = SetPasswordRequest { password: form.password.clone(), current_password: current };
-        match services::users::set_password(&state, &viewer.principal, request, &meta).await {
+        match state.users().set_password(&viewer.principal, request, &meta).await {
             Ok(()) => return Ok(Redirect::to("/profile?flash=password_changed").into_response()),
             Err(err) => errors = FormErrors::from_error(err)?,
         }
@@ -175,7 +174,7 @@ pub async fn sign_out_everywhere(
     Client(meta): Client,
     Signed { viewer, .. }: Signed<Empty>,
 ) -> PageResult {
-    services::sessions::logout(&state, &viewer.principal.user, viewer.session_id(), true, &meta).await?;
+    state.sessions().logout(&viewer.principal, true, &meta).await?;
     session::forget(&state, &viewer).await?;
     let mut response = Redirect::to("/sign-in?flash=signed_out_everywhere").into_response();
     response.headers_mut().append(session::SET, session::clear(&state));
@@ -226,14 +225,7 @@ pub async fn delete(state: AppState, Client(meta): Client, Signed { viewer, form
         return Ok(delete_form(&viewer, &errors));
     }
     let current = Some(form.current_password.clone()).filter(|p| !p.is_empty());
-    match services::users::delete_me(
-        &state,
-        &viewer.principal,
-        DeleteAccountRequest { current_password: current },
-        &meta,
-    )
-    .await
-    {
+    match state.users().delete_me(&viewer.principal, DeleteAccountRequest { current_password: current }, &meta).await {
         Ok(()) => {
             let mut response = Redirect::to("/sign-in?flash=account_deleted").into_response();
             response.headers_mut().append(session::SET, session::clear(&state));

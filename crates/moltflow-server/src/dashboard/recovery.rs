@@ -12,8 +12,11 @@ use crate::dashboard::csrf::{PreSession, Public};
 use crate::dashboard::errors::PageResult;
 use crate::dashboard::forms::{Field, FormErrors, csrf_field};
 use crate::dashboard::session::{self, Client};
+use crate::error::ApiError;
 use crate::extract::QueryParams;
-use crate::services;
+use crate::routes::throttle;
+use crate::services::origin::Origin;
+use crate::services::recovery::{ACCEPTED, LinkRequest, parse_mail_request};
 use crate::state::AppState;
 
 #[derive(Default, Deserialize)]
@@ -24,7 +27,7 @@ pub struct EmailForm {
 
 fn mail_sent(pre: &PreSession, what: &str) -> Response {
     let body = html! {
-        div.alert.ok role="status" { p { (services::recovery::ACCEPTED) } }
+        div.alert.ok role="status" { p { (ACCEPTED) } }
         p { "Open the link in the mail " (what) ". It works once; a newer mail replaces it." }
         p { "No mail after a few minutes? Check the spam folder, or " a href="/sign-in" { "try again" } "." }
     };
@@ -38,7 +41,7 @@ pub async fn request_magic_link(
     Client(meta): Client,
     Public { form, pre }: Public<EmailForm>,
 ) -> PageResult {
-    match services::recovery::request_magic_link(&state, &form.email, &meta).await {
+    match mail_link(&state, &meta, &form.email, LinkRequest::MagicLink) {
         Ok(()) => Ok(mail_sent(&pre, "within 15 minutes")),
         Err(err) => Ok(email_form(
             &pre,
@@ -97,7 +100,7 @@ pub async fn magic_link_sign_in(
     Client(meta): Client,
     Public { form, pre }: Public<TokenForm>,
 ) -> PageResult {
-    match services::recovery::verify_magic_link(&state, &form.token, &meta).await {
+    match state.recovery().verify_magic_link(&form.token, &meta).await {
         Ok(pair) => Ok(signed_in_redirect(session::start(&state, &pair).await?, "/")),
         Err(err) => {
             let errors = FormErrors::from_error(err)?;
@@ -130,7 +133,7 @@ pub async fn forgot_password(
     Client(meta): Client,
     Public { form, pre }: Public<EmailForm>,
 ) -> PageResult {
-    match services::recovery::forgot_password(&state, &form.email, &meta).await {
+    match mail_link(&state, &meta, &form.email, LinkRequest::PasswordReset) {
         Ok(()) => Ok(mail_sent(&pre, "within an hour")),
         Err(err) => Ok(email_form(
             &pre,
@@ -187,8 +190,23 @@ pub async fn reset_password(
         return Ok(reset_form(&pre, &form, &errors));
     }
     let request = ResetPasswordRequest { token: form.token.clone(), new_password: form.new_password.clone() };
-    match services::recovery::reset_password(&state, request, &meta).await {
+    match state.recovery().reset_password(request, &meta).await {
         Ok(()) => Ok(Redirect::to("/sign-in?flash=password_reset").into_response()),
         Err(err) => Ok(reset_form(&pre, &form, &FormErrors::from_error(err)?)),
     }
+}
+
+/// As the API's forgot-password and magic-link routes: the per-address throttle, then the address
+/// checked and the link mailed in the background, so the answer is the same whether or not the
+/// address has an account.
+fn mail_link(state: &AppState, origin: &Origin, email: &str, request: LinkRequest) -> Result<(), ApiError> {
+    let (limiter, detail) = match request {
+        LinkRequest::MagicLink => (&state.limits.magic_link_ip, "Too many sign-in link requests from this address"),
+        LinkRequest::PasswordReset => {
+            (&state.limits.forgot_password_ip, "Too many password reset requests from this address")
+        }
+    };
+    throttle(limiter, origin, detail)?;
+    state.mail_link_in_background(parse_mail_request(email)?, request);
+    Ok(())
 }

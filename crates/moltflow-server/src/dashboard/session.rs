@@ -134,7 +134,7 @@ pub async fn load(headers: &HeaderMap, state: &AppState) -> PageResult<Option<Vi
     if now - row.last_seen_at >= TOUCH_EVERY_MS {
         touch_web_session(&mut conn, &token_hash, now).await?;
     }
-    let role: Role = member.user.role.parse().map_err(|_| ApiError::internal())?;
+    let role: Role = member.user.role;
     let principal = Principal {
         scopes: role.scopes().expanded(),
         role,
@@ -197,7 +197,7 @@ pub fn clear(state: &AppState) -> HeaderValue {
 /// A cookie of the dashboard: `HttpOnly; SameSite=Lax; Path=/`, `Secure` when the public URL is
 /// https. `max_age` in seconds (`None`: until the browser closes).
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let secure = if state.config.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = if state.config.server.public_url.starts_with("https://") { "; Secure" } else { "" };
     let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
     HeaderValue::from_str(&format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/{age}{secure}"))
         .unwrap_or_else(|_| HeaderValue::from_static(""))
