@@ -13,6 +13,7 @@ use moltflow_store::{AsDbConn, Tx};
 use serde_json::json;
 
 use super::Billing;
+use crate::auth::revocation::Invalidation;
 use crate::billing::Provider;
 use crate::billing::events::BillingEvent;
 use crate::services::audit::{self, Actor, Entry};
@@ -111,14 +112,23 @@ impl Billing<'_> {
             return Ok(EventOutcome::Duplicate);
         }
         let decided = self.decide(&mut tx, ev, tenant_id, now).await?;
+        // Every node forgets the tenant's cached principals (their plan sets their rate limits):
+        // announced in the transaction that changes the plan, applied here once it committed.
+        let mut invalidation = None;
         if let Ok(change) = &decided {
             write(&mut tx, ev, change, now).await?;
+            let tenant = Invalidation::default().tenant(&change.tenant_id);
+            tenant.announce(&mut tx, self.store, self.auth_cache).await?;
+            invalidation = Some(tenant);
         }
         // One commit for every outcome: the event id (and the customer it names) is kept even when
         // the event changes nothing, so that a replay of it is a duplicate.
         tx.commit().await?;
         match decided {
             Ok(change) => {
+                if let Some(tenant) = invalidation {
+                    tenant.apply(self.auth_cache).await;
+                }
                 self.after_commit(change).await;
                 Ok(EventOutcome::Applied)
             }
@@ -190,10 +200,9 @@ impl Billing<'_> {
         Ok(Ok(Change { tenant_id, row, replaced }))
     }
 
-    /// After the change is committed: cached principals see the new plan, and a checkout for another
-    /// plan that replaced a live subscription ends the old one so the tenant is never charged twice.
+    /// After the change is committed: a checkout for another plan that replaced a live
+    /// subscription ends the old one so the tenant is never charged twice.
     async fn after_commit(&self, change: Change) {
-        self.auth_cache.forget_tenant(&change.tenant_id);
         if let Some(old) = change.replaced.filter(|c| c.status != Status::Canceled)
             && let (Provider::Stripe(stripe), ProviderKind::Stripe) = (self.provider, old.provider)
             && let Err(e) = stripe.cancel_now(&old.subscription_id).await
