@@ -3,12 +3,15 @@
 //! revocation therefore reaches this one within a second; this node's own takes effect on the very
 //! next request, even one whose state was being loaded while the revocation committed (the
 //! `revoked` set is checked after every load).
+//!
+//! The second is measured on the injected clock (`now`, read once per request by the caller), so
+//! that tests move time instead of sleeping; the caches' own time-to-live (real time) only bounds
+//! memory.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use moltflow_core::clock::now_ms;
 use moltflow_core::scope::ScopeSet;
 use moltflow_store::accounts::{UserRow, find_tenant, find_user};
 use moltflow_store::api_keys::find_api_key_by_hash;
@@ -19,6 +22,12 @@ use super::jwt::{ACCESS_TOKEN_SECONDS, Claims};
 
 /// How long a session or key state is trusted before it is read again.
 const STATE_TTL: Duration = Duration::from_secs(1);
+const STATE_TTL_MS: i64 = STATE_TTL.as_millis() as i64;
+
+/// Whether a state loaded at `loaded_at` is still trusted at `now` (a clock set back reloads too).
+fn fresh(loaded_at: i64, now: i64) -> bool {
+    (0..STATE_TTL_MS).contains(&(now - loaded_at))
+}
 /// How long a key secret that authenticated stays known valid after its last load, for the
 /// failed-authentication throttle (a key in use is loaded again every second).
 const KNOWN_KEY_TTL: Duration = Duration::from_secs(3600);
@@ -39,11 +48,20 @@ pub struct SessionState {
     pub created_at: i64,
     /// The `/auth/me` body of this state, rendered on first use.
     pub me_body: MeBody,
+    /// When this state was read from the database (clock time).
+    loaded_at: i64,
 }
 
 impl SessionState {
-    fn revoked() -> SessionState {
-        SessionState { revoked: true, member: None, method: String::new(), created_at: 0, me_body: MeBody::default() }
+    fn revoked(loaded_at: i64) -> SessionState {
+        SessionState {
+            revoked: true,
+            member: None,
+            method: String::new(),
+            created_at: 0,
+            me_body: MeBody::default(),
+            loaded_at,
+        }
     }
 }
 
@@ -75,7 +93,8 @@ pub struct KeyState {
 pub struct AuthCache {
     tokens: moka::sync::Cache<Arc<str>, Arc<Claims>>,
     sessions: moka::future::Cache<String, Arc<SessionState>>,
-    keys: moka::future::Cache<String, Option<Arc<KeyState>>>,
+    /// `None` (no such key) is cached too, with the time it was looked up.
+    keys: moka::future::Cache<String, (Option<Arc<KeyState>>, i64)>,
     /// Session ids and key hashes revoked on this node recently.
     revoked: moka::sync::Cache<String, ()>,
     /// Hashes of key secrets that authenticated recently: the failed-authentication throttle
@@ -115,10 +134,48 @@ async fn load_member(c: &mut impl AsDbConn, user_id: &str) -> Result<Option<Memb
     Ok(Some(Member { user: Arc::new(user), plan_id }))
 }
 
+async fn load_session(store: &Store, session_id: &str, now: i64) -> Result<Arc<SessionState>, DbError> {
+    let mut conn = store.conn().await?;
+    let Some(session) = find_session(&mut conn, session_id).await? else {
+        return Ok(Arc::new(SessionState::revoked(now)));
+    };
+    let member = load_member(&mut conn, &session.user_id).await?;
+    Ok(Arc::new(SessionState {
+        revoked: session.revoked_at.is_some(),
+        member,
+        method: session.method,
+        created_at: session.created_at,
+        me_body: MeBody::default(),
+        loaded_at: now,
+    }))
+}
+
+async fn load_key(store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, DbError> {
+    let mut conn = store.conn().await?;
+    let Some(row) = find_api_key_by_hash(&mut conn, hash).await? else { return Ok(None) };
+    let member = load_member(&mut conn, &row.created_by).await?;
+    let via_previous = row.key_hash != hash;
+    let stored_hash =
+        if via_previous { row.previous_key_hash.clone().unwrap_or_default() } else { row.key_hash.clone() };
+    Ok(Some(Arc::new(KeyState {
+        me_body: MeBody::default(),
+        noted_valid: AtomicBool::new(false),
+        stored_hash,
+        scopes: ScopeSet::from_names(row.scopes.split_whitespace()),
+        expires_at: row.expires_at,
+        revoked: row.revoked_at.is_some(),
+        previous_until: via_previous.then_some(row.previous_expires_at.unwrap_or(0)),
+        member,
+        last_used_at: AtomicI64::new(row.last_used_at.unwrap_or(0)),
+        id: row.id,
+        tenant_id: row.tenant_id,
+    })))
+}
+
 impl AuthCache {
-    /// Claims of a token verified before, if it has not expired since.
-    pub fn verified_token(&self, token: &str) -> Option<Arc<Claims>> {
-        self.tokens.get(token).filter(|c| c.exp * 1000 > now_ms())
+    /// Claims of a token verified before, if it has not expired by `now`.
+    pub fn verified_token(&self, token: &str, now: i64) -> Option<Arc<Claims>> {
+        self.tokens.get(token).filter(|c| c.exp * 1000 > now)
     }
 
     pub fn remember_token(&self, token: &str, claims: Arc<Claims>) {
@@ -126,58 +183,33 @@ impl AuthCache {
     }
 
     /// The session's state, from memory or (once per second per session) from the database.
-    pub async fn session(&self, store: &Store, session_id: &str) -> Result<Arc<SessionState>, Arc<DbError>> {
-        let state = self
-            .sessions
-            .try_get_with_by_ref(session_id, async {
-                let mut conn = store.conn().await?;
-                let Some(session) = find_session(&mut conn, session_id).await? else {
-                    return Ok(Arc::new(SessionState::revoked()));
-                };
-                let member = load_member(&mut conn, &session.user_id).await?;
-                Ok::<_, DbError>(Arc::new(SessionState {
-                    revoked: session.revoked_at.is_some(),
-                    member,
-                    method: session.method,
-                    created_at: session.created_at,
-                    me_body: MeBody::default(),
-                }))
-            })
-            .await?;
+    pub async fn session(&self, store: &Store, session_id: &str, now: i64) -> Result<Arc<SessionState>, Arc<DbError>> {
+        let load = || self.sessions.try_get_with_by_ref(session_id, load_session(store, session_id, now));
+        let mut state = load().await?;
+        if !fresh(state.loaded_at, now) {
+            self.sessions.invalidate(session_id).await;
+            state = load().await?;
+        }
         if !state.revoked && self.revoked.contains_key(session_id) {
-            return Ok(Arc::new(SessionState::revoked()));
+            return Ok(Arc::new(SessionState::revoked(now)));
         }
         Ok(state)
     }
 
     /// The key found by the SHA-256 of a presented secret (None: no such key).
-    pub async fn api_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, Arc<DbError>> {
-        let state = self
-            .keys
-            .try_get_with_by_ref(hash, async {
+    pub async fn api_key(&self, store: &Store, hash: &str, now: i64) -> Result<Option<Arc<KeyState>>, Arc<DbError>> {
+        let load = || {
+            self.keys.try_get_with_by_ref(hash, async {
                 self.key_lookups.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("moltflow_api_key_lookups_total").increment(1);
-                let mut conn = store.conn().await?;
-                let Some(row) = find_api_key_by_hash(&mut conn, hash).await? else { return Ok(None) };
-                let member = load_member(&mut conn, &row.created_by).await?;
-                let via_previous = row.key_hash != hash;
-                let stored_hash =
-                    if via_previous { row.previous_key_hash.clone().unwrap_or_default() } else { row.key_hash.clone() };
-                Ok::<_, DbError>(Some(Arc::new(KeyState {
-                    me_body: MeBody::default(),
-                    noted_valid: AtomicBool::new(false),
-                    stored_hash,
-                    scopes: ScopeSet::from_names(row.scopes.split_whitespace()),
-                    expires_at: row.expires_at,
-                    revoked: row.revoked_at.is_some(),
-                    previous_until: via_previous.then_some(row.previous_expires_at.unwrap_or(0)),
-                    member,
-                    last_used_at: AtomicI64::new(row.last_used_at.unwrap_or(0)),
-                    id: row.id,
-                    tenant_id: row.tenant_id,
-                })))
+                Ok::<_, DbError>((load_key(store, hash).await?, now))
             })
-            .await?;
+        };
+        let (mut state, loaded_at) = load().await?;
+        if !fresh(loaded_at, now) {
+            self.keys.invalidate(hash).await;
+            state = load().await?.0;
+        }
         if self.revoked.contains_key(hash) {
             return Ok(None);
         }
@@ -229,7 +261,7 @@ impl AuthCache {
         let _ = self.sessions.invalidate_entries_if(move |_, s| s.member.as_ref().is_some_and(|m| m.user.id == owner));
         let owner = user_id.to_owned();
         let _ = self.keys.invalidate_entries_if(move |_, k| {
-            k.as_ref().and_then(|k| k.member.as_ref()).is_some_and(|m| m.user.id == owner)
+            k.0.as_ref().and_then(|k| k.member.as_ref()).is_some_and(|m| m.user.id == owner)
         });
     }
 
@@ -240,6 +272,6 @@ impl AuthCache {
             .sessions
             .invalidate_entries_if(move |_, s| s.member.as_ref().is_some_and(|m| m.user.tenant_id == tenant));
         let tenant = tenant_id.to_owned();
-        let _ = self.keys.invalidate_entries_if(move |_, k| k.as_ref().is_some_and(|k| k.tenant_id == tenant));
+        let _ = self.keys.invalidate_entries_if(move |_, k| k.0.as_ref().is_some_and(|k| k.tenant_id == tenant));
     }
 }

@@ -1,11 +1,13 @@
 //! The outbox worker: claims due mail, delivers it, marks it sent (wiping its bodies) or schedules
 //! a retry with exponential backoff. It wakes when a mail is queued and polls besides, so rows
-//! left by a restart, another node or a failed attempt are picked up too.
+//! left by a restart, another node or a failed attempt are picked up too. "Due" and the backoff
+//! are read on the injected clock; [`deliver_due`] runs one pass (tests call it instead of
+//! waiting for the worker).
 
 use std::time::Duration;
 
 use lettre::message::Mailbox;
-use moltflow_core::clock::{MINUTE_MS, now_ms};
+use moltflow_core::clock::MINUTE_MS;
 use moltflow_store::mail::{OutboxRow, claim_due_mail, mark_mail_failed, mark_mail_sent, release_mail};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -24,10 +26,25 @@ pub struct OutboxWorker {
     task: JoinHandle<()>,
 }
 
+fn sender(state: &AppState) -> anyhow::Result<(Transport, Mailbox)> {
+    let transport = Transport::from_config(&state.config)?;
+    let from: Mailbox = state.config.mail_from.parse().map_err(|e| anyhow::anyhow!("MOLTFLOW_MAIL_FROM: {e}"))?;
+    Ok((transport, from))
+}
+
+/// One pass of the worker: waits for mail requests still being queued, then delivers (or fails and
+/// reschedules) every mail due now, and returns how many were attempted. No worker needs to run; a
+/// running one may take some of the mail instead.
+pub async fn deliver_due(state: &AppState) -> anyhow::Result<usize> {
+    state.mailer.queueing.idle().await;
+    let (transport, from) = sender(state)?;
+    let (_, never) = watch::channel(false);
+    Ok(drain(state, &transport, &from, &never).await)
+}
+
 impl OutboxWorker {
     pub fn spawn(state: AppState) -> anyhow::Result<OutboxWorker> {
-        let transport = Transport::from_config(&state.config)?;
-        let from: Mailbox = state.config.mail_from.parse().map_err(|e| anyhow::anyhow!("MOLTFLOW_MAIL_FROM: {e}"))?;
+        let (transport, from) = sender(&state)?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(state, transport, from, stopped));
         Ok(OutboxWorker { stop, task })
@@ -53,15 +70,16 @@ async fn run(state: AppState, transport: Transport, from: Mailbox, mut stopped: 
     }
 }
 
-/// Sends due mail until none is left (or the worker is told to stop).
-async fn drain(state: &AppState, transport: &Transport, from: &Mailbox, stopped: &watch::Receiver<bool>) {
+/// Sends due mail until none is left (or the worker is told to stop); returns how many were attempted.
+async fn drain(state: &AppState, transport: &Transport, from: &Mailbox, stopped: &watch::Receiver<bool>) -> usize {
+    let mut attempted = 0;
     loop {
-        let now = now_ms();
+        let now = state.clock.now_ms();
         let batch = match claim(state, now).await {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(error = %e, "mail outbox: cannot claim due mail");
-                return;
+                return attempted;
             }
         };
         let full = batch.len() as i64 == BATCH;
@@ -71,6 +89,7 @@ async fn drain(state: &AppState, transport: &Transport, from: &Mailbox, stopped:
                 break;
             }
             let outcome = transport.deliver(from, &row).await;
+            attempted += 1;
             if let Err(e) = record(state, &row, outcome).await {
                 tracing::warn!(error = %e, mail_id = %row.id, "mail outbox: cannot record a delivery");
             }
@@ -82,7 +101,7 @@ async fn drain(state: &AppState, transport: &Transport, from: &Mailbox, stopped:
             }
         }
         if !full || *stopped.borrow() {
-            return;
+            return attempted;
         }
     }
 }
@@ -99,7 +118,7 @@ async fn record(
     row: &OutboxRow,
     outcome: Result<Delivered, DeliveryError>,
 ) -> moltflow_store::Result<()> {
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let attempts = row.attempts + 1;
     let mut conn = state.store.conn().await?;
     match outcome {

@@ -51,7 +51,10 @@ fn parse_email(raw: &str) -> ApiResult<Email> {
 
 fn queue_in_background(state: &AppState, email: Email, kind: TokenKind) {
     let state = state.clone();
+    // Counted before the request answers, so that a pass of the outbox after it waits for this.
+    let queueing = state.mailer.queueing.start();
     tokio::spawn(async move {
+        let _queueing = queueing;
         if let Err(e) = queue_for_known_address(&state, &email, kind).await {
             tracing::error!(code = e.code, kind = kind.as_str(), "queueing a mail failed");
         }

@@ -102,7 +102,8 @@ pub fn summary(user: &UserRow) -> UserSummary {
 
 /// The token pair for an opened session.
 pub fn token_pair(app: &App, user: &UserRow, opened: OpenedSession) -> ApiResult<TokenPair> {
-    let (access_token, claims) = app.jwt.issue(&user.id, &user.tenant_id, &user.role, &opened.session_id)?;
+    let now = app.clock.now_ms();
+    let (access_token, claims) = app.jwt.issue(&user.id, &user.tenant_id, &user.role, &opened.session_id, now)?;
     // Known valid from the start: the failed-authentication throttle never stands in its way.
     app.auth_cache.remember_token(&access_token, std::sync::Arc::new(claims));
     Ok(TokenPair {

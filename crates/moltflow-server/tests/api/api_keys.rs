@@ -54,13 +54,13 @@ async fn create_shows_the_secret_once_and_stores_only_its_hash() {
     let listed = app.get("/api-keys", Some(&at)).await;
     assert!(!listed.body.to_string().contains(&raw_key));
 
+    assert_eq!(app.count_with("SELECT COUNT(*) FROM api_keys WHERE key_hash = $1", &[&sha256_hex(&raw_key)]).await, 1);
     assert_eq!(
-        app.count(&format!("SELECT COUNT(*) FROM api_keys WHERE key_hash = '{}'", sha256_hex(&raw_key))).await,
-        1
-    );
-    assert_eq!(
-        app.count(&format!("SELECT COUNT(*) FROM api_keys WHERE key_hash = '{raw_key}' OR scopes LIKE '%{raw_key}%'"))
-            .await,
+        app.count_with(
+            "SELECT COUNT(*) FROM api_keys WHERE key_hash = $1 OR scopes LIKE '%' || $1 || '%'",
+            &[&raw_key]
+        )
+        .await,
         0
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'api_key.created'").await, 1);
@@ -269,9 +269,11 @@ async fn once_revoke_has_answered_no_request_with_the_key_succeeds() {
             })
         })
         .collect();
+    // Real concurrency, on real time: let the four clients get going before the revoke …
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(app.send(app.client.delete(&url).bearer_auth(&at)).await.status, 204);
     let answered = std::time::Instant::now();
+    // … and keep them sending for a while after it answered.
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut after = 0;
@@ -321,9 +323,10 @@ async fn a_grace_period_keeps_the_old_secret_working_until_it_ends() {
     let new = raw(&r.body);
     assert_eq!(app.with_key(Method::GET, "/auth/me", &old, None).await.status, 200);
     assert_eq!(app.with_key(Method::GET, "/auth/me", &new, None).await.status, 200);
-    // End the grace period in the database; other nodes' view (and this one's) follows within a second.
-    app.store.execute_raw("UPDATE api_keys SET previous_expires_at = 1").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A moment before the hour ends the old secret still works; at the hour it stops.
+    app.advance(Duration::from_secs(59 * 60 + 50));
+    assert_eq!(app.with_key(Method::GET, "/auth/me", &old, None).await.status, 200);
+    app.advance(Duration::from_secs(10));
     app.with_key(Method::GET, "/auth/me", &old, None).await.assert(401, "invalid_api_key");
     assert_eq!(app.with_key(Method::GET, "/auth/me", &new, None).await.status, 200);
 }
@@ -434,14 +437,15 @@ async fn a_demoted_creator_shrinks_their_keys() {
     let scopes = app.with_key(Method::GET, "/auth/me", &key, None).await.body["auth"]["scopes"].clone();
     assert!(scopes.as_array().unwrap().contains(&json!("settings:manage")), "{scopes}");
     let admin_id = admin["user"]["id"].as_str().unwrap();
-    app.store.execute_raw(&format!("UPDATE users SET role = 'member' WHERE id = '{admin_id}'")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.exec("UPDATE users SET role = 'member' WHERE id = $1", &[admin_id]).await;
+    // Cached states are trusted for a second (another node's change reaches this one then).
+    app.advance(Duration::from_secs(1));
     let scopes = app.with_key(Method::GET, "/auth/me", &key, None).await.body["auth"]["scopes"].clone();
     assert!(!scopes.as_array().unwrap().contains(&json!("settings:manage")), "{scopes}");
     assert!(scopes.as_array().unwrap().contains(&json!("settings:read")), "{scopes}");
     // A removed creator's keys stop working.
-    app.store.execute_raw(&format!("DELETE FROM users WHERE id = '{admin_id}'")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.exec("DELETE FROM users WHERE id = $1", &[admin_id]).await;
+    app.advance(Duration::from_secs(1));
     app.with_key(Method::GET, "/auth/me", &key, None).await.assert(401, "invalid_api_key");
 }
 
@@ -452,24 +456,25 @@ async fn last_used_at_is_recorded_at_most_once_a_minute() {
     let at = token(&owner, "access_token");
     let key = app.create_key(&at, &["account:read"]).await;
     let raw_key = raw(&key);
+    let path = format!("/api-keys/{}", key["id"].as_str().unwrap());
+    assert_eq!(app.get(&path, Some(&at)).await.body["last_used_at"], Value::Null, "never used");
     app.with_key(Method::GET, "/auth/me", &raw_key, None).await;
-    let mut first = Value::Null;
-    for _ in 0..30 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        first = app.get(&format!("/api-keys/{}", key["id"].as_str().unwrap()), Some(&at)).await.body["last_used_at"]
-            .clone();
-        if first.is_string() {
-            break;
-        }
-    }
-    assert!(first.is_string(), "last_used_at never written");
+    app.flush_last_used().await;
+    let first = app.get(&path, Some(&at)).await.body["last_used_at"].clone();
+    assert!(first.is_string(), "last_used_at written: {first}");
+    // Uses within the minute write nothing.
+    app.advance(Duration::from_secs(30));
     for _ in 0..3 {
         app.with_key(Method::GET, "/auth/me", &raw_key, None).await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let later =
-        app.get(&format!("/api-keys/{}", key["id"].as_str().unwrap()), Some(&at)).await.body["last_used_at"].clone();
-    assert_eq!(first, later);
+    app.flush_last_used().await;
+    assert_eq!(app.get(&path, Some(&at)).await.body["last_used_at"], first);
+    // A use a minute after the last written one is written.
+    app.advance(Duration::from_secs(30));
+    app.with_key(Method::GET, "/auth/me", &raw_key, None).await;
+    app.flush_last_used().await;
+    let later = app.get(&path, Some(&at)).await.body["last_used_at"].clone();
+    assert!(later.as_str() > first.as_str(), "{later} after {first}");
 }
 
 #[tokio::test]
@@ -517,8 +522,8 @@ async fn requests_are_limited_per_principal_by_plan() {
     assert_eq!(app.get("/auth/me", Some(&at)).await.status, 200);
     // A plan with a higher rate takes effect (within a second).
     let tenant = owner["user"]["tenant_id"].as_str().unwrap();
-    app.store.execute_raw(&format!("UPDATE tenants SET plan_id = 'business' WHERE id = '{tenant}'")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.exec("UPDATE tenants SET plan_id = 'business' WHERE id = $1", &[tenant]).await;
+    app.advance(Duration::from_secs(1));
     let upgraded = app.with_key(Method::GET, "/auth/me", &key, None).await;
     assert_eq!(upgraded.status, 200);
     assert_eq!(upgraded.header("ratelimit-limit"), Some("3000"));

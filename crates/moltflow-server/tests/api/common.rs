@@ -25,7 +25,8 @@ pub struct TestApp {
     _workers: moltflow_server::workers::Workers,
     /// Where the file transport writes `.eml` files (when no SMTP URL is configured).
     pub mail_dir: PathBuf,
-    /// The running outbox worker (tests may stop it and start another).
+    /// The outbox worker, when the test runs one ([`TestApp::spawn_with_worker`]); other tests
+    /// deliver mail with [`TestApp::deliver_mail`] (tests may stop it and start another).
     pub worker: Option<OutboxWorker>,
     _dir: TempDir,
 }
@@ -74,8 +75,19 @@ impl TestApp {
         Self::spawn_with(&[]).await
     }
 
-    /// A test app with configuration overrides (`("rate_limit_scale", "0")`, …).
+    /// A test app with configuration overrides (`("rate_limit_scale", "0")`, …). No outbox worker
+    /// runs: mail stays queued until the test delivers it with [`TestApp::deliver_mail`].
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+        Self::start(overrides, false).await
+    }
+
+    /// As [`TestApp::spawn_with`], with the background outbox worker running, for the tests of
+    /// the worker itself (it wakes on queued mail and polls every 50 ms).
+    pub async fn spawn_with_worker(overrides: &[(&str, &str)]) -> TestApp {
+        Self::start(overrides, true).await
+    }
+
+    async fn start(overrides: &[(&str, &str)], with_worker: bool) -> TestApp {
         backend_note();
         moltflow_server::tls::install_crypto_provider();
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -110,7 +122,7 @@ impl TestApp {
         store.migrate().await.expect("migrate");
         let state = AppState::new(config, store.clone()).await.expect("state");
         let workers = moltflow_server::workers::spawn(&state);
-        let worker = OutboxWorker::spawn(state.clone()).expect("outbox worker");
+        let worker = with_worker.then(|| OutboxWorker::spawn(state.clone()).expect("outbox worker"));
         let router = app(state.clone());
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.ok();
@@ -122,7 +134,7 @@ impl TestApp {
             store,
             _workers: workers,
             mail_dir: dir.join("mail"),
-            worker: Some(worker),
+            worker,
             _dir: TempDir(dir),
         }
     }
@@ -217,19 +229,18 @@ impl TestApp {
     /// Registers a second user into `owner`'s tenant with `role` (SQL: invitations come later).
     pub async fn add_member(&self, owner_pair: &Value, email: &str, role: &str) -> Value {
         let pair = self.register(email).await;
-        let tenant = owner_pair["user"]["tenant_id"].as_str().unwrap();
-        let user = pair["user"]["id"].as_str().unwrap();
-        let old_tenant = pair["user"]["tenant_id"].as_str().unwrap();
-        self.store
-            .execute_raw(&format!("UPDATE users SET tenant_id = '{tenant}', role = '{role}' WHERE id = '{user}'"))
-            .await
-            .unwrap();
-        self.store
-            .execute_raw(&format!("UPDATE sessions SET tenant_id = '{tenant}' WHERE user_id = '{user}'"))
-            .await
-            .unwrap();
-        self.store.execute_raw(&format!("DELETE FROM tenants WHERE id = '{old_tenant}'")).await.unwrap();
+        self.move_user(&pair, owner_pair["user"]["tenant_id"].as_str().expect("tenant id"), role).await;
         self.login(email, PASSWORD).await.body
+    }
+
+    /// Moves a registered user (and their sessions) into `tenant` with `role`, and deletes the
+    /// tenant their registration created.
+    pub async fn move_user(&self, pair: &Value, tenant: &str, role: &str) {
+        let user = pair["user"]["id"].as_str().expect("user id");
+        let old_tenant = pair["user"]["tenant_id"].as_str().expect("tenant id");
+        self.exec("UPDATE users SET tenant_id = $1, role = $2 WHERE id = $3", &[tenant, role, user]).await;
+        self.exec("UPDATE sessions SET tenant_id = $1 WHERE user_id = $2", &[tenant, user]).await;
+        self.exec("DELETE FROM tenants WHERE id = $1", &[old_tenant]).await;
     }
 
     /// Waits until every audit entry queued off the request path (`login.failed`) is written.
@@ -243,17 +254,32 @@ impl TestApp {
         self.store.scalar_i64(sql).await.expect("count query")
     }
 
-    /// Waits (up to 10 s) until `sql` counts `n`.
-    pub async fn wait_count(&self, sql: &str, n: i64) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let got = self.count(sql).await;
-            if got == n {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "waited for {n} from {sql}, have {got}");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+    /// [`TestApp::count`] with text parameters bound to `$1`, `$2`, …
+    pub async fn count_with(&self, sql: &str, params: &[&str]) -> i64 {
+        self.store.scalar_i64_with(sql, params).await.expect("count query")
+    }
+
+    /// Runs a statement with text parameters bound to `$1`, `$2`, …; returns the rows it touched.
+    pub async fn exec(&self, sql: &str, params: &[&str]) -> u64 {
+        self.store.execute_with(sql, params).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Moves the app's clock forward: what tests do instead of sleeping.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.state.clock.advance(by);
+    }
+
+    /// Runs the outbox once, as the worker would: every mail due now is delivered (or fails and
+    /// is rescheduled). Returns how many were attempted.
+    pub async fn deliver_mail(&self) -> usize {
+        moltflow_server::mail::worker::deliver_due(&self.state).await.expect("outbox pass")
+    }
+
+    /// Waits until every API-key use noted so far has its `last_used_at` written.
+    pub async fn flush_last_used(&self) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.state.last_used.flush())
+            .await
+            .expect("the last_used writer flushes within 10 s");
     }
 
     pub async fn put_json(&self, method: reqwest::Method, path: &str, body: Value, token: Option<&str>) -> Resp {
@@ -277,8 +303,5 @@ pub async fn owner(app: &TestApp, email: &str) -> (String, String) {
 
 /// Moves a tenant to another plan, as billing will.
 pub async fn set_plan(app: &TestApp, tenant_id: &str, plan_id: &str) {
-    app.store
-        .execute_raw(&format!("UPDATE tenants SET plan_id = '{plan_id}' WHERE id = '{tenant_id}'"))
-        .await
-        .expect("plan");
+    app.exec("UPDATE tenants SET plan_id = $1 WHERE id = $2", &[plan_id, tenant_id]).await;
 }

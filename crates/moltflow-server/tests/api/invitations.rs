@@ -8,14 +8,10 @@ use crate::mail_outbox::app_with_smtp;
 use crate::security_keys::verified;
 use crate::smtp::{Mail, SmtpSink};
 
+/// The newest mail to `to`, after a pass of the outbox.
 async fn invitation_mail(sink: &SmtpSink, to: &str) -> Mail {
-    for _ in 0..100 {
-        if let Some(m) = sink.messages().iter().map(Mail::parse).rfind(|m| m.rcpt.iter().any(|r| r.contains(to))) {
-            return m;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no mail to {to}");
+    let mails = sink.wait_for(0).await;
+    mails.into_iter().rfind(|m| m.rcpt.iter().any(|r| r.contains(to))).unwrap_or_else(|| panic!("no mail to {to}"))
 }
 
 #[tokio::test]

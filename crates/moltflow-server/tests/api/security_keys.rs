@@ -2,8 +2,6 @@
 //! over another user's key by rotating it, and keys an unverified registrant left for the owner of
 //! the mailbox to inherit. Helpers shared with `security_members`.
 
-use std::time::{Duration, Instant};
-
 use moltflow_core::secret::sha256_hex;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -13,8 +11,8 @@ use crate::smtp::{Mail, mail_files};
 
 /// Marks an address verified, as following the verification mail would.
 pub async fn verified(app: &TestApp, email: &str) {
-    let n = app.store.execute_raw(&format!("UPDATE users SET email_verified = TRUE WHERE email = '{email}'")).await;
-    assert_eq!(n.expect("verify"), 1, "{email}");
+    let n = app.exec("UPDATE users SET email_verified = TRUE WHERE email = $1", &[email]).await;
+    assert_eq!(n, 1, "{email}");
 }
 
 pub async fn delete(app: &TestApp, path: &str, bearer: &str) -> Resp {
@@ -29,20 +27,16 @@ pub fn id(body: &Value) -> String {
     body["id"].as_str().or_else(|| body["user"]["id"].as_str()).expect("an id").to_owned()
 }
 
-/// The newest mail (of the file transport) to `to` whose subject contains `subject`, waiting up
-/// to 10 s for the outbox worker to write it.
+/// The newest mail (of the file transport) to `to` whose subject contains `subject`, after a pass
+/// of the outbox.
 pub async fn mail_to(app: &TestApp, to: &str, subject: &str) -> Mail {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = mail_files(&app.mail_dir).into_iter().rfind(|m| {
+    app.deliver_mail().await;
+    mail_files(&app.mail_dir)
+        .into_iter()
+        .rfind(|m| {
             m.header("To").is_some_and(|t| t.contains(to)) && m.header("Subject").is_some_and(|s| s.contains(subject))
-        });
-        if let Some(mail) = found {
-            return mail;
-        }
-        assert!(Instant::now() < deadline, "no mail to {to} about {subject:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        })
+        .unwrap_or_else(|| panic!("no mail to {to} about {subject:?}"))
 }
 
 async fn rotate(app: &TestApp, key_id: &str, bearer: &str) -> Resp {
@@ -76,10 +70,7 @@ async fn only_a_keys_creator_rotates_it_and_nobody_reads_another_users_secret() 
     rotate_with_key(&app, &kid, &admins_key).await.assert(403, "not_key_owner");
     // Another owner may not either: the secret is its creator's alone.
     rotate(&app, &kid, &sat).await.assert(403, "not_key_owner");
-    assert_eq!(
-        app.count(&format!("SELECT COUNT(*) FROM api_keys WHERE key_hash = '{}'", sha256_hex(&secret))).await,
-        1
-    );
+    assert_eq!(app.count_with("SELECT COUNT(*) FROM api_keys WHERE key_hash = $1", &[&sha256_hex(&secret)]).await, 1);
     assert_eq!(app.with_key(Method::GET, "/auth/me", &secret, None).await.status, 200, "the secret is unchanged");
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'api_key.rotated'").await, 0);
 
