@@ -301,6 +301,13 @@ pub async fn owner(app: &TestApp, email: &str) -> (String, String) {
     (token(&pair, "access_token"), pair["user"]["tenant_id"].as_str().expect("tenant id").to_owned())
 }
 
+/// Inserts a pending invitation row directly (what no API can do: backdated, or sent before a
+/// rule existed); `token_hash` is the SHA-256 of its raw token.
+pub async fn insert_invitation(app: &TestApp, row: moltflow_store::invitations::InvitationRow) {
+    let mut conn = app.store.conn().await.expect("connection");
+    moltflow_store::invitations::insert_invitation(&mut conn, &row).await.expect("invitation");
+}
+
 /// Moves a tenant to another plan, as billing will.
 pub async fn set_plan(app: &TestApp, tenant_id: &str, plan_id: &str) {
     app.exec("UPDATE tenants SET plan_id = $1 WHERE id = $2", &[plan_id, tenant_id]).await;

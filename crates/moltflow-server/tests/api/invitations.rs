@@ -49,11 +49,7 @@ async fn an_invited_address_joins_the_tenant_with_its_role() {
     assert_eq!(members.as_array().unwrap().len(), 2);
     assert_eq!(app.get("/tenant/invitations", Some(&at)).await.body[0]["status"], "accepted");
     for action in ["member.invited", "member.joined"] {
-        assert_eq!(
-            app.count(&format!("SELECT COUNT(*) FROM audit_logs WHERE action = '{action}'")).await,
-            1,
-            "{action}"
-        );
+        assert_eq!(app.count_with("SELECT COUNT(*) FROM audit_logs WHERE action = $1", &[action]).await, 1, "{action}");
     }
     // Used twice: refused, nothing created.
     app.post("/auth/accept-invitation", json!({"token": mail.token(), "full_name": "Again"}), None)

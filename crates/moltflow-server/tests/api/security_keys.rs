@@ -6,7 +6,10 @@ use moltflow_core::secret::sha256_hex;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{PASSWORD, Resp, TestApp, token};
+use moltflow_core::clock::DAY_MS;
+use moltflow_store::invitations::InvitationRow;
+
+use crate::common::{PASSWORD, Resp, TestApp, insert_invitation, token};
 use crate::smtp::{Mail, mail_files};
 
 /// Marks an address verified, as following the verification mail would.
@@ -142,17 +145,20 @@ async fn pre_registered(app: &TestApp, email: &str) -> (String, String, String) 
 /// raw token.
 async fn legacy_invitation(app: &TestApp, inviter: &str, tenant_id: &str, to: &str) -> String {
     let raw = format!("legacy-invitation-{}", uuid::Uuid::new_v4().simple());
-    let now = moltflow_core::clock::now_ms();
-    app.store
-        .execute_raw(&format!(
-            "INSERT INTO invitations (id, tenant_id, email, role, token_hash, invited_by, created_at, expires_at) \
-             VALUES ('{}', '{tenant_id}', '{to}', 'admin', '{}', '{inviter}', {now}, {})",
-            uuid::Uuid::now_v7(),
-            sha256_hex(&raw),
-            now + 86_400_000
-        ))
-        .await
-        .expect("invitation");
+    let now = app.state.clock.now_ms();
+    let row = InvitationRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant_id.to_owned(),
+        email: to.to_owned(),
+        role: "admin".to_owned(),
+        token_hash: sha256_hex(&raw),
+        invited_by: Some(inviter.to_owned()),
+        created_at: now,
+        expires_at: now + DAY_MS,
+        accepted_at: None,
+        revoked_at: None,
+    };
+    insert_invitation(app, row).await;
     raw
 }
 

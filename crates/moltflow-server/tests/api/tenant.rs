@@ -132,10 +132,10 @@ async fn only_owners_admins_and_settings_keys_write_settings() {
     assert_eq!(r.status, 200, "{}", r.body);
     // The consent names the key's creator.
     assert_eq!(
-        app.count(&format!(
-            "SELECT COUNT(*) FROM consent_records WHERE user_id = '{}'",
-            owner["user"]["id"].as_str().unwrap()
-        ))
+        app.count_with(
+            "SELECT COUNT(*) FROM consent_records WHERE user_id = $1",
+            &[owner["user"]["id"].as_str().unwrap()]
+        )
         .await,
         1
     );
@@ -265,7 +265,7 @@ async fn removing_a_member_kills_their_sessions_and_keys_at_once() {
     assert_eq!(r.status, 204, "{}", r.body);
     app.get("/auth/me", Some(&mat)).await.assert(401, "invalid_token");
     app.with_key(Method::GET, "/auth/me", &key, None).await.assert(401, "invalid_api_key");
-    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM users WHERE id = '{mid}'")).await, 0);
+    assert_eq!(app.count_with("SELECT COUNT(*) FROM users WHERE id = $1", &[mid]).await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'member.removed'").await, 1);
     // The last owner cannot be removed, not even by themself.
     let oid = owner["user"]["id"].as_str().unwrap();
