@@ -16,7 +16,7 @@ use moltflow_core::scope::ScopeSet;
 use moltflow_store::accounts::{UserRow, find_tenant, find_user};
 use moltflow_store::api_keys::find_api_key_by_hash;
 use moltflow_store::sessions::find_session;
-use moltflow_store::{AsDbConn, DbError, Store};
+use moltflow_store::{AsDbConn, Store, StoreError};
 
 use super::jwt::{ACCESS_TOKEN_SECONDS, Claims};
 
@@ -128,13 +128,13 @@ impl Default for AuthCache {
     }
 }
 
-async fn load_member(c: &mut impl AsDbConn, user_id: &str) -> Result<Option<Member>, DbError> {
+async fn load_member(c: &mut impl AsDbConn, user_id: &str) -> Result<Option<Member>, StoreError> {
     let Some(user) = find_user(c, user_id).await? else { return Ok(None) };
     let plan_id = find_tenant(c, &user.tenant_id).await?.map(|t| t.plan_id).unwrap_or_else(|| "free".to_owned());
     Ok(Some(Member { user: Arc::new(user), plan_id }))
 }
 
-async fn load_session(store: &Store, session_id: &str, now: i64) -> Result<Arc<SessionState>, DbError> {
+async fn load_session(store: &Store, session_id: &str, now: i64) -> Result<Arc<SessionState>, StoreError> {
     let mut conn = store.conn().await?;
     let Some(session) = find_session(&mut conn, session_id).await? else {
         return Ok(Arc::new(SessionState::revoked(now)));
@@ -150,7 +150,7 @@ async fn load_session(store: &Store, session_id: &str, now: i64) -> Result<Arc<S
     }))
 }
 
-async fn load_key(store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, DbError> {
+async fn load_key(store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, StoreError> {
     let mut conn = store.conn().await?;
     let Some(row) = find_api_key_by_hash(&mut conn, hash).await? else { return Ok(None) };
     let member = load_member(&mut conn, &row.created_by).await?;
@@ -183,7 +183,12 @@ impl AuthCache {
     }
 
     /// The session's state, from memory or (once per second per session) from the database.
-    pub async fn session(&self, store: &Store, session_id: &str, now: i64) -> Result<Arc<SessionState>, Arc<DbError>> {
+    pub async fn session(
+        &self,
+        store: &Store,
+        session_id: &str,
+        now: i64,
+    ) -> Result<Arc<SessionState>, Arc<StoreError>> {
         let load = || self.sessions.try_get_with_by_ref(session_id, load_session(store, session_id, now));
         let mut state = load().await?;
         if !fresh(state.loaded_at, now) {
@@ -197,12 +202,12 @@ impl AuthCache {
     }
 
     /// The key found by the SHA-256 of a presented secret (None: no such key).
-    pub async fn api_key(&self, store: &Store, hash: &str, now: i64) -> Result<Option<Arc<KeyState>>, Arc<DbError>> {
+    pub async fn api_key(&self, store: &Store, hash: &str, now: i64) -> Result<Option<Arc<KeyState>>, Arc<StoreError>> {
         let load = || {
             self.keys.try_get_with_by_ref(hash, async {
                 self.key_lookups.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("moltflow_api_key_lookups_total").increment(1);
-                Ok::<_, DbError>((load_key(store, hash).await?, now))
+                Ok::<_, StoreError>((load_key(store, hash).await?, now))
             })
         };
         let (mut state, loaded_at) = load().await?;
