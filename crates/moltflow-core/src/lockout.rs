@@ -178,8 +178,7 @@ mod tests {
         for _ in 0..5 {
             let _ = s.reserve(T0, &P).unwrap();
         }
-        let waits: Vec<i64> =
-            (1..=3).map(|m| s.reserve(T0 + m * MINUTE_MS, &P).unwrap_err().retry_after_ms).collect();
+        let waits: Vec<i64> = (1..=3).map(|m| s.reserve(T0 + m * MINUTE_MS, &P).unwrap_err().retry_after_ms).collect();
         assert_eq!(waits, [14 * MINUTE_MS, 13 * MINUTE_MS, 12 * MINUTE_MS]);
         assert_eq!(s, LockoutState { checks: vec![T0; 5] }, "refusals are not counted");
         let almost = s.reserve(T0 + 15 * MINUTE_MS - 1, &P).unwrap_err();

@@ -59,6 +59,7 @@ fn wait_ready(port: u16) {
         if request(port, "GET", "/healthz", None, None).is_some_and(|(s, _)| s == 200) {
             return;
         }
+        // A process starting up: nothing to wait on but its socket.
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("server did not become ready");

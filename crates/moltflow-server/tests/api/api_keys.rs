@@ -4,7 +4,7 @@ use moltflow_core::secret::sha256_hex;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, token};
+use crate::common::{TestApp, app_with_owner, token};
 
 fn raw(key: &Value) -> String {
     token(key, "raw_key")
@@ -12,9 +12,7 @@ fn raw(key: &Value) -> String {
 
 #[tokio::test]
 async fn create_shows_the_secret_once_and_stores_only_its_hash() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     let r = app
         .post(
             "/api-keys",
@@ -84,9 +82,7 @@ async fn a_key_authenticates_by_header_or_bearer() {
 
 #[tokio::test]
 async fn list_is_newest_first_and_keeps_revoked_keys() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let first = app.create_key(&at, &["messages:send"]).await;
     let second = app.create_key(&at, &["messages:read"]).await;
     let del = app
@@ -136,9 +132,7 @@ const GUARDED: &[(&str, &str, &str)] = &[
 
 #[tokio::test]
 async fn every_guarded_route_refuses_a_key_without_its_scope() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let target = app.create_key(&at, &["messages:read"]).await;
     let id = target["id"].as_str().unwrap();
     let narrow = raw(&app.create_key(&at, &["messages:send"]).await);
@@ -191,9 +185,7 @@ async fn nobody_grants_a_scope_they_do_not_hold() {
 
 #[tokio::test]
 async fn members_manage_only_their_own_keys() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let oat = token(&owner, "access_token");
+    let (app, owner, oat) = app_with_owner().await;
     let member = app.add_member(&owner, "member@example.com", "member").await;
     let mat = token(&member, "access_token");
     let owners_key = app.create_key(&oat, &["messages:send"]).await;
@@ -229,9 +221,7 @@ async fn another_tenants_key_is_not_found() {
 
 #[tokio::test]
 async fn a_revoked_key_fails_on_the_very_next_request() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = app.create_key(&at, &["account:read"]).await;
     let raw_key = raw(&key);
     assert_eq!(app.with_key(Method::GET, "/auth/me", &raw_key, None).await.status, 200);
@@ -290,9 +280,7 @@ async fn once_revoke_has_answered_no_request_with_the_key_succeeds() {
 
 #[tokio::test]
 async fn rotation_replaces_the_secret_and_keeps_the_key() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = app.create_key(&at, &["account:read"]).await;
     let old = raw(&key);
     let id = key["id"].as_str().unwrap();
@@ -313,9 +301,7 @@ async fn rotation_replaces_the_secret_and_keeps_the_key() {
 
 #[tokio::test]
 async fn a_grace_period_keeps_the_old_secret_working_until_it_ends() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = app.create_key(&at, &["account:read"]).await;
     let old = raw(&key);
     let id = key["id"].as_str().unwrap();
@@ -333,9 +319,7 @@ async fn a_grace_period_keeps_the_old_secret_working_until_it_ends() {
 
 #[tokio::test]
 async fn revoked_keys_cannot_be_rotated_and_bad_grace_periods_are_refused() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = app.create_key(&at, &["account:read"]).await;
     let id = key["id"].as_str().unwrap();
     for bad in [
@@ -357,9 +341,7 @@ async fn revoked_keys_cannot_be_rotated_and_bad_grace_periods_are_refused() {
 
 #[tokio::test]
 async fn expired_keys_are_refused_as_expired() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = app.create_key(&at, &["account:read"]).await;
     app.store.execute_raw("UPDATE api_keys SET expires_at = 1").await.unwrap();
     app.with_key(Method::GET, "/auth/me", &raw(&key), None).await.assert(401, "api_key_expired");
@@ -371,9 +353,7 @@ async fn expired_keys_are_refused_as_expired() {
 
 #[tokio::test]
 async fn bad_create_requests_write_nothing() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let long = "n".repeat(10_000);
     let cases = [
         json!({"name": "", "scopes": ["messages:send"]}),
@@ -451,9 +431,7 @@ async fn a_demoted_creator_shrinks_their_keys() {
 
 #[tokio::test]
 async fn last_used_at_is_recorded_at_most_once_a_minute() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = app.create_key(&at, &["account:read"]).await;
     let raw_key = raw(&key);
     let path = format!("/api-keys/{}", key["id"].as_str().unwrap());
@@ -503,9 +481,7 @@ async fn the_scope_catalogue_lists_every_scope_and_presets() {
 
 #[tokio::test]
 async fn requests_are_limited_per_principal_by_plan() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     let key = raw(&app.create_key(&at, &["account:read"]).await);
     let first = app.with_key(Method::GET, "/auth/me", &key, None).await;
     assert_eq!(first.header("ratelimit-limit"), Some("60"));

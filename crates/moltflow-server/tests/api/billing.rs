@@ -3,7 +3,7 @@ use std::time::Duration;
 use moltflow_server::billing::signature::sign;
 use serde_json::{Value, json};
 
-use crate::common::{PASSWORD, TestApp, token};
+use crate::common::{PASSWORD, TestApp, app_with_owner, token};
 use crate::stripe_mock::{Failure, StripeMock};
 
 pub const WEBHOOK_SECRET: &str = "whsec_moltflow_test";
@@ -86,9 +86,7 @@ async fn a_new_tenant_is_on_the_free_plan() {
 
 #[tokio::test]
 async fn local_checkout_upgrades_through_the_pay_page() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     let r = app.post("/billing/checkout", json!({"plan_id": "pro", "billing_cycle": "monthly"}), Some(&at)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let url = r.body["checkout_url"].as_str().unwrap().to_owned();
@@ -125,9 +123,7 @@ async fn local_checkout_upgrades_through_the_pay_page() {
 
 #[tokio::test]
 async fn bad_checkouts_change_nothing() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     app.post("/billing/checkout", json!({"plan_id": "platinum", "billing_cycle": "monthly"}), Some(&at))
         .await
         .assert(404, "plan_not_found");
@@ -192,9 +188,7 @@ async fn redirects_may_go_to_allow_listed_origins() {
 
 #[tokio::test]
 async fn cancel_keeps_the_plan_until_the_period_ends() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     app.post("/billing/cancel", json!({}), Some(&at)).await.assert(409, "no_subscription");
     app.post("/billing/portal", json!({}), Some(&at)).await.assert(409, "no_billing_customer");
     let url =
@@ -605,6 +599,7 @@ async fn stripe_provider_against_localstripe() {
     // The emulator's signed customer.subscription.created reaches the webhook.
     let mut plan = Value::Null;
     for _ in 0..50 {
+        // The emulator (another process) posts its webhook on its own time: poll for its effect.
         tokio::time::sleep(Duration::from_millis(200)).await;
         plan = app.get("/billing/subscription", Some(&at)).await.body;
         if plan["plan_id"] == "pro" {
@@ -621,6 +616,7 @@ async fn stripe_provider_against_localstripe() {
     assert_eq!(remote["cancel_at_period_end"], true);
     assert_eq!(auth(http.delete(ls(&format!("/v1/subscriptions/{sub_id}")))).send().await.unwrap().status(), 200);
     for _ in 0..50 {
+        // As above: the emulator's webhook arrives when it sends it.
         tokio::time::sleep(Duration::from_millis(200)).await;
         plan = app.get("/billing/subscription", Some(&at)).await.body;
         if plan["plan_id"] == "free" {

@@ -312,3 +312,12 @@ pub async fn insert_invitation(app: &TestApp, row: moltflow_store::invitations::
 pub async fn set_plan(app: &TestApp, tenant_id: &str, plan_id: &str) {
     app.exec("UPDATE tenants SET plan_id = $1 WHERE id = $2", &[plan_id, tenant_id]).await;
 }
+
+/// The arrange step most tests share: a fresh app and its registered owner (`owner@example.com`):
+/// `(app, token pair, access token)`.
+pub async fn app_with_owner() -> (TestApp, Value, String) {
+    let app = TestApp::spawn().await;
+    let owner = app.register("owner@example.com").await;
+    let access = token(&owner, "access_token");
+    (app, owner, access)
+}

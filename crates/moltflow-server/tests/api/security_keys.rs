@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use moltflow_core::clock::DAY_MS;
 use moltflow_store::invitations::InvitationRow;
 
-use crate::common::{PASSWORD, Resp, TestApp, insert_invitation, token};
+use crate::common::{PASSWORD, Resp, TestApp, app_with_owner, insert_invitation, token};
 use crate::smtp::{Mail, mail_files};
 
 /// Marks an address verified, as following the verification mail would.
@@ -57,9 +57,7 @@ fn secrets_in(body: &Value) -> usize {
 
 #[tokio::test]
 async fn only_a_keys_creator_rotates_it_and_nobody_reads_another_users_secret() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let oat = token(&owner, "access_token");
+    let (app, owner, oat) = app_with_owner().await;
     let admin = app.add_member(&owner, "admin@example.com", "admin").await;
     let aat = token(&admin, "access_token");
     let second_owner = app.add_member(&owner, "second@example.com", "owner").await;
@@ -110,9 +108,7 @@ async fn only_a_keys_creator_rotates_it_and_nobody_reads_another_users_secret() 
 
 #[tokio::test]
 async fn a_key_rotates_only_keys_within_its_own_scopes() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let oat = token(&owner, "access_token");
+    let (app, _, oat) = app_with_owner().await;
     let full = app.create_key(&oat, &["*"]).await;
     let narrow = app.create_key(&oat, &["account:manage", "messages:send"]).await;
     let (full_id, narrow_id) = (id(&full), id(&narrow));

@@ -9,7 +9,7 @@ use serde_json::json;
 use moltflow_core::clock::{DAY_MS, HOUR_MS};
 use moltflow_store::invitations::InvitationRow;
 
-use crate::common::{PASSWORD, Resp, TestApp, insert_invitation, token};
+use crate::common::{PASSWORD, Resp, TestApp, app_with_owner, insert_invitation, token};
 use crate::security_keys::{delete, id, mail_to, patch, verified};
 
 async fn invite(app: &TestApp, bearer: &str, email: &str, role: &str) -> Resp {
@@ -31,9 +31,7 @@ async fn accept(app: &TestApp, email: &str) -> Resp {
 
 #[tokio::test]
 async fn only_users_with_a_verified_email_invite() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = token(&app.create_key(&at, &["*"]).await, "raw_key");
     invite(&app, &at, "anyone@example.com", "member").await.assert(403, "email_unverified");
     // A key invites as its creator.
