@@ -34,8 +34,8 @@ pub fn tenant_of(pair: &Value) -> String {
 }
 
 async fn plan_of(app: &TestApp, tenant: &str) -> String {
-    let n = app.count_with("SELECT COUNT(*) FROM tenants WHERE id = $1 AND plan_id = 'pro'", &[&tenant]).await;
-    let b = app.count_with("SELECT COUNT(*) FROM tenants WHERE id = $1 AND plan_id = 'business'", &[&tenant]).await;
+    let n = app.count_with("SELECT COUNT(*) FROM tenants WHERE id = $1 AND plan_id = 'pro'", &[tenant]).await;
+    let b = app.count_with("SELECT COUNT(*) FROM tenants WHERE id = $1 AND plan_id = 'business'", &[tenant]).await;
     match (n, b) {
         (1, _) => "pro".into(),
         (_, 1) => "business".into(),
@@ -466,7 +466,7 @@ async fn signup_checkout_creates_the_account_and_its_checkout() {
         assert!(paid.body[f].is_string(), "{f}");
     }
     let tenant = paid.body["tenant_id"].as_str().unwrap();
-    assert_eq!(app.count_with("SELECT COUNT(*) FROM checkout_sessions WHERE tenant_id = $1", &[&tenant]).await, 1);
+    assert_eq!(app.count_with("SELECT COUNT(*) FROM checkout_sessions WHERE tenant_id = $1", &[tenant]).await, 1);
     let url = paid.body["checkout_url"].as_str().unwrap();
     app.client.post(url).send().await.unwrap();
     let pair = app.login("pro@example.com", PASSWORD).await.body;
