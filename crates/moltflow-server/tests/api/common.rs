@@ -115,9 +115,10 @@ impl TestApp {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
         let mut config = Config::from_map(&map).expect("test config");
-        // Deliver within milliseconds and retry quickly, so that mail tests stay fast.
+        // A worker (when one runs) delivers within milliseconds. Retries wait a minute, far longer
+        // than a test takes on a loaded machine: tests reach them by moving the clock.
         config.mail_poll_interval = std::time::Duration::from_millis(50);
-        config.mail_backoff_base = std::time::Duration::from_millis(100);
+        config.mail_backoff_base = std::time::Duration::from_secs(60);
         let store = Store::connect_with_schema(&url, 5, schema.as_deref()).await.expect("connect");
         store.migrate().await.expect("migrate");
         let state = AppState::new(config, store.clone()).await.expect("state");
