@@ -21,5 +21,5 @@ pub mod testing;
 pub mod tokens;
 pub mod usage;
 
-pub use db::{AsDbConn, Backend, Conn, DbConn, Store, Tx};
+pub use db::{AsDbConn, Backend, Conn, DbConn, PoolSettings, Store, Tx};
 pub use error::{Result, StoreError, StoreErrorKind};

@@ -1,8 +1,6 @@
 //! The outbox worker: claims due mail, delivers it, marks it sent (wiping its bodies) or schedules
 //! a retry with exponential backoff. It wakes when a mail is queued and polls besides, so rows
-//! left by a restart, another node or a failed attempt are picked up too. "Due" and the backoff
-//! are read on the injected clock; [`deliver_due`] runs one pass (tests call it instead of
-//! waiting for the worker).
+//! left by a restart, another node or a failed attempt are picked up too.
 
 use std::time::Duration;
 
@@ -26,27 +24,11 @@ pub struct OutboxWorker {
     task: JoinHandle<()>,
 }
 
-fn sender(state: &AppState) -> anyhow::Result<(Transport, Mailbox)> {
-    let transport = Transport::from_config(&state.config)?;
-    let from: Mailbox = state.config.mail_from.parse().map_err(|e| anyhow::anyhow!("MOLTFLOW_MAIL_FROM: {e}"))?;
-    Ok((transport, from))
-}
-
-/// One pass of the worker: waits for mail requests still being queued, then delivers (or fails and
-/// reschedules) every mail due now, and returns how many were attempted. No worker needs to run; a
-/// running one may take some of the mail instead.
-pub async fn deliver_due(state: &AppState) -> anyhow::Result<usize> {
-    state.mailer.queueing.idle().await;
-    let (transport, from) = sender(state)?;
-    let (_, never) = watch::channel(false);
-    Ok(drain(state, &transport, &from, &never).await)
-}
-
 impl OutboxWorker {
     pub fn spawn(state: AppState) -> anyhow::Result<OutboxWorker> {
-        let (transport, from) = sender(&state)?;
+        let outbox = Outbox::new(state)?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(state, transport, from, stopped));
+        let task = tokio::spawn(run(outbox, stopped));
         Ok(OutboxWorker { stop, task })
     }
 
@@ -56,52 +38,79 @@ impl OutboxWorker {
     }
 }
 
-async fn run(state: AppState, transport: Transport, from: Mailbox, mut stopped: watch::Receiver<bool>) {
-    loop {
-        drain(&state, &transport, &from, &stopped).await;
-        if *stopped.borrow() {
-            return;
-        }
-        tokio::select! {
-            _ = state.mailer.wake.notified() => {}
-            _ = tokio::time::sleep(state.config.mail_poll_interval) => {}
-            _ = stopped.changed() => return,
+/// The outbox with its transport: what the worker runs, and what tests drive a pass at a time
+/// ([`Outbox::run_once`]) with the clock they move (`AppState::clock`).
+pub struct Outbox {
+    state: AppState,
+    transport: Transport,
+    from: Mailbox,
+}
+
+impl Outbox {
+    pub fn new(state: AppState) -> anyhow::Result<Outbox> {
+        let transport = Transport::from_config(&state.config)?;
+        let from: Mailbox = state.config.mail_from.parse().map_err(|e| anyhow::anyhow!("MOLTFLOW_MAIL_FROM: {e}"))?;
+        Ok(Outbox { state, transport, from })
+    }
+
+    /// Attempts every mail due now (as `AppState::clock` reads it) once; answers how many. Mail
+    /// requests answered already and still being queued on a task of their own are waited for
+    /// first, so that a pass after a request sees its mail.
+    pub async fn run_once(&self) -> usize {
+        self.state.mailer.queueing.idle().await;
+        let (never, _) = watch::channel(false);
+        self.drain(&never.subscribe()).await
+    }
+
+    /// Sends due mail until none is left (or the worker is told to stop); answers how many
+    /// deliveries were attempted.
+    async fn drain(&self, stopped: &watch::Receiver<bool>) -> usize {
+        let state = &self.state;
+        let mut attempted = 0;
+        loop {
+            let now = state.clock.now_ms();
+            let batch = match claim(state, now).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(error = %e, "mail outbox: cannot claim due mail");
+                    return attempted;
+                }
+            };
+            let full = batch.len() as i64 == BATCH;
+            let mut rows = batch.into_iter();
+            for row in rows.by_ref() {
+                if *stopped.borrow() {
+                    break;
+                }
+                let outcome = self.transport.deliver(&self.from, &row).await;
+                attempted += 1;
+                if let Err(e) = record(state, &row, outcome).await {
+                    tracing::warn!(error = %e, mail_id = %row.id, "mail outbox: cannot record a delivery");
+                }
+            }
+            // Claimed but not attempted (stopping): give them back at once rather than after the claim.
+            for row in rows {
+                if let Ok(mut conn) = state.store.conn().await {
+                    let _ = release_mail(&mut conn, &row.id).await;
+                }
+            }
+            if !full || *stopped.borrow() {
+                return attempted;
+            }
         }
     }
 }
 
-/// Sends due mail until none is left (or the worker is told to stop); returns how many were attempted.
-async fn drain(state: &AppState, transport: &Transport, from: &Mailbox, stopped: &watch::Receiver<bool>) -> usize {
-    let mut attempted = 0;
+async fn run(outbox: Outbox, mut stopped: watch::Receiver<bool>) {
     loop {
-        let now = state.clock.now_ms();
-        let batch = match claim(state, now).await {
-            Ok(batch) => batch,
-            Err(e) => {
-                tracing::warn!(error = %e, "mail outbox: cannot claim due mail");
-                return attempted;
-            }
-        };
-        let full = batch.len() as i64 == BATCH;
-        let mut rows = batch.into_iter();
-        for row in rows.by_ref() {
-            if *stopped.borrow() {
-                break;
-            }
-            let outcome = transport.deliver(from, &row).await;
-            attempted += 1;
-            if let Err(e) = record(state, &row, outcome).await {
-                tracing::warn!(error = %e, mail_id = %row.id, "mail outbox: cannot record a delivery");
-            }
+        outbox.drain(&stopped).await;
+        if *stopped.borrow() {
+            return;
         }
-        // Claimed but not attempted (stopping): give them back at once rather than after the claim.
-        for row in rows {
-            if let Ok(mut conn) = state.store.conn().await {
-                let _ = release_mail(&mut conn, &row.id).await;
-            }
-        }
-        if !full || *stopped.borrow() {
-            return attempted;
+        tokio::select! {
+            _ = outbox.state.mailer.wake.notified() => {}
+            _ = tokio::time::sleep(outbox.state.config.mail_poll_interval) => {}
+            _ = stopped.changed() => return,
         }
     }
 }
