@@ -24,6 +24,8 @@ pub struct TestApp {
     _workers: moltflow_server::workers::Workers,
     /// Where the file transport writes `.eml` files (when no SMTP URL is configured).
     pub mail_dir: PathBuf,
+    /// The database URL and PostgreSQL schema, for a second node over the same data.
+    database: (String, Option<String>),
     /// The outbox worker, when the test runs one ([`TestApp::spawn_with_worker`]); other tests
     /// deliver mail with [`TestApp::deliver_mail`] (tests may stop it and start another).
     pub worker: Option<OutboxWorker>,
@@ -77,16 +79,28 @@ impl TestApp {
     /// A test app with configuration overrides (`("rate_limit_scale", "0")`, …). No outbox worker
     /// runs: mail stays queued until the test delivers it with [`TestApp::deliver_mail`].
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
-        Self::start(overrides, false).await
+        Self::spawn_on(None, overrides, false).await
     }
 
     /// As [`TestApp::spawn_with`], with the background outbox worker running, for the tests of
     /// the worker itself (it wakes on queued mail and polls every 50 ms).
     pub async fn spawn_with_worker(overrides: &[(&str, &str)]) -> TestApp {
-        Self::start(overrides, true).await
+        Self::spawn_on(None, overrides, true).await
     }
 
-    async fn start(overrides: &[(&str, &str)], with_worker: bool) -> TestApp {
+    /// Another node over this app's PostgreSQL schema (with its own caches and listener), as
+    /// when several `moltflow serve` share one database. `None` on SQLite (one node per file).
+    pub async fn spawn_peer(&self) -> Option<TestApp> {
+        self.database.1.as_ref()?;
+        // One service behind a load balancer: one public URL (the tokens' issuer).
+        Some(Self::spawn_on(Some(self.database.clone()), &[("public_url", &self.base)], false).await)
+    }
+
+    async fn spawn_on(
+        database: Option<(String, Option<String>)>,
+        overrides: &[(&str, &str)],
+        with_worker: bool,
+    ) -> TestApp {
         backend_note();
         moltflow_server::tls::install_crypto_provider();
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -94,10 +108,10 @@ impl TestApp {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (url, schema) = match std::env::var("MOLTFLOW_TEST_DATABASE_URL") {
+        let (url, schema) = database.unwrap_or_else(|| match std::env::var("MOLTFLOW_TEST_DATABASE_URL") {
             Ok(url) => (url, Some(format!("t_{id}"))),
             Err(_) => (format!("sqlite://{}", dir.join("test.db").display()), None),
-        };
+        });
         let mut map: BTreeMap<String, String> = [
             ("database_url", url.clone()),
             ("public_url", format!("http://{addr}")),
@@ -140,6 +154,7 @@ impl TestApp {
             store,
             _workers: workers,
             mail_dir: dir.join("mail"),
+            database: (url, schema),
             worker,
             _dir: TempDir(dir),
         }
@@ -286,6 +301,20 @@ impl TestApp {
         tokio::time::timeout(std::time::Duration::from_secs(10), self.state.last_used.flush())
             .await
             .expect("the last_used writer flushes within 10 s");
+    }
+
+    /// Waits (up to 10 s) until `sql` counts `n`: for what other tasks or processes do on real
+    /// time (a PostgreSQL listener connecting), not for what the clock governs.
+    pub async fn wait_count(&self, sql: &str, n: i64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let got = self.count(sql).await;
+            if got == n {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "waited for {n} from {sql}, have {got}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn put_json(&self, method: reqwest::Method, path: &str, body: Value, token: Option<&str>) -> Resp {
