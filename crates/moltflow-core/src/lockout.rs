@@ -151,6 +151,86 @@ mod tests {
     }
 
     #[test]
+    fn a_fresh_account_holds_nothing_and_may_check() {
+        let mut s = LockoutState::default();
+        assert!(s.is_empty());
+        let r = s.reserve(T0, &P).expect("a fresh account is open");
+        assert!(!s.is_empty());
+        s.release(r);
+        assert!(s.is_empty(), "a check that never ran leaves nothing behind");
+    }
+
+    #[test]
+    fn failures_under_the_threshold_leave_the_account_open() {
+        let mut s = LockoutState::default();
+        for i in 0..4 {
+            // A wrong password: the reservation is kept.
+            let _ = s.reserve(T0 + i * MINUTE_MS, &P).expect("under the threshold");
+        }
+        let _ = s.reserve(T0 + 4 * MINUTE_MS, &P).expect("the fifth check is still allowed");
+        let locked = s.reserve(T0 + 4 * MINUTE_MS, &P).unwrap_err();
+        assert_eq!(locked.retry_after_ms, 11 * MINUTE_MS, "until the first failure is 15 minutes old");
+    }
+
+    #[test]
+    fn a_lock_is_refused_alike_and_counts_down_without_being_extended() {
+        let mut s = LockoutState::default();
+        for _ in 0..5 {
+            let _ = s.reserve(T0, &P).unwrap();
+        }
+        let waits: Vec<i64> = (1..=3).map(|m| s.reserve(T0 + m * MINUTE_MS, &P).unwrap_err().retry_after_ms).collect();
+        assert_eq!(waits, [14 * MINUTE_MS, 13 * MINUTE_MS, 12 * MINUTE_MS]);
+        assert_eq!(s, LockoutState { checks: vec![T0; 5] }, "refusals are not counted");
+        let almost = s.reserve(T0 + 15 * MINUTE_MS - 1, &P).unwrap_err();
+        assert_eq!((almost.retry_after_ms, almost.retry_after_secs()), (1, 1));
+    }
+
+    #[test]
+    fn checks_expire_one_by_one_and_an_idle_account_empties() {
+        let mut s = LockoutState::default();
+        for i in 0..5 {
+            let _ = s.reserve(T0 + i * MINUTE_MS, &P).unwrap();
+        }
+        // Each minute from the 15th on, the oldest check leaves the window and one slot opens.
+        for i in 0..5 {
+            let now = T0 + (15 + i) * MINUTE_MS;
+            let _ = s.reserve(now, &P).expect("a slot opened");
+            assert!(s.reserve(now, &P).is_err());
+        }
+        s.apply_time_step(T0 + 34 * MINUTE_MS, &P);
+        assert!(s.is_empty(), "15 minutes after the last check nothing is left");
+    }
+
+    #[test]
+    fn a_success_resets_a_partly_used_window() {
+        let mut s = LockoutState::default();
+        for _ in 0..3 {
+            let _ = s.reserve(T0, &P).unwrap();
+        }
+        let _ = s.reserve(T0 + 1, &P).unwrap();
+        s.succeed();
+        for _ in 0..5 {
+            let _ = s.reserve(T0 + 2, &P).expect("a right password gives the full allowance back");
+        }
+        assert!(s.reserve(T0 + 2, &P).is_err());
+    }
+
+    #[test]
+    fn a_clock_set_back_within_a_lock_forgets_the_future_and_never_waits_negatively() {
+        let mut s = LockoutState::default();
+        for i in 0..5 {
+            let _ = s.reserve(T0 + i * 1000, &P).unwrap();
+        }
+        // Back by 2.5 s: the checks "after" now are dropped, the older ones still count.
+        let now = T0 + 1500;
+        let _ = s.reserve(now, &P).expect("three of five checks lie in the future");
+        let _ = s.reserve(now, &P).unwrap();
+        let _ = s.reserve(now, &P).unwrap();
+        let locked = s.reserve(now, &P).unwrap_err();
+        assert_eq!(locked.retry_after_ms, 15 * MINUTE_MS - 1500);
+    }
+
+    #[test]
     fn scaling_multiplies_the_count_and_zero_turns_it_off() {
         assert_eq!(LockoutPolicy::scaled(1.0), Some(P));
         assert_eq!(LockoutPolicy::scaled(2.0).map(|p| p.max_checks), Some(10));

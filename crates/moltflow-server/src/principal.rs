@@ -9,7 +9,6 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use moltflow_core::Scope;
 use moltflow_core::api_key::is_well_formed;
-use moltflow_core::clock::now_ms;
 use moltflow_core::secret::{constant_time_eq, sha256_hex};
 
 use crate::auth::jwt::{Claims, TokenError};
@@ -78,17 +77,20 @@ fn presented(parts: &Parts) -> Option<Presented<'_>> {
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
     let presented = presented(parts).ok_or_else(ApiError::not_authenticated)?;
+    // One reading of the clock for the whole authentication (expiry, cached states, throttles).
+    let now = state.clock.now_ms();
     match presented {
         Presented::ApiKey(raw) => {
             let hash = is_well_formed(raw).then(|| sha256_hex(raw));
             let known = hash.as_deref().is_some_and(|h| state.auth_cache.is_known_key(h));
-            throttled(parts, state, known, authenticate_api_key(state, hash.as_deref())).await
+            throttled(parts, state, now, known, authenticate_api_key(state, hash.as_deref(), now)).await
         }
         Presented::Token(token) => {
-            let verified = state.auth_cache.verified_token(token);
-            throttled(parts, state, verified.is_some(), authenticate_access_token(state, token, verified)).await
+            let verified = state.auth_cache.verified_token(token, now);
+            let known = verified.is_some();
+            throttled(parts, state, now, known, authenticate_access_token(state, token, verified, now)).await
         }
-        Presented::Malformed(error) => throttled(parts, state, false, async { Err(error) }).await,
+        Presented::Malformed(error) => throttled(parts, state, now, false, async { Err(error) }).await,
     }
 }
 
@@ -98,6 +100,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
 async fn throttled(
     parts: &Parts,
     state: &AppState,
+    now: i64,
     known_valid: bool,
     authentication: impl Future<Output = ApiResult<Principal>>,
 ) -> ApiResult<Principal> {
@@ -109,7 +112,7 @@ async fn throttled(
     let charged = if known_valid {
         None
     } else {
-        throttle.charge(ip(), state.clock.now_ms()).map_err(|wait| {
+        throttle.charge(ip(), now).map_err(|wait| {
             ApiError::too_many("rate_limited", "Too many failed authentications from this network", wait)
         })?
     };
@@ -118,7 +121,7 @@ async fn throttled(
     match charged {
         Some(charged) if !failed => throttle.refund(charged),
         Some(_) => {}
-        None if failed => throttle.record(ip(), state.clock.now_ms()),
+        None if failed => throttle.record(ip(), now),
         None => {}
     }
     result
@@ -147,11 +150,12 @@ async fn authenticate_access_token(
     state: &AppState,
     token: &str,
     verified: Option<Arc<Claims>>,
+    now: i64,
 ) -> ApiResult<Principal> {
     let claims = match verified {
         Some(claims) => claims,
         None => {
-            let claims = Arc::new(state.jwt.verify(token).map_err(|e| match e {
+            let claims = Arc::new(state.jwt.verify(token, now).map_err(|e| match e {
                 TokenError::Expired => ApiError::unauthorized("token_expired", "The access token has expired"),
                 TokenError::Invalid => invalid_token(),
             })?);
@@ -159,7 +163,7 @@ async fn authenticate_access_token(
             claims
         }
     };
-    let session = state.auth_cache.session(&state.store, &claims.sid).await.map_err(state_unavailable)?;
+    let session = state.auth_cache.session(&state.store, &claims.sid, now).await.map_err(state_unavailable)?;
     let member = match (&session.member, session.revoked) {
         (Some(m), false) if m.user.id == claims.sub && m.user.tenant_id == claims.tid => m,
         _ => return Err(invalid_token()),
@@ -182,11 +186,14 @@ async fn authenticate_access_token(
 /// A key is found by the SHA-256 of its secret (from memory when hot); it acts with its scopes
 /// intersected with its creator's current role.
 /// `hash`: the SHA-256 of a well-formed secret (`None`: not a key's shape, refused unread).
-async fn authenticate_api_key(state: &AppState, hash: Option<&str>) -> ApiResult<Principal> {
+async fn authenticate_api_key(state: &AppState, hash: Option<&str>, now: i64) -> ApiResult<Principal> {
     let hash = hash.ok_or_else(invalid_api_key)?;
-    let key =
-        state.auth_cache.api_key(&state.store, hash).await.map_err(state_unavailable)?.ok_or_else(invalid_api_key)?;
-    let now = now_ms();
+    let key = state
+        .auth_cache
+        .api_key(&state.store, hash, now)
+        .await
+        .map_err(state_unavailable)?
+        .ok_or_else(invalid_api_key)?;
     if key.revoked || key.previous_until.is_some_and(|until| until <= now) {
         return Err(invalid_api_key());
     }

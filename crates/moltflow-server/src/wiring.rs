@@ -25,7 +25,7 @@ impl App {
     }
 
     pub fn tokens(&self) -> Tokens<'_> {
-        Tokens { jwt: &self.jwt, auth_cache: &self.auth_cache }
+        Tokens { jwt: &self.jwt, clock: &self.clock, auth_cache: &self.auth_cache }
     }
 
     pub fn auth(&self) -> Auth<'_> {
@@ -121,7 +121,10 @@ impl AppState {
     /// same for a known and an unknown address, whatever the lookup finds or costs.
     pub fn mail_link_in_background(&self, email: Email, request: LinkRequest) {
         let state = self.clone();
+        // Counted before the request answers, so that a pass of the outbox after it waits for this.
+        let queueing = state.mailer.queueing.start();
         tokio::spawn(async move {
+            let _queueing = queueing;
             if let Err(e) = state.recovery().mail_link(&email, request).await {
                 tracing::error!(code = e.code(), kind = request.as_str(), "queueing a mail failed");
             }

@@ -37,3 +37,29 @@ impl Tx {
         on_conn!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(c).await.map(|r| r.rows_affected()))
     }
 }
+
+impl Store {
+    /// [`Store::scalar_i64`] with text parameters bound to `$1`, `$2`, … (never spliced into the SQL).
+    pub async fn scalar_i64_with(&self, sql: &str, params: &[&str]) -> Result<i64> {
+        let mut conn = self.conn().await?;
+        on_conn!(&mut conn, c => {
+            let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()));
+            for p in params {
+                query = query.bind(*p);
+            }
+            query.fetch_one(c).await
+        })
+    }
+
+    /// [`Store::execute_raw`] with text parameters bound to `$1`, `$2`, …; returns the rows it touched.
+    pub async fn execute_with(&self, sql: &str, params: &[&str]) -> Result<u64> {
+        let mut conn = self.conn().await?;
+        on_conn!(&mut conn, c => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+            for p in params {
+                query = query.bind(*p);
+            }
+            query.execute(c).await.map(|r| r.rows_affected())
+        })
+    }
+}

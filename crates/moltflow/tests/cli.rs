@@ -53,6 +53,7 @@ fn wait_ready(port: u16) {
         if get(port, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
             return;
         }
+        // A process starting up: nothing to wait on but its socket.
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("server did not become ready");
@@ -76,6 +77,7 @@ fn serve_creates_the_sqlite_database_and_stops_cleanly_on_sigterm() {
         body
     );
     let in_flight = std::thread::spawn(move || http(port, &request));
+    // Real concurrency: give the request a head start so that SIGTERM finds it in flight.
     std::thread::sleep(Duration::from_millis(20));
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -87,6 +89,7 @@ fn serve_creates_the_sqlite_database_and_stops_cleanly_on_sigterm() {
             break s;
         }
         assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        // Another process draining on its own time: poll its exit.
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(exit.code(), Some(0));
@@ -193,6 +196,7 @@ fn the_local_billing_provider_is_refused_on_a_reachable_address_unless_chosen() 
                 let _ = child.wait();
                 panic!("serve on {bind} with the default local provider kept running");
             }
+            // Another process deciding on its own time: poll its exit.
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(!status.success(), "{bind}");
@@ -268,6 +272,7 @@ impl Running {
                 return out;
             }
             assert!(Instant::now() < deadline, "waited for {text:?} in:\n{out}");
+            // The process writes its output on its own time: poll it.
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -59,6 +59,7 @@ fn wait_ready(port: u16) {
         if request(port, "GET", "/healthz", None, None).is_some_and(|(s, _)| s == 200) {
             return;
         }
+        // A process starting up: nothing to wait on but its socket.
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("server did not become ready");
@@ -84,7 +85,7 @@ async fn acknowledged_usage_survives_sigkill_mid_load() {
     let tenant = pair["user"]["tenant_id"].as_str().unwrap().to_owned();
     let store =
         moltflow_store::Store::connect(&format!("sqlite://{}", dir.join("moltflow.db").display()), 1).await.unwrap();
-    store.execute_raw(&format!("UPDATE tenants SET plan_id = 'business' WHERE id = '{tenant}'")).await.unwrap();
+    store.execute_with("UPDATE tenants SET plan_id = 'business' WHERE id = $1", &[&tenant]).await.unwrap();
 
     let acked = Arc::new(Mutex::new(Acked::default()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -129,8 +130,16 @@ async fn acknowledged_usage_survives_sigkill_mid_load() {
             })
         })
         .collect();
-    // Let the load build up, then kill without warning.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Let the load build up (real processes on real time: poll what they acknowledged), then kill
+    // without warning.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while {
+        let a = acked.lock().unwrap();
+        a.event_ids.len() < 500 || a.consumed < 10
+    } {
+        assert!(Instant::now() < deadline, "the load did not build up within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let killed = Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     child.wait().unwrap();
@@ -161,13 +170,11 @@ async fn acknowledged_usage_survives_sigkill_mid_load() {
         acked.consumed
     );
     let stored =
-        store.scalar_i64(&format!("SELECT COUNT(*) FROM usage_events WHERE tenant_id = '{tenant}'")).await.unwrap();
+        store.scalar_i64_with("SELECT COUNT(*) FROM usage_events WHERE tenant_id = $1", &[&tenant]).await.unwrap();
     assert!(stored as usize >= acked.event_ids.len());
     for id in acked.event_ids.iter().step_by(7).chain(acked.event_ids.last()) {
         let n = store
-            .scalar_i64(&format!(
-                "SELECT COUNT(*) FROM usage_events WHERE tenant_id = '{tenant}' AND event_id = '{id}'"
-            ))
+            .scalar_i64_with("SELECT COUNT(*) FROM usage_events WHERE tenant_id = $1 AND event_id = $2", &[&tenant, id])
             .await
             .unwrap();
         assert_eq!(n, 1, "acknowledged event {id} lost");

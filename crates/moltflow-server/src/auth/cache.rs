@@ -4,13 +4,14 @@
 //! A change on this node (a revocation, a new role) takes effect on the very next request, even
 //! one whose state was being loaded while the change committed (see `staleness`). On PostgreSQL
 //! other nodes hear of it within milliseconds (`revocation`, `listener`); the one-second lifetime
-//! of a state is the backstop when they cannot.
+//! of a state is the backstop when they cannot. That second is measured on the injected clock
+//! (`now`, read once per request by the caller), so that tests move time instead of sleeping; the
+//! caches' own time-to-live (real time) only bounds memory.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use moltflow_core::clock::now_ms;
 use moltflow_core::scope::ScopeSet;
 use moltflow_store::accounts::{UserRow, find_tenant, find_user};
 use moltflow_store::api_keys::find_api_key_by_hash;
@@ -24,6 +25,12 @@ use super::staleness::{Dependencies, Kind, Staleness, Stamp};
 const STATE_TTL: Duration = Duration::from_secs(1);
 /// Loads of one state in a row that changes can overtake before the state is read uncached.
 const MAX_RELOADS: usize = 3;
+const STATE_TTL_MS: i64 = STATE_TTL.as_millis() as i64;
+
+/// Whether a state loaded at `loaded_at` is still trusted at `now` (a clock set back reloads too).
+fn fresh(loaded_at: i64, now: i64) -> bool {
+    (0..STATE_TTL_MS).contains(&(now - loaded_at))
+}
 /// How long a key secret that authenticated stays known valid after its last load, for the
 /// failed-authentication throttle (a key in use is loaded again every second).
 const KNOWN_KEY_TTL: Duration = Duration::from_secs(3600);
@@ -45,6 +52,8 @@ pub struct SessionState {
     /// The `/auth/me` body of this state, rendered on first use.
     pub me_body: MeBody,
     stamp: Stamp,
+    /// When this state was read from the database (clock time).
+    loaded_at: i64,
 }
 
 impl SessionState {
@@ -81,6 +90,8 @@ pub struct KeyState {
     /// Whether a success with this state has been noted among the known-valid keys.
     pub noted_valid: AtomicBool,
     stamp: Stamp,
+    /// When this state was read from the database (clock time).
+    loaded_at: i64,
 }
 
 fn key_dependencies<'a>(key: &'a KeyState, hash: &'a str) -> Dependencies<'a> {
@@ -131,8 +142,8 @@ async fn load_member(c: &mut impl AsDbConn, user_id: &str) -> Result<Option<Memb
 
 impl AuthCache {
     /// Claims of a token verified before, if it has not expired since.
-    pub fn verified_token(&self, token: &str) -> Option<Arc<Claims>> {
-        self.tokens.get(token).filter(|c| c.exp * 1000 > now_ms())
+    pub fn verified_token(&self, token: &str, now: i64) -> Option<Arc<Claims>> {
+        self.tokens.get(token).filter(|c| c.exp * 1000 > now)
     }
 
     pub fn remember_token(&self, token: &str, claims: Arc<Claims>) {
@@ -141,24 +152,39 @@ impl AuthCache {
 
     /// The session's state, from memory or (once per second per session, and after a change
     /// made it stale) from the database.
-    pub async fn session(&self, store: &Store, session_id: &str) -> Result<Arc<SessionState>, Arc<StoreError>> {
+    pub async fn session(
+        &self,
+        store: &Store,
+        session_id: &str,
+        now: i64,
+    ) -> Result<Arc<SessionState>, Arc<StoreError>> {
         for _ in 0..MAX_RELOADS {
-            let state = self.sessions.try_get_with_by_ref(session_id, self.load_session(store, session_id)).await?;
-            if self.staleness.is_current(&state.stamp, state.dependencies(session_id)) {
+            let state =
+                self.sessions.try_get_with_by_ref(session_id, self.load_session(store, session_id, now)).await?;
+            if fresh(state.loaded_at, now) && self.staleness.is_current(&state.stamp, state.dependencies(session_id)) {
                 return Ok(state);
             }
             self.sessions.invalidate(session_id).await;
         }
         // Changes keep overtaking the loads: this read, begun after all of them, is used uncached.
-        Ok(self.load_session(store, session_id).await?)
+        Ok(self.load_session(store, session_id, now).await?)
     }
 
-    async fn load_session(&self, store: &Store, session_id: &str) -> Result<Arc<SessionState>, StoreError> {
+    async fn load_session(&self, store: &Store, session_id: &str, now: i64) -> Result<Arc<SessionState>, StoreError> {
         let stamp = self.staleness.stamp();
         let mut conn = store.conn().await?;
         let Some(session) = find_session(&mut conn, session_id).await? else {
             let (method, me_body) = (String::new(), MeBody::default());
-            return Ok(Arc::new(SessionState { revoked: true, member: None, method, created_at: 0, me_body, stamp }));
+            let loaded_at = now;
+            return Ok(Arc::new(SessionState {
+                revoked: true,
+                member: None,
+                method,
+                created_at: 0,
+                me_body,
+                stamp,
+                loaded_at,
+            }));
         };
         let member = load_member(&mut conn, &session.user_id).await?;
         Ok(Arc::new(SessionState {
@@ -168,25 +194,26 @@ impl AuthCache {
             created_at: session.created_at,
             me_body: MeBody::default(),
             stamp,
+            loaded_at: now,
         }))
     }
 
     /// The key found by the SHA-256 of a presented secret (None: no such key).
-    pub async fn api_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, Arc<StoreError>> {
+    pub async fn api_key(&self, store: &Store, hash: &str, now: i64) -> Result<Option<Arc<KeyState>>, Arc<StoreError>> {
         for _ in 0..MAX_RELOADS {
             // No key has this hash: no change can give it one (secrets are random and new).
-            let Some(state) = self.keys.try_get_with_by_ref(hash, self.load_key(store, hash)).await? else {
+            let Some(state) = self.keys.try_get_with_by_ref(hash, self.load_key(store, hash, now)).await? else {
                 return Ok(None);
             };
-            if self.staleness.is_current(&state.stamp, key_dependencies(&state, hash)) {
+            if fresh(state.loaded_at, now) && self.staleness.is_current(&state.stamp, key_dependencies(&state, hash)) {
                 return Ok(Some(state));
             }
             self.keys.invalidate(hash).await;
         }
-        Ok(self.load_key(store, hash).await?)
+        Ok(self.load_key(store, hash, now).await?)
     }
 
-    async fn load_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, StoreError> {
+    async fn load_key(&self, store: &Store, hash: &str, now: i64) -> Result<Option<Arc<KeyState>>, StoreError> {
         let stamp = self.staleness.stamp();
         self.key_lookups.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("moltflow_api_key_lookups_total").increment(1);
@@ -209,6 +236,7 @@ impl AuthCache {
             id: row.id,
             tenant_id: row.tenant_id,
             stamp,
+            loaded_at: now,
         })))
     }
 

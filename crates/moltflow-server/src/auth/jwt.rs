@@ -4,7 +4,6 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use moltflow_core::clock::now_ms;
 use moltflow_core::ids::new_id;
@@ -17,6 +16,8 @@ use serde::{Deserialize, Serialize};
 /// Access tokens live 30 minutes.
 pub const ACCESS_TOKEN_SECONDS: i64 = 30 * 60;
 pub const AUDIENCE: &str = "moltflow";
+/// Clock skew tolerated past `exp` (between this node and the one that issued the token).
+const EXPIRY_LEEWAY_SECONDS: i64 = 5;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -56,7 +57,8 @@ impl JwtKeys {
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
-        validation.leeway = 5;
+        // Expiry is checked against the injected clock in `verify`, not the library's system time.
+        validation.validate_exp = false;
         Ok(JwtKeys {
             kid,
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
@@ -107,15 +109,16 @@ impl JwtKeys {
         }
     }
 
-    /// A signed access token for a session; returns it with its claims.
+    /// A signed access token for a session, issued at `now` (ms); returns it with its claims.
     pub fn issue(
         &self,
         user_id: &str,
         tenant_id: &str,
         role: &str,
         session_id: &str,
+        now: i64,
     ) -> anyhow::Result<(String, Claims)> {
-        let iat = now_ms() / 1000;
+        let iat = now / 1000;
         let claims = Claims {
             sub: user_id.to_owned(),
             tid: tenant_id.to_owned(),
@@ -133,17 +136,19 @@ impl JwtKeys {
         Ok((token, claims))
     }
 
-    /// Checks signature, `kid`, issuer, audience and expiry.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+    /// Checks signature, `kid`, issuer, audience and expiry at `now` (ms).
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(TokenError::Invalid);
         }
-        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
-            Ok(data) => Ok(data.claims),
-            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
-            Err(_) => Err(TokenError::Invalid),
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        if claims.exp + EXPIRY_LEEWAY_SECONDS < now / 1000 {
+            return Err(TokenError::Expired);
         }
+        Ok(claims)
     }
 }
 
@@ -162,6 +167,8 @@ fn parse_private_key(text: &str) -> Option<SigningKey> {
 mod tests {
     use super::*;
 
+    const NOW: i64 = 1_800_000_000_000;
+
     fn keys(seed: u8) -> JwtKeys {
         JwtKeys::from_signing_key(&SigningKey::from_bytes(&[seed; 32]), "http://issuer").unwrap()
     }
@@ -169,8 +176,8 @@ mod tests {
     #[test]
     fn issued_tokens_verify_and_carry_claims() {
         let k = keys(1);
-        let (token, claims) = k.issue("u1", "t1", "owner", "s1").unwrap();
-        let back = k.verify(&token).unwrap();
+        let (token, claims) = k.issue("u1", "t1", "owner", "s1", NOW).unwrap();
+        let back = k.verify(&token, NOW).unwrap();
         assert_eq!(back.sub, "u1");
         assert_eq!(back.sid, "s1");
         assert_eq!(back.exp - back.iat, ACCESS_TOKEN_SECONDS);
@@ -179,14 +186,23 @@ mod tests {
 
     #[test]
     fn foreign_and_tampered_tokens_are_invalid() {
-        let (token, _) = keys(2).issue("u1", "t1", "owner", "s1").unwrap();
-        assert_eq!(keys(1).verify(&token).unwrap_err(), TokenError::Invalid);
+        let (token, _) = keys(2).issue("u1", "t1", "owner", "s1", NOW).unwrap();
+        assert_eq!(keys(1).verify(&token, NOW).unwrap_err(), TokenError::Invalid);
         let k = keys(1);
-        let (token, _) = k.issue("u1", "t1", "owner", "s1").unwrap();
+        let (token, _) = k.issue("u1", "t1", "owner", "s1", NOW).unwrap();
         let mut tampered = token.clone();
         tampered.insert(token.find('.').unwrap() + 3, 'x');
-        assert_eq!(k.verify(&tampered).unwrap_err(), TokenError::Invalid);
-        assert_eq!(k.verify("garbage").unwrap_err(), TokenError::Invalid);
+        assert_eq!(k.verify(&tampered, NOW).unwrap_err(), TokenError::Invalid);
+        assert_eq!(k.verify("garbage", NOW).unwrap_err(), TokenError::Invalid);
+    }
+
+    #[test]
+    fn tokens_expire_after_thirty_minutes_and_five_seconds_of_skew() {
+        let k = keys(1);
+        let (token, _) = k.issue("u1", "t1", "owner", "s1", NOW).unwrap();
+        let end = NOW + ACCESS_TOKEN_SECONDS * 1000;
+        assert!(k.verify(&token, end + 5_999).is_ok(), "within the leeway");
+        assert_eq!(k.verify(&token, end + 6_000).unwrap_err(), TokenError::Expired);
     }
 
     #[test]

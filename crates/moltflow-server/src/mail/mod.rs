@@ -44,6 +44,36 @@ pub struct Mailer {
     public_url: String,
     /// Wakes the worker when a mail was queued, so delivery does not wait for the next poll.
     pub(crate) wake: Notify,
+    /// Mail requests answered already and still being queued on a task of their own.
+    pub queueing: Queueing,
+}
+
+/// Counts mail requests being queued off the request path (`services::recovery`), so that a pass
+/// of the outbox can first wait for the mail they are about to queue.
+#[derive(Default)]
+pub struct Queueing {
+    running: std::sync::Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// One queueing in progress, taken before the request answers; dropping it (done or failed) ends it.
+pub struct QueueingGuard(std::sync::Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Queueing {
+    pub fn start(&self) -> QueueingGuard {
+        self.running.send_modify(|n| *n += 1);
+        QueueingGuard(self.running.clone())
+    }
+
+    /// Waits until no queueing is in progress.
+    pub async fn idle(&self) {
+        let _ = self.running.subscribe().wait_for(|n| *n == 0).await;
+    }
+}
+
+impl Drop for QueueingGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Mailer {
@@ -52,6 +82,7 @@ impl Mailer {
             templates: Templates::load(config.mail.templates_dir.as_deref())?,
             public_url: config.server.public_url.clone(),
             wake: Notify::new(),
+            queueing: Queueing::default(),
         })
     }
 

@@ -53,8 +53,11 @@ impl Outbox {
         Ok(Outbox { state, transport, from })
     }
 
-    /// Attempts every mail due now (as `AppState::clock` reads it) once; answers how many.
+    /// Attempts every mail due now (as `AppState::clock` reads it) once; answers how many. Mail
+    /// requests answered already and still being queued on a task of their own are waited for
+    /// first, so that a pass after a request sees its mail.
     pub async fn run_once(&self) -> usize {
+        self.state.mailer.queueing.idle().await;
         let (never, _) = watch::channel(false);
         self.drain(&never.subscribe()).await
     }

@@ -29,6 +29,8 @@ pub const REUSE_GRACE_MS: i64 = 10 * SECOND_MS;
 #[derive(Clone, Copy)]
 pub struct Tokens<'a> {
     pub jwt: &'a JwtKeys,
+    /// Tokens are issued on the injected clock (tests move it to expire them).
+    pub clock: &'a Clock,
     /// A minted token is known valid from the start.
     pub auth_cache: &'a AuthCache,
 }
@@ -124,7 +126,7 @@ impl Tokens<'_> {
     /// The token pair for an opened session.
     pub fn pair(&self, user: &UserRow, opened: OpenedSession) -> Outcome<TokenPair> {
         let (access_token, claims) =
-            self.jwt.issue(&user.id, &user.tenant_id, user.role.as_str(), &opened.session_id)?;
+            self.jwt.issue(&user.id, &user.tenant_id, user.role.as_str(), &opened.session_id, self.clock.now_ms())?;
         // Known valid from the start: the failed-authentication throttle never stands in its way.
         self.auth_cache.remember_token(&access_token, Arc::new(claims));
         Ok(TokenPair {

@@ -4,7 +4,7 @@ use moltflow_core::secret::sha256_hex;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, token};
+use crate::common::{TestApp, app_with_owner, token};
 
 fn raw(key: &Value) -> String {
     token(key, "raw_key")
@@ -12,9 +12,7 @@ fn raw(key: &Value) -> String {
 
 #[tokio::test]
 async fn create_shows_the_secret_once_and_stores_only_its_hash() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     let r = app
         .post(
             "/api-keys",
@@ -54,13 +52,13 @@ async fn create_shows_the_secret_once_and_stores_only_its_hash() {
     let listed = app.get("/api-keys", Some(&at)).await;
     assert!(!listed.body.to_string().contains(&raw_key));
 
+    assert_eq!(app.count_with("SELECT COUNT(*) FROM api_keys WHERE key_hash = $1", &[&sha256_hex(&raw_key)]).await, 1);
     assert_eq!(
-        app.count(&format!("SELECT COUNT(*) FROM api_keys WHERE key_hash = '{}'", sha256_hex(&raw_key))).await,
-        1
-    );
-    assert_eq!(
-        app.count(&format!("SELECT COUNT(*) FROM api_keys WHERE key_hash = '{raw_key}' OR scopes LIKE '%{raw_key}%'"))
-            .await,
+        app.count_with(
+            "SELECT COUNT(*) FROM api_keys WHERE key_hash = $1 OR scopes LIKE '%' || $1 || '%'",
+            &[&raw_key]
+        )
+        .await,
         0
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'api_key.created'").await, 1);
@@ -84,9 +82,7 @@ async fn a_key_authenticates_by_header_or_bearer() {
 
 #[tokio::test]
 async fn list_is_newest_first_and_keeps_revoked_keys() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let first = app.create_key(&at, &["messages:send"]).await;
     let second = app.create_key(&at, &["messages:read"]).await;
     let del = app
@@ -136,9 +132,7 @@ const GUARDED: &[(&str, &str, &str)] = &[
 
 #[tokio::test]
 async fn every_guarded_route_refuses_a_key_without_its_scope() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let target = app.create_key(&at, &["messages:read"]).await;
     let id = target["id"].as_str().unwrap();
     let narrow = raw(&app.create_key(&at, &["messages:send"]).await);
@@ -191,9 +185,7 @@ async fn nobody_grants_a_scope_they_do_not_hold() {
 
 #[tokio::test]
 async fn members_manage_only_their_own_keys() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let oat = token(&owner, "access_token");
+    let (app, owner, oat) = app_with_owner().await;
     let member = app.add_member(&owner, "member@example.com", "member").await;
     let mat = token(&member, "access_token");
     let owners_key = app.create_key(&oat, &["messages:send"]).await;
@@ -229,9 +221,7 @@ async fn another_tenants_key_is_not_found() {
 
 #[tokio::test]
 async fn a_revoked_key_fails_on_the_very_next_request() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = app.create_key(&at, &["account:read"]).await;
     let raw_key = raw(&key);
     assert_eq!(app.with_key(Method::GET, "/auth/me", &raw_key, None).await.status, 200);
@@ -269,9 +259,11 @@ async fn once_revoke_has_answered_no_request_with_the_key_succeeds() {
             })
         })
         .collect();
+    // Real concurrency, on real time: let the four clients get going before the revoke …
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(app.send(app.client.delete(&url).bearer_auth(&at)).await.status, 204);
     let answered = std::time::Instant::now();
+    // … and keep them sending for a while after it answered.
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut after = 0;
@@ -288,9 +280,7 @@ async fn once_revoke_has_answered_no_request_with_the_key_succeeds() {
 
 #[tokio::test]
 async fn rotation_replaces_the_secret_and_keeps_the_key() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = app.create_key(&at, &["account:read"]).await;
     let old = raw(&key);
     let id = key["id"].as_str().unwrap();
@@ -311,9 +301,7 @@ async fn rotation_replaces_the_secret_and_keeps_the_key() {
 
 #[tokio::test]
 async fn a_grace_period_keeps_the_old_secret_working_until_it_ends() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = app.create_key(&at, &["account:read"]).await;
     let old = raw(&key);
     let id = key["id"].as_str().unwrap();
@@ -321,18 +309,17 @@ async fn a_grace_period_keeps_the_old_secret_working_until_it_ends() {
     let new = raw(&r.body);
     assert_eq!(app.with_key(Method::GET, "/auth/me", &old, None).await.status, 200);
     assert_eq!(app.with_key(Method::GET, "/auth/me", &new, None).await.status, 200);
-    // End the grace period in the database; other nodes' view (and this one's) follows within a second.
-    app.store.execute_raw("UPDATE api_keys SET previous_expires_at = 1").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A moment before the hour ends the old secret still works; at the hour it stops.
+    app.advance(Duration::from_secs(59 * 60 + 50));
+    assert_eq!(app.with_key(Method::GET, "/auth/me", &old, None).await.status, 200);
+    app.advance(Duration::from_secs(10));
     app.with_key(Method::GET, "/auth/me", &old, None).await.assert(401, "invalid_api_key");
     assert_eq!(app.with_key(Method::GET, "/auth/me", &new, None).await.status, 200);
 }
 
 #[tokio::test]
 async fn revoked_keys_cannot_be_rotated_and_bad_grace_periods_are_refused() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = app.create_key(&at, &["account:read"]).await;
     let id = key["id"].as_str().unwrap();
     for bad in [
@@ -354,9 +341,7 @@ async fn revoked_keys_cannot_be_rotated_and_bad_grace_periods_are_refused() {
 
 #[tokio::test]
 async fn expired_keys_are_refused_as_expired() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = app.create_key(&at, &["account:read"]).await;
     app.store.execute_raw("UPDATE api_keys SET expires_at = 1").await.unwrap();
     app.with_key(Method::GET, "/auth/me", &raw(&key), None).await.assert(401, "api_key_expired");
@@ -368,9 +353,7 @@ async fn expired_keys_are_refused_as_expired() {
 
 #[tokio::test]
 async fn bad_create_requests_write_nothing() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let long = "n".repeat(10_000);
     let cases = [
         json!({"name": "", "scopes": ["messages:send"]}),
@@ -434,42 +417,42 @@ async fn a_demoted_creator_shrinks_their_keys() {
     let scopes = app.with_key(Method::GET, "/auth/me", &key, None).await.body["auth"]["scopes"].clone();
     assert!(scopes.as_array().unwrap().contains(&json!("settings:manage")), "{scopes}");
     let admin_id = admin["user"]["id"].as_str().unwrap();
-    app.store.execute_raw(&format!("UPDATE users SET role = 'member' WHERE id = '{admin_id}'")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.exec("UPDATE users SET role = 'member' WHERE id = $1", &[admin_id]).await;
+    // Cached states are trusted for a second (another node's change reaches this one then).
+    app.advance(Duration::from_secs(1));
     let scopes = app.with_key(Method::GET, "/auth/me", &key, None).await.body["auth"]["scopes"].clone();
     assert!(!scopes.as_array().unwrap().contains(&json!("settings:manage")), "{scopes}");
     assert!(scopes.as_array().unwrap().contains(&json!("settings:read")), "{scopes}");
     // A removed creator's keys stop working.
-    app.store.execute_raw(&format!("DELETE FROM users WHERE id = '{admin_id}'")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.exec("DELETE FROM users WHERE id = $1", &[admin_id]).await;
+    app.advance(Duration::from_secs(1));
     app.with_key(Method::GET, "/auth/me", &key, None).await.assert(401, "invalid_api_key");
 }
 
 #[tokio::test]
 async fn last_used_at_is_recorded_at_most_once_a_minute() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = app.create_key(&at, &["account:read"]).await;
     let raw_key = raw(&key);
+    let path = format!("/api-keys/{}", key["id"].as_str().unwrap());
+    assert_eq!(app.get(&path, Some(&at)).await.body["last_used_at"], Value::Null, "never used");
     app.with_key(Method::GET, "/auth/me", &raw_key, None).await;
-    let mut first = Value::Null;
-    for _ in 0..30 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        first = app.get(&format!("/api-keys/{}", key["id"].as_str().unwrap()), Some(&at)).await.body["last_used_at"]
-            .clone();
-        if first.is_string() {
-            break;
-        }
-    }
-    assert!(first.is_string(), "last_used_at never written");
+    app.flush_last_used().await;
+    let first = app.get(&path, Some(&at)).await.body["last_used_at"].clone();
+    assert!(first.is_string(), "last_used_at written: {first}");
+    // Uses within the minute write nothing.
+    app.advance(Duration::from_secs(30));
     for _ in 0..3 {
         app.with_key(Method::GET, "/auth/me", &raw_key, None).await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let later =
-        app.get(&format!("/api-keys/{}", key["id"].as_str().unwrap()), Some(&at)).await.body["last_used_at"].clone();
-    assert_eq!(first, later);
+    app.flush_last_used().await;
+    assert_eq!(app.get(&path, Some(&at)).await.body["last_used_at"], first);
+    // A use a minute after the last written one is written.
+    app.advance(Duration::from_secs(30));
+    app.with_key(Method::GET, "/auth/me", &raw_key, None).await;
+    app.flush_last_used().await;
+    let later = app.get(&path, Some(&at)).await.body["last_used_at"].clone();
+    assert!(later.as_str() > first.as_str(), "{later} after {first}");
 }
 
 #[tokio::test]
@@ -498,9 +481,7 @@ async fn the_scope_catalogue_lists_every_scope_and_presets() {
 
 #[tokio::test]
 async fn requests_are_limited_per_principal_by_plan() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     let key = raw(&app.create_key(&at, &["account:read"]).await);
     let first = app.with_key(Method::GET, "/auth/me", &key, None).await;
     assert_eq!(first.header("ratelimit-limit"), Some("60"));
@@ -517,8 +498,8 @@ async fn requests_are_limited_per_principal_by_plan() {
     assert_eq!(app.get("/auth/me", Some(&at)).await.status, 200);
     // A plan with a higher rate takes effect (within a second).
     let tenant = owner["user"]["tenant_id"].as_str().unwrap();
-    app.store.execute_raw(&format!("UPDATE tenants SET plan_id = 'business' WHERE id = '{tenant}'")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.exec("UPDATE tenants SET plan_id = 'business' WHERE id = $1", &[tenant]).await;
+    app.advance(Duration::from_secs(1));
     let upgraded = app.with_key(Method::GET, "/auth/me", &key, None).await;
     assert_eq!(upgraded.status, 200);
     assert_eq!(upgraded.header("ratelimit-limit"), Some("3000"));

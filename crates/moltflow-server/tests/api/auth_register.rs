@@ -21,9 +21,10 @@ async fn register_creates_owner_of_a_free_tenant_and_signs_in() {
     assert_eq!(user["full_name"], "Ana Lima");
     let tenant_id = user["tenant_id"].as_str().unwrap();
     let plan = app
-        .count(&format!(
-            "SELECT COUNT(*) FROM tenants WHERE id = '{tenant_id}' AND plan_id = 'free' AND name = 'Lima Agency'"
-        ))
+        .count_with(
+            "SELECT COUNT(*) FROM tenants WHERE id = $1 AND plan_id = 'free' AND name = 'Lima Agency'",
+            &[tenant_id],
+        )
         .await;
     assert_eq!(plan, 1);
     let stored = app.count("SELECT COUNT(*) FROM users WHERE password_hash LIKE '$argon2id$%'").await;

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
@@ -106,6 +108,22 @@ async fn a_deleted_user_token_stops_working() {
     let at = token(&pair, "access_token");
     assert_eq!(app.get("/auth/me", Some(&at)).await.status, 200);
     app.store.execute_raw("DELETE FROM users").await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Another node may have deleted it: this one trusts its cached session state for a second.
+    app.advance(Duration::from_secs(1));
     app.get("/auth/me", Some(&at)).await.assert(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn an_access_token_expires_after_thirty_minutes_and_the_refresh_token_carries_on() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("ana@example.com").await;
+    let at = token(&pair, "access_token");
+    // Valid until its 30 minutes (and 5 s of tolerated clock skew, see `auth::jwt`) are over.
+    app.advance(Duration::from_secs(30 * 60 - 5));
+    assert_eq!(app.get("/auth/me", Some(&at)).await.status, 200);
+    app.advance(Duration::from_secs(12));
+    app.get("/auth/me", Some(&at)).await.assert(401, "token_expired");
+    let refreshed = app.post("/auth/refresh", json!({"refresh_token": token(&pair, "refresh_token")}), None).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_eq!(app.get("/auth/me", Some(&token(&refreshed.body, "access_token"))).await.status, 200);
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 use moltflow_server::billing::signature::sign;
 use serde_json::{Value, json};
 
-use crate::common::{PASSWORD, TestApp, token};
+use crate::common::{PASSWORD, TestApp, app_with_owner, token};
 use crate::stripe_mock::{Failure, StripeMock};
 
 pub const WEBHOOK_SECRET: &str = "whsec_moltflow_test";
@@ -34,8 +34,8 @@ pub fn tenant_of(pair: &Value) -> String {
 }
 
 async fn plan_of(app: &TestApp, tenant: &str) -> String {
-    let n = app.count(&format!("SELECT COUNT(*) FROM tenants WHERE id = '{tenant}' AND plan_id = 'pro'")).await;
-    let b = app.count(&format!("SELECT COUNT(*) FROM tenants WHERE id = '{tenant}' AND plan_id = 'business'")).await;
+    let n = app.count_with("SELECT COUNT(*) FROM tenants WHERE id = $1 AND plan_id = 'pro'", &[tenant]).await;
+    let b = app.count_with("SELECT COUNT(*) FROM tenants WHERE id = $1 AND plan_id = 'business'", &[tenant]).await;
     match (n, b) {
         (1, _) => "pro".into(),
         (_, 1) => "business".into(),
@@ -86,9 +86,7 @@ async fn a_new_tenant_is_on_the_free_plan() {
 
 #[tokio::test]
 async fn local_checkout_upgrades_through_the_pay_page() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     let r = app.post("/billing/checkout", json!({"plan_id": "pro", "billing_cycle": "monthly"}), Some(&at)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let url = r.body["checkout_url"].as_str().unwrap().to_owned();
@@ -125,9 +123,7 @@ async fn local_checkout_upgrades_through_the_pay_page() {
 
 #[tokio::test]
 async fn bad_checkouts_change_nothing() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     app.post("/billing/checkout", json!({"plan_id": "platinum", "billing_cycle": "monthly"}), Some(&at))
         .await
         .assert(404, "plan_not_found");
@@ -192,9 +188,7 @@ async fn redirects_may_go_to_allow_listed_origins() {
 
 #[tokio::test]
 async fn cancel_keeps_the_plan_until_the_period_ends() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     app.post("/billing/cancel", json!({}), Some(&at)).await.assert(409, "no_subscription");
     app.post("/billing/portal", json!({}), Some(&at)).await.assert(409, "no_billing_customer");
     let url =
@@ -472,7 +466,7 @@ async fn signup_checkout_creates_the_account_and_its_checkout() {
         assert!(paid.body[f].is_string(), "{f}");
     }
     let tenant = paid.body["tenant_id"].as_str().unwrap();
-    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM checkout_sessions WHERE tenant_id = '{tenant}'")).await, 1);
+    assert_eq!(app.count_with("SELECT COUNT(*) FROM checkout_sessions WHERE tenant_id = $1", &[tenant]).await, 1);
     let url = paid.body["checkout_url"].as_str().unwrap();
     app.client.post(url).send().await.unwrap();
     let pair = app.login("pro@example.com", PASSWORD).await.body;
@@ -605,6 +599,7 @@ async fn stripe_provider_against_localstripe() {
     // The emulator's signed customer.subscription.created reaches the webhook.
     let mut plan = Value::Null;
     for _ in 0..50 {
+        // The emulator (another process) posts its webhook on its own time: poll for its effect.
         tokio::time::sleep(Duration::from_millis(200)).await;
         plan = app.get("/billing/subscription", Some(&at)).await.body;
         if plan["plan_id"] == "pro" {
@@ -621,6 +616,7 @@ async fn stripe_provider_against_localstripe() {
     assert_eq!(remote["cancel_at_period_end"], true);
     assert_eq!(auth(http.delete(ls(&format!("/v1/subscriptions/{sub_id}")))).send().await.unwrap().status(), 200);
     for _ in 0..50 {
+        // As above: the emulator's webhook arrives when it sends it.
         tokio::time::sleep(Duration::from_millis(200)).await;
         plan = app.get("/billing/subscription", Some(&at)).await.body;
         if plan["plan_id"] == "free" {

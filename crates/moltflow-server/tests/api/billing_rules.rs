@@ -188,13 +188,14 @@ async fn erasing_a_tenant_cancels_its_subscription_at_the_provider_first() {
     let owner = app.register("owner@example.com").await;
     let (tenant, at) = (tenant_of(&owner), token(&owner, "access_token"));
     deliver(&app, &checkout_completed("evt_1", 100, &tenant, "sub_D", "pro", "monthly")).await;
-    let tenant_rows = format!("SELECT COUNT(*) FROM tenants WHERE id = '{tenant}'");
+    let tenant_params = [tenant.as_str()];
+    let tenant_rows = || app.count_with("SELECT COUNT(*) FROM tenants WHERE id = $1", &tenant_params);
 
     // Stripe refuses: 502, and nothing is erased (the account still signs in).
     mock.fail(Failure::ServerError(10));
     delete_me(&app, &at).await.assert(502, "billing_provider_error");
     mock.fail(Failure::None);
-    assert_eq!(app.count(&tenant_rows).await, 1);
+    assert_eq!(tenant_rows().await, 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM subscriptions WHERE status = 'active'").await, 1);
     assert_eq!(app.get("/users/me", Some(&at)).await.status, 200, "the session was not revoked");
 
@@ -204,7 +205,7 @@ async fn erasing_a_tenant_cancels_its_subscription_at_the_provider_first() {
     mock.fail(Failure::None);
     r.assert(503, "billing_unavailable");
     assert!(r.header("retry-after").is_some());
-    assert_eq!(app.count(&tenant_rows).await, 1);
+    assert_eq!(tenant_rows().await, 1);
     assert_eq!(app.login("owner@example.com", PASSWORD).await.status, 200);
 
     // Stripe answers: the subscription is deleted there (now, not at the period's end), then
@@ -213,7 +214,7 @@ async fn erasing_a_tenant_cancels_its_subscription_at_the_provider_first() {
     assert_eq!(delete_me(&app, &at).await.status, 204);
     assert_eq!(cancellations(&mock, "sub_D"), before + 1);
     assert!(mock.requests_to("/v1/subscriptions/sub_D").iter().all(|r| r.field("cancel_at_period_end").is_none()));
-    assert_eq!(app.count(&tenant_rows).await, 0);
+    assert_eq!(tenant_rows().await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM subscriptions").await, 0);
 }
 

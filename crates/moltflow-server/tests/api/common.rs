@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Once;
 
 use base64::Engine;
-use moltflow_server::mail::worker::OutboxWorker;
+use moltflow_server::mail::worker::{Outbox, OutboxWorker};
 use moltflow_server::{AppState, Config, app};
 use moltflow_store::{PoolSettings, Store};
 use reqwest::header::HeaderMap;
@@ -26,7 +26,8 @@ pub struct TestApp {
     pub mail_dir: PathBuf,
     /// The database URL and PostgreSQL schema, for a second node over the same data.
     database: (String, Option<String>),
-    /// The running outbox worker (tests may stop it and start another).
+    /// The outbox worker, when the test runs one ([`TestApp::spawn_with_worker`]); other tests
+    /// deliver mail with [`TestApp::deliver_mail`] (tests may stop it and start another).
     pub worker: Option<OutboxWorker>,
     _dir: TempDir,
 }
@@ -75,9 +76,16 @@ impl TestApp {
         Self::spawn_with(&[]).await
     }
 
-    /// A test app with configuration overrides (`("rate_limit_scale", "0")`, …).
+    /// A test app with configuration overrides (`("rate_limit_scale", "0")`, …). No outbox worker
+    /// runs: mail stays queued until the test delivers it with [`TestApp::deliver_mail`].
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
-        Self::spawn_on(None, overrides).await
+        Self::spawn_on(None, overrides, false).await
+    }
+
+    /// As [`TestApp::spawn_with`], with the background outbox worker running, for the tests of
+    /// the worker itself (it wakes on queued mail and polls every 50 ms).
+    pub async fn spawn_with_worker(overrides: &[(&str, &str)]) -> TestApp {
+        Self::spawn_on(None, overrides, true).await
     }
 
     /// Another node over this app's PostgreSQL schema (with its own caches and listener), as
@@ -85,10 +93,14 @@ impl TestApp {
     pub async fn spawn_peer(&self) -> Option<TestApp> {
         self.database.1.as_ref()?;
         // One service behind a load balancer: one public URL (the tokens' issuer).
-        Some(Self::spawn_on(Some(self.database.clone()), &[("public_url", &self.base)]).await)
+        Some(Self::spawn_on(Some(self.database.clone()), &[("public_url", &self.base)], false).await)
     }
 
-    async fn spawn_on(database: Option<(String, Option<String>)>, overrides: &[(&str, &str)]) -> TestApp {
+    async fn spawn_on(
+        database: Option<(String, Option<String>)>,
+        overrides: &[(&str, &str)],
+        with_worker: bool,
+    ) -> TestApp {
         backend_note();
         moltflow_server::tls::install_crypto_provider();
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -118,10 +130,11 @@ impl TestApp {
         // A test may point the service elsewhere (through a proxy it controls).
         let url = map.get("database_url").cloned().unwrap_or(url);
         let mut config = Config::from_map(&map).expect("test config");
-        // Deliver within milliseconds and retry quickly, so that mail tests stay fast.
+        // A worker (when one runs) delivers within milliseconds. Retries wait a minute, far longer
+        // than a test takes on a loaded machine: tests reach them by moving the clock.
         config.mail.poll_interval = std::time::Duration::from_millis(50);
-        config.mail.backoff_base = std::time::Duration::from_millis(100);
-        // A test that moves the clock through the backoff asks for a longer one.
+        config.mail.backoff_base = std::time::Duration::from_secs(60);
+        // A test may ask for another backoff.
         if let Some(ms) = map.get("test_mail_backoff_ms").and_then(|ms| ms.parse().ok()) {
             config.mail.backoff_base = std::time::Duration::from_millis(ms);
         }
@@ -130,7 +143,7 @@ impl TestApp {
         store.migrate().await.expect("migrate");
         let state = AppState::new(config, store.clone()).await.expect("state");
         let workers = moltflow_server::workers::spawn(&state);
-        let worker = OutboxWorker::spawn(state.clone()).expect("outbox worker");
+        let worker = with_worker.then(|| OutboxWorker::spawn(state.clone()).expect("outbox worker"));
         let router = app(state.clone());
         let deadlines = moltflow_server::http_server::Deadlines::of(&state.config);
         tokio::spawn(moltflow_server::http_server::serve(listener, router, deadlines, std::future::pending()));
@@ -142,7 +155,7 @@ impl TestApp {
             _workers: workers,
             mail_dir: dir.join("mail"),
             database: (url, schema),
-            worker: Some(worker),
+            worker,
             _dir: TempDir(dir),
         }
     }
@@ -237,19 +250,18 @@ impl TestApp {
     /// Registers a second user into `owner`'s tenant with `role` (SQL: invitations come later).
     pub async fn add_member(&self, owner_pair: &Value, email: &str, role: &str) -> Value {
         let pair = self.register(email).await;
-        let tenant = owner_pair["user"]["tenant_id"].as_str().unwrap();
-        let user = pair["user"]["id"].as_str().unwrap();
-        let old_tenant = pair["user"]["tenant_id"].as_str().unwrap();
-        self.store
-            .execute_raw(&format!("UPDATE users SET tenant_id = '{tenant}', role = '{role}' WHERE id = '{user}'"))
-            .await
-            .unwrap();
-        self.store
-            .execute_raw(&format!("UPDATE sessions SET tenant_id = '{tenant}' WHERE user_id = '{user}'"))
-            .await
-            .unwrap();
-        self.store.execute_raw(&format!("DELETE FROM tenants WHERE id = '{old_tenant}'")).await.unwrap();
+        self.move_user(&pair, owner_pair["user"]["tenant_id"].as_str().expect("tenant id"), role).await;
         self.login(email, PASSWORD).await.body
+    }
+
+    /// Moves a registered user (and their sessions) into `tenant` with `role`, and deletes the
+    /// tenant their registration created.
+    pub async fn move_user(&self, pair: &Value, tenant: &str, role: &str) {
+        let user = pair["user"]["id"].as_str().expect("user id");
+        let old_tenant = pair["user"]["tenant_id"].as_str().expect("tenant id");
+        self.exec("UPDATE users SET tenant_id = $1, role = $2 WHERE id = $3", &[tenant, role, user]).await;
+        self.exec("UPDATE sessions SET tenant_id = $1 WHERE user_id = $2", &[tenant, user]).await;
+        self.exec("DELETE FROM tenants WHERE id = $1", &[old_tenant]).await;
     }
 
     /// Waits until every audit entry queued off the request path (`login.failed`) is written.
@@ -263,7 +275,36 @@ impl TestApp {
         self.store.scalar_i64(sql).await.expect("count query")
     }
 
-    /// Waits (up to 10 s) until `sql` counts `n`.
+    /// [`TestApp::count`] with text parameters bound to `$1`, `$2`, …
+    pub async fn count_with(&self, sql: &str, params: &[&str]) -> i64 {
+        self.store.scalar_i64_with(sql, params).await.expect("count query")
+    }
+
+    /// Runs a statement with text parameters bound to `$1`, `$2`, …; returns the rows it touched.
+    pub async fn exec(&self, sql: &str, params: &[&str]) -> u64 {
+        self.store.execute_with(sql, params).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Moves the app's clock forward: what tests do instead of sleeping.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.state.clock.advance(by);
+    }
+
+    /// Runs the outbox once, as the worker would: every mail due now is delivered (or fails and
+    /// is rescheduled). Returns how many were attempted.
+    pub async fn deliver_mail(&self) -> usize {
+        Outbox::new(self.state.clone()).expect("outbox").run_once().await
+    }
+
+    /// Waits until every API-key use noted so far has its `last_used_at` written.
+    pub async fn flush_last_used(&self) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.state.last_used.flush())
+            .await
+            .expect("the last_used writer flushes within 10 s");
+    }
+
+    /// Waits (up to 10 s) until `sql` counts `n`: for what other tasks or processes do on real
+    /// time (a PostgreSQL listener connecting), not for what the clock governs.
     pub async fn wait_count(&self, sql: &str, n: i64) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
@@ -295,10 +336,23 @@ pub async fn owner(app: &TestApp, email: &str) -> (String, String) {
     (token(&pair, "access_token"), pair["user"]["tenant_id"].as_str().expect("tenant id").to_owned())
 }
 
+/// Inserts a pending invitation row directly (what no API can do: backdated, or sent before a
+/// rule existed); `token_hash` is the SHA-256 of its raw token.
+pub async fn insert_invitation(app: &TestApp, row: moltflow_store::invitations::InvitationRow) {
+    let mut conn = app.store.conn().await.expect("connection");
+    moltflow_store::invitations::insert_invitation(&mut conn, &row).await.expect("invitation");
+}
+
 /// Moves a tenant to another plan, as billing will.
 pub async fn set_plan(app: &TestApp, tenant_id: &str, plan_id: &str) {
-    app.store
-        .execute_raw(&format!("UPDATE tenants SET plan_id = '{plan_id}' WHERE id = '{tenant_id}'"))
-        .await
-        .expect("plan");
+    app.exec("UPDATE tenants SET plan_id = $1 WHERE id = $2", &[plan_id, tenant_id]).await;
+}
+
+/// The arrange step most tests share: a fresh app and its registered owner (`owner@example.com`):
+/// `(app, token pair, access token)`.
+pub async fn app_with_owner() -> (TestApp, Value, String) {
+    let app = TestApp::spawn().await;
+    let owner = app.register("owner@example.com").await;
+    let access = token(&owner, "access_token");
+    (app, owner, access)
 }

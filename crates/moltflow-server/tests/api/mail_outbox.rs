@@ -8,9 +8,11 @@ use serde_json::json;
 use crate::common::{PASSWORD, TestApp, token};
 use crate::smtp::{SmtpSink, mail_files};
 
+/// An app that mails over SMTP to a sink; no worker runs: `sink.wait_for` runs the outbox once.
 pub async fn app_with_smtp() -> (TestApp, SmtpSink) {
-    let sink = SmtpSink::start().await;
+    let mut sink = SmtpSink::start().await;
     let app = TestApp::spawn_with(&[("smtp_url", &sink.url())]).await;
+    sink.outbox = Some(app.state.clone());
     (app, sink)
 }
 
@@ -43,7 +45,7 @@ async fn registration_mail_arrives_over_smtp_and_its_link_verifies_the_email() {
             .await,
         1
     );
-    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM one_time_tokens WHERE token_hash = '{t}'")).await, 0);
+    assert_eq!(app.count_with("SELECT COUNT(*) FROM one_time_tokens WHERE token_hash = $1", &[&t]).await, 0);
 }
 
 #[tokio::test]
@@ -54,20 +56,23 @@ async fn mail_queued_while_smtp_is_down_is_delivered_exactly_once_after_it_retur
         app.register(&format!("user{i}@example.com")).await;
     }
     app.post("/auth/forgot-password", json!({"email": "user0@example.com"}), None).await;
-    // Every mail was attempted and failed; each failure is recorded and the mail kept.
-    app.wait_count(
-        "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL AND attempts >= 1 AND last_error IS NOT NULL",
-        4,
-    )
-    .await;
+    // Every mail is attempted and fails; each failure is recorded and the mail kept.
+    assert_eq!(app.deliver_mail().await, 4);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL AND attempts = 1 AND last_error IS NOT NULL")
+            .await,
+        4
+    );
     assert_eq!(sink.messages().len(), 0);
-
+    // Nothing is tried again before its backoff (a minute in tests) has passed, even with SMTP back.
     sink.restart();
+    assert_eq!(app.deliver_mail().await, 0);
+
+    app.advance(Duration::from_secs(61));
     let mails = sink.wait_for(4).await;
-    // Give the worker time to (wrongly) send anything twice.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let mails_after = sink.messages();
-    assert_eq!(mails_after.len(), 4, "{:?}", mails_after.iter().map(|m| &m.rcpt).collect::<Vec<_>>());
+    // Another pass finds nothing left: each mail was sent once.
+    assert_eq!(app.deliver_mail().await, 0);
+    assert_eq!(sink.messages().len(), 4);
     let mut rcpts: Vec<String> = mails.iter().map(|m| m.rcpt.join(",")).collect();
     rcpts.sort();
     assert_eq!(rcpts, ["user0@example.com", "user0@example.com", "user1@example.com", "user2@example.com"]);
@@ -81,23 +86,26 @@ async fn mail_queued_while_smtp_is_down_is_delivered_exactly_once_after_it_retur
 }
 
 #[tokio::test]
-async fn queued_mail_survives_a_worker_restart() {
-    let (mut app, sink) = app_with_smtp().await;
-    app.worker.take().expect("worker").stop().await;
+async fn the_worker_delivers_queued_mail_and_mail_survives_its_restart() {
+    let sink = SmtpSink::start().await;
+    let mut app = TestApp::spawn_with_worker(&[("smtp_url", &sink.url())]).await;
     app.register("ana@example.com").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sink.messages().len(), 0, "no worker, no delivery");
-    assert_eq!(app.count("SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL").await, 1);
+    // The worker runs on its own task and wakes on queued mail: wait for it.
+    assert_eq!(sink.wait_for(1).await[0].rcpt, ["ana@example.com"]);
+
+    app.worker.take().expect("worker").stop().await;
+    app.register("bea@example.com").await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL").await, 1, "queued, not sent");
     app.worker = Some(OutboxWorker::spawn(app.state.clone()).expect("worker"));
-    let mail = sink.wait_for(1).await.remove(0);
-    assert_eq!(mail.rcpt, ["ana@example.com"]);
+    let mail = sink.wait_for(2).await.remove(1);
+    assert_eq!(mail.rcpt, ["bea@example.com"]);
 }
 
 #[tokio::test]
 async fn without_smtp_mail_is_written_as_eml_files_that_complete_the_flow() {
     let app = TestApp::spawn().await;
     let pair = app.register("ana@example.com").await;
-    app.wait_count("SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NOT NULL", 1).await;
+    assert_eq!(app.deliver_mail().await, 1);
     let files = mail_files(&app.mail_dir);
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].header("To").as_deref(), Some("ana@example.com"));

@@ -2,19 +2,20 @@
 //! over another user's key by rotating it, and keys an unverified registrant left for the owner of
 //! the mailbox to inherit. Helpers shared with `security_members`.
 
-use std::time::{Duration, Instant};
-
 use moltflow_core::secret::sha256_hex;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{PASSWORD, Resp, TestApp, token};
+use moltflow_core::clock::DAY_MS;
+use moltflow_store::invitations::InvitationRow;
+
+use crate::common::{PASSWORD, Resp, TestApp, app_with_owner, insert_invitation, token};
 use crate::smtp::{Mail, mail_files};
 
 /// Marks an address verified, as following the verification mail would.
 pub async fn verified(app: &TestApp, email: &str) {
-    let n = app.store.execute_raw(&format!("UPDATE users SET email_verified = TRUE WHERE email = '{email}'")).await;
-    assert_eq!(n.expect("verify"), 1, "{email}");
+    let n = app.exec("UPDATE users SET email_verified = TRUE WHERE email = $1", &[email]).await;
+    assert_eq!(n, 1, "{email}");
 }
 
 pub async fn delete(app: &TestApp, path: &str, bearer: &str) -> Resp {
@@ -29,20 +30,16 @@ pub fn id(body: &Value) -> String {
     body["id"].as_str().or_else(|| body["user"]["id"].as_str()).expect("an id").to_owned()
 }
 
-/// The newest mail (of the file transport) to `to` whose subject contains `subject`, waiting up
-/// to 10 s for the outbox worker to write it.
+/// The newest mail (of the file transport) to `to` whose subject contains `subject`, after a pass
+/// of the outbox.
 pub async fn mail_to(app: &TestApp, to: &str, subject: &str) -> Mail {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = mail_files(&app.mail_dir).into_iter().rfind(|m| {
+    app.deliver_mail().await;
+    mail_files(&app.mail_dir)
+        .into_iter()
+        .rfind(|m| {
             m.header("To").is_some_and(|t| t.contains(to)) && m.header("Subject").is_some_and(|s| s.contains(subject))
-        });
-        if let Some(mail) = found {
-            return mail;
-        }
-        assert!(Instant::now() < deadline, "no mail to {to} about {subject:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        })
+        .unwrap_or_else(|| panic!("no mail to {to} about {subject:?}"))
 }
 
 async fn rotate(app: &TestApp, key_id: &str, bearer: &str) -> Resp {
@@ -60,9 +57,7 @@ fn secrets_in(body: &Value) -> usize {
 
 #[tokio::test]
 async fn only_a_keys_creator_rotates_it_and_nobody_reads_another_users_secret() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let oat = token(&owner, "access_token");
+    let (app, owner, oat) = app_with_owner().await;
     let admin = app.add_member(&owner, "admin@example.com", "admin").await;
     let aat = token(&admin, "access_token");
     let second_owner = app.add_member(&owner, "second@example.com", "owner").await;
@@ -76,10 +71,7 @@ async fn only_a_keys_creator_rotates_it_and_nobody_reads_another_users_secret() 
     rotate_with_key(&app, &kid, &admins_key).await.assert(403, "not_key_owner");
     // Another owner may not either: the secret is its creator's alone.
     rotate(&app, &kid, &sat).await.assert(403, "not_key_owner");
-    assert_eq!(
-        app.count(&format!("SELECT COUNT(*) FROM api_keys WHERE key_hash = '{}'", sha256_hex(&secret))).await,
-        1
-    );
+    assert_eq!(app.count_with("SELECT COUNT(*) FROM api_keys WHERE key_hash = $1", &[&sha256_hex(&secret)]).await, 1);
     assert_eq!(app.with_key(Method::GET, "/auth/me", &secret, None).await.status, 200, "the secret is unchanged");
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'api_key.rotated'").await, 0);
 
@@ -116,9 +108,7 @@ async fn only_a_keys_creator_rotates_it_and_nobody_reads_another_users_secret() 
 
 #[tokio::test]
 async fn a_key_rotates_only_keys_within_its_own_scopes() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let oat = token(&owner, "access_token");
+    let (app, _, oat) = app_with_owner().await;
     let full = app.create_key(&oat, &["*"]).await;
     let narrow = app.create_key(&oat, &["account:manage", "messages:send"]).await;
     let (full_id, narrow_id) = (id(&full), id(&narrow));
@@ -151,17 +141,20 @@ async fn pre_registered(app: &TestApp, email: &str) -> (String, String, String) 
 /// raw token.
 async fn legacy_invitation(app: &TestApp, inviter: &str, tenant_id: &str, to: &str) -> String {
     let raw = format!("legacy-invitation-{}", uuid::Uuid::new_v4().simple());
-    let now = moltflow_core::clock::now_ms();
-    app.store
-        .execute_raw(&format!(
-            "INSERT INTO invitations (id, tenant_id, email, role, token_hash, invited_by, created_at, expires_at) \
-             VALUES ('{}', '{tenant_id}', '{to}', 'admin', '{}', '{inviter}', {now}, {})",
-            uuid::Uuid::now_v7(),
-            sha256_hex(&raw),
-            now + 86_400_000
-        ))
-        .await
-        .expect("invitation");
+    let now = app.state.clock.now_ms();
+    let row = InvitationRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant_id.to_owned(),
+        email: to.to_owned(),
+        role: "admin".to_owned(),
+        token_hash: sha256_hex(&raw),
+        invited_by: Some(inviter.to_owned()),
+        created_at: now,
+        expires_at: now + DAY_MS,
+        accepted_at: None,
+        revoked_at: None,
+    };
+    insert_invitation(app, row).await;
     raw
 }
 

@@ -6,7 +6,10 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{PASSWORD, Resp, TestApp, token};
+use moltflow_core::clock::{DAY_MS, HOUR_MS};
+use moltflow_store::invitations::InvitationRow;
+
+use crate::common::{PASSWORD, Resp, TestApp, app_with_owner, insert_invitation, token};
 use crate::security_keys::{delete, id, mail_to, patch, verified};
 
 async fn invite(app: &TestApp, bearer: &str, email: &str, role: &str) -> Resp {
@@ -28,9 +31,7 @@ async fn accept(app: &TestApp, email: &str) -> Resp {
 
 #[tokio::test]
 async fn only_users_with_a_verified_email_invite() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let key = token(&app.create_key(&at, &["*"]).await, "raw_key");
     invite(&app, &at, "anyone@example.com", "member").await.assert(403, "email_unverified");
     // A key invites as its creator.
@@ -76,18 +77,22 @@ async fn a_tenant_sends_at_most_a_hundred_invitations_a_day() {
     let tenant = owner["user"]["tenant_id"].as_str().unwrap();
     let user = id(&owner);
     // 100 invitations sent over the last day, the oldest 23 hours ago.
-    let now = moltflow_core::clock::now_ms();
+    let now = app.state.clock.now_ms();
     for i in 0..100 {
-        let at = now - 23 * 3_600_000 + i;
-        app.store
-            .execute_raw(&format!(
-                "INSERT INTO invitations (id, tenant_id, email, role, token_hash, invited_by, created_at, expires_at) \
-                 VALUES ('{}', '{tenant}', 'bulk{i}@example.com', 'member', 'hash{i}', '{user}', {at}, {})",
-                uuid::Uuid::now_v7(),
-                at + 7 * 86_400_000
-            ))
-            .await
-            .unwrap();
+        let at = now - 23 * HOUR_MS + i;
+        let row = InvitationRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: tenant.to_owned(),
+            email: format!("bulk{i}@example.com"),
+            role: "member".to_owned(),
+            token_hash: format!("hash{i}"),
+            invited_by: Some(user.clone()),
+            created_at: at,
+            expires_at: at + 7 * DAY_MS,
+            accepted_at: None,
+            revoked_at: None,
+        };
+        insert_invitation(&app, row).await;
     }
     let r = invite(&app, &at, "one-more@example.com", "member").await;
     r.assert(429, "rate_limited");
@@ -183,7 +188,7 @@ async fn an_invitation_dies_when_its_sender_may_no_longer_grant_its_role() {
     assert_eq!(invite(&app, &token(&admin, "access_token"), "friend@example.com", "member").await.status, 201);
     // The role changes outside the API (an operator's SQL, a restored backup): the invitation is
     // still pending, but its sender could no longer send it.
-    app.store.execute_raw(&format!("UPDATE users SET role = 'member' WHERE id = '{}'", id(&admin))).await.unwrap();
+    app.exec("UPDATE users SET role = 'member' WHERE id = $1", &[&id(&admin)]).await;
     accept(&app, "friend@example.com").await.assert(400, "invalid_token");
     assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE email = 'friend@example.com'").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM invitations WHERE accepted_at IS NOT NULL").await, 0);

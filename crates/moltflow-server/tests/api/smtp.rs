@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use moltflow_server::mail::worker::Outbox;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
@@ -50,6 +51,8 @@ pub struct SmtpSink {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
+    /// The app whose outbox [`SmtpSink::wait_for`] runs once, when no worker delivers its mail.
+    pub outbox: Option<moltflow_server::AppState>,
 }
 
 impl SmtpSink {
@@ -58,7 +61,7 @@ impl SmtpSink {
         let addr = listener.local_addr().expect("addr");
         let shared = Arc::new(Shared::default());
         let task = Some(tokio::spawn(accept(listener, shared.clone())));
-        SmtpSink { addr, shared, task }
+        SmtpSink { addr, shared, task, outbox: None }
     }
 
     pub fn url(&self) -> String {
@@ -93,8 +96,30 @@ impl SmtpSink {
         self.shared.received.lock().expect("lock").clone()
     }
 
-    /// Waits (up to 10 s) until at least `n` messages arrived; returns them all.
-    pub async fn wait_for(&self, n: usize) -> Vec<Mail> {
+    /// At least `n` messages; returns them all. With an [`SmtpSink::outbox`], runs it once first
+    /// (the sink has accepted every mail it delivered when that returns): nothing to wait for.
+    /// Else (a worker delivers) waits up to 10 s.
+    #[track_caller]
+    pub fn wait_for(&self, n: usize) -> impl Future<Output = Vec<Mail>> + '_ {
+        let caller = std::panic::Location::caller();
+        async move {
+            if let Some(state) = &self.outbox {
+                Outbox::new(state.clone()).expect("outbox").run_once().await;
+                let got = self.mails();
+                assert!(got.len() >= n, "{caller}: expected {n} mails, the SMTP server has {}", got.len());
+                return got;
+            }
+            self.poll_for(n).await
+        }
+    }
+
+    /// Every message accepted so far, decoded.
+    pub fn mails(&self) -> Vec<Mail> {
+        self.messages().iter().map(Mail::parse).collect()
+    }
+
+    /// Waits (up to 10 s) for a worker running on real time to deliver `n` messages.
+    async fn poll_for(&self, n: usize) -> Vec<Mail> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let got = self.messages();
@@ -102,6 +127,7 @@ impl SmtpSink {
                 return got.iter().map(Mail::parse).collect();
             }
             assert!(Instant::now() < deadline, "waited for {n} mails, the SMTP server has {}", got.len());
+            // A worker on another task delivers: poll it (only the worker's own tests do this).
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -179,6 +179,7 @@ async fn respond(
                 .into_response();
         }
         Failure::Hang => {
+            // A provider that does not answer: the app's own timeout (real time, 400 ms) must end it.
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
         Failure::NotFound => {

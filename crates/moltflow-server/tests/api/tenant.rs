@@ -1,7 +1,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, token};
+use crate::common::{TestApp, app_with_owner, token};
 
 async fn patch(app: &TestApp, path: &str, body: Value, bearer: &str) -> crate::common::Resp {
     app.send(app.client.patch(app.url(path)).bearer_auth(bearer).json(&body)).await
@@ -9,9 +9,7 @@ async fn patch(app: &TestApp, path: &str, body: Value, bearer: &str) -> crate::c
 
 #[tokio::test]
 async fn settings_start_empty_and_update_partially() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let r = app.get("/tenant/settings", Some(&at)).await;
     assert_eq!(
         r.body,
@@ -36,9 +34,7 @@ async fn settings_start_empty_and_update_partially() {
 
 #[tokio::test]
 async fn every_patch_carrying_ai_consent_appends_a_record() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     let req = |body: Value| {
         app.client
             .patch(app.url("/tenant/settings"))
@@ -77,9 +73,7 @@ async fn consent_records_cannot_be_changed_even_in_sql() {
 
 #[tokio::test]
 async fn bad_settings_are_refused_and_change_nothing() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, _, at) = app_with_owner().await;
     let too_many: Vec<String> = (0..501).map(|i| format!("+1415555{i:04}")).collect();
     let cases = [
         json!({"allowed_numbers": ["5511999999999"]}),
@@ -109,9 +103,7 @@ async fn bad_settings_are_refused_and_change_nothing() {
 
 #[tokio::test]
 async fn only_owners_admins_and_settings_keys_write_settings() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let oat = token(&owner, "access_token");
+    let (app, owner, oat) = app_with_owner().await;
     let admin = app.add_member(&owner, "admin@example.com", "admin").await;
     let member = app.add_member(&owner, "member@example.com", "member").await;
     let mat = token(&member, "access_token");
@@ -132,10 +124,10 @@ async fn only_owners_admins_and_settings_keys_write_settings() {
     assert_eq!(r.status, 200, "{}", r.body);
     // The consent names the key's creator.
     assert_eq!(
-        app.count(&format!(
-            "SELECT COUNT(*) FROM consent_records WHERE user_id = '{}'",
-            owner["user"]["id"].as_str().unwrap()
-        ))
+        app.count_with(
+            "SELECT COUNT(*) FROM consent_records WHERE user_id = $1",
+            &[owner["user"]["id"].as_str().unwrap()]
+        )
         .await,
         1
     );
@@ -189,9 +181,7 @@ async fn client_ip_comes_from_trusted_proxies_only() {
 
 #[tokio::test]
 async fn members_are_listed_and_roles_follow_the_rules() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let oat = token(&owner, "access_token");
+    let (app, owner, oat) = app_with_owner().await;
     let admin = app.add_member(&owner, "admin@example.com", "admin").await;
     let aat = token(&admin, "access_token");
     let member = app.add_member(&owner, "member@example.com", "member").await;
@@ -232,9 +222,7 @@ async fn members_are_listed_and_roles_follow_the_rules() {
 
 #[tokio::test]
 async fn bad_role_changes_change_nothing() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let oat = token(&owner, "access_token");
+    let (app, owner, oat) = app_with_owner().await;
     let member = app.add_member(&owner, "member@example.com", "member").await;
     let other = app.register("other@example.com").await;
     let mid = member["user"]["id"].as_str().unwrap();
@@ -252,9 +240,7 @@ async fn bad_role_changes_change_nothing() {
 
 #[tokio::test]
 async fn removing_a_member_kills_their_sessions_and_keys_at_once() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let oat = token(&owner, "access_token");
+    let (app, owner, oat) = app_with_owner().await;
     let member = app.add_member(&owner, "member@example.com", "member").await;
     let mat = token(&member, "access_token");
     let key = token(&app.create_key(&mat, &["account:read"]).await, "raw_key");
@@ -265,7 +251,7 @@ async fn removing_a_member_kills_their_sessions_and_keys_at_once() {
     assert_eq!(r.status, 204, "{}", r.body);
     app.get("/auth/me", Some(&mat)).await.assert(401, "invalid_token");
     app.with_key(Method::GET, "/auth/me", &key, None).await.assert(401, "invalid_api_key");
-    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM users WHERE id = '{mid}'")).await, 0);
+    assert_eq!(app.count_with("SELECT COUNT(*) FROM users WHERE id = $1", &[mid]).await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'member.removed'").await, 1);
     // The last owner cannot be removed, not even by themself.
     let oid = owner["user"]["id"].as_str().unwrap();
@@ -276,9 +262,7 @@ async fn removing_a_member_kills_their_sessions_and_keys_at_once() {
 
 #[tokio::test]
 async fn the_audit_log_pages_newest_first_and_filters() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     for _ in 0..3 {
         app.login("owner@example.com", "wrong-password-1").await;
     }
@@ -316,9 +300,7 @@ async fn the_audit_log_pages_newest_first_and_filters() {
 
 #[tokio::test]
 async fn the_audit_log_refuses_bad_queries_and_other_roles() {
-    let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
-    let at = token(&owner, "access_token");
+    let (app, owner, at) = app_with_owner().await;
     app.get("/audit-logs?cursor=garbage!!", Some(&at)).await.assert(422, "validation_error");
     app.get("/audit-logs?cursor=bm90LWEtdXVpZA", Some(&at)).await.assert(422, "validation_error");
     for bad in ["0", "201", "-5", "ten"] {

@@ -2,6 +2,7 @@
 
 use moltflow_core::clock::{DAY_MS, now_ms, rfc3339};
 use moltflow_core::period::{Day, Month};
+use moltflow_store::usage::{MonthlyKey, add_monthly};
 use serde_json::json;
 
 use crate::common::{TestApp, owner, set_plan};
@@ -74,14 +75,21 @@ async fn history_lists_months_newest_first_zero_filled() {
     let (t, tenant) = owner(&app, "ana@example.com").await;
     let this = Month::of_ms(now_ms());
     let two_ago = this.prev().prev();
-    app.store
-        .execute_raw(&format!(
-            "INSERT INTO usage_monthly (tenant_id, month, metric, used) VALUES ('{tenant}', '{two_ago}', 'messages', 40), \
-             ('{tenant}', '{two_ago}', 'ai_replies', 3), ('{tenant}', '{}', 'messages', 9), ('other', '{this}', 'messages', 99)",
-            this.prev().prev().prev().prev().prev().prev().prev().prev().prev().prev().prev().prev()
-        ))
-        .await
-        .unwrap();
+    let twelve_ago = (0..12).fold(this, |m, _| m.prev());
+    let key = |tenant: &str, month: Month, metric| MonthlyKey {
+        tenant_id: tenant.to_owned(),
+        month: month.to_string(),
+        metric,
+    };
+    let mut conn = app.store.conn().await.unwrap();
+    let counters = [
+        (key(&tenant, two_ago, "messages"), 40),
+        (key(&tenant, two_ago, "ai_replies"), 3),
+        (key(&tenant, twelve_ago, "messages"), 9),
+        (key("other", this, "messages"), 99),
+    ];
+    add_monthly(&mut conn, &counters).await.unwrap();
+    drop(conn);
     let r = app.get("/usage/history", Some(&t)).await;
     assert_eq!(r.status, 200);
     let months = r.body.as_array().unwrap();

@@ -1,4 +1,4 @@
-//! SMTP refusing and dropping mid-transaction. The worker is stopped and the test drives the
+//! SMTP refusing and dropping mid-transaction. No worker runs (see `TestApp`): the test drives the
 //! outbox a pass at a time ([`Outbox::run_once`]), moving the service's clock through the
 //! backoff instead of sleeping; the SMTP server is real (`smtp::SmtpSink`), told to misbehave.
 
@@ -14,8 +14,7 @@ const BACKOFF: Duration = Duration::from_secs(60);
 
 async fn driven_outbox() -> (TestApp, SmtpSink, Outbox) {
     let sink = SmtpSink::start().await;
-    let mut app = TestApp::spawn_with(&[("smtp_url", &sink.url()), ("test_mail_backoff_ms", "60000")]).await;
-    app.worker.take().expect("worker").stop().await;
+    let app = TestApp::spawn_with(&[("smtp_url", &sink.url()), ("test_mail_backoff_ms", "60000")]).await;
     let outbox = Outbox::new(app.state.clone()).expect("outbox");
     (app, sink, outbox)
 }
