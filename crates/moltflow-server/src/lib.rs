@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod billing;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod index_page;
