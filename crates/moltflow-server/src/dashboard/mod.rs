@@ -4,3 +4,4 @@ pub mod chart;
 pub mod csv;
 pub mod forecast;
 pub mod table;
+pub mod usage_view;
