@@ -32,7 +32,7 @@ impl Table {
     /// The table as HTML; the first cell of a row heads it (`<th scope="row">`).
     pub fn render(&self) -> Markup {
         html! {
-            div.table-scroll {
+            div.table-wrap {
                 table {
                     caption { (self.caption) }
                     thead { tr { @for h in &self.header { th scope="col" { (h) } } } }
