@@ -1,4 +1,5 @@
-//! The application router: every route under `/api/v2` and at the root, JSON fallbacks, and the
+//! The application router: every route under `/api/v2` and at the root, the dashboard's pages,
+//! JSON fallbacks, and the
 //! layers every request passes (observation, panic guard, body limit).
 
 use axum::Router;
@@ -11,7 +12,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::error::ApiError;
 use crate::middleware::observe;
 use crate::state::AppState;
-use crate::{mcp, routes};
+use crate::{dashboard, mcp, routes};
 
 /// Bodies above this answer `400 body_too_large` (API.md §2).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -21,15 +22,14 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .nest("/api/v2", api.clone())
         .merge(api)
-        .route("/", axum::routing::get(crate::index_page::index))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
     // MCP tool calls run the API's routes in process, through the same layers as any request.
     let mcp = Router::new()
         .route_service("/mcp", mcp::endpoint::service(&state, guarded(api.clone())))
-        .route_layer(axum::middleware::from_fn_with_state(state, mcp::endpoint::require_api_key));
-    guarded(api.merge(mcp))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), mcp::endpoint::require_api_key));
+    guarded(api.merge(mcp).merge(dashboard::router(state)))
 }
 
 /// The layers every request passes: observation, the panic guard, the body limit.

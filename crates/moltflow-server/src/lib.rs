@@ -8,7 +8,6 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
-pub mod index_page;
 pub mod mail;
 pub mod mcp;
 pub mod middleware;
@@ -21,6 +20,7 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod wiring;
 pub mod workers;
 
 pub use app::app;

@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use crate::config::{Config, LogFormat};
 
 pub struct Summary {
-    /// The index page (a browser may open it).
+    /// The dashboard (a browser opens it).
     pub url: String,
     pub api: String,
     pub database: String,
@@ -68,7 +68,7 @@ impl Summary {
         match format {
             LogFormat::Pretty => {
                 println!("MoltFlow Admin {} is listening", env!("CARGO_PKG_VERSION"));
-                println!("  open      {}  (index: docs, OpenAPI, health)", self.url);
+                println!("  open      {}  (dashboard: sign in or register; API docs at /docs)", self.url);
                 println!("  API       {}", self.api);
                 println!("  database  {}", self.database);
                 println!("  mail      {}", self.mail);

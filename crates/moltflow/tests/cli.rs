@@ -308,13 +308,13 @@ fn start_up_says_where_to_click_what_it_uses_and_what_to_watch_without_escape_co
     }
     assert!(!out.contains('\u{1b}'), "a redirected log holds no ANSI escape codes:\n{out:?}");
 
-    // The URL it prints answers: a small page pointing to the OpenAPI document and the health checks.
+    // The URL it prints answers: the dashboard's sign-in page, pointing to the API docs and OpenAPI.
     let page = get(port, "/").unwrap();
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     let lower = page.to_ascii_lowercase();
     assert!(lower.contains("content-type: text/html"), "{page}");
-    assert!(lower.contains("content-security-policy: default-src 'none'"), "{page}");
-    assert!(page.contains("href=\"openapi.json\"") && page.contains("href=\"healthz\""), "{page}");
+    assert!(lower.contains("content-security-policy: default-src 'self'"), "{page}");
+    assert!(page.contains("href=\"/openapi.json\"") && page.contains("href=\"/docs\""), "{page}");
     assert!(!page.contains("src=\"http") && !page.contains("href=\"http"), "no external assets: {page}");
     let _ = std::fs::remove_dir_all(dir);
 }

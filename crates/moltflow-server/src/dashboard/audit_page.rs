@@ -3,6 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use moltflow_core::Scope;
 use maud::html;
 use moltflow_types::{AuditEntry, AuditPage};
 use serde_json::Value;
@@ -128,7 +129,7 @@ pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult
 
 /// `GET /audit.csv?action=&cursor=`: the page the same query shows.
 pub async fn csv(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult {
-    viewer.principal.require("audit:read")?;
+    viewer.principal.require(Scope::AUDIT_READ)?;
     let page = load(&state, &viewer, &q).await?;
     Ok(csv::download("audit-log.csv", &table(&page.items)).into_response())
 }

@@ -1,9 +1,12 @@
 //! Billing: the plans compared, monthly or yearly; an upgrade goes through the provider's
 //! checkout (the local provider's page included), the billing portal, and canceling at the
 //! period's end behind a confirmation page. Members see the plan and the comparison only.
+//! (The forms post to `/billing/upgrade`, `/billing/manage` and `/billing/cancel-subscription`:
+//! `/billing/checkout`, `/portal` and `/cancel` are the API's own paths at the root.)
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use moltflow_core::Scope;
 use maud::{Markup, html};
 use moltflow_core::plan::DEFAULT_PLAN;
 use moltflow_types::{CheckoutRequest, PlanLimits, PlanView, SubscriptionView};
@@ -14,8 +17,8 @@ use crate::dashboard::errors::PageResult;
 use crate::dashboard::forecast::thousands;
 use crate::dashboard::forms::{FormErrors, csrf_field};
 use crate::dashboard::kit::{self, when_or};
-use crate::dashboard::session::Viewer;
-use crate::extract::{ClientMeta, QueryParams};
+use crate::dashboard::session::{Client, Viewer};
+use crate::extract::QueryParams;
 use crate::services::audit::Actor;
 use crate::services::billing;
 use crate::state::AppState;
@@ -70,7 +73,7 @@ fn plan_card(viewer: &Viewer, plan: &PlanView, sub: &SubscriptionView, cycle: &s
             (limit_rows(&plan.limits))
             ul.features { @for f in &plan.features { li { (f) } } }
             @if viewer.may("billing:manage") && !free && !current {
-                form method="post" action="/billing/checkout" {
+                form method="post" action="/billing/upgrade" {
                     (csrf_field(&viewer.csrf))
                     input type="hidden" name="plan_id" value=(plan.plan_id);
                     input type="hidden" name="billing_cycle" value=(cycle);
@@ -98,11 +101,11 @@ async fn render(state: &AppState, viewer: &Viewer, cycle: &str, errors: &FormErr
             }
             @if manage && paid {
                 div.actions {
-                    form.inline method="post" action="/billing/portal" {
+                    form.inline method="post" action="/billing/manage" {
                         (csrf_field(&viewer.csrf))
                         button.secondary type="submit" { "Open the billing portal" }
                     }
-                    @if !sub.cancel_at_period_end { a href="/billing/cancel" { "Cancel the subscription…" } }
+                    @if !sub.cancel_at_period_end { a href="/billing/cancel-subscription" { "Cancel the subscription…" } }
                 }
             }
             @if !manage { p.muted { "Only an owner of your workspace can change the plan." } }
@@ -135,9 +138,9 @@ fn go_to(state: &AppState, viewer: &Viewer, url: &str, what: &str) -> Response {
     kit::page(viewer, "/billing", "Billing", None, StatusCode::OK, body)
 }
 
-/// `POST /billing/checkout`: opens a checkout and goes there.
-pub async fn checkout(state: AppState, meta: ClientMeta, Signed { viewer, form }: Signed<CheckoutForm>) -> PageResult {
-    viewer.principal.require("billing:manage")?;
+/// `POST /billing/upgrade`: opens a checkout and goes there.
+pub async fn checkout(state: AppState, Client(meta): Client, Signed { viewer, form }: Signed<CheckoutForm>) -> PageResult {
+    viewer.principal.require(Scope::BILLING_MANAGE)?;
     let cycle = if form.billing_cycle == "yearly" { "yearly" } else { "monthly" };
     let request =
         CheckoutRequest { plan_id: form.plan_id, billing_cycle: form.billing_cycle, success_url: None, cancel_url: None };
@@ -147,9 +150,9 @@ pub async fn checkout(state: AppState, meta: ClientMeta, Signed { viewer, form }
     }
 }
 
-/// `POST /billing/portal`.
+/// `POST /billing/manage`.
 pub async fn portal(state: AppState, Signed { viewer, .. }: Signed<Vec<(String, String)>>) -> PageResult {
-    viewer.principal.require("billing:manage")?;
+    viewer.principal.require(Scope::BILLING_MANAGE)?;
     let return_url = format!("{}/billing", state.config.public_url);
     match billing::portal(&state, viewer.principal.tenant_id(), Some(&return_url)).await {
         Ok(p) => Ok(go_to(&state, &viewer, &p.portal_url, "the billing portal")),
@@ -157,16 +160,16 @@ pub async fn portal(state: AppState, Signed { viewer, .. }: Signed<Vec<(String, 
     }
 }
 
-/// `GET /billing/cancel`: the confirmation step.
+/// `GET /billing/cancel-subscription`: the confirmation step.
 pub async fn cancel_page(state: AppState, viewer: Viewer) -> PageResult {
-    viewer.principal.require("billing:manage")?;
+    viewer.principal.require(Scope::BILLING_MANAGE)?;
     let sub = billing::subscription_view(&state, viewer.principal.tenant_id()).await?;
     let body = html! {
         section.card {
             p { "Cancel the " strong { (sub.display_name) } " plan? It stays until "
                 (when_or(sub.current_period_end.as_deref(), "the end of the period"))
                 ", then the workspace goes back to the free plan's limits. Nothing is refunded." }
-            form.actions method="post" action="/billing/cancel" {
+            form.actions method="post" action="/billing/cancel-subscription" {
                 (csrf_field(&viewer.csrf))
                 button.danger type="submit" { "Cancel at the end of the period" }
                 a href="/billing" { "Keep the plan" }
@@ -176,9 +179,9 @@ pub async fn cancel_page(state: AppState, viewer: Viewer) -> PageResult {
     Ok(kit::page(&viewer, "/billing", "Cancel the subscription", None, StatusCode::OK, body))
 }
 
-/// `POST /billing/cancel`.
-pub async fn cancel(state: AppState, meta: ClientMeta, Signed { viewer, .. }: Signed<Vec<(String, String)>>) -> PageResult {
-    viewer.principal.require("billing:manage")?;
+/// `POST /billing/cancel-subscription`.
+pub async fn cancel(state: AppState, Client(meta): Client, Signed { viewer, .. }: Signed<Vec<(String, String)>>) -> PageResult {
+    viewer.principal.require(Scope::BILLING_MANAGE)?;
     let (kind, id) = viewer.principal.actor();
     match billing::cancel(&state, viewer.principal.tenant_id(), Actor { kind, id: Some(id) }, &meta).await {
         Ok(_) => Ok(Redirect::to("/billing?flash=canceled").into_response()),

@@ -23,9 +23,10 @@ use crate::dashboard::csrf::Signed;
 use crate::dashboard::errors::{PageError, PageResult};
 use crate::dashboard::forms::{Field, FormErrors, csrf_field};
 use crate::dashboard::kit::{self, when, when_or};
-use crate::dashboard::session::Viewer;
-use crate::extract::{ClientMeta, QueryParams};
-use crate::services::{api_keys, members};
+use crate::dashboard::session::{Client, Viewer};
+use crate::extract::QueryParams;
+use crate::services::failure::Failure;
+use crate::services::members;
 use crate::state::AppState;
 
 /// Form nonces already used, kept a day (longer than anyone keeps a form open).
@@ -218,7 +219,7 @@ async fn render(
     errors: &FormErrors,
     flash: Option<&str>,
 ) -> PageResult {
-    let keys = api_keys::list(state, &viewer.principal).await?;
+    let keys = state.api_keys().list(&viewer.principal).await?;
     let names = creators(state, viewer).await?;
     let body = html! {
         section.card aria-labelledby="keys-title" {
@@ -271,8 +272,8 @@ fn secret_page(viewer: &Viewer, made: &ApiKeyWithSecret, rotated: bool) -> Respo
 }
 
 /// `POST /keys`: create; the answer is the secret page.
-pub async fn create(state: AppState, meta: ClientMeta, Signed { viewer, form }: Signed<Vec<(String, String)>>) -> PageResult {
-    viewer.principal.require("account:manage")?;
+pub async fn create(state: AppState, Client(meta): Client, Signed { viewer, form }: Signed<Vec<(String, String)>>) -> PageResult {
+    viewer.principal.require(Scope::ACCOUNT_MANAGE)?;
     let form = CreateForm::from_pairs(form);
     let mut errors = FormErrors::default();
     let request = form.request(&mut errors);
@@ -280,7 +281,7 @@ pub async fn create(state: AppState, meta: ClientMeta, Signed { viewer, form }: 
         if !first_use(form.nonce.as_deref()) {
             return Ok(shown_once());
         }
-        match api_keys::create(&state, &viewer.principal, request, &meta).await {
+        match state.api_keys().create(&viewer.principal, request, &meta).await {
             Ok(made) => return Ok(secret_page(&viewer, &made, false)),
             Err(err) => {
                 if let Some(n) = &form.nonce {
@@ -294,12 +295,12 @@ pub async fn create(state: AppState, meta: ClientMeta, Signed { viewer, form }: 
 }
 
 async fn visible_key(state: &AppState, viewer: &Viewer, id: &str) -> PageResult<ApiKey> {
-    Ok(api_keys::get(state, &viewer.principal, id).await?)
+    Ok(state.api_keys().get(&viewer.principal, id).await?)
 }
 
 /// `GET /keys/{id}/revoke`: the confirmation step.
 pub async fn revoke_page(state: AppState, viewer: Viewer, Path(id): Path<String>) -> PageResult {
-    viewer.principal.require("account:manage")?;
+    viewer.principal.require(Scope::ACCOUNT_MANAGE)?;
     let key = visible_key(&state, &viewer, &id).await?;
     let body = html! {
         section.card {
@@ -317,12 +318,12 @@ pub async fn revoke_page(state: AppState, viewer: Viewer, Path(id): Path<String>
 /// `POST /keys/{id}/revoke`.
 pub async fn revoke(
     state: AppState,
-    meta: ClientMeta,
+    Client(meta): Client,
     Path(id): Path<String>,
     Signed { viewer, .. }: Signed<Vec<(String, String)>>,
 ) -> PageResult {
-    viewer.principal.require("account:manage")?;
-    api_keys::revoke(&state, &viewer.principal, &id, &meta).await?;
+    viewer.principal.require(Scope::ACCOUNT_MANAGE)?;
+    state.api_keys().revoke(&viewer.principal, &id, &meta).await?;
     Ok(Redirect::to("/keys?flash=key_revoked").into_response())
 }
 
@@ -331,10 +332,10 @@ const GRACES: &[(i64, &str)] = &[(0, "None: the old secret stops now"), (15, "15
 
 /// `GET /keys/{id}/rotate`: pick the grace period.
 pub async fn rotate_page(state: AppState, viewer: Viewer, Path(id): Path<String>) -> PageResult {
-    viewer.principal.require("account:manage")?;
+    viewer.principal.require(Scope::ACCOUNT_MANAGE)?;
     let key = visible_key(&state, &viewer, &id).await?;
     if key.created_by != viewer.user().id {
-        return Err(PageError::Api(crate::error::ApiError::forbidden(
+        return Err(PageError::from(Failure::forbidden(
             "not_key_owner",
             "Only the key's creator can rotate it; you may revoke it instead",
         )));
@@ -361,17 +362,17 @@ pub async fn rotate_page(state: AppState, viewer: Viewer, Path(id): Path<String>
 /// `POST /keys/{id}/rotate`: the answer is the secret page.
 pub async fn rotate(
     state: AppState,
-    meta: ClientMeta,
+    Client(meta): Client,
     Path(id): Path<String>,
     Signed { viewer, form }: Signed<Vec<(String, String)>>,
 ) -> PageResult {
-    viewer.principal.require("account:manage")?;
+    viewer.principal.require(Scope::ACCOUNT_MANAGE)?;
     let get = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let grace = get("grace_period_minutes").and_then(|g| g.trim().parse::<i64>().ok()).unwrap_or(0);
     if !first_use(get("nonce")) {
         return Ok(shown_once());
     }
-    let made = api_keys::rotate(&state, &viewer.principal, &id, RotateApiKeyRequest { grace_period_minutes: Some(grace) }, &meta)
+    let made = state.api_keys().rotate(&viewer.principal, &id, RotateApiKeyRequest { grace_period_minutes: Some(grace) }, &meta)
         .await?;
     Ok(secret_page(&viewer, &made, true))
 }

@@ -5,6 +5,7 @@
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
+use moltflow_core::Scope;
 use maud::{Markup, html};
 use moltflow_core::Role;
 use moltflow_types::{Invitation, InviteRequest, TenantMember};
@@ -14,8 +15,8 @@ use crate::dashboard::csrf::Signed;
 use crate::dashboard::errors::PageResult;
 use crate::dashboard::forms::{Field, FormErrors, csrf_field};
 use crate::dashboard::kit::{self, when};
-use crate::dashboard::session::Viewer;
-use crate::extract::{ClientMeta, QueryParams};
+use crate::dashboard::session::{Client, Viewer};
+use crate::extract::QueryParams;
 use crate::services::{invitations, members};
 use crate::state::AppState;
 
@@ -178,8 +179,8 @@ pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult
 }
 
 /// `POST /members/invite`.
-pub async fn invite(state: AppState, meta: ClientMeta, Signed { viewer, form }: Signed<InviteForm>) -> PageResult {
-    viewer.principal.require("members:manage")?;
+pub async fn invite(state: AppState, Client(meta): Client, Signed { viewer, form }: Signed<InviteForm>) -> PageResult {
+    viewer.principal.require(Scope::MEMBERS_MANAGE)?;
     let request = InviteRequest { email: form.email.clone(), role: Some(form.role.clone()).filter(|r| !r.is_empty()) };
     match invitations::invite(&state, &viewer.principal, request, &meta).await {
         Ok(_) => Ok(Redirect::to("/members?flash=invited").into_response()),
@@ -193,11 +194,11 @@ pub async fn invite(state: AppState, meta: ClientMeta, Signed { viewer, form }: 
 /// `POST /members/invitations/{id}/revoke`.
 pub async fn revoke_invitation(
     state: AppState,
-    meta: ClientMeta,
+    Client(meta): Client,
     Path(id): Path<String>,
     Signed { viewer, .. }: Signed<Vec<(String, String)>>,
 ) -> PageResult {
-    viewer.principal.require("members:manage")?;
+    viewer.principal.require(Scope::MEMBERS_MANAGE)?;
     invitations::revoke(&state, &viewer.principal, &id, &meta).await?;
     Ok(Redirect::to("/members?flash=invitation_revoked").into_response())
 }
@@ -205,11 +206,11 @@ pub async fn revoke_invitation(
 /// `POST /members/{user_id}/role`: a refusal (the last owner) is said above the list.
 pub async fn change_role(
     state: AppState,
-    meta: ClientMeta,
+    Client(meta): Client,
     Path(user_id): Path<String>,
     Signed { viewer, form }: Signed<RoleForm>,
 ) -> PageResult {
-    viewer.principal.require("members:manage")?;
+    viewer.principal.require(Scope::MEMBERS_MANAGE)?;
     match members::change_role(&state, &viewer.principal, &user_id, &form.role, &meta).await {
         Ok(_) => Ok(Redirect::to("/members?flash=role_changed").into_response()),
         Err(err) => {
@@ -221,7 +222,7 @@ pub async fn change_role(
 
 /// `GET /members/{user_id}/remove`: the confirmation step.
 pub async fn remove_page(state: AppState, viewer: Viewer, Path(user_id): Path<String>) -> PageResult {
-    viewer.principal.require("members:manage")?;
+    viewer.principal.require(Scope::MEMBERS_MANAGE)?;
     let list = members::list(&state, viewer.principal.tenant_id()).await?;
     let Some(target) = list.iter().find(|m| m.user_id == user_id) else {
         return Err(crate::error::ApiError::missing("Member").into());
@@ -242,11 +243,11 @@ pub async fn remove_page(state: AppState, viewer: Viewer, Path(user_id): Path<St
 /// `POST /members/{user_id}/remove`.
 pub async fn remove(
     state: AppState,
-    meta: ClientMeta,
+    Client(meta): Client,
     Path(user_id): Path<String>,
     Signed { viewer, .. }: Signed<Vec<(String, String)>>,
 ) -> PageResult {
-    viewer.principal.require("members:manage")?;
+    viewer.principal.require(Scope::MEMBERS_MANAGE)?;
     match members::remove(&state, &viewer.principal, &user_id, &meta).await {
         Ok(()) => Ok(Redirect::to("/members?flash=member_removed").into_response()),
         Err(err) => {

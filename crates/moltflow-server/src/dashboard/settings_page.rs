@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
+use moltflow_core::Scope;
 use maud::{Markup, html};
 use moltflow_types::{ConsentRecord, TenantSettings, UpdateTenantSettings};
 use serde::Deserialize;
@@ -13,9 +14,9 @@ use crate::dashboard::csrf::Signed;
 use crate::dashboard::errors::PageResult;
 use crate::dashboard::forms::{FormErrors, csrf_field};
 use crate::dashboard::kit::{self, when};
-use crate::dashboard::session::Viewer;
+use crate::dashboard::session::{Client, Viewer};
 use crate::error::{ApiError, Detail};
-use crate::extract::{ClientMeta, QueryParams};
+use crate::extract::QueryParams;
 use crate::services::{members, tenant};
 use crate::state::AppState;
 
@@ -196,8 +197,8 @@ pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult
 }
 
 /// `POST /settings`: the numbers, approval and chat-history access, all or nothing.
-pub async fn save(state: AppState, meta: ClientMeta, Signed { viewer, form }: Signed<SettingsForm>) -> PageResult {
-    viewer.principal.require("settings:manage")?;
+pub async fn save(state: AppState, Client(meta): Client, Signed { viewer, form }: Signed<SettingsForm>) -> PageResult {
+    viewer.principal.require(Scope::SETTINGS_MANAGE)?;
     let lines = numbers(&form.allowed_numbers);
     let patch = UpdateTenantSettings {
         allowed_numbers: Some(lines.iter().map(|(_, n)| n.clone()).collect()),
@@ -224,8 +225,8 @@ pub async fn save(state: AppState, meta: ClientMeta, Signed { viewer, form }: Si
 }
 
 /// `POST /settings/ai-consent`: grants or withdraws; the use case appends the consent record.
-pub async fn consent(state: AppState, meta: ClientMeta, Signed { viewer, form }: Signed<ConsentForm>) -> PageResult {
-    viewer.principal.require("settings:manage")?;
+pub async fn consent(state: AppState, Client(meta): Client, Signed { viewer, form }: Signed<ConsentForm>) -> PageResult {
+    viewer.principal.require(Scope::SETTINGS_MANAGE)?;
     let patch = UpdateTenantSettings {
         allowed_numbers: None,
         require_approval: None,

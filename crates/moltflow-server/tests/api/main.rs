@@ -8,6 +8,7 @@ mod auth_tokens;
 mod billing;
 mod billing_rules;
 mod common;
+mod dashboard_tenant_pages;
 mod errors;
 mod faults;
 mod invitations;

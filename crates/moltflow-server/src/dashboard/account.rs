@@ -1,0 +1,278 @@
+//! Getting in: `/` (the overview when signed in, the sign-in page otherwise), sign in, register,
+//! sign out, the email verification link and its "resend", and the invitation link.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use moltflow_types::{AcceptInvitationRequest, LoginRequest, RegisterRequest};
+use serde::Deserialize;
+
+use crate::dashboard::csrf::{PreSession, Public, Signed};
+use crate::dashboard::errors::{PageResult, safe_next};
+use crate::dashboard::forms::{Field, FormErrors, csrf_field};
+use crate::dashboard::session::{self, MaybeViewer};
+use crate::dashboard::{kit, layout, overview};
+use crate::extract::{ClientMeta, QueryParams};
+use crate::services;
+use crate::state::AppState;
+
+/// A signed-out page, with the pre-session CSRF cookie when the browser has none yet.
+pub fn public_page(pre: &PreSession, status: StatusCode, title: &str, flash: Option<&str>, body: Markup) -> Response {
+    let mut response = (status, layout::public(title, flash, body)).into_response();
+    if let Some(cookie) = &pre.set_cookie {
+        response.headers_mut().append(session::SET, cookie.clone());
+    }
+    response
+}
+
+/// Goes to `to` with the session cookie just opened.
+pub fn signed_in_redirect(cookie: axum::http::HeaderValue, to: &str) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    response.headers_mut().append(session::SET, cookie);
+    response
+}
+
+/// `GET /`: the overview for a signed-in viewer, the sign-in page for anyone else.
+pub async fn home(state: AppState, MaybeViewer(viewer): MaybeViewer, pre: PreSession, q: QueryParams) -> Response {
+    match viewer {
+        Some(viewer) => overview::page(&state, viewer, kit::flash(q.get("flash"))).await.unwrap_or_else(IntoResponse::into_response),
+        None => sign_in_form(&pre, &SignInForm::default(), &FormErrors::default(), None, layout::flash(q.get("flash"))),
+    }
+}
+
+#[derive(Default, Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+fn sign_in_form(
+    pre: &PreSession,
+    form: &SignInForm,
+    errors: &FormErrors,
+    next: Option<&str>,
+    flash: Option<&str>,
+) -> Response {
+    let next = safe_next(next.or(form.next.as_deref()));
+    let body = html! {
+        (errors.summary())
+        form.stack method="post" action="/sign-in" {
+            (csrf_field(&pre.token))
+            input type="hidden" name="next" value=(next);
+            (Field::new("email", "Email").kind("email").value(&form.email).autocomplete("username").required().render(errors))
+            (Field::new("password", "Password").kind("password").autocomplete("current-password").required().render(errors))
+            div.actions {
+                button type="submit" { "Sign in" }
+                a href="/forgot-password" { "Forgot your password?" }
+            }
+        }
+        section.card aria-labelledby="magic-title" {
+            h2 #magic-title { "Sign in without a password" }
+            p { "We mail you a link that signs you in (valid 15 minutes)." }
+            form.stack method="post" action="/magic-link/request" {
+                (csrf_field(&pre.token))
+                (Field::new("email", "Email for the link").id("f-magic-email").kind("email").value(&form.email).autocomplete("username").required().render(&FormErrors::default()))
+                div { button.secondary type="submit" { "Email me a sign-in link" } }
+            }
+        }
+        p { "New here? " a href="/register" { "Create a workspace" } "." }
+        section aria-labelledby="api-title" {
+            h2 #api-title { "Using the API?" }
+            p {
+                "Everything here is also an HTTP API under " code { "/api/v2" } ": read "
+                a href="/docs" { "the API and agent guide" } " or import " a href="/openapi.json" { code { "/openapi.json" } } ". "
+                "AI agents connect to " code { "/mcp" } " with an API key; the same binary is a command-line client ("
+                code { "moltflow login" } ", " code { "moltflow keys" } ", …)."
+            }
+        }
+    };
+    public_page(pre, errors.status(), "Sign in", flash, body)
+}
+
+/// `GET /sign-in`.
+pub async fn sign_in_page(MaybeViewer(viewer): MaybeViewer, pre: PreSession, q: QueryParams) -> Response {
+    if viewer.is_some() {
+        return Redirect::to(&safe_next(q.get("next"))).into_response();
+    }
+    sign_in_form(&pre, &SignInForm::default(), &FormErrors::default(), q.get("next"), layout::flash(q.get("flash")))
+}
+
+/// `POST /sign-in`: the API's password login (same throttles, lockout, audit and session).
+pub async fn sign_in(state: AppState, meta: ClientMeta, Public { form, pre }: Public<SignInForm>) -> PageResult {
+    let request = LoginRequest { email: form.email.clone(), password: form.password.clone() };
+    match services::auth::login(&state, request, &meta).await {
+        Ok(pair) => {
+            let cookie = session::start(&state, &pair).await?;
+            Ok(signed_in_redirect(cookie, &safe_next(form.next.as_deref())))
+        }
+        Err(err) => Ok(sign_in_form(&pre, &form, &FormErrors::from_error(err)?, None, None)),
+    }
+}
+
+#[derive(Default, Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    full_name: String,
+    #[serde(default)]
+    tenant_name: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn register_form(pre: &PreSession, form: &RegisterForm, errors: &FormErrors) -> Response {
+    let body = html! {
+        (errors.summary())
+        form.stack method="post" action="/register" {
+            (csrf_field(&pre.token))
+            (Field::new("full_name", "Your name").value(&form.full_name).autocomplete("name").required().render(errors))
+            (Field::new("email", "Email").kind("email").value(&form.email).autocomplete("email").required().render(errors))
+            (Field::new("tenant_name", "Workspace name").value(&form.tenant_name).autocomplete("organization")
+                .hint("Your company or team; your name if left empty.").render(errors))
+            (Field::new("password", "Password").kind("password").autocomplete("new-password").required()
+                .hint("At least 8 characters; a passphrase of a few words is best.").render(errors))
+            div.actions { button type="submit" { "Create workspace" } }
+        }
+        p { "Already have an account? " a href="/sign-in" { "Sign in" } "." }
+    };
+    public_page(pre, errors.status(), "Create your workspace", None, body)
+}
+
+/// `GET /register`.
+pub async fn register_page(MaybeViewer(viewer): MaybeViewer, pre: PreSession) -> Response {
+    if viewer.is_some() {
+        return Redirect::to("/").into_response();
+    }
+    register_form(&pre, &RegisterForm::default(), &FormErrors::default())
+}
+
+/// `POST /register`: the API's registration; signs the new owner in.
+pub async fn register(state: AppState, meta: ClientMeta, Public { form, pre }: Public<RegisterForm>) -> PageResult {
+    let tenant_name = Some(form.tenant_name.trim()).filter(|t| !t.is_empty()).map(str::to_owned);
+    let request = RegisterRequest {
+        email: form.email.clone(),
+        password: Some(form.password.clone()),
+        full_name: form.full_name.clone(),
+        tenant_name,
+    };
+    match services::auth::register(&state, request, &meta).await {
+        Ok(pair) => {
+            let cookie = session::start(&state, &pair).await?;
+            Ok(signed_in_redirect(cookie, "/?flash=registered"))
+        }
+        Err(err) => Ok(register_form(&pre, &form, &FormErrors::from_error(err)?)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+/// `POST /sign-out`: ends this session, for the API too.
+pub async fn sign_out(state: AppState, meta: ClientMeta, Signed { viewer, .. }: Signed<Empty>) -> PageResult {
+    services::sessions::logout(&state, &viewer.principal.user, viewer.session_id(), false, &meta).await?;
+    session::forget(&state, &viewer).await?;
+    let mut response = Redirect::to("/sign-in?flash=signed_out").into_response();
+    response.headers_mut().append(session::SET, session::clear(&state));
+    Ok(response)
+}
+
+/// `GET /verify-email?token=…`: the link of the verification mail. Verifying on GET is safe to
+/// repeat (a mail scanner that follows the link only confirms what the link proves).
+pub async fn verify_email(
+    state: AppState,
+    meta: ClientMeta,
+    MaybeViewer(viewer): MaybeViewer,
+    pre: PreSession,
+    q: QueryParams,
+) -> PageResult {
+    let token = q.get("token").unwrap_or("");
+    match services::verification::verify_email(&state, token, &meta).await {
+        Ok(()) if viewer.is_some() => Ok(Redirect::to("/?flash=verified").into_response()),
+        Ok(()) => {
+            let body = html! { p { a href="/sign-in" { "Sign in" } " to continue." } };
+            Ok(public_page(&pre, StatusCode::OK, "Email verified", layout::flash(Some("verified")), body))
+        }
+        Err(err) => {
+            let errors = FormErrors::from_error(err)?;
+            let body = html! {
+                (errors.summary())
+                p { "This link is not valid any more: it was used, replaced by a newer one, or it expired." }
+                @if viewer.is_some() { p { "Use the " strong { "Resend the link" } " button on the " a href="/" { "dashboard" } " to get a new one." } }
+                @else { p { a href="/sign-in" { "Sign in" } " and ask for a new link from the dashboard." } }
+            };
+            Ok(public_page(&pre, errors.status(), "Verify your email", None, body))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ResendForm {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /verify-email/resend`: the banner's button.
+pub async fn resend_verification(state: AppState, Signed { viewer, form }: Signed<ResendForm>) -> PageResult {
+    services::verification::resend_verification(&state, &viewer.principal).await?;
+    let next = safe_next(form.next.as_deref());
+    let glue = if next.contains('?') { '&' } else { '?' };
+    Ok(Redirect::to(&format!("{next}{glue}flash=verification_sent")).into_response())
+}
+
+#[derive(Default, Deserialize)]
+pub struct InvitationForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    full_name: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn invitation_form(pre: &PreSession, form: &InvitationForm, errors: &FormErrors) -> Response {
+    let body = html! {
+        (errors.summary())
+        p { "Choose your name and a password to join the workspace you were invited to." }
+        form.stack method="post" action="/accept-invitation" {
+            (csrf_field(&pre.token))
+            input type="hidden" name="token" value=(form.token);
+            (Field::new("full_name", "Your name").value(&form.full_name).autocomplete("name").required().render(errors))
+            (Field::new("password", "Password").kind("password").autocomplete("new-password")
+                .hint("At least 8 characters. Leave empty to sign in with emailed links only.").render(errors))
+            div.actions { button type="submit" { "Accept the invitation" } }
+        }
+    };
+    public_page(pre, errors.status(), "Join your team on MoltFlow", None, body)
+}
+
+/// `GET /accept-invitation?token=…`: the link of the invitation mail. Nothing is spent until the
+/// form is sent.
+pub async fn invitation_page(pre: PreSession, q: QueryParams) -> Response {
+    let form = InvitationForm { token: q.get("token").unwrap_or("").to_owned(), ..InvitationForm::default() };
+    invitation_form(&pre, &form, &FormErrors::default())
+}
+
+/// `POST /accept-invitation`: creates the member's account and signs it in.
+pub async fn accept_invitation(
+    state: AppState,
+    meta: ClientMeta,
+    Public { form, pre }: Public<InvitationForm>,
+) -> PageResult {
+    let request = AcceptInvitationRequest {
+        token: form.token.clone(),
+        full_name: form.full_name.clone(),
+        password: Some(form.password.clone()).filter(|p| !p.is_empty()),
+    };
+    match services::invitations::accept(&state, request, &meta).await {
+        Ok(pair) => {
+            let cookie = session::start(&state, &pair).await?;
+            Ok(signed_in_redirect(cookie, "/?flash=joined"))
+        }
+        Err(err) => Ok(invitation_form(&pre, &form, &FormErrors::from_error(err)?)),
+    }
+}

@@ -1,0 +1,196 @@
+//! The dashboard session: an `HttpOnly` cookie holding a random token whose SHA-256 names a row
+//! of `web_sessions`, which names a row of `sessions` (the API's own). Signing in through a page
+//! opens the same kind of session as `POST /auth/login`; revoking that session (API logout, "sign
+//! out everywhere", a password reset) ends the cookie too, and signing out here ends the session
+//! for the API. Timeouts are measured with the app's clock (tests move it).
+
+use axum::extract::FromRequestParts;
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use moltflow_core::clock::{HOUR_MS, MINUTE_MS};
+use moltflow_core::secret::{new_token, sha256_hex};
+use moltflow_core::{Role, Scope};
+use moltflow_store::web_sessions::{
+    WebSessionRow, delete_web_session, find_web_session, insert_web_session, touch_web_session,
+};
+use moltflow_types::TokenPair;
+
+use crate::dashboard::csrf;
+use crate::dashboard::errors::{PageError, PageResult};
+use crate::error::ApiError;
+use crate::principal::{Credential, Principal};
+use crate::services::sessions::REFRESH_TOKEN_LIFETIME_MS;
+use crate::state::AppState;
+
+pub const COOKIE_NAME: &str = "mf_session";
+/// A session unused this long ends (a shared computer left signed in).
+pub const IDLE_TIMEOUT_MS: i64 = 12 * HOUR_MS;
+/// A session ends this long after sign-in whatever its use: the lifetime of an API refresh token.
+pub const ABSOLUTE_TIMEOUT_MS: i64 = REFRESH_TOKEN_LIFETIME_MS;
+/// Activity is written at most this often (the idle timeout is that much less precise).
+const TOUCH_EVERY_MS: i64 = 5 * MINUTE_MS;
+
+/// Who is signed in to the dashboard, as the use cases see them (`principal`), with the CSRF
+/// token of their forms.
+pub struct Viewer {
+    pub principal: Principal,
+    /// Put in every state-changing form as the `csrf` field (see `forms::csrf_field`).
+    pub csrf: String,
+    token_hash: String,
+}
+
+impl Viewer {
+    /// Whether the viewer's role allows `scope` (the API's role → scope sets): pages hide what
+    /// would answer 403.
+    pub fn may(&self, scope: &str) -> bool {
+        Scope::parse(scope).is_some_and(|s| self.principal.scopes.contains(s))
+    }
+
+    pub fn user(&self) -> &moltflow_store::accounts::UserRow {
+        &self.principal.user
+    }
+
+    pub fn session_id(&self) -> &str {
+        match &self.principal.credential {
+            Credential::Session { session_id, .. } => session_id,
+            Credential::ApiKey { key_id } => key_id,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> PageResult<Viewer> {
+        match load(&parts.headers, state).await? {
+            Some(viewer) => Ok(viewer),
+            None => {
+                let next = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+                Err(PageError::SignIn { next })
+            }
+        }
+    }
+}
+
+/// The viewer when signed in, `None` otherwise (pages that serve both).
+pub struct MaybeViewer(pub Option<Viewer>);
+
+impl FromRequestParts<AppState> for MaybeViewer {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> PageResult<MaybeViewer> {
+        Ok(MaybeViewer(load(&parts.headers, state).await?))
+    }
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// Reads the session cookie: `None` when absent, unknown, timed out or its session revoked.
+pub async fn load(headers: &HeaderMap, state: &AppState) -> PageResult<Option<Viewer>> {
+    let Some(raw) = cookie(headers, COOKIE_NAME).filter(|raw| raw.len() == 43) else {
+        return Ok(None);
+    };
+    let token_hash = sha256_hex(raw);
+    let mut conn = state.store.conn().await?;
+    let Some(row) = find_web_session(&mut conn, &token_hash).await? else {
+        return Ok(None);
+    };
+    let now = state.clock.now_ms();
+    if now - row.created_at >= ABSOLUTE_TIMEOUT_MS || now - row.last_seen_at >= IDLE_TIMEOUT_MS {
+        drop(conn);
+        expire(state, &row).await?;
+        return Ok(None);
+    }
+    let session = state.auth_cache.session(&state.store, &row.session_id).await.map_err(|e| {
+        tracing::error!(error = %e, "loading a dashboard session");
+        ApiError::unavailable("Sessions are temporarily unavailable").with_retry_after(1)
+    })?;
+    let member = match (&session.member, session.revoked) {
+        (Some(member), false) => member,
+        _ => return Ok(None),
+    };
+    if now - row.last_seen_at >= TOUCH_EVERY_MS {
+        touch_web_session(&mut conn, &token_hash, now).await?;
+    }
+    let role: Role = member.user.role.parse().map_err(|_| ApiError::internal())?;
+    let principal = Principal {
+        scopes: role.scopes().expanded(),
+        role,
+        user: member.user.clone(),
+        plan_id: member.plan_id.clone(),
+        credential: Credential::Session {
+            session_id: row.session_id.clone(),
+            method: session.method.clone(),
+            created_at: session.created_at,
+        },
+        me_body: session.me_body.clone(),
+    };
+    Ok(Some(Viewer { principal, csrf: csrf::token_for(raw), token_hash }))
+}
+
+/// A timed-out cookie ends its session too: nobody holds that session's API tokens but the
+/// dashboard, so it would only linger.
+async fn expire(state: &AppState, row: &WebSessionRow) -> PageResult<()> {
+    let mut tx = state.store.begin().await?;
+    delete_web_session(&mut tx, &row.token_hash).await?;
+    let revoked =
+        moltflow_store::sessions::revoke_session(&mut tx, &row.session_id, moltflow_core::clock::now_ms()).await?;
+    tx.commit().await?;
+    if revoked {
+        state.auth_cache.forget_sessions(std::slice::from_ref(&row.session_id)).await;
+    }
+    Ok(())
+}
+
+/// Opens the dashboard session for the session a use case just signed in (`pair`): answers the
+/// `Set-Cookie` header. The pair's refresh token is dropped unread: the cookie stands in for it.
+pub async fn start(state: &AppState, pair: &TokenPair) -> PageResult<HeaderValue> {
+    let claims = match state.auth_cache.verified_token(&pair.access_token) {
+        Some(claims) => claims.sid.clone(),
+        None => state.jwt.verify(&pair.access_token).map_err(|_| ApiError::internal())?.sid,
+    };
+    let raw = new_token();
+    let now = state.clock.now_ms();
+    let mut conn = state.store.conn().await?;
+    insert_web_session(
+        &mut conn,
+        &WebSessionRow { token_hash: sha256_hex(&raw), session_id: claims, created_at: now, last_seen_at: now },
+    )
+    .await?;
+    Ok(set_cookie(state, COOKIE_NAME, &raw, Some(ABSOLUTE_TIMEOUT_MS / 1000)))
+}
+
+/// Forgets the viewer's cookie row (its session is revoked by the use case that signs out).
+pub async fn forget(state: &AppState, viewer: &Viewer) -> PageResult<()> {
+    let mut conn = state.store.conn().await?;
+    delete_web_session(&mut conn, &viewer.token_hash).await?;
+    Ok(())
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub fn clear(state: &AppState) -> HeaderValue {
+    set_cookie(state, COOKIE_NAME, "", Some(0))
+}
+
+/// A cookie of the dashboard: `HttpOnly; SameSite=Lax; Path=/`, `Secure` when the public URL is
+/// https. `max_age` in seconds (`None`: until the browser closes).
+pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let secure = if state.config.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
+    HeaderValue::from_str(&format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/{age}{secure}"))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The header name of [`set_cookie`]'s value.
+pub const SET: axum::http::HeaderName = SET_COOKIE;
