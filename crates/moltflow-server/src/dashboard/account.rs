@@ -10,9 +10,9 @@ use serde::Deserialize;
 use crate::dashboard::csrf::{PreSession, Public, Signed};
 use crate::dashboard::errors::{PageResult, safe_next};
 use crate::dashboard::forms::{Field, FormErrors, csrf_field};
-use crate::dashboard::session::{self, MaybeViewer};
+use crate::dashboard::session::{self, Client, MaybeViewer};
 use crate::dashboard::{kit, layout, overview};
-use crate::extract::{ClientMeta, QueryParams};
+use crate::extract::QueryParams;
 use crate::services;
 use crate::state::AppState;
 
@@ -35,7 +35,9 @@ pub fn signed_in_redirect(cookie: axum::http::HeaderValue, to: &str) -> Response
 /// `GET /`: the overview for a signed-in viewer, the sign-in page for anyone else.
 pub async fn home(state: AppState, MaybeViewer(viewer): MaybeViewer, pre: PreSession, q: QueryParams) -> Response {
     match viewer {
-        Some(viewer) => overview::page(&state, viewer, kit::flash(q.get("flash"))).await.unwrap_or_else(IntoResponse::into_response),
+        Some(viewer) => {
+            overview::page(&state, viewer, kit::flash(q.get("flash"))).await.unwrap_or_else(IntoResponse::into_response)
+        }
         None => sign_in_form(&pre, &SignInForm::default(), &FormErrors::default(), None, layout::flash(q.get("flash"))),
     }
 }
@@ -102,7 +104,7 @@ pub async fn sign_in_page(MaybeViewer(viewer): MaybeViewer, pre: PreSession, q: 
 }
 
 /// `POST /sign-in`: the API's password login (same throttles, lockout, audit and session).
-pub async fn sign_in(state: AppState, meta: ClientMeta, Public { form, pre }: Public<SignInForm>) -> PageResult {
+pub async fn sign_in(state: AppState, Client(meta): Client, Public { form, pre }: Public<SignInForm>) -> PageResult {
     let request = LoginRequest { email: form.email.clone(), password: form.password.clone() };
     match services::auth::login(&state, request, &meta).await {
         Ok(pair) => {
@@ -152,7 +154,7 @@ pub async fn register_page(MaybeViewer(viewer): MaybeViewer, pre: PreSession) ->
 }
 
 /// `POST /register`: the API's registration; signs the new owner in.
-pub async fn register(state: AppState, meta: ClientMeta, Public { form, pre }: Public<RegisterForm>) -> PageResult {
+pub async fn register(state: AppState, Client(meta): Client, Public { form, pre }: Public<RegisterForm>) -> PageResult {
     let tenant_name = Some(form.tenant_name.trim()).filter(|t| !t.is_empty()).map(str::to_owned);
     let request = RegisterRequest {
         email: form.email.clone(),
@@ -173,7 +175,7 @@ pub async fn register(state: AppState, meta: ClientMeta, Public { form, pre }: P
 pub struct Empty {}
 
 /// `POST /sign-out`: ends this session, for the API too.
-pub async fn sign_out(state: AppState, meta: ClientMeta, Signed { viewer, .. }: Signed<Empty>) -> PageResult {
+pub async fn sign_out(state: AppState, Client(meta): Client, Signed { viewer, .. }: Signed<Empty>) -> PageResult {
     services::sessions::logout(&state, &viewer.principal.user, viewer.session_id(), false, &meta).await?;
     session::forget(&state, &viewer).await?;
     let mut response = Redirect::to("/sign-in?flash=signed_out").into_response();
@@ -185,7 +187,7 @@ pub async fn sign_out(state: AppState, meta: ClientMeta, Signed { viewer, .. }: 
 /// repeat (a mail scanner that follows the link only confirms what the link proves).
 pub async fn verify_email(
     state: AppState,
-    meta: ClientMeta,
+    Client(meta): Client,
     MaybeViewer(viewer): MaybeViewer,
     pre: PreSession,
     q: QueryParams,
@@ -260,7 +262,7 @@ pub async fn invitation_page(pre: PreSession, q: QueryParams) -> Response {
 /// `POST /accept-invitation`: creates the member's account and signs it in.
 pub async fn accept_invitation(
     state: AppState,
-    meta: ClientMeta,
+    Client(meta): Client,
     Public { form, pre }: Public<InvitationForm>,
 ) -> PageResult {
     let request = AcceptInvitationRequest {

@@ -3,8 +3,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use moltflow_core::Scope;
 use maud::html;
+use moltflow_core::Scope;
 use moltflow_types::{AuditEntry, AuditPage};
 use serde_json::Value;
 
@@ -101,7 +101,8 @@ pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult
         Err(err) => (AuditPage { items: Vec::new(), next_cursor: None }, FormErrors::from_error(err)?),
     };
     let filter = if action.is_empty() { String::new() } else { format!("action={}&", encode(action)) };
-    let cursor = q.get("cursor").filter(|c| !c.is_empty()).map(|c| format!("cursor={}&", encode(c))).unwrap_or_default();
+    let cursor =
+        q.get("cursor").filter(|c| !c.is_empty()).map(|c| format!("cursor={}&", encode(c))).unwrap_or_default();
     let csv_href = format!("/audit.csv?{filter}{cursor}").trim_end_matches(['&', '?']).to_owned();
     let body = html! {
         form.inline-form method="get" action="/audit" role="search" aria-label="Filter the audit log" {

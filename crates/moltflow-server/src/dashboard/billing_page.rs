@@ -6,8 +6,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use moltflow_core::Scope;
 use maud::{Markup, html};
+use moltflow_core::Scope;
 use moltflow_core::plan::DEFAULT_PLAN;
 use moltflow_types::{CheckoutRequest, PlanLimits, PlanView, SubscriptionView};
 use serde::Deserialize;
@@ -84,7 +84,13 @@ fn plan_card(viewer: &Viewer, plan: &PlanView, sub: &SubscriptionView, cycle: &s
     }
 }
 
-async fn render(state: &AppState, viewer: &Viewer, cycle: &str, errors: &FormErrors, flash: Option<&str>) -> PageResult {
+async fn render(
+    state: &AppState,
+    viewer: &Viewer,
+    cycle: &str,
+    errors: &FormErrors,
+    flash: Option<&str>,
+) -> PageResult {
     let sub = billing::subscription_view(state, viewer.principal.tenant_id()).await?;
     let plans: Vec<PlanView> = state.plans.plans().iter().map(billing::plan_view).collect();
     let manage = viewer.may("billing:manage");
@@ -139,11 +145,19 @@ fn go_to(state: &AppState, viewer: &Viewer, url: &str, what: &str) -> Response {
 }
 
 /// `POST /billing/upgrade`: opens a checkout and goes there.
-pub async fn checkout(state: AppState, Client(meta): Client, Signed { viewer, form }: Signed<CheckoutForm>) -> PageResult {
+pub async fn checkout(
+    state: AppState,
+    Client(meta): Client,
+    Signed { viewer, form }: Signed<CheckoutForm>,
+) -> PageResult {
     viewer.principal.require(Scope::BILLING_MANAGE)?;
     let cycle = if form.billing_cycle == "yearly" { "yearly" } else { "monthly" };
-    let request =
-        CheckoutRequest { plan_id: form.plan_id, billing_cycle: form.billing_cycle, success_url: None, cancel_url: None };
+    let request = CheckoutRequest {
+        plan_id: form.plan_id,
+        billing_cycle: form.billing_cycle,
+        success_url: None,
+        cancel_url: None,
+    };
     match billing::checkout(&state, &viewer.principal, request, &meta).await {
         Ok(c) => Ok(go_to(&state, &viewer, &c.checkout_url, "the payment page")),
         Err(err) => render(&state, &viewer, cycle, &FormErrors::from_error(err)?, None).await,
@@ -180,7 +194,11 @@ pub async fn cancel_page(state: AppState, viewer: Viewer) -> PageResult {
 }
 
 /// `POST /billing/cancel-subscription`.
-pub async fn cancel(state: AppState, Client(meta): Client, Signed { viewer, .. }: Signed<Vec<(String, String)>>) -> PageResult {
+pub async fn cancel(
+    state: AppState,
+    Client(meta): Client,
+    Signed { viewer, .. }: Signed<Vec<(String, String)>>,
+) -> PageResult {
     viewer.principal.require(Scope::BILLING_MANAGE)?;
     let (kind, id) = viewer.principal.actor();
     match billing::cancel(&state, viewer.principal.tenant_id(), Actor { kind, id: Some(id) }, &meta).await {

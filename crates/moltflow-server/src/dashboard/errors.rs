@@ -8,6 +8,7 @@ use maud::html;
 use crate::dashboard::layout;
 use crate::error::ApiError;
 use crate::request_id::current_request_id;
+use crate::services::failure::Failure;
 
 #[derive(Debug)]
 pub enum PageError {
@@ -27,9 +28,15 @@ impl From<ApiError> for PageError {
     }
 }
 
-impl From<moltflow_store::DbError> for PageError {
-    fn from(err: moltflow_store::DbError) -> Self {
+impl From<moltflow_store::StoreError> for PageError {
+    fn from(err: moltflow_store::StoreError) -> Self {
         PageError::Api(err.into())
+    }
+}
+
+impl From<Failure> for PageError {
+    fn from(failure: Failure) -> Self {
+        PageError::Api(failure.into())
     }
 }
 

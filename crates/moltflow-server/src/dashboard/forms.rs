@@ -30,7 +30,10 @@ impl FormErrors {
     /// after it is kept in the message); a few codes name a field; any other client error (a
     /// wrong password, a used token, a 429 with when to retry) goes above the form. Server
     /// errors are not the user's to fix: they become the error page.
-    pub fn from_error(err: ApiError) -> Result<FormErrors, PageError> {
+    /// Takes a use case's `Failure` or a legacy `ApiError` alike (both read as the API answers
+    /// them, so the fields are the ones the API's `loc` names).
+    pub fn from_error(err: impl Into<ApiError>) -> Result<FormErrors, PageError> {
+        let err = err.into();
         if err.status.is_server_error() {
             return Err(PageError::Api(err));
         }

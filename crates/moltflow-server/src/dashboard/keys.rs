@@ -117,7 +117,11 @@ async fn creators(state: &AppState, viewer: &Viewer) -> PageResult<Vec<(String, 
     if !viewer.may("members:read") {
         return Ok(Vec::new());
     }
-    Ok(members::list(state, viewer.principal.tenant_id()).await?.into_iter().map(|m| (m.user_id, m.full_name)).collect())
+    Ok(members::list(state, viewer.principal.tenant_id())
+        .await?
+        .into_iter()
+        .map(|m| (m.user_id, m.full_name))
+        .collect())
 }
 
 fn list(viewer: &Viewer, keys: &[ApiKey], names: &[(String, String)]) -> Markup {
@@ -272,7 +276,11 @@ fn secret_page(viewer: &Viewer, made: &ApiKeyWithSecret, rotated: bool) -> Respo
 }
 
 /// `POST /keys`: create; the answer is the secret page.
-pub async fn create(state: AppState, Client(meta): Client, Signed { viewer, form }: Signed<Vec<(String, String)>>) -> PageResult {
+pub async fn create(
+    state: AppState,
+    Client(meta): Client,
+    Signed { viewer, form }: Signed<Vec<(String, String)>>,
+) -> PageResult {
     viewer.principal.require(Scope::ACCOUNT_MANAGE)?;
     let form = CreateForm::from_pairs(form);
     let mut errors = FormErrors::default();
@@ -328,7 +336,8 @@ pub async fn revoke(
 }
 
 /// Grace periods offered, in minutes (the API takes any of 0..=1440).
-const GRACES: &[(i64, &str)] = &[(0, "None: the old secret stops now"), (15, "15 minutes"), (60, "1 hour"), (1440, "24 hours")];
+const GRACES: &[(i64, &str)] =
+    &[(0, "None: the old secret stops now"), (15, "15 minutes"), (60, "1 hour"), (1440, "24 hours")];
 
 /// `GET /keys/{id}/rotate`: pick the grace period.
 pub async fn rotate_page(state: AppState, viewer: Viewer, Path(id): Path<String>) -> PageResult {
@@ -372,7 +381,9 @@ pub async fn rotate(
     if !first_use(get("nonce")) {
         return Ok(shown_once());
     }
-    let made = state.api_keys().rotate(&viewer.principal, &id, RotateApiKeyRequest { grace_period_minutes: Some(grace) }, &meta)
+    let made = state
+        .api_keys()
+        .rotate(&viewer.principal, &id, RotateApiKeyRequest { grace_period_minutes: Some(grace) }, &meta)
         .await?;
     Ok(secret_page(&viewer, &made, true))
 }

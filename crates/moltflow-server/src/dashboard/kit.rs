@@ -19,7 +19,10 @@ const FLASHES: &[(&str, &str)] = &[
     ("settings_saved", "The settings are saved."),
     ("consent_recorded", "Your choice is recorded."),
     ("canceled", "The subscription is canceled at the end of the period; the plan stays until then."),
-    ("checkout_success", "Thank you: the payment went through. The new plan applies as soon as the provider confirms it."),
+    (
+        "checkout_success",
+        "Thank you: the payment went through. The new plan applies as soon as the provider confirms it.",
+    ),
     ("checkout_canceled", "The checkout was canceled; nothing changed."),
 ];
 
@@ -29,7 +32,14 @@ pub fn flash(code: Option<&str>) -> Option<&'static str> {
 }
 
 /// A signed-in page answered with `status`.
-pub fn page(viewer: &Viewer, path: &str, title: &str, flash: Option<&str>, status: StatusCode, body: Markup) -> Response {
+pub fn page(
+    viewer: &Viewer,
+    path: &str,
+    title: &str,
+    flash: Option<&str>,
+    status: StatusCode,
+    body: Markup,
+) -> Response {
     let mut response = layout::signed_in(viewer, path, title, flash, body).into_response();
     *response.status_mut() = status;
     response

@@ -5,9 +5,9 @@
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use moltflow_core::Scope;
 use maud::{Markup, html};
 use moltflow_core::Role;
+use moltflow_core::Scope;
 use moltflow_types::{Invitation, InviteRequest, TenantMember};
 use serde::Deserialize;
 

@@ -11,8 +11,8 @@ use crate::dashboard::csrf::Signed;
 use crate::dashboard::errors::PageResult;
 use crate::dashboard::forms::{Field, FormErrors, csrf_field};
 use crate::dashboard::layout;
-use crate::dashboard::session::{self, Viewer};
-use crate::extract::{ClientMeta, QueryParams};
+use crate::dashboard::session::{self, Client, Viewer};
+use crate::extract::QueryParams;
 use crate::services;
 use crate::state::AppState;
 
@@ -150,7 +150,7 @@ pub async fn update(state: AppState, Signed { viewer, form }: Signed<ProfileForm
 /// `POST /profile/password`: set or change the password; a change signs out the other sessions.
 pub async fn change_password(
     state: AppState,
-    meta: ClientMeta,
+    Client(meta): Client,
     Signed { viewer, form }: Signed<PasswordForm>,
 ) -> PageResult {
     let mut errors = FormErrors::default();
@@ -172,7 +172,7 @@ pub async fn change_password(
 /// `POST /profile/sign-out-everywhere`: revokes every session of the user (API ones too).
 pub async fn sign_out_everywhere(
     state: AppState,
-    meta: ClientMeta,
+    Client(meta): Client,
     Signed { viewer, .. }: Signed<Empty>,
 ) -> PageResult {
     services::sessions::logout(&state, &viewer.principal.user, viewer.session_id(), true, &meta).await?;
@@ -219,7 +219,7 @@ pub async fn delete_page(viewer: Viewer) -> Response {
 }
 
 /// `POST /profile/delete`: erases the account (the API's `DELETE /users/me`) and signs out.
-pub async fn delete(state: AppState, meta: ClientMeta, Signed { viewer, form }: Signed<DeleteForm>) -> PageResult {
+pub async fn delete(state: AppState, Client(meta): Client, Signed { viewer, form }: Signed<DeleteForm>) -> PageResult {
     if form.confirm.trim() != "DELETE" {
         let mut errors = FormErrors::default();
         errors.add("confirm", "Type DELETE in capitals to confirm.");

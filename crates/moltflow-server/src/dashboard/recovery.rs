@@ -11,8 +11,8 @@ use crate::dashboard::account::{public_page, signed_in_redirect};
 use crate::dashboard::csrf::{PreSession, Public};
 use crate::dashboard::errors::PageResult;
 use crate::dashboard::forms::{Field, FormErrors, csrf_field};
-use crate::dashboard::session;
-use crate::extract::{ClientMeta, QueryParams};
+use crate::dashboard::session::{self, Client};
+use crate::extract::QueryParams;
 use crate::services;
 use crate::state::AppState;
 
@@ -35,7 +35,7 @@ fn mail_sent(pre: &PreSession, what: &str) -> Response {
 /// account or not).
 pub async fn request_magic_link(
     state: AppState,
-    meta: ClientMeta,
+    Client(meta): Client,
     Public { form, pre }: Public<EmailForm>,
 ) -> PageResult {
     match services::recovery::request_magic_link(&state, &form.email, &meta).await {
@@ -94,7 +94,7 @@ pub async fn magic_link_page(pre: PreSession, q: QueryParams) -> Response {
 /// `POST /magic-link`: spends the link's token and signs in.
 pub async fn magic_link_sign_in(
     state: AppState,
-    meta: ClientMeta,
+    Client(meta): Client,
     Public { form, pre }: Public<TokenForm>,
 ) -> PageResult {
     match services::recovery::verify_magic_link(&state, &form.token, &meta).await {
@@ -125,7 +125,11 @@ pub async fn forgot_page(pre: PreSession) -> Response {
 
 /// `POST /forgot-password`: mails a reset link (the same answer whether the address has an
 /// account or not).
-pub async fn forgot_password(state: AppState, meta: ClientMeta, Public { form, pre }: Public<EmailForm>) -> PageResult {
+pub async fn forgot_password(
+    state: AppState,
+    Client(meta): Client,
+    Public { form, pre }: Public<EmailForm>,
+) -> PageResult {
     match services::recovery::forgot_password(&state, &form.email, &meta).await {
         Ok(()) => Ok(mail_sent(&pre, "within an hour")),
         Err(err) => Ok(email_form(
@@ -172,7 +176,11 @@ pub async fn reset_page(pre: PreSession, q: QueryParams) -> Response {
 }
 
 /// `POST /reset-password`.
-pub async fn reset_password(state: AppState, meta: ClientMeta, Public { form, pre }: Public<ResetForm>) -> PageResult {
+pub async fn reset_password(
+    state: AppState,
+    Client(meta): Client,
+    Public { form, pre }: Public<ResetForm>,
+) -> PageResult {
     if form.new_password != form.confirm_password {
         let mut errors = FormErrors::default();
         errors.add("confirm_password", "The two passwords differ.");

@@ -19,7 +19,8 @@ use moltflow_types::TokenPair;
 use crate::dashboard::csrf;
 use crate::dashboard::errors::{PageError, PageResult};
 use crate::error::ApiError;
-use crate::principal::{Credential, Principal};
+use crate::services::origin::{Channel, Origin};
+use crate::services::principal::{Credential, Principal};
 use crate::services::sessions::REFRESH_TOKEN_LIFETIME_MS;
 use crate::state::AppState;
 
@@ -194,3 +195,17 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<i64
 
 /// The header name of [`set_cookie`]'s value.
 pub const SET: axum::http::HeaderName = SET_COOKIE;
+
+/// Where a dashboard request comes from, for the use cases (audit entries, per-address limits):
+/// the API's reading of the client address and user agent, marked as the dashboard's.
+pub struct Client(pub Origin);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> PageResult<Client> {
+        let mut origin = Origin::from_request_parts(parts, state).await?;
+        origin.channel = Channel::Dashboard;
+        Ok(Client(origin))
+    }
+}

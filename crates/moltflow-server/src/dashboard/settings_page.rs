@@ -4,8 +4,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use moltflow_core::Scope;
 use maud::{Markup, html};
+use moltflow_core::Scope;
 use moltflow_types::{ConsentRecord, TenantSettings, UpdateTenantSettings};
 use serde::Deserialize;
 use serde_json::Value;
@@ -127,9 +127,16 @@ fn settings_read_only(s: &TenantSettings) -> Markup {
     }
 }
 
-fn consent_section(viewer: &Viewer, s: &TenantSettings, history: Option<&[ConsentRecord]>, names: &[(String, String)]) -> Markup {
+fn consent_section(
+    viewer: &Viewer,
+    s: &TenantSettings,
+    history: Option<&[ConsentRecord]>,
+    names: &[(String, String)],
+) -> Markup {
     let who = |id: &Option<String>| match id {
-        Some(id) => names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| "A former member".to_owned()),
+        Some(id) => {
+            names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| "A former member".to_owned())
+        }
         None => "—".to_owned(),
     };
     html! {
@@ -225,7 +232,11 @@ pub async fn save(state: AppState, Client(meta): Client, Signed { viewer, form }
 }
 
 /// `POST /settings/ai-consent`: grants or withdraws; the use case appends the consent record.
-pub async fn consent(state: AppState, Client(meta): Client, Signed { viewer, form }: Signed<ConsentForm>) -> PageResult {
+pub async fn consent(
+    state: AppState,
+    Client(meta): Client,
+    Signed { viewer, form }: Signed<ConsentForm>,
+) -> PageResult {
     viewer.principal.require(Scope::SETTINGS_MANAGE)?;
     let patch = UpdateTenantSettings {
         allowed_numbers: None,

@@ -51,7 +51,8 @@ impl<'a> Web<'a> {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Page {
-        let cookie = self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let cookie =
+            self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
         let res = req.header(COOKIE, cookie).send().await.expect("request");
         let status = res.status().as_u16();
         let headers = res.headers().clone();
@@ -124,7 +125,9 @@ fn table_cells(html: &str, caption: &str) -> Vec<Vec<String>> {
             let mut cells = Vec::new();
             let mut rest = row;
             while let Some(open) = rest.find(['<']).filter(|_| rest.contains("<t")) {
-                let Some(cell_at) = rest[open..].find("<th").into_iter().chain(rest[open..].find("<td")).min() else { break };
+                let Some(cell_at) = rest[open..].find("<th").into_iter().chain(rest[open..].find("<td")).min() else {
+                    break;
+                };
                 let cell = &rest[open + cell_at..];
                 let close = cell.find("</t").expect("cell end");
                 cells.push(strip_tags(&cell[..close]));
@@ -152,7 +155,8 @@ async fn a_member_sees_read_only_pages_without_the_buttons_that_would_be_refused
     let app = TestApp::spawn().await;
     let (owner, _) = owner_and_member(&app).await;
     let access = token(&owner, "access_token");
-    let r = app.post("/tenant/invitations", json!({"email": "guest@example.com", "role": "member"}), Some(&access)).await;
+    let r =
+        app.post("/tenant/invitations", json!({"email": "guest@example.com", "role": "member"}), Some(&access)).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let web = Web::signed_in(&app, "member@example.com").await;
 
@@ -211,7 +215,8 @@ async fn a_new_keys_secret_appears_exactly_once() {
     let web = Web::signed_in(&app, "owner@example.com").await;
     let form = web.get("/keys").await;
     let nonce = input_value(&form.html, "nonce").expect("a nonce");
-    let fields = [("name", "outreach-bot"), ("preset", "messaging"), ("scope", "usage:write"), ("nonce", nonce.as_str())];
+    let fields =
+        [("name", "outreach-bot"), ("preset", "messaging"), ("scope", "usage:write"), ("nonce", nonce.as_str())];
     let made = web.post("/keys", &fields).await;
     assert_eq!(made.status, 200, "{}", made.html);
     assert_eq!(made.headers["cache-control"], "no-store");
@@ -273,7 +278,10 @@ async fn the_usage_csv_holds_exactly_the_table_shown() {
     assert_eq!(page.status, 200, "{}", page.html);
     let month = moltflow_core::period::Month::of_ms(moltflow_core::clock::now_ms()).to_string();
     let shown = table_cells(&page.html, &format!("Usage per day and WhatsApp session, {month}"));
-    assert_eq!(shown[0], ["Date", "Messages: wa-help", "Messages: wa-sales", "Messages: No session", "Messages", "AI replies"]);
+    assert_eq!(
+        shown[0],
+        ["Date", "Messages: wa-help", "Messages: wa-sales", "Messages: No session", "Messages", "AI replies"]
+    );
     assert_eq!(shown.last().unwrap(), &["Total", "2", "3", "4", "9", "1"]);
     let csv = web.get(&format!("/usage/daily.csv?month={month}")).await;
     assert_eq!(csv.status, 200);
@@ -316,7 +324,8 @@ async fn a_bad_number_is_shown_beside_the_field_and_nothing_is_saved() {
     let s = app.get("/tenant/settings", Some(&access)).await;
     assert_eq!((s.body["allowed_numbers"].clone(), s.body["require_approval"].clone()), (json!([]), json!(false)));
 
-    let r = web.post("/settings", &[("allowed_numbers", "+5511999999999\n+14155550123"), ("require_approval", "on")]).await;
+    let r =
+        web.post("/settings", &[("allowed_numbers", "+5511999999999\n+14155550123"), ("require_approval", "on")]).await;
     assert_eq!((r.status, r.location()), (303, "/settings?flash=settings_saved"));
     let s = app.get("/tenant/settings", Some(&access)).await;
     assert_eq!(s.body["allowed_numbers"], json!(["+5511999999999", "+14155550123"]));
@@ -400,7 +409,10 @@ async fn members_are_invited_changed_and_removed_by_an_owner() {
     assert!(r.html.contains("value=\"not-an-email\""));
     let r = web.post("/members/invite", &[("email", "new@example.com"), ("role", "admin")]).await;
     assert_eq!((r.status, r.location()), (303, "/members?flash=invited"));
-    assert_eq!(app.count("SELECT COUNT(*) FROM invitations WHERE email = 'new@example.com' AND role = 'admin'").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM invitations WHERE email = 'new@example.com' AND role = 'admin'").await,
+        1
+    );
 
     let r = web.post(&format!("/members/{member_id}/role"), &[("role", "admin")]).await;
     assert_eq!(r.status, 303);
