@@ -43,6 +43,20 @@ impl BarChart {
         self.series.iter().map(|s| s.values.get(i).copied().unwrap_or(0)).fold(0, u64::saturating_add)
     }
 
+    /// The stacked pieces of bar `i`: series index, the value below it, its own value (zeros left out).
+    fn segments(&self, i: usize) -> Vec<(usize, u64, u64)> {
+        let mut below = 0u64;
+        let mut out = Vec::new();
+        for (k, s) in self.series.iter().enumerate() {
+            let v = s.values.get(i).copied().unwrap_or(0);
+            if v > 0 {
+                out.push((k, below, v));
+                below = below.saturating_add(v);
+            }
+        }
+        out
+    }
+
     /// One sentence with what the bars show, for screen readers.
     pub fn description(&self) -> String {
         let totals: Vec<u64> = (0..self.labels.len()).map(|i| self.total(i)).collect();
@@ -114,15 +128,10 @@ impl BarChart {
                         @let x = LEFT + band * i as f64 + (band - bar_w) / 2.0;
                         g {
                             title { (label) ": " (thousands(self.total(i))) " " (self.unit) }
-                            @let mut below = 0u64;
-                            @for (k, s) in self.series.iter().enumerate() {
-                                @let v = s.values.get(i).copied().unwrap_or(0);
-                                @if v > 0 {
-                                    @let (y0, y1) = (y_of(below), y_of(below.saturating_add(v)));
-                                    rect class=(format!("bar s{}", k % PALETTE)) x=(f(x)) y=(f(y1)) width=(f(bar_w))
-                                        height=(f((y0 - y1).max(0.5))) {}
-                                    @let _ = { below = below.saturating_add(v); };
-                                }
+                            @for (k, below, v) in self.segments(i) {
+                                @let (y0, y1) = (y_of(below), y_of(below.saturating_add(v)));
+                                rect class=(format!("bar s{}", k % PALETTE)) x=(f(x)) y=(f(y1)) width=(f(bar_w))
+                                    height=(f((y0 - y1).max(0.5))) {}
                             }
                         }
                         @if i % step == 0 {
