@@ -10,6 +10,7 @@
 #   BENCH_LOGIN_CONNECTIONS  connections for POST /auth/login    (16; Argon2id is CPU bound)
 #   BENCH_FLOOD_CONNECTIONS  connections for /auth/me during the login flood (16)
 #   BENCH_HASH_SECONDS       duration of `moltflow hash-bench`   (5)
+#   BENCH_DASH_CONNECTIONS   connections for the dashboard pages (4)
 #   BENCH_WARMUP             seconds of unrecorded warm-up       (2; 0 skips it)
 #   BENCH_PORT               first port tried on 127.0.0.1       (18099; next free one is used)
 #   BENCH_OUT                append the Markdown summary to this file
@@ -34,6 +35,7 @@ LOGIN_CONNECTIONS=${BENCH_LOGIN_CONNECTIONS:-16}
 FLOOD_CONNECTIONS=${BENCH_FLOOD_CONNECTIONS:-16}
 HASH_SECONDS=${BENCH_HASH_SECONDS:-5}
 WARMUP=${BENCH_WARMUP:-2}
+DASH_CONNECTIONS=${BENCH_DASH_CONNECTIONS:-4}
 REQUEST_LUA=$ROOT/bench/request.lua
 
 EMAIL=bench@example.com
@@ -182,6 +184,20 @@ register_user() {
   log "registered $EMAIL"
 }
 
+# A dashboard session cookie for the bench user, signed in through the sign-in form as a browser
+# does (the pre-session CSRF cookie and token, the Origin header).
+DASH_COOKIE=''
+dashboard_sign_in() {
+  local jar=$TMP/dash.jar csrf code
+  csrf=$(curl -sS -c "$jar" "$BASE/sign-in" | grep -o 'name="csrf" value="[0-9a-f]*"' | head -1 | sed 's/.*value="//; s/"//')
+  [[ -n $csrf ]] || die "the sign-in page has no CSRF token"
+  code=$(curl -sS -b "$jar" -c "$jar" -o /dev/null -w '%{http_code}' -H "Origin: $BASE" \
+    --data-urlencode "csrf=$csrf" --data-urlencode "email=$EMAIL" --data-urlencode "password=$PASSWORD" "$BASE/sign-in")
+  [[ $code == 303 ]] || die "dashboard sign-in answered $code"
+  DASH_COOKIE="Cookie: mf_session=$(awk '$6 == "mf_session" { print $7 }' "$jar")"
+  log "signed in to the dashboard"
+}
+
 # Raw Argon2id verify rate with the same configuration (and so the same hash parameters and
 # thread count) as the server; called while the server is idle.
 hash_bench() {
@@ -326,6 +342,13 @@ run_scenarios() {
   CONNS=$FLOOD_CONNECTIONS scenario me_during_login_flood GET /api/v2/auth/me "$bearer"
   finish_background login_flood
 
+  # Dashboard pages, signed out and in: a page is one session lookup plus a render. Few
+  # connections, so that p50 is the time to serve one page rather than time spent queueing.
+  dashboard_sign_in
+  CONNS=$DASH_CONNECTIONS scenario dash_sign_in GET /sign-in
+  CONNS=$DASH_CONNECTIONS scenario dash_overview GET / "$DASH_COOKIE"
+  CONNS=$DASH_CONNECTIONS scenario dash_profile GET /profile "$DASH_COOKIE"
+
   # ---- LATER SCENARIOS ------------------------------------------------------------------------
   # Add them here once the endpoints exist (API.md §5, §7); each is a fixture plus a line or two:
   #
@@ -394,6 +417,9 @@ summary() {
   check '`/auth/me` (API key) p99' "${P99[me_api_key]}" '<' 5 ' ms'
   check 'login ÷ raw Argon2id verify rate' "$(ratio "${RPS[login]}" "$ARGON_RATE")" '>=' 0.80 ''
   check '`/auth/me` p99 during login flood' "${P99[me_during_login_flood]}" '<' 10 ' ms'
+  check 'dashboard sign-in page p50' "${P50[dash_sign_in]}" '<' 5 ' ms'
+  check 'dashboard overview p50 (signed in)' "${P50[dash_overview]}" '<' 5 ' ms'
+  check 'dashboard profile p50 (signed in)' "${P50[dash_profile]}" '<' 5 ' ms'
   check 'idle RSS after ready' "$IDLE_RSS_MB" '<' 50 ' MB'
   check 'time to ready' "$READY_MS" '<' 1000 ' ms'
   check 'non-2xx answers + socket errors' "$total_errs" '==' 0 ''

@@ -83,13 +83,16 @@ pub fn router(state: AppState) -> Router {
 
 /// The policy of every dashboard answer: nothing from another origin, no inline script or style,
 /// no framing, forms post only here; pages are never cached (a page may hold a secret shown once).
+/// `Referrer-Policy: same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin:
+/// null` with a form POST, which the Origin check must refuse; links to other sites get no referrer
+/// either way.
 pub const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
 async fn secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

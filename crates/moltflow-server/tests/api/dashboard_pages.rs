@@ -1,0 +1,335 @@
+//! The dashboard's pages: security headers, CSRF refusals, errors beside their fields, the mailed
+//! links, and the profile.
+
+use crate::common::{PASSWORD, TestApp, token};
+use crate::dashboard_browser::{Browser, wait_for_link};
+
+const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+#[tokio::test]
+async fn every_page_sends_the_security_headers_and_assets_are_immutable() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    let mut pages = vec!["/", "/sign-in", "/register", "/forgot-password", "/docs", "/reset-password?token=x"];
+    for path in pages.drain(..) {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert_eq!(page.header("content-security-policy"), Some(CSP), "{path}");
+        assert_eq!(page.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(page.header("referrer-policy"), Some("same-origin"), "{path}");
+        assert_eq!(page.header("cache-control"), Some("no-store"), "{path}");
+        assert!(page.body.starts_with("<!DOCTYPE html><html lang=\"en\">"), "{path}");
+        assert!(!page.body.contains("style=") && !page.body.contains("<script>"), "inline style or script on {path}");
+        assert!(!page.body.contains("src=\"http") && !page.body.contains("href=\"http"), "another origin on {path}");
+    }
+    browser.register("headers@example.com").await;
+    for path in ["/", "/keys", "/usage", "/members", "/settings", "/billing", "/audit", "/profile"] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert_eq!(page.header("content-security-policy"), Some(CSP), "{path}");
+        assert!(page.body.contains("aria-current=\"page\""), "the nav marks {path}");
+    }
+
+    let page = browser.get("/").await;
+    let css = page.body.split("href=\"/assets/style.").nth(1).and_then(|s| s.split('"').next()).expect("stylesheet");
+    let asset = browser.get(&format!("/assets/style.{css}")).await;
+    assert_eq!(asset.status, 200);
+    assert_eq!(asset.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(asset.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    assert_eq!(browser.get("/assets/style.0000000000.css").await.status, 404, "an old name is gone");
+    // The API keeps its own answers.
+    assert_eq!(browser.get("/healthz").await.status, 200);
+    assert!(browser.get("/openapi.json").await.body.starts_with('{'));
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_or_from_another_origin_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    let fields = [("email", "csrf@example.com"), ("full_name", "Csrf"), ("password", PASSWORD)];
+    browser.get("/register").await;
+    let page = browser.post("/register", &fields).await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("Form refused"), "{}", page.body);
+    let mut wrong = vec![("csrf", "0".repeat(64))];
+    wrong.extend(fields.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let wrong: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(browser.post("/register", &wrong).await.status, 403);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0, "nothing was created");
+
+    browser.register("csrf@example.com").await;
+    let token = browser.get("/profile").await.csrf();
+    // Signed in: no token, another browser's token, or the right token from another origin.
+    assert_eq!(browser.post("/profile", &[("full_name", "Mallory")]).await.status, 403);
+    let mut other = Browser::new(&app);
+    other.register("other@example.com").await;
+    let other_token = other.get("/profile").await.csrf();
+    assert_ne!(other_token, token);
+    let page = browser
+        .post("/profile", &[("csrf", &other_token), ("full_name", "Mallory"), ("timezone", "UTC"), ("locale", "en")])
+        .await;
+    assert_eq!(page.status, 403);
+    let cross = reqwest::Client::new()
+        .post(format!("{}/profile", app.base))
+        .header("origin", "https://evil.example")
+        .header("cookie", format!("mf_session={}", browser.cookies["mf_session"]))
+        .form(&[("csrf", token.as_str()), ("full_name", "Mallory"), ("timezone", "UTC"), ("locale", "en")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE full_name = 'Mallory'").await, 0);
+    // Signing out needs the token too.
+    assert_eq!(browser.post("/sign-out", &[]).await.status, 403);
+    assert!(browser.signed_in().await);
+}
+
+#[tokio::test]
+async fn errors_appear_beside_their_fields_and_the_form_keeps_what_was_typed_but_never_a_password() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    let page = browser
+        .submit(
+            "/register",
+            "/register",
+            &[("email", "not-an-email"), ("full_name", "Typed Name"), ("password", "short")],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.field_error("email").is_some_and(|m| m.contains("email")), "{}", page.body);
+    assert_eq!(page.input_value("full_name").as_deref(), Some("Typed Name"));
+    assert_eq!(page.input_value("email").as_deref(), Some("not-an-email"));
+    assert_eq!(page.input_value("password").as_deref(), Some(""), "a password is never echoed");
+    assert!(page.body.contains("aria-invalid=\"true\""));
+    let page = browser
+        .submit(
+            "/register",
+            "/register",
+            &[("email", "fine@example.com"), ("full_name", "Typed Name"), ("password", "short")],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.field_error("password").is_some_and(|m| m.contains('8')), "{}", page.body);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0, "nothing was created");
+
+    app.register("taken@example.com").await;
+    let page = browser
+        .submit(
+            "/register",
+            "/register",
+            &[("email", "taken@example.com"), ("full_name", "Again"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(page.status, 409);
+    assert!(page.field_error("email").is_some_and(|m| m.contains("already exists")), "{}", page.body);
+
+    let page = browser.sign_in("taken@example.com", "wrong-password-123").await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.contains("Incorrect email or password"));
+    assert_eq!(page.input_value("email").as_deref(), Some("taken@example.com"));
+    assert!(!page.body.contains("wrong-password-123"));
+}
+
+#[tokio::test]
+async fn too_many_sign_ins_say_when_to_retry() {
+    let app = TestApp::spawn().await;
+    app.register("locked@example.com").await;
+    let mut browser = Browser::new(&app);
+    let mut last = None;
+    for _ in 0..6 {
+        last = Some(browser.sign_in("locked@example.com", "wrong-password-123").await);
+    }
+    let page = last.unwrap();
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert!(page.body.contains("Try again in"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn register_then_verify_from_the_mail_hides_the_banner() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    browser.register("verify@example.com").await;
+    let home = browser.get("/?flash=registered").await;
+    assert!(home.body.contains("Please verify your email address"));
+    assert!(home.body.contains("Welcome!"));
+    let link = wait_for_link(&app, "/verify-email?token=").await;
+    let page = browser.get(&link).await;
+    assert_eq!((page.status, page.location()), (303, "/?flash=verified"));
+    let home = browser.get("/").await;
+    assert!(!home.body.contains("Please verify your email address"), "{}", home.body);
+    // The link works once.
+    let again = browser.get(&link).await;
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("not valid any more"));
+}
+
+#[tokio::test]
+async fn forgot_password_mails_a_link_whose_page_resets_it_and_ends_every_session() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    browser.register("forgot@example.com").await;
+    let mut anonymous = Browser::new(&app);
+    let page = anonymous.submit("/forgot-password", "/forgot-password", &[("email", "forgot@example.com")]).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Check your mail"));
+    let link = wait_for_link(&app, "/reset-password?token=").await;
+    let form = anonymous.get(&link).await;
+    let token = form.input_value("token").expect("the token travels in the form");
+    let new = "brand-new-meadow-lantern-91";
+    let page = anonymous
+        .post(
+            "/reset-password",
+            &[("csrf", &form.csrf()), ("token", &token), ("new_password", new), ("confirm_password", "other")],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.field_error("confirm_password").is_some());
+    let page = anonymous
+        .post(
+            "/reset-password",
+            &[("csrf", &form.csrf()), ("token", &token), ("new_password", new), ("confirm_password", new)],
+        )
+        .await;
+    assert_eq!((page.status, page.location()), (303, "/sign-in?flash=password_reset"), "{}", page.body);
+    assert!(!browser.signed_in().await, "a reset ends every session, the dashboard's too");
+    let page = anonymous.sign_in("forgot@example.com", new).await;
+    assert_eq!(page.location(), "/");
+}
+
+#[tokio::test]
+async fn a_magic_link_signs_in_only_when_its_button_is_pressed() {
+    let app = TestApp::spawn().await;
+    app.register("magic@example.com").await;
+    let mut browser = Browser::new(&app);
+    let page = browser.submit("/sign-in", "/magic-link/request", &[("email", "magic@example.com")]).await;
+    assert!(page.body.contains("Check your mail"));
+    let link = wait_for_link(&app, "/magic-link?token=").await;
+    // Following the link (a mail scanner does) spends nothing.
+    let landing = browser.get(&link).await;
+    assert_eq!(landing.status, 200);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions WHERE method = 'magic_link'").await, 0);
+    let token = landing.input_value("token").unwrap();
+    let page = browser.post("/magic-link", &[("csrf", &landing.csrf()), ("token", &token)]).await;
+    assert_eq!((page.status, page.location()), (303, "/"));
+    assert!(browser.signed_in().await);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions WHERE method = 'magic_link'").await, 1);
+}
+
+#[tokio::test]
+async fn an_invitation_link_opens_a_page_that_creates_the_member_and_signs_in() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("boss@example.com").await;
+    let access = token(&pair, "access_token");
+    app.store.execute_raw("UPDATE users SET email_verified = TRUE").await.unwrap();
+    let r = app
+        .post(
+            "/tenant/invitations",
+            serde_json::json!({"email": "joiner@example.com", "role": "member"}),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let link = wait_for_link(&app, "/accept-invitation?token=").await;
+    let mut browser = Browser::new(&app);
+    let form = browser.get(&link).await;
+    assert_eq!(form.status, 200);
+    let token = form.input_value("token").unwrap();
+    let page = browser
+        .post(
+            "/accept-invitation",
+            &[("csrf", &form.csrf()), ("token", &token), ("full_name", ""), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.field_error("full_name").is_some());
+    let page = browser
+        .post(
+            "/accept-invitation",
+            &[("csrf", &form.csrf()), ("token", &token), ("full_name", "Jo Iner"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!((page.status, page.location()), (303, "/?flash=joined"), "{}", page.body);
+    let home = browser.get("/?flash=joined").await;
+    assert!(home.body.contains("Jo Iner · member"));
+    assert!(!home.body.contains("Please verify"), "the invitation proved the address");
+}
+
+#[tokio::test]
+async fn the_profile_saves_name_time_zone_and_language_and_shows_bad_values_beside_them() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    browser.register("profile@example.com").await;
+    let page = browser
+        .submit("/profile", "/profile", &[("full_name", "New Name"), ("timezone", "Mars/Olympus"), ("locale", "pt-BR")])
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.field_error("timezone").is_some_and(|m| m.contains("IANA")), "{}", page.body);
+    assert_eq!(page.input_value("timezone").as_deref(), Some("Mars/Olympus"));
+    assert_eq!(page.input_value("full_name").as_deref(), Some("New Name"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE full_name = 'New Name'").await, 0, "nothing half-done");
+
+    let page = browser
+        .submit(
+            "/profile",
+            "/profile",
+            &[("full_name", "New Name"), ("timezone", "Europe/Lisbon"), ("locale", "pt-BR")],
+        )
+        .await;
+    assert_eq!((page.status, page.location()), (303, "/profile?flash=profile_saved"));
+    let page = browser.get("/profile?flash=profile_saved").await;
+    assert!(page.body.contains("Your profile is saved."));
+    assert_eq!(page.input_value("timezone").as_deref(), Some("Europe/Lisbon"));
+    assert_eq!(page.input_value("full_name").as_deref(), Some("New Name"));
+}
+
+#[tokio::test]
+async fn changing_the_password_keeps_this_session_and_ends_the_others() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    browser.register("change@example.com").await;
+    let api = app.login("change@example.com", PASSWORD).await;
+    let access = token(&api.body, "access_token");
+    let new = "fresh-harbor-lantern-58";
+    let page = browser
+        .submit(
+            "/profile",
+            "/profile/password",
+            &[("current_password", "wrong-one-123"), ("password", new), ("confirm_password", new)],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.field_error("current_password").is_some(), "{}", page.body);
+    let page = browser
+        .submit(
+            "/profile",
+            "/profile/password",
+            &[("current_password", PASSWORD), ("password", new), ("confirm_password", new)],
+        )
+        .await;
+    assert_eq!((page.status, page.location()), (303, "/profile?flash=password_changed"), "{}", page.body);
+    assert!(browser.signed_in().await);
+    app.get("/auth/me", Some(&access)).await.assert(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn deleting_the_account_needs_the_confirmation_and_the_password() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    browser.register("bye@example.com").await;
+    let page = browser
+        .submit("/profile/delete", "/profile/delete", &[("current_password", PASSWORD), ("confirm", "yes")])
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.field_error("confirm").is_some());
+    let page = browser
+        .submit("/profile/delete", "/profile/delete", &[("current_password", "wrong-one-123"), ("confirm", "DELETE")])
+        .await;
+    assert_eq!(page.status, 400);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
+    let page = browser
+        .submit("/profile/delete", "/profile/delete", &[("current_password", PASSWORD), ("confirm", "DELETE")])
+        .await;
+    assert_eq!((page.status, page.location()), (303, "/sign-in?flash=account_deleted"), "{}", page.body);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
+    assert!(!browser.signed_in().await);
+}

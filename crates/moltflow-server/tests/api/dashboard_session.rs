@@ -1,0 +1,145 @@
+//! The dashboard's session: its cookie, its timeouts, and that it is the API's session (ending
+//! one ends the other).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::{PASSWORD, TestApp, token};
+use crate::dashboard_browser::Browser;
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_lax_and_secure_only_on_https() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    let page = browser.register("cookie@example.com").await;
+    let cookie = page.set_cookie("mf_session").expect("a session cookie");
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(flag), "{flag} missing: {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain http cannot carry a Secure cookie: {cookie}");
+    let raw = browser.cookies["mf_session"].clone();
+    assert_eq!(raw.len(), 43, "256 random bits");
+    // Only its hash is stored, and no page carries it.
+    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM web_sessions WHERE token_hash = '{raw}'")).await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM web_sessions").await, 1);
+    let profile = browser.get("/profile").await;
+    assert!(!profile.body.contains(&raw), "the cookie's secret is in the page");
+
+    let https = TestApp::spawn_with(&[("public_url", "https://admin.example.com")]).await;
+    let mut browser = Browser::new(&https);
+    let page = browser.register("secure@example.com").await;
+    let cookie = page.set_cookie("mf_session").expect("a session cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(browser.signed_in().await, "the cookie works behind the https public URL");
+}
+
+#[tokio::test]
+async fn signing_in_on_a_page_opens_the_apis_kind_of_session_and_the_api_can_end_it() {
+    let app = TestApp::spawn().await;
+    app.register("shared@example.com").await;
+    let mut browser = Browser::new(&app);
+    let page = browser.sign_in("shared@example.com", PASSWORD).await;
+    assert_eq!((page.status, page.location()), (303, "/"), "{}", page.body);
+    assert!(browser.signed_in().await);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions WHERE method = 'password'").await, 1);
+    app.flush_audit().await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'login.succeeded' AND details LIKE '%password%'")
+            .await,
+        1,
+        "the page's sign-in is audited as the API's"
+    );
+
+    // "Sign out everywhere" through the API ends the dashboard's session at once.
+    let api = app.login("shared@example.com", PASSWORD).await;
+    let access = token(&api.body, "access_token");
+    let r = app.post("/auth/logout", json!({"all_sessions": true}), Some(&access)).await;
+    assert_eq!(r.status, 204);
+    let page = browser.get("/keys").await;
+    assert_eq!((page.status, page.location()), (303, "/sign-in?next=%2Fkeys"));
+}
+
+#[tokio::test]
+async fn signing_out_on_a_page_ends_the_session_and_everywhere_ends_the_apis_too() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    browser.register("out@example.com").await;
+    let api = app.login("out@example.com", PASSWORD).await;
+    let access = token(&api.body, "access_token");
+
+    // Sign out: this session only (the API's own session stays).
+    let page = browser.submit("/profile", "/sign-out", &[]).await;
+    assert_eq!((page.status, page.location()), (303, "/sign-in?flash=signed_out"));
+    assert!(page.set_cookie("mf_session").is_some_and(|c| c.contains("Max-Age=0")));
+    assert!(!browser.signed_in().await);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions WHERE method = 'register' AND revoked_at IS NULL").await, 0);
+    assert_eq!(app.get("/auth/me", Some(&access)).await.status, 200);
+
+    // Everywhere: the API's session too.
+    browser.sign_in("out@example.com", PASSWORD).await;
+    assert!(browser.signed_in().await);
+    let page = browser.submit("/profile", "/profile/sign-out-everywhere", &[]).await;
+    assert_eq!((page.status, page.location()), (303, "/sign-in?flash=signed_out_everywhere"));
+    assert!(!browser.signed_in().await);
+    app.get("/auth/me", Some(&access)).await.assert(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_after_12_hours_and_any_session_after_30_days() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    browser.register("idle@example.com").await;
+    let hour = Duration::from_secs(3600);
+
+    // Used every 11 hours, it lives on.
+    app.state.clock.advance(hour * 11);
+    assert!(browser.signed_in().await);
+    app.state.clock.advance(hour * 11);
+    assert!(browser.signed_in().await);
+    // Left alone for 12 hours, it ends, and so does the session row behind it.
+    app.state.clock.advance(hour * 12);
+    assert!(!browser.signed_in().await);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM web_sessions").await, 0);
+
+    // However busy, a session ends 30 days after sign-in.
+    browser.sign_in("idle@example.com", PASSWORD).await;
+    for _ in 0..65 {
+        app.state.clock.advance(hour * 11);
+        assert!(browser.signed_in().await, "still within 30 days");
+    }
+    app.state.clock.advance(hour * 11);
+    assert!(!browser.signed_in().await, "past 30 days");
+}
+
+#[tokio::test]
+async fn a_signed_out_visitor_is_sent_to_sign_in_and_back_but_never_elsewhere() {
+    let app = TestApp::spawn().await;
+    app.register("next@example.com").await;
+    let mut browser = Browser::new(&app);
+    let page = browser.get("/members").await;
+    assert_eq!((page.status, page.location()), (303, "/sign-in?next=%2Fmembers"));
+    let form = browser.get("/sign-in?next=%2Fmembers").await;
+    assert_eq!(form.input_value("next").as_deref(), Some("/members"));
+    let page = browser
+        .post(
+            "/sign-in",
+            &[("csrf", &form.csrf()), ("email", "next@example.com"), ("password", PASSWORD), ("next", "/members")],
+        )
+        .await;
+    assert_eq!(page.location(), "/members");
+
+    let mut other = Browser::new(&app);
+    for evil in ["//evil.example/", "https://evil.example/", "/\\evil.example"] {
+        other.cookies.remove("mf_session");
+        let form = other.get("/sign-in").await;
+        let page = other
+            .post(
+                "/sign-in",
+                &[("csrf", &form.csrf()), ("email", "next@example.com"), ("password", PASSWORD), ("next", evil)],
+            )
+            .await;
+        assert_eq!(page.location(), "/", "{evil} must not be followed");
+    }
+}
