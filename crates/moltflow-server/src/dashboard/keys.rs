@@ -137,7 +137,7 @@ fn list(viewer: &Viewer, keys: &[ApiKey], names: &[(String, String)]) -> Markup 
         @if keys.is_empty() {
             p { "No keys yet. Create one below to call the API or connect an agent." }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="API keys" {
                 table.keys {
                     caption.visually-hidden { "API keys" }
                     thead { tr {

@@ -63,7 +63,7 @@ fn capital(s: &str) -> String {
 fn member_rows(viewer: &Viewer, list: &[TenantMember]) -> Markup {
     let roles = grantable_roles(viewer);
     html! {
-        div.table-wrap { table {
+        div.table-wrap tabindex="0" role="region" aria-label="Members" { table {
             caption.visually-hidden { "Members" }
             thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Joined" } th scope="col" { "Actions" } } }
             tbody { @for m in list {
@@ -95,7 +95,7 @@ fn invitation_rows(viewer: &Viewer, list: &[Invitation]) -> Markup {
     let pending: Vec<&Invitation> = list.iter().filter(|i| i.status == "pending").collect();
     html! {
         @if pending.is_empty() { p { "No pending invitations." } } @else {
-            div.table-wrap { table {
+            div.table-wrap tabindex="0" role="region" aria-label="Pending invitations" { table {
                 caption.visually-hidden { "Pending invitations" }
                 thead { tr { th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Sent" } th scope="col" { "Expires" }
                     @if viewer.may("members:manage") { th scope="col" { "Actions" } } } }

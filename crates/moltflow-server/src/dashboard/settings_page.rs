@@ -160,7 +160,7 @@ fn consent_section(
             @match history {
                 None => p.muted { "Owners and admins can read the consent history." },
                 Some([]) => p { "No consent recorded yet." },
-                Some(records) => div.table-wrap { table {
+                Some(records) => div.table-wrap tabindex="0" role="region" aria-label="Consent records" { table {
                     caption.visually-hidden { "Consent records, newest first" }
                     thead { tr { th scope="col" { "When" } th scope="col" { "Choice" } th scope="col" { "Who" } th scope="col" { "IP" } th scope="col" { "User agent" } th scope="col" { "Version" } } }
                     tbody { @for r in records { tr {

@@ -32,7 +32,8 @@ impl Table {
     /// The table as HTML; the first cell of a row heads it (`<th scope="row">`).
     pub fn render(&self) -> Markup {
         html! {
-            div.table-wrap {
+            // Focusable, so that a keyboard can scroll a table wider than the screen.
+            div.table-wrap tabindex="0" role="region" aria-label=(self.caption) {
                 table {
                     caption { (self.caption) }
                     thead { tr { @for h in &self.header { th scope="col" { (h) } } } }
