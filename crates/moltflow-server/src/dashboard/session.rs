@@ -67,7 +67,12 @@ impl FromRequestParts<AppState> for Viewer {
         match load(&parts.headers, state).await? {
             Some(viewer) => Ok(viewer),
             None => {
-                let next = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+                // Back to the page after signing in; a form's target only answers POST, so a
+                // form sent after the session ended returns to the overview instead.
+                let next = match parts.method {
+                    axum::http::Method::GET => parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+                    _ => "/".to_owned(),
+                };
                 Err(PageError::SignIn { next })
             }
         }
@@ -119,7 +124,12 @@ pub async fn load(headers: &HeaderMap, state: &AppState) -> PageResult<Option<Vi
     })?;
     let member = match (&session.member, session.revoked) {
         (Some(member), false) => member,
-        _ => return Ok(None),
+        _ => {
+            // Revoked elsewhere (API logout, a reset, another device's "everywhere"): the cookie
+            // row has nothing left to name.
+            delete_web_session(&mut conn, &token_hash).await?;
+            return Ok(None);
+        }
     };
     if now - row.last_seen_at >= TOUCH_EVERY_MS {
         touch_web_session(&mut conn, &token_hash, now).await?;

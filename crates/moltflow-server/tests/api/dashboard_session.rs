@@ -58,6 +58,7 @@ async fn signing_in_on_a_page_opens_the_apis_kind_of_session_and_the_api_can_end
     assert_eq!(r.status, 204);
     let page = browser.get("/keys").await;
     assert_eq!((page.status, page.location()), (303, "/sign-in?next=%2Fkeys"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM web_sessions").await, 0, "the dead cookie's row is gone");
 }
 
 #[tokio::test]
