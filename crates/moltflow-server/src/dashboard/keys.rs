@@ -155,7 +155,7 @@ fn list(viewer: &Viewer, keys: &[ApiKey], names: &[(String, String)]) -> Markup 
                                 td { (when_or(key.last_used_at.as_deref(), "Never")) }
                                 td { (when_or(key.expires_at.as_deref(), "Never")) }
                                 td { span class=(format!("state {}", state_of(key).to_lowercase())) { (state_of(key)) } }
-                                td.actions {
+                                td.key-actions {
                                     @if key.is_active && key.created_by == *me {
                                         a href=(format!("/keys/{}/rotate", key.id)) { "Rotate" span.visually-hidden { " " (key.name) } "…" }
                                         " "
