@@ -8,6 +8,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod http_server;
 pub mod mail;
 pub mod mcp;
 pub mod middleware;

@@ -22,5 +22,5 @@ pub mod tokens;
 pub mod usage;
 pub mod web_sessions;
 
-pub use db::{AsDbConn, Backend, Conn, DbConn, Store, Tx};
+pub use db::{AsDbConn, Backend, Conn, DbConn, PoolSettings, Store, Tx};
 pub use error::{Result, StoreError, StoreErrorKind};

@@ -2,14 +2,13 @@
 //! a temporary SQLite file, or a fresh PostgreSQL schema when `MOLTFLOW_TEST_DATABASE_URL` is set.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Once;
 
 use base64::Engine;
 use moltflow_server::mail::worker::OutboxWorker;
 use moltflow_server::{AppState, Config, app};
-use moltflow_store::Store;
+use moltflow_store::{PoolSettings, Store};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
@@ -102,19 +101,25 @@ impl TestApp {
         for (k, v) in overrides {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
+        // A test may point the service elsewhere (through a proxy it controls).
+        let url = map.get("database_url").cloned().unwrap_or(url);
         let mut config = Config::from_map(&map).expect("test config");
         // Deliver within milliseconds and retry quickly, so that mail tests stay fast.
         config.mail_poll_interval = std::time::Duration::from_millis(50);
         config.mail_backoff_base = std::time::Duration::from_millis(100);
-        let store = Store::connect_with_schema(&url, 5, schema.as_deref()).await.expect("connect");
+        // A test that moves the clock through the backoff asks for a longer one.
+        if let Some(ms) = map.get("test_mail_backoff_ms").and_then(|ms| ms.parse().ok()) {
+            config.mail_backoff_base = std::time::Duration::from_millis(ms);
+        }
+        let pool = PoolSettings { max_connections: 5, acquire_timeout: config.db_acquire_timeout };
+        let store = Store::connect_with(&url, pool, schema.as_deref()).await.expect("connect");
         store.migrate().await.expect("migrate");
         let state = AppState::new(config, store.clone()).await.expect("state");
         let workers = moltflow_server::workers::spawn(&state);
         let worker = OutboxWorker::spawn(state.clone()).expect("outbox worker");
         let router = app(state.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.ok();
-        });
+        let deadlines = moltflow_server::http_server::Deadlines::of(&state.config);
+        tokio::spawn(moltflow_server::http_server::serve(listener, router, deadlines, std::future::pending()));
         TestApp {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
