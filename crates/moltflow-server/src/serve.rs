@@ -50,8 +50,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (store, applied) = open_store(&config).await?;
     if config.redis_url.is_some() {
         tracing::warn!(
-            "MOLTFLOW_REDIS_URL is set, but this version keeps rate limits and caches per node: \
-             revocations reach other nodes within a second through the database, limits are per node"
+            "MOLTFLOW_REDIS_URL is set, but this version keeps rate limits per node \
+             (revocations reach every node through PostgreSQL, not Redis)"
         );
     }
     let state = AppState::new(config.clone(), store.clone()).await?;

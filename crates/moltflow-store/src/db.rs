@@ -35,6 +35,8 @@ enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// Where nodes tell each other what changed (PostgreSQL only).
+    signals: Option<crate::signals::Signals>,
 }
 
 /// A connection borrowed from the pool for a few statements outside a transaction.
@@ -135,6 +137,7 @@ impl Store {
     /// once the database is back.
     pub async fn connect_with(url: &str, settings: PoolSettings, schema: Option<&str>) -> anyhow::Result<Store> {
         let max_connections = settings.max_connections;
+        let mut signals = None;
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -167,13 +170,19 @@ impl Store {
                 .max_connections(max_connections.max(1))
                 .acquire_timeout(settings.acquire_timeout)
                 .test_before_acquire(true)
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await?;
+            signals = Some(crate::signals::Signals::new(&pool, options).await?);
             Pool::Postgres(pool)
         } else {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
         };
-        Ok(Store { pool })
+        Ok(Store { pool, signals })
+    }
+
+    /// The cross-node signals of this database (`None` on SQLite: one node, nothing to tell).
+    pub fn signals(&self) -> Option<&crate::signals::Signals> {
+        self.signals.as_ref()
     }
 
     pub fn backend(&self) -> Backend {

@@ -14,6 +14,7 @@ mod error;
 pub mod invitations;
 pub mod mail;
 pub mod sessions;
+pub mod signals;
 pub mod signing_keys;
 pub mod tenant;
 #[cfg(feature = "testing")]

@@ -24,6 +24,8 @@ pub struct TestApp {
     _workers: moltflow_server::workers::Workers,
     /// Where the file transport writes `.eml` files (when no SMTP URL is configured).
     pub mail_dir: PathBuf,
+    /// The database URL and PostgreSQL schema, for a second node over the same data.
+    database: (String, Option<String>),
     /// The running outbox worker (tests may stop it and start another).
     pub worker: Option<OutboxWorker>,
     _dir: TempDir,
@@ -75,6 +77,18 @@ impl TestApp {
 
     /// A test app with configuration overrides (`("rate_limit_scale", "0")`, …).
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+        Self::spawn_on(None, overrides).await
+    }
+
+    /// Another node over this app's PostgreSQL schema (with its own caches and listener), as
+    /// when several `moltflow serve` share one database. `None` on SQLite (one node per file).
+    pub async fn spawn_peer(&self) -> Option<TestApp> {
+        self.database.1.as_ref()?;
+        // One service behind a load balancer: one public URL (the tokens' issuer).
+        Some(Self::spawn_on(Some(self.database.clone()), &[("public_url", &self.base)]).await)
+    }
+
+    async fn spawn_on(database: Option<(String, Option<String>)>, overrides: &[(&str, &str)]) -> TestApp {
         backend_note();
         moltflow_server::tls::install_crypto_provider();
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -82,10 +96,10 @@ impl TestApp {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (url, schema) = match std::env::var("MOLTFLOW_TEST_DATABASE_URL") {
+        let (url, schema) = database.unwrap_or_else(|| match std::env::var("MOLTFLOW_TEST_DATABASE_URL") {
             Ok(url) => (url, Some(format!("t_{id}"))),
             Err(_) => (format!("sqlite://{}", dir.join("test.db").display()), None),
-        };
+        });
         let mut map: BTreeMap<String, String> = [
             ("database_url", url.clone()),
             ("public_url", format!("http://{addr}")),
@@ -127,6 +141,7 @@ impl TestApp {
             store,
             _workers: workers,
             mail_dir: dir.join("mail"),
+            database: (url, schema),
             worker: Some(worker),
             _dir: TempDir(dir),
         }

@@ -21,6 +21,7 @@ mod mcp;
 mod openapi;
 mod ops;
 mod password_reset;
+mod revocation;
 mod security_keys;
 mod security_members;
 mod sign_in_throttles;
