@@ -348,6 +348,11 @@ run_scenarios() {
   CONNS=$DASH_CONNECTIONS scenario dash_sign_in GET /sign-in
   CONNS=$DASH_CONNECTIONS scenario dash_overview GET / "$DASH_COOKIE"
   CONNS=$DASH_CONNECTIONS scenario dash_profile GET /profile "$DASH_COOKIE"
+  # The tenant pages (each reads a few use cases of the bench user's tenant).
+  local page
+  for page in keys usage members settings billing audit; do
+    CONNS=$DASH_CONNECTIONS scenario "dash_$page" GET "/$page" "$DASH_COOKIE"
+  done
 
   # ---- LATER SCENARIOS ------------------------------------------------------------------------
   # Add them here once the endpoints exist (API.md §5, §7); each is a fixture plus a line or two:
@@ -420,6 +425,10 @@ summary() {
   check 'dashboard sign-in page p50' "${P50[dash_sign_in]}" '<' 5 ' ms'
   check 'dashboard overview p50 (signed in)' "${P50[dash_overview]}" '<' 5 ' ms'
   check 'dashboard profile p50 (signed in)' "${P50[dash_profile]}" '<' 5 ' ms'
+  local page
+  for page in keys usage members settings billing audit; do
+    check "dashboard /$page p50 (signed in)" "${P50[dash_$page]}" '<' 5 ' ms'
+  done
   check 'idle RSS after ready' "$IDLE_RSS_MB" '<' 50 ' MB'
   check 'time to ready' "$READY_MS" '<' 1000 ' ms'
   check 'non-2xx answers + socket errors' "$total_errs" '==' 0 ''

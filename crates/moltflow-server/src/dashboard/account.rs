@@ -11,7 +11,7 @@ use crate::dashboard::csrf::{PreSession, Public, Signed};
 use crate::dashboard::errors::{PageResult, safe_next};
 use crate::dashboard::forms::{Field, FormErrors, csrf_field};
 use crate::dashboard::session::{self, Client, MaybeViewer};
-use crate::dashboard::{layout, placeholders};
+use crate::dashboard::{kit, layout, overview};
 use crate::error::ApiError;
 use crate::extract::QueryParams;
 use crate::routes::throttle;
@@ -36,7 +36,9 @@ pub fn signed_in_redirect(cookie: axum::http::HeaderValue, to: &str) -> Response
 /// `GET /`: the overview for a signed-in viewer, the sign-in page for anyone else.
 pub async fn home(state: AppState, MaybeViewer(viewer): MaybeViewer, pre: PreSession, q: QueryParams) -> Response {
     match viewer {
-        Some(viewer) => placeholders::overview(&state, viewer, layout::flash(q.get("flash"))).await,
+        Some(viewer) => {
+            overview::page(&state, viewer, kit::flash(q.get("flash"))).await.unwrap_or_else(IntoResponse::into_response)
+        }
         None => sign_in_form(&pre, &SignInForm::default(), &FormErrors::default(), None, layout::flash(q.get("flash"))),
     }
 }

@@ -15,15 +15,27 @@ use crate::state::AppState;
 
 pub mod account;
 pub mod assets;
+pub mod audit_page;
+pub mod billing_page;
+pub mod chart;
 pub mod csrf;
+pub mod csv;
 pub mod docs_page;
 pub mod errors;
+pub mod forecast;
 pub mod forms;
+pub mod keys;
+pub mod kit;
 pub mod layout;
-pub mod placeholders;
+pub mod members_page;
+pub mod overview;
 pub mod profile;
 pub mod recovery;
 pub mod session;
+pub mod settings_page;
+pub mod table;
+pub mod usage_page;
+pub mod usage_view;
 
 /// Every dashboard route. Pages answer with the security headers of [`secure_headers`].
 pub fn router(state: AppState) -> Router {
@@ -43,12 +55,26 @@ pub fn router(state: AppState) -> Router {
         .route("/profile/password", post(profile::change_password))
         .route("/profile/sign-out-everywhere", post(profile::sign_out_everywhere))
         .route("/profile/delete", get(profile::delete_page).post(profile::delete))
-        .route("/keys", get(placeholders::keys))
-        .route("/usage", get(placeholders::usage))
-        .route("/members", get(placeholders::members))
-        .route("/settings", get(placeholders::settings))
-        .route("/billing", get(placeholders::billing))
-        .route("/audit", get(placeholders::audit))
+        .route("/keys", get(keys::page).post(keys::create))
+        .route("/keys/{id}/rotate", get(keys::rotate_page).post(keys::rotate))
+        .route("/keys/{id}/revoke", get(keys::revoke_page).post(keys::revoke))
+        .route("/usage", get(usage_page::page))
+        .route("/usage/daily.csv", get(usage_page::daily_csv))
+        .route("/usage/history.csv", get(usage_page::history_csv))
+        .route("/members", get(members_page::page))
+        .route("/members/invite", post(members_page::invite))
+        .route("/members/invitations/{id}/revoke", post(members_page::revoke_invitation))
+        .route("/members/{user_id}/role", post(members_page::change_role))
+        .route("/members/{user_id}/remove", get(members_page::remove_page).post(members_page::remove))
+        .route("/settings", get(settings_page::page).post(settings_page::save))
+        .route("/settings/ai-consent", post(settings_page::consent))
+        .route("/billing", get(billing_page::page))
+        .route("/billing/upgrade", post(billing_page::checkout))
+        .route("/billing/manage", post(billing_page::portal))
+        .route("/billing/cancel-subscription", get(billing_page::cancel_page).post(billing_page::cancel))
+        .route("/billing/done", get(billing_page::done))
+        .route("/audit", get(audit_page::page))
+        .route("/audit.csv", get(audit_page::csv))
         .route("/docs", get(docs_page::page))
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::map_response(secure_headers))

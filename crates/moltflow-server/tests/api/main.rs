@@ -14,6 +14,7 @@ mod common;
 mod dashboard_browser;
 mod dashboard_pages;
 mod dashboard_session;
+mod dashboard_tenant_pages;
 mod errors;
 mod faults;
 mod invitations;
