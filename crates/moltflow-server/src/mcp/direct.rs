@@ -4,7 +4,7 @@
 //! status for a [`Failure`](crate::services::failure::Failure) — both come from the same use case
 //! and the same mapping in `error.rs`.
 
-use moltflow_types::{CreateApiKeyRequest, RotateApiKeyRequest, UpdateTenantSettings};
+use moltflow_types::{CheckoutRequest, CreateApiKeyRequest, RotateApiKeyRequest, UpdateTenantSettings};
 use rmcp::ErrorData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -71,9 +71,35 @@ pub async fn run(
                 Err(refused) => refusal(refused),
             }
         }
+        "get_subscription" => answer(app.billing().subscription(p.tenant_id()).await),
+        "list_plans" => answer(Ok(app.billing().plans())),
+        "create_checkout_link" => match input::<CheckoutRequest>(args, &["plan_id", "billing_cycle"]) {
+            Ok(req) => answer(app.billing().checkout(p, req, origin).await),
+            Err(refused) => refused,
+        },
+        "create_portal_link" => answer(app.billing().portal(p.tenant_id(), None).await),
+        "get_usage_current" => answer(app.usage().current(p.tenant_id()).await),
+        "get_usage_daily" => {
+            let query = query_of(args, &["month", "session_id"]);
+            let daily = app.usage().daily(p.tenant_id(), query.get("month"), query.get("session_id")).await;
+            query_answer(daily)
+        }
+        "get_usage_history" => {
+            let query = query_of(args, &["months"]);
+            query_answer(app.usage().history(p.tenant_id(), query.get("months")).await)
+        }
         _ => return None,
     };
     Some(Ok(answer))
+}
+
+/// The outcome of a use case whose input the route reads from the query string (its `422`s are
+/// located in the query).
+fn query_answer<T: Serialize>(outcome: Outcome<T>) -> ApiAnswer {
+    match outcome {
+        Ok(value) => answer(Ok(value)),
+        Err(failure) => refusal(ApiError::from_query(failure)),
+    }
 }
 
 /// A use case's outcome as the API would answer it.

@@ -1,8 +1,8 @@
 //! `/mcp`: the MCP server over streamable HTTP, inside `moltflow serve`. A request needs an API
 //! key (`Authorization: Bearer mf_…` or `X-API-Key`), authenticated and rate limited as the API
 //! does; each tool call then runs its use case directly as that key (`direct.rs`), so scopes,
-//! validation and the audit log are the API's own. Tools not yet wired to a use case run the API
-//! route they mirror in process.
+//! validation and the audit log are the API's own. `whoami` alone runs the `/auth/me` route in
+//! process, whose body is rendered and cached by the authentication layer.
 
 use std::sync::Arc;
 
