@@ -16,7 +16,6 @@ use crate::dashboard::kit;
 use crate::dashboard::session::Viewer;
 use crate::dashboard::table::{Cell, Table};
 use crate::extract::QueryParams;
-use crate::services::audit;
 use crate::state::AppState;
 
 pub const PAGE_SIZE: i64 = 50;
@@ -82,7 +81,11 @@ pub fn table(entries: &[AuditEntry]) -> Table {
 
 async fn load(state: &AppState, viewer: &Viewer, q: &QueryParams) -> Result<AuditPage, crate::error::ApiError> {
     let action = q.get("action").map(str::trim).filter(|a| !a.is_empty());
-    audit::list(state, viewer.principal.tenant_id(), PAGE_SIZE, q.get("cursor"), action).await
+    state
+        .audit_log()
+        .list(&viewer.principal, PAGE_SIZE, q.get("cursor"), action)
+        .await
+        .map_err(crate::error::ApiError::from_query)
 }
 
 fn no_audit_access(viewer: &Viewer) -> Response {

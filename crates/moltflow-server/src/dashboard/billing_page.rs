@@ -91,7 +91,7 @@ async fn render(
     errors: &FormErrors,
     flash: Option<&str>,
 ) -> PageResult {
-    let sub = billing::subscription_view(state, viewer.principal.tenant_id()).await?;
+    let sub = state.billing().subscription(viewer.principal.tenant_id()).await?;
     let plans: Vec<PlanView> = state.plans.plans().iter().map(billing::plan_view).collect();
     let manage = viewer.may("billing:manage");
     let paid = sub.plan_id != DEFAULT_PLAN;
@@ -137,7 +137,7 @@ pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult
 /// Sends the browser to the provider: a redirect on this site (the local provider), else a page
 /// with a link, because the pages' `form-action 'self'` policy stops a form's redirect elsewhere.
 fn go_to(state: &AppState, viewer: &Viewer, url: &str, what: &str) -> Response {
-    if url.starts_with(&format!("{}/", state.config.public_url)) {
+    if url.starts_with(&format!("{}/", state.config.server.public_url)) {
         return Redirect::to(url).into_response();
     }
     let body = html! { p { a.button href=(url) { "Continue to " (what) } } };
@@ -158,7 +158,7 @@ pub async fn checkout(
         success_url: None,
         cancel_url: None,
     };
-    match billing::checkout(&state, &viewer.principal, request, &meta).await {
+    match state.billing().checkout(&viewer.principal, request, &meta).await {
         Ok(c) => Ok(go_to(&state, &viewer, &c.checkout_url, "the payment page")),
         Err(err) => render(&state, &viewer, cycle, &FormErrors::from_error(err)?, None).await,
     }
@@ -167,8 +167,8 @@ pub async fn checkout(
 /// `POST /billing/manage`.
 pub async fn portal(state: AppState, Signed { viewer, .. }: Signed<Vec<(String, String)>>) -> PageResult {
     viewer.principal.require(Scope::BILLING_MANAGE)?;
-    let return_url = format!("{}/billing", state.config.public_url);
-    match billing::portal(&state, viewer.principal.tenant_id(), Some(&return_url)).await {
+    let return_url = format!("{}/billing", state.config.server.public_url);
+    match state.billing().portal(viewer.principal.tenant_id(), Some(&return_url)).await {
         Ok(p) => Ok(go_to(&state, &viewer, &p.portal_url, "the billing portal")),
         Err(err) => render(&state, &viewer, "monthly", &FormErrors::from_error(err)?, None).await,
     }
@@ -177,7 +177,7 @@ pub async fn portal(state: AppState, Signed { viewer, .. }: Signed<Vec<(String, 
 /// `GET /billing/cancel-subscription`: the confirmation step.
 pub async fn cancel_page(state: AppState, viewer: Viewer) -> PageResult {
     viewer.principal.require(Scope::BILLING_MANAGE)?;
-    let sub = billing::subscription_view(&state, viewer.principal.tenant_id()).await?;
+    let sub = state.billing().subscription(viewer.principal.tenant_id()).await?;
     let body = html! {
         section.card {
             p { "Cancel the " strong { (sub.display_name) } " plan? It stays until "
@@ -201,7 +201,7 @@ pub async fn cancel(
 ) -> PageResult {
     viewer.principal.require(Scope::BILLING_MANAGE)?;
     let (kind, id) = viewer.principal.actor();
-    match billing::cancel(&state, viewer.principal.tenant_id(), Actor { kind, id: Some(id) }, &meta).await {
+    match state.billing().cancel(viewer.principal.tenant_id(), Actor { kind, id: Some(id) }, &meta).await {
         Ok(_) => Ok(Redirect::to("/billing?flash=canceled").into_response()),
         Err(err) => render(&state, &viewer, "monthly", &FormErrors::from_error(err)?, None).await,
     }

@@ -26,7 +26,6 @@ use crate::dashboard::kit::{self, when, when_or};
 use crate::dashboard::session::{Client, Viewer};
 use crate::extract::QueryParams;
 use crate::services::failure::Failure;
-use crate::services::members;
 use crate::state::AppState;
 
 /// Form nonces already used, kept a day (longer than anyone keeps a form open).
@@ -117,11 +116,7 @@ async fn creators(state: &AppState, viewer: &Viewer) -> PageResult<Vec<(String, 
     if !viewer.may("members:read") {
         return Ok(Vec::new());
     }
-    Ok(members::list(state, viewer.principal.tenant_id())
-        .await?
-        .into_iter()
-        .map(|m| (m.user_id, m.full_name))
-        .collect())
+    Ok(state.members().list(&viewer.principal).await?.into_iter().map(|m| (m.user_id, m.full_name)).collect())
 }
 
 fn list(viewer: &Viewer, keys: &[ApiKey], names: &[(String, String)]) -> Markup {

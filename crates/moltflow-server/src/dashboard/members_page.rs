@@ -17,7 +17,6 @@ use crate::dashboard::forms::{Field, FormErrors, csrf_field};
 use crate::dashboard::kit::{self, when};
 use crate::dashboard::session::{Client, Viewer};
 use crate::extract::QueryParams;
-use crate::services::{invitations, members};
 use crate::state::AppState;
 
 #[derive(Default, Deserialize)]
@@ -143,9 +142,8 @@ async fn render(
     list_errors: &FormErrors,
     flash: Option<&str>,
 ) -> PageResult {
-    let tenant_id = viewer.principal.tenant_id();
-    let list = members::list(state, tenant_id).await?;
-    let pending = invitations::list(state, tenant_id).await?;
+    let list = state.members().list(&viewer.principal).await?;
+    let pending = state.invitations().list(&viewer.principal).await?;
     let manage = viewer.may("members:manage");
     let body = html! {
         section.card aria-labelledby="members-title" {
@@ -182,7 +180,7 @@ pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult
 pub async fn invite(state: AppState, Client(meta): Client, Signed { viewer, form }: Signed<InviteForm>) -> PageResult {
     viewer.principal.require(Scope::MEMBERS_MANAGE)?;
     let request = InviteRequest { email: form.email.clone(), role: Some(form.role.clone()).filter(|r| !r.is_empty()) };
-    match invitations::invite(&state, &viewer.principal, request, &meta).await {
+    match state.invitations().invite(&viewer.principal, request, &meta).await {
         Ok(_) => Ok(Redirect::to("/members?flash=invited").into_response()),
         Err(err) => {
             let errors = FormErrors::from_error(err)?;
@@ -199,7 +197,7 @@ pub async fn revoke_invitation(
     Signed { viewer, .. }: Signed<Vec<(String, String)>>,
 ) -> PageResult {
     viewer.principal.require(Scope::MEMBERS_MANAGE)?;
-    invitations::revoke(&state, &viewer.principal, &id, &meta).await?;
+    state.invitations().revoke(&viewer.principal, &id, &meta).await?;
     Ok(Redirect::to("/members?flash=invitation_revoked").into_response())
 }
 
@@ -211,7 +209,7 @@ pub async fn change_role(
     Signed { viewer, form }: Signed<RoleForm>,
 ) -> PageResult {
     viewer.principal.require(Scope::MEMBERS_MANAGE)?;
-    match members::change_role(&state, &viewer.principal, &user_id, &form.role, &meta).await {
+    match state.members().change_role(&viewer.principal, &user_id, &form.role, &meta).await {
         Ok(_) => Ok(Redirect::to("/members?flash=role_changed").into_response()),
         Err(err) => {
             let errors = FormErrors::from_error(err)?;
@@ -223,7 +221,7 @@ pub async fn change_role(
 /// `GET /members/{user_id}/remove`: the confirmation step.
 pub async fn remove_page(state: AppState, viewer: Viewer, Path(user_id): Path<String>) -> PageResult {
     viewer.principal.require(Scope::MEMBERS_MANAGE)?;
-    let list = members::list(&state, viewer.principal.tenant_id()).await?;
+    let list = state.members().list(&viewer.principal).await?;
     let Some(target) = list.iter().find(|m| m.user_id == user_id) else {
         return Err(crate::error::ApiError::missing("Member").into());
     };
@@ -248,7 +246,7 @@ pub async fn remove(
     Signed { viewer, .. }: Signed<Vec<(String, String)>>,
 ) -> PageResult {
     viewer.principal.require(Scope::MEMBERS_MANAGE)?;
-    match members::remove(&state, &viewer.principal, &user_id, &meta).await {
+    match state.members().remove(&viewer.principal, &user_id, &meta).await {
         Ok(()) => Ok(Redirect::to("/members?flash=member_removed").into_response()),
         Err(err) => {
             let errors = FormErrors::from_error(err)?;

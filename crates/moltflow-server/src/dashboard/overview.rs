@@ -4,7 +4,6 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use moltflow_core::clock::now_ms;
 use moltflow_core::period::Day;
 use moltflow_types::{MetricUsage, SubscriptionView, UsageCurrent};
 
@@ -13,7 +12,6 @@ use crate::dashboard::forecast::{forecast, thousands};
 use crate::dashboard::kit::{self, when_or};
 use crate::dashboard::session::Viewer;
 use crate::dashboard::usage_view;
-use crate::services::{billing, usage};
 use crate::state::AppState;
 
 /// One quota's meter: the label, then `used / limit` in words and as a `<meter>`.
@@ -62,10 +60,10 @@ fn plan_card(viewer: &Viewer, sub: &SubscriptionView) -> Markup {
 /// `GET /` for a signed-in viewer.
 pub async fn page(state: &AppState, viewer: Viewer, flash: Option<&str>) -> PageResult<Response> {
     let tenant = viewer.principal.tenant_id();
-    let current: UsageCurrent = usage::report::current(state, tenant).await?;
-    let sub = billing::subscription_view(state, tenant).await?;
-    let daily = usage::report::daily(state, tenant, None, None).await?;
-    let today = Day::of_ms(now_ms());
+    let current: UsageCurrent = state.usage().current(tenant).await?;
+    let sub = state.billing().subscription(tenant).await?;
+    let daily = state.usage().daily(tenant, None, None).await?;
+    let today = Day::of_ms(state.clock.now_ms());
     let counts: Vec<u64> = daily.days.iter().map(|d| d.messages).collect();
     let outlook = forecast(&counts, current.metrics.messages.limit, today);
     let chart = usage_view::daily_chart(&daily, "overview-daily", false);

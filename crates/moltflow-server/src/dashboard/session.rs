@@ -118,7 +118,7 @@ pub async fn load(headers: &HeaderMap, state: &AppState) -> PageResult<Option<Vi
         expire(state, &row).await?;
         return Ok(None);
     }
-    let session = state.auth_cache.session(&state.store, &row.session_id).await.map_err(|e| {
+    let session = state.auth_cache.session(&state.store, &row.session_id, now).await.map_err(|e| {
         tracing::error!(error = %e, "loading a dashboard session");
         ApiError::unavailable("Sessions are temporarily unavailable").with_retry_after(1)
     })?;
@@ -167,12 +167,12 @@ async fn expire(state: &AppState, row: &WebSessionRow) -> PageResult<()> {
 /// Opens the dashboard session for the session a use case just signed in (`pair`): answers the
 /// `Set-Cookie` header. The pair's refresh token is dropped unread: the cookie stands in for it.
 pub async fn start(state: &AppState, pair: &TokenPair) -> PageResult<HeaderValue> {
-    let claims = match state.auth_cache.verified_token(&pair.access_token) {
+    let now = state.clock.now_ms();
+    let claims = match state.auth_cache.verified_token(&pair.access_token, now) {
         Some(claims) => claims.sid.clone(),
-        None => state.jwt.verify(&pair.access_token).map_err(|_| ApiError::internal())?.sid,
+        None => state.jwt.verify(&pair.access_token, now).map_err(|_| ApiError::internal())?.sid,
     };
     let raw = new_token();
-    let now = state.clock.now_ms();
     let mut conn = state.store.conn().await?;
     insert_web_session(
         &mut conn,

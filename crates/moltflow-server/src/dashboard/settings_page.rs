@@ -8,16 +8,14 @@ use maud::{Markup, html};
 use moltflow_core::Scope;
 use moltflow_types::{ConsentRecord, TenantSettings, UpdateTenantSettings};
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::dashboard::csrf::Signed;
 use crate::dashboard::errors::PageResult;
 use crate::dashboard::forms::{FormErrors, csrf_field};
 use crate::dashboard::kit::{self, when};
 use crate::dashboard::session::{Client, Viewer};
-use crate::error::{ApiError, Detail};
 use crate::extract::QueryParams;
-use crate::services::{members, tenant};
+use crate::services::failure::{Failure, Segment};
 use crate::state::AppState;
 
 #[derive(Default, Deserialize)]
@@ -47,14 +45,20 @@ fn numbers(text: &str) -> Vec<(usize, String)> {
 }
 
 /// The errors of the numbers field: the API's message for each bad number, with its line.
-fn number_errors(err: &ApiError, lines: &[(usize, String)]) -> Vec<String> {
-    let Detail::Items(items) = &err.detail else { return Vec::new() };
-    items
+fn number_errors(err: &Failure, lines: &[(usize, String)]) -> Vec<String> {
+    let Failure::Invalid(issues) = err else { return Vec::new() };
+    issues
         .iter()
-        .filter(|i| i.loc.get(1).and_then(Value::as_str) == Some("allowed_numbers"))
-        .map(|i| match i.loc.get(2).and_then(Value::as_u64).and_then(|n| lines.get(n as usize)) {
-            Some((line, _)) => format!("Line {line}: {}.", i.msg.trim_end_matches('.')),
-            None => format!("{}.", i.msg.trim_end_matches('.')),
+        .filter(|i| i.field.head() == Some("allowed_numbers"))
+        .map(|i| {
+            let index = match i.field.0.get(1) {
+                Some(Segment::Index(n)) => Some(*n),
+                _ => None,
+            };
+            match index.and_then(|n| lines.get(n)) {
+                Some((line, _)) => format!("Line {line}: {}.", i.message.trim_end_matches('.')),
+                None => format!("{}.", i.message.trim_end_matches('.')),
+            }
         })
         .collect()
 }
@@ -178,10 +182,10 @@ fn consent_section(
 }
 
 async fn render(state: &AppState, viewer: &Viewer, current: &TenantSettings, shown: Shown<'_>) -> PageResult {
-    let tenant_id = viewer.principal.tenant_id();
-    let history = if viewer.may("audit:read") { Some(tenant::consents(state, tenant_id, 50).await?) } else { None };
+    let history =
+        if viewer.may("audit:read") { Some(state.settings().consents(&viewer.principal, 50).await?) } else { None };
     let names: Vec<(String, String)> = if viewer.may("members:read") {
-        members::list(state, tenant_id).await?.into_iter().map(|m| (m.user_id, m.full_name)).collect()
+        state.members().list(&viewer.principal).await?.into_iter().map(|m| (m.user_id, m.full_name)).collect()
     } else {
         Vec::new()
     };
@@ -198,7 +202,7 @@ async fn render(state: &AppState, viewer: &Viewer, current: &TenantSettings, sho
 
 /// `GET /settings`.
 pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult {
-    let current = tenant::get_settings(&state, viewer.principal.tenant_id()).await?;
+    let current = state.settings().get(&viewer.principal).await?;
     let shown = Shown { flash: kit::flash(q.get("flash")), ..Shown::stored(&current) };
     render(&state, &viewer, &current, shown).await
 }
@@ -213,13 +217,13 @@ pub async fn save(state: AppState, Client(meta): Client, Signed { viewer, form }
         ai_consent_enabled: None,
         chat_history_access_enabled: Some(form.chat_history_access_enabled.is_some()),
     };
-    let err = match tenant::update_settings(&state, &viewer.principal, patch, &meta).await {
+    let err = match state.settings().update(&viewer.principal, patch, &meta).await {
         Ok(_) => return Ok(Redirect::to("/settings?flash=settings_saved").into_response()),
         Err(err) => err,
     };
     let number_errors = number_errors(&err, &lines);
     let errors = if number_errors.is_empty() { FormErrors::from_error(err)? } else { FormErrors::default() };
-    let current = tenant::get_settings(&state, viewer.principal.tenant_id()).await?;
+    let current = state.settings().get(&viewer.principal).await?;
     let shown = Shown {
         numbers_text: form.allowed_numbers,
         require_approval: form.require_approval.is_some(),
@@ -244,7 +248,7 @@ pub async fn consent(
         ai_consent_enabled: Some(form.granted == "true"),
         chat_history_access_enabled: None,
     };
-    tenant::update_settings(&state, &viewer.principal, patch, &meta).await?;
+    state.settings().update(&viewer.principal, patch, &meta).await?;
     Ok(Redirect::to("/settings?flash=consent_recorded").into_response())
 }
 
@@ -263,16 +267,13 @@ mod tests {
     #[test]
     fn each_bad_number_is_said_with_its_line() {
         let lines = numbers("+5511999999999\n\n12345");
-        let err = ApiError::validation(vec![crate::error::item(&["body", "allowed_numbers"], "x", "value_error")]);
+        let err = Failure::invalid("allowed_numbers", "x", "value_error");
         assert_eq!(number_errors(&err, &lines), ["x."]);
-        let mut err = ApiError::validation(vec![]);
-        if let Detail::Items(items) = &mut err.detail {
-            items.push(moltflow_types::ValidationItem {
-                loc: vec!["body".into(), "allowed_numbers".into(), 1.into()],
-                msg: "\"12345\" is not an E.164 number (+ and 8 to 15 digits)".into(),
-                kind: "value_error".into(),
-            });
-        }
+        let err = Failure::invalid(
+            "allowed_numbers.1",
+            "\"12345\" is not an E.164 number (+ and 8 to 15 digits)",
+            "value_error",
+        );
         assert_eq!(number_errors(&err, &lines), ["Line 3: \"12345\" is not an E.164 number (+ and 8 to 15 digits)."]);
     }
 }

@@ -5,7 +5,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::html;
-use moltflow_core::clock::now_ms;
 use moltflow_core::period::Month;
 
 use crate::dashboard::csv;
@@ -15,7 +14,6 @@ use crate::dashboard::kit;
 use crate::dashboard::session::Viewer;
 use crate::dashboard::usage_view::{daily_chart, daily_table, history_chart, history_table};
 use crate::extract::QueryParams;
-use crate::services::usage::report;
 use crate::state::AppState;
 
 /// The month asked for (`None`: this month); an empty picker means this month too.
@@ -34,14 +32,14 @@ pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult
     }
     let tenant = viewer.principal.tenant_id();
     let asked = month_param(&q);
-    let (daily, errors) = match report::daily(&state, tenant, asked, None).await {
+    let (daily, errors) = match state.usage().daily(tenant, asked, None).await {
         Ok(d) => (d, FormErrors::default()),
         // A bad month is said beside the picker, and this month is shown meanwhile.
-        Err(err) => (report::daily(&state, tenant, None, None).await?, FormErrors::from_error(err)?),
+        Err(err) => (state.usage().daily(tenant, None, None).await?, FormErrors::from_error(err)?),
     };
-    let history = report::history(&state, tenant, None).await?;
+    let history = state.usage().history(tenant, None).await?;
     let shown_month = if errors.is_empty() { asked.unwrap_or(&daily.month) } else { asked.unwrap_or("") };
-    let this_month = Month::of_ms(now_ms()).to_string();
+    let this_month = Month::of_ms(state.clock.now_ms()).to_string();
     let chart = daily_chart(&daily, "usage-daily", true);
     let table = daily_table(&daily);
     let history_chart = history_chart(&history);
@@ -73,7 +71,7 @@ pub async fn daily_csv(state: AppState, viewer: Viewer, q: QueryParams) -> PageR
     if !viewer.may("usage:read") {
         return Ok(no_usage_access(&viewer));
     }
-    let daily = report::daily(&state, viewer.principal.tenant_id(), month_param(&q), None).await?;
+    let daily = state.usage().daily(viewer.principal.tenant_id(), month_param(&q), None).await?;
     Ok(csv::download(&format!("usage-{}.csv", daily.month), &daily_table(&daily)).into_response())
 }
 
@@ -82,6 +80,6 @@ pub async fn history_csv(state: AppState, viewer: Viewer) -> PageResult {
     if !viewer.may("usage:read") {
         return Ok(no_usage_access(&viewer));
     }
-    let history = report::history(&state, viewer.principal.tenant_id(), None).await?;
+    let history = state.usage().history(viewer.principal.tenant_id(), None).await?;
     Ok(csv::download("usage-history.csv", &history_table(&history)).into_response())
 }

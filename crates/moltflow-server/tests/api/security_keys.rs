@@ -146,7 +146,7 @@ async fn legacy_invitation(app: &TestApp, inviter: &str, tenant_id: &str, to: &s
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: tenant_id.to_owned(),
         email: to.to_owned(),
-        role: "admin".to_owned(),
+        role: moltflow_core::Role::Admin,
         token_hash: sha256_hex(&raw),
         invited_by: Some(inviter.to_owned()),
         created_at: now,

@@ -84,7 +84,7 @@ async fn a_tenant_sends_at_most_a_hundred_invitations_a_day() {
             id: uuid::Uuid::now_v7().to_string(),
             tenant_id: tenant.to_owned(),
             email: format!("bulk{i}@example.com"),
-            role: "member".to_owned(),
+            role: moltflow_core::Role::Member,
             token_hash: format!("hash{i}"),
             invited_by: Some(user.clone()),
             created_at: at,
