@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -62,6 +62,12 @@ pub struct Config {
     pub billing_redirect_origins: Vec<String>,
     pub plans_file: Option<PathBuf>,
     pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key the service writes (`moltflow:`; tests give each run its own).
+    pub redis_key_prefix: String,
+    /// How long one Redis call may take before this node decides alone (API.md §9).
+    pub redis_timeout: Duration,
+    /// How often Redis is pinged, to notice an outage and its end.
+    pub redis_probe_interval: Duration,
     pub jwt_private_key: Option<SecretString>,
     pub log: String,
     pub log_format: LogFormat,
@@ -236,6 +242,19 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let redis_url = secret("redis_url");
+        if let Some(url) = &redis_url {
+            // The URL may hold a password: the message never repeats it.
+            let url = url.expose_secret();
+            if !(url.starts_with("redis://") || url.starts_with("unix://")) || redis::Client::open(url).is_err() {
+                return Err(err(
+                    "redis_url",
+                    "not a Redis URL: expected redis://[:password@]host:6379[/db] or unix:///path/to/redis.sock \
+                     (for TLS, run a local TLS tunnel and point this at it)"
+                        .to_owned(),
+                ));
+            }
+        }
         let plans_file = get("plans_file").map(PathBuf::from);
         if let Some(p) = &plans_file
             && !p.is_file()
@@ -260,7 +279,10 @@ impl Config {
             stripe_timeout_ms: number("stripe_timeout_ms", 10_000, 100, 120_000)?,
             billing_redirect_origins,
             plans_file,
-            redis_url: secret("redis_url"),
+            redis_url,
+            redis_key_prefix: "moltflow:".to_owned(),
+            redis_timeout: Duration::from_millis(50),
+            redis_probe_interval: Duration::from_secs(1),
             jwt_private_key: secret("jwt_private_key"),
             log,
             log_format,

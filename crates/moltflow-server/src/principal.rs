@@ -16,7 +16,7 @@ use moltflow_store::accounts::UserRow;
 
 use crate::auth::cache::Member;
 use crate::auth::jwt::{Claims, TokenError};
-use crate::auth::rate_limit;
+use crate::auth::rate_limit::{self, PrincipalRates as _};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::request_client_ip;
 use crate::state::AppState;
@@ -104,7 +104,12 @@ impl FromRequestParts<AppState> for Principal {
         };
         // An MCP tool call was charged as the MCP request that carried it.
         let charged = parts.extensions.get::<crate::mcp::endpoint::ViaMcp>().is_some();
-        match if charged { None } else { state.limits.principal.check(id, &principal.plan_id) } {
+        let decision = if charged {
+            None
+        } else {
+            state.limits.principal.check(id, &principal.plan_id, state.clock.now_ms()).await
+        };
+        match decision {
             None => {}
             Some(Ok(info)) => rate_limit::record(info),
             Some(Err((info, wait))) => {
@@ -182,16 +187,16 @@ async fn throttled(
     let charged = if known_valid {
         None
     } else {
-        throttle.charge(ip(), state.clock.now_ms()).map_err(|wait| {
+        throttle.charge(ip(), state.clock.now_ms()).await.map_err(|wait| {
             ApiError::too_many("rate_limited", "Too many failed authentications from this network", wait)
         })?
     };
     let result = authentication.await;
     let failed = matches!(&result, Err(e) if e.status == StatusCode::UNAUTHORIZED);
     match charged {
-        Some(charged) if !failed => throttle.refund(charged),
+        Some(charged) if !failed => throttle.refund(charged).await,
         Some(_) => {}
-        None if failed => throttle.record(ip(), state.clock.now_ms()),
+        None if failed => throttle.record(ip(), state.clock.now_ms()).await,
         None => {}
     }
     result

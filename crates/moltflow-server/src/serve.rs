@@ -45,16 +45,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("MOLTFLOW_BIND: cannot listen on {}: {e}", config.bind))?;
     let (store, applied) = open_store(&config).await?;
-    if config.redis_url.is_some() {
-        tracing::warn!(
-            "MOLTFLOW_REDIS_URL is set, but this version keeps rate limits and caches per node: \
-             revocations reach other nodes within a second through the database, limits are per node"
-        );
-    }
     let state = AppState::new(config.clone(), store.clone()).await?;
     let workers = workers::spawn(&state);
     let outbox = OutboxWorker::spawn(state.clone())?;
-    Summary::new(&config, listener.local_addr()?, applied).announce(&config.log_format);
+    let redis_up = state.limits.shared.as_ref().map(|s| s.is_up());
+    Summary::new(&config, listener.local_addr()?, applied, redis_up).announce(&config.log_format);
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;

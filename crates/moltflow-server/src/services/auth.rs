@@ -8,6 +8,7 @@ use moltflow_store::accounts::{TenantRow, UserRow, find_user_by_email, insert_te
 use moltflow_store::{Tx, is_unique_violation};
 use moltflow_types::{LoginRequest, RegisterRequest, TokenPair};
 
+use crate::auth::throttle::IpRates as _;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Checks, ClientMeta, check_name};
 use crate::services::audit::{self, Actor, Entry};
@@ -54,7 +55,8 @@ pub fn validate_registration(req: RegisterRequest) -> ApiResult<NewAccount> {
 pub async fn register(app: &App, req: RegisterRequest, meta: &ClientMeta) -> ApiResult<TokenPair> {
     app.limits
         .register_ip
-        .check(meta.ip)
+        .check(meta.ip, app.clock.now_ms())
+        .await
         .map_err(|wait| ApiError::too_many("rate_limited", "Too many sign-ups from this address", wait))?;
     let account = validate_registration(req)?;
     ensure_email_free(app, &account.email).await?;
@@ -142,7 +144,8 @@ fn invalid_credentials() -> ApiError {
 pub async fn login(app: &App, req: LoginRequest, meta: &ClientMeta) -> ApiResult<TokenPair> {
     app.limits
         .login_ip
-        .check(meta.ip)
+        .check(meta.ip, app.clock.now_ms())
+        .await
         .map_err(|wait| ApiError::too_many("rate_limited", "Too many login attempts from this address", wait))?;
     let email = Email::parse(&req.email).ok();
     let lockout_key = match &email {

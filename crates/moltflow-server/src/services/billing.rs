@@ -25,6 +25,7 @@ use moltflow_types::{
 };
 use serde_json::json;
 
+use crate::auth::throttle::IpRates as _;
 use crate::billing::stripe::CheckoutParams;
 use crate::billing::{Provider, ProviderError};
 use crate::error::{ApiError, ApiResult};
@@ -403,7 +404,8 @@ pub async fn signup_checkout(
     use crate::services::sessions::{open_session, token_pair};
     app.limits
         .register_ip
-        .check(meta.ip)
+        .check(meta.ip, app.clock.now_ms())
+        .await
         .map_err(|wait| ApiError::too_many("rate_limited", "Too many sign-ups from this address", wait))?;
     let account = validate_registration(moltflow_types::RegisterRequest {
         email: req.email,

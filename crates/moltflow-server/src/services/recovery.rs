@@ -14,6 +14,7 @@ use moltflow_store::sessions::revoke_user_sessions;
 use moltflow_store::tokens::use_user_tokens;
 use moltflow_types::{ResetPasswordRequest, TokenPair};
 
+use crate::auth::throttle::IpRates as _;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientMeta;
 use crate::services::audit::{self, Actor, Entry};
@@ -27,7 +28,7 @@ pub const ACCEPTED: &str = "If an account exists for this address, we have sent 
 
 /// `POST /auth/forgot-password`.
 pub async fn forgot_password(state: &AppState, email: &str, meta: &ClientMeta) -> ApiResult<()> {
-    state.limits.forgot_password_ip.check(meta.ip).map_err(|wait| {
+    state.limits.forgot_password_ip.check(meta.ip, state.clock.now_ms()).await.map_err(|wait| {
         ApiError::too_many("rate_limited", "Too many password reset requests from this address", wait)
     })?;
     queue_in_background(state, parse_email(email)?, TokenKind::Reset);
@@ -39,7 +40,8 @@ pub async fn request_magic_link(state: &AppState, email: &str, meta: &ClientMeta
     state
         .limits
         .magic_link_ip
-        .check(meta.ip)
+        .check(meta.ip, state.clock.now_ms())
+        .await
         .map_err(|wait| ApiError::too_many("rate_limited", "Too many sign-in link requests from this address", wait))?;
     queue_in_background(state, parse_email(email)?, TokenKind::Magic);
     Ok(())

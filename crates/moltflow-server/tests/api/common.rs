@@ -27,7 +27,16 @@ pub struct TestApp {
     pub mail_dir: PathBuf,
     /// The running outbox worker (tests may stop it and start another).
     pub worker: Option<OutboxWorker>,
+    /// The database, so that another node can be started over it.
+    db: (String, Option<String>),
     _dir: TempDir,
+}
+
+/// Limits shared through a Redis: its URL and the key prefix of this test alone.
+#[derive(Clone)]
+pub struct SharedRedis {
+    pub url: String,
+    pub prefix: String,
 }
 
 pub struct Resp {
@@ -76,6 +85,16 @@ impl TestApp {
 
     /// A test app with configuration overrides (`("rate_limit_scale", "0")`, …).
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+        Self::spawn_node(overrides, None, None).await
+    }
+
+    /// Another node over the same database (`same_db_as`), with its limits in `redis` if given:
+    /// what several `moltflow serve` behind a load balancer are.
+    pub async fn spawn_node(
+        overrides: &[(&str, &str)],
+        same_db_as: Option<&TestApp>,
+        redis: Option<&SharedRedis>,
+    ) -> TestApp {
         backend_note();
         moltflow_server::tls::install_crypto_provider();
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -83,9 +102,10 @@ impl TestApp {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (url, schema) = match std::env::var("MOLTFLOW_TEST_DATABASE_URL") {
-            Ok(url) => (url, Some(format!("t_{id}"))),
-            Err(_) => (format!("sqlite://{}", dir.join("test.db").display()), None),
+        let (url, schema) = match (same_db_as, std::env::var("MOLTFLOW_TEST_DATABASE_URL")) {
+            (Some(other), _) => other.db.clone(),
+            (None, Ok(url)) => (url, Some(format!("t_{id}"))),
+            (None, Err(_)) => (format!("sqlite://{}", dir.join("test.db").display()), None),
         };
         let mut map: BTreeMap<String, String> = [
             ("database_url", url.clone()),
@@ -102,7 +122,15 @@ impl TestApp {
         for (k, v) in overrides {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
+        if let Some(redis) = redis {
+            map.insert("redis_url".to_owned(), redis.url.clone());
+        }
         let mut config = Config::from_map(&map).expect("test config");
+        if let Some(redis) = redis {
+            config.redis_key_prefix = redis.prefix.clone();
+            // Notice Redis coming back within a tenth of a second, so that tests wait little.
+            config.redis_probe_interval = std::time::Duration::from_millis(100);
+        }
         // Deliver within milliseconds and retry quickly, so that mail tests stay fast.
         config.mail_poll_interval = std::time::Duration::from_millis(50);
         config.mail_backoff_base = std::time::Duration::from_millis(100);
@@ -123,6 +151,7 @@ impl TestApp {
             _workers: workers,
             mail_dir: dir.join("mail"),
             worker: Some(worker),
+            db: (url, schema),
             _dir: TempDir(dir),
         }
     }
