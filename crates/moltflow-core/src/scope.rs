@@ -112,6 +112,49 @@ pub const PRESETS: &[Preset] = &[
     },
 ];
 
+/// Whether two names are equal, at compile time (for the constants below).
+const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The catalogued scope named `name`; a name not in the catalogue fails the build.
+const fn catalogued(name: &str) -> Scope {
+    let mut i = 0;
+    while i < CATALOGUE.len() {
+        if same_name(CATALOGUE[i].name, name) {
+            return Scope(i as u8);
+        }
+        i += 1;
+    }
+    panic!("not a catalogued scope")
+}
+
+/// The admin scopes this service's guards require, checked against the catalogue at compile time.
+impl Scope {
+    pub const ACCOUNT_READ: Scope = catalogued("account:read");
+    pub const ACCOUNT_MANAGE: Scope = catalogued("account:manage");
+    pub const SETTINGS_READ: Scope = catalogued("settings:read");
+    pub const SETTINGS_MANAGE: Scope = catalogued("settings:manage");
+    pub const USAGE_READ: Scope = catalogued("usage:read");
+    pub const USAGE_WRITE: Scope = catalogued("usage:write");
+    pub const BILLING_READ: Scope = catalogued("billing:read");
+    pub const BILLING_MANAGE: Scope = catalogued("billing:manage");
+    pub const MEMBERS_READ: Scope = catalogued("members:read");
+    pub const MEMBERS_MANAGE: Scope = catalogued("members:manage");
+    pub const AUDIT_READ: Scope = catalogued("audit:read");
+}
+
 impl Scope {
     /// A catalogued scope by name (`*` is not a scope: see [`ScopeSet::parse_list`]).
     pub fn parse(name: &str) -> Option<Scope> {
@@ -247,6 +290,13 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), CATALOGUE.len());
+    }
+
+    #[test]
+    fn constants_name_their_scope() {
+        assert_eq!(Scope::ACCOUNT_MANAGE.name(), "account:manage");
+        assert_eq!(Scope::AUDIT_READ.name(), "audit:read");
+        assert_eq!(Scope::parse("usage:write"), Some(Scope::USAGE_WRITE));
     }
 
     #[test]

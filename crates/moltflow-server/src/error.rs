@@ -7,6 +7,7 @@ use moltflow_types::{ErrorBody, ValidationErrorBody, ValidationItem};
 use serde_json::Value;
 
 use crate::request_id::current_request_id;
+use crate::services::failure::{Failure, Issue, Refusal, Segment};
 
 #[derive(Debug)]
 pub enum Detail {
@@ -136,15 +137,16 @@ fn unexpected(err: impl std::fmt::Display) -> ApiError {
     ApiError::internal()
 }
 
-impl From<moltflow_store::DbError> for ApiError {
-    fn from(err: moltflow_store::DbError) -> Self {
-        match err {
-            moltflow_store::DbError::PoolTimedOut => {
+impl From<moltflow_store::StoreError> for ApiError {
+    fn from(err: moltflow_store::StoreError) -> Self {
+        use moltflow_store::StoreErrorKind as Kind;
+        match err.kind() {
+            Kind::Busy => {
                 tracing::warn!("database pool exhausted");
                 ApiError::unavailable("The database is busy; retry shortly").with_retry_after(1)
             }
-            ref other if database_unavailable(other) => {
-                tracing::error!(error = %other, "database unavailable: answering 503");
+            Kind::Unavailable => {
+                tracing::error!(error = %err, "database unavailable: answering 503");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "database_unavailable",
@@ -152,32 +154,67 @@ impl From<moltflow_store::DbError> for ApiError {
                 )
                 .with_retry_after(1)
             }
-            other => unexpected(other),
+            Kind::UniqueViolation | Kind::Other => unexpected(err),
         }
     }
 }
 
-/// Whether the database, not the request, is at fault: the connection is gone or refused, or the
-/// database cannot write (SQLite read-only, disk full, I/O error; PostgreSQL shutting down, out of
-/// connections or disk). The request may succeed once it is back, so it is `503`, not `500`.
-fn database_unavailable(err: &moltflow_store::DbError) -> bool {
-    use moltflow_store::DbError as E;
-    match err {
-        E::Io(_) | E::Tls(_) | E::PoolClosed | E::WorkerCrashed | E::Protocol(_) => true,
-        E::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            if code.len() == 5 {
-                // PostgreSQL SQLSTATE classes: 08 connection, 53 insufficient resources (disk
-                // full, too many connections), 57P operator intervention (shutting down).
-                code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
-            } else {
-                // SQLite (extended) result codes, by primary code: BUSY 5, LOCKED 6, READONLY 8,
-                // IOERR 10, FULL 13, CANTOPEN 14.
-                code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
-            }
-        }
-        _ => false,
+/// The one place a use case's failure becomes an HTTP answer. Input issues are located in the
+/// body; [`ApiError::from_query`] places them in the query string instead.
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> Self {
+        ApiError::from_failure(failure, "body")
     }
+}
+
+impl ApiError {
+    /// For routes whose use-case input came from the query string.
+    pub fn from_query(failure: Failure) -> Self {
+        ApiError::from_failure(failure, "query")
+    }
+
+    fn from_failure(failure: Failure, place: &str) -> Self {
+        let refused = |status: StatusCode, r: Refusal| ApiError {
+            status,
+            code: r.code,
+            detail: Detail::Message(r.detail),
+            retry_after: None,
+            extra: r.extra,
+        };
+        match failure {
+            Failure::Invalid(issues) => {
+                ApiError::validation(issues.into_iter().map(|issue| located(place, issue)).collect())
+            }
+            Failure::Rejected(r) => refused(StatusCode::BAD_REQUEST, r),
+            Failure::Unauthenticated(r) => refused(StatusCode::UNAUTHORIZED, r),
+            Failure::Forbidden(r) => refused(StatusCode::FORBIDDEN, r),
+            Failure::NotFound(what) => ApiError::missing(what),
+            Failure::Conflict(r) => refused(StatusCode::CONFLICT, r),
+            Failure::Limited { refusal, retry_after_s } => {
+                refused(StatusCode::TOO_MANY_REQUESTS, refusal).with_retry_after(retry_after_s)
+            }
+            Failure::Unavailable { refusal, retry_after_s } => {
+                let err = refused(StatusCode::SERVICE_UNAVAILABLE, refusal);
+                match retry_after_s {
+                    Some(seconds) => err.with_retry_after(seconds),
+                    None => err,
+                }
+            }
+            Failure::Upstream(r) => refused(StatusCode::BAD_GATEWAY, r),
+            Failure::Store(err) => err.into(),
+            Failure::Unexpected(err) => unexpected(format!("{err:#}")),
+        }
+    }
+}
+
+/// An issue as a `422` item: `["body", "scopes", 2]` for the field path `scopes.2`.
+fn located(place: &str, issue: Issue) -> ValidationItem {
+    let mut loc = vec![Value::String(place.to_owned())];
+    loc.extend(issue.field.0.into_iter().map(|segment| match segment {
+        Segment::Field(name) => Value::String(name),
+        Segment::Index(i) => Value::from(i),
+    }));
+    ValidationItem { loc, msg: issue.message, kind: issue.kind.to_owned() }
 }
 
 impl From<anyhow::Error> for ApiError {

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{ApiError, item};
+pub use crate::services::origin::{Channel, Origin};
 use crate::state::AppState;
 
 /// A JSON request body; an empty body is `422 missing`.
@@ -139,23 +140,9 @@ fn humanize(message: &str, kind: &str) -> String {
     }
 }
 
-/// Who is on the other end: the client IP (from `X-Forwarded-For` only behind a trusted proxy)
-/// and its user agent, for audit entries, consent records and per-IP limits.
-#[derive(Clone, Debug, Default)]
-pub struct ClientMeta {
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-    /// The request is an MCP tool call (its audit entries say so).
-    pub via_mcp: bool,
-}
-
-impl ClientMeta {
-    pub fn ip_string(&self) -> Option<String> {
-        self.ip.map(|ip| ip.to_string())
-    }
-}
-
-impl FromRequestParts<AppState> for ClientMeta {
+/// Who is on the other end (the client IP, from `X-Forwarded-For` only behind a trusted proxy,
+/// and its user agent) and whether the request is an MCP tool call.
+impl FromRequestParts<AppState> for Origin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -165,8 +152,9 @@ impl FromRequestParts<AppState> for ClientMeta {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().filter(|c| !c.is_control()).take(512).collect());
-        let via_mcp = parts.extensions.get::<crate::mcp::endpoint::ViaMcp>().is_some();
-        Ok(ClientMeta { ip, user_agent, via_mcp })
+        let channel =
+            if parts.extensions.get::<crate::mcp::endpoint::ViaMcp>().is_some() { Channel::Mcp } else { Channel::Api };
+        Ok(Origin { ip, user_agent, channel })
     }
 }
 

@@ -20,6 +20,7 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod wiring;
 pub mod workers;
 
 pub use app::app;

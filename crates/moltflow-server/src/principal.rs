@@ -9,10 +9,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use moltflow_core::api_key::is_well_formed;
 use moltflow_core::clock::now_ms;
-use moltflow_core::scope::ScopeSet;
 use moltflow_core::secret::{constant_time_eq, sha256_hex};
 use moltflow_core::{Role, Scope};
-use moltflow_store::accounts::UserRow;
 
 use crate::auth::cache::Member;
 use crate::auth::jwt::{Claims, TokenError};
@@ -21,77 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::request_client_ip;
 use crate::state::AppState;
 
-#[derive(Clone, Debug)]
-pub enum Credential {
-    Session { session_id: String, method: String, created_at: i64 },
-    ApiKey { key_id: String },
-}
-
-#[derive(Clone, Debug)]
-pub struct Principal {
-    /// The user, or for a key the user who created it.
-    pub user: Arc<UserRow>,
-    /// The tenant's plan as of the last second.
-    pub plan_id: String,
-    pub role: Role,
-    /// What the caller may do, with implied scopes expanded.
-    pub scopes: ScopeSet,
-    pub credential: Credential,
-    /// Where `/auth/me` keeps its rendered body for this caller's cached state.
-    pub me_body: crate::auth::cache::MeBody,
-}
-
-impl Principal {
-    pub fn tenant_id(&self) -> &str {
-        &self.user.tenant_id
-    }
-
-    /// `403 insufficient_scope` naming the scope unless the caller holds it.
-    pub fn require(&self, scope: &str) -> ApiResult<()> {
-        let needed = Scope::parse(scope).ok_or_else(ApiError::internal)?;
-        if self.scopes.contains(needed) {
-            Ok(())
-        } else {
-            let mut err = ApiError::forbidden("insufficient_scope", format!("This action requires the scope {scope}"));
-            err.extra = Some(serde_json::Map::from_iter([("required_scope".to_owned(), scope.into())]));
-            Err(err)
-        }
-    }
-
-    /// `403 scope_escalation` naming the scopes of `wanted` the caller does not hold (creating a
-    /// key, taking over a key's secret, giving someone a role: nobody hands out more than they hold).
-    pub fn require_within(&self, wanted: ScopeSet, what: &str) -> ApiResult<()> {
-        if wanted.is_subset_of(self.scopes) {
-            return Ok(());
-        }
-        let missing: Vec<&str> = wanted.iter().filter(|s| !self.scopes.contains(*s)).map(Scope::name).collect();
-        let mut err = ApiError::forbidden("scope_escalation", format!("{what}: {}", missing.join(", ")));
-        err.extra = Some(serde_json::Map::from_iter([("scopes".to_owned(), missing.into())]));
-        Err(err)
-    }
-
-    pub fn is_api_key(&self) -> bool {
-        matches!(self.credential, Credential::ApiKey { .. })
-    }
-
-    /// The session id of a user principal; API keys get `403 user_principal_required`.
-    pub fn require_user(&self) -> ApiResult<&str> {
-        match &self.credential {
-            Credential::Session { session_id, .. } => Ok(session_id),
-            Credential::ApiKey { .. } => Err(ApiError::forbidden(
-                "user_principal_required",
-                "This action needs a user's access token, not an API key",
-            )),
-        }
-    }
-
-    pub fn actor(&self) -> (&'static str, String) {
-        match &self.credential {
-            Credential::Session { .. } => ("user", self.user.id.clone()),
-            Credential::ApiKey { key_id } => ("api_key", key_id.clone()),
-        }
-    }
-}
+pub use crate::services::principal::{Credential, Principal};
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
@@ -202,7 +130,7 @@ async fn throttled(
     result
 }
 
-fn state_unavailable(e: Arc<moltflow_store::DbError>) -> ApiError {
+fn state_unavailable(e: Arc<moltflow_store::StoreError>) -> ApiError {
     tracing::error!(error = %e, "loading credentials");
     ApiError::new(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -296,7 +224,7 @@ async fn authenticate_api_key(state: &AppState, hash: Option<&str>) -> ApiResult
 /// A scope a route requires, as a type, so that the guard runs before the body is read: a caller
 /// without the scope gets `403` whatever it sent.
 pub trait ScopeGuard {
-    const SCOPE: &'static str;
+    const SCOPE: Scope;
 }
 
 /// The caller, authorised for `G::SCOPE`.
@@ -320,29 +248,29 @@ impl<G: ScopeGuard + Send + Sync> FromRequestParts<AppState> for Authorized<G> {
 }
 
 macro_rules! scope_guards {
-    ($($name:ident = $scope:literal),* $(,)?) => {
+    ($($name:ident = $scope:ident),* $(,)?) => {
         $(
-            #[doc = concat!("Requires `", $scope, "`.")]
+            #[doc = concat!("Requires `Scope::", stringify!($scope), "`.")]
             pub struct $name;
             impl ScopeGuard for $name {
-                const SCOPE: &'static str = $scope;
+                const SCOPE: Scope = Scope::$scope;
             }
         )*
     };
 }
 
 scope_guards!(
-    AccountRead = "account:read",
-    AccountManage = "account:manage",
-    SettingsRead = "settings:read",
-    SettingsManage = "settings:manage",
-    UsageRead = "usage:read",
-    UsageWrite = "usage:write",
-    BillingRead = "billing:read",
-    BillingManage = "billing:manage",
-    MembersRead = "members:read",
-    MembersManage = "members:manage",
-    AuditRead = "audit:read",
+    AccountRead = ACCOUNT_READ,
+    AccountManage = ACCOUNT_MANAGE,
+    SettingsRead = SETTINGS_READ,
+    SettingsManage = SETTINGS_MANAGE,
+    UsageRead = USAGE_READ,
+    UsageWrite = USAGE_WRITE,
+    BillingRead = BILLING_READ,
+    BillingManage = BILLING_MANAGE,
+    MembersRead = MEMBERS_READ,
+    MembersManage = MEMBERS_MANAGE,
+    AuditRead = AUDIT_READ,
 );
 
 /// The caller, which must be a user signed in with an access token (not an API key): checked

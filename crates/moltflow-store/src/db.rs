@@ -83,8 +83,8 @@ impl AsDbConn for Tx {
 macro_rules! on_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match $crate::AsDbConn::db_conn($conn) {
-            $crate::DbConn::Sqlite($c) => $body,
-            $crate::DbConn::Postgres($c) => $body,
+            $crate::DbConn::Sqlite($c) => $crate::StoreError::lift($body),
+            $crate::DbConn::Postgres($c) => $crate::StoreError::lift($body),
         }
     };
 }
@@ -92,8 +92,8 @@ macro_rules! on_conn {
 impl Tx {
     pub async fn commit(self) -> crate::Result<()> {
         match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => t.commit().await,
+            Tx::Sqlite(t) => Ok(t.commit().await?),
+            Tx::Postgres(t) => Ok(t.commit().await?),
         }
     }
 }
@@ -189,9 +189,10 @@ impl Store {
     /// `SELECT 1`: whether the database answers.
     pub async fn ping(&self) -> crate::Result<()> {
         match &self.pool {
-            Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
-            Pool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+            Pool::Sqlite(p) => drop(sqlx::query("SELECT 1").execute(p).await?),
+            Pool::Postgres(p) => drop(sqlx::query("SELECT 1").execute(p).await?),
         }
+        Ok(())
     }
 
     pub async fn close(&self) {
@@ -200,9 +201,4 @@ impl Store {
             Pool::Postgres(p) => p.close().await,
         }
     }
-}
-
-/// A `UNIQUE` or primary-key violation: the row exists already.
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }

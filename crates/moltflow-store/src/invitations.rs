@@ -114,7 +114,8 @@ pub async fn lock_invited_address(c: &mut impl AsDbConn, email: &str) -> Result<
     match c.db_conn() {
         DbConn::Sqlite(_) => Ok(()),
         DbConn::Postgres(c) => {
-            sqlx::query("SELECT pg_advisory_xact_lock(7001, hashtext($1))").bind(email).execute(c).await.map(|_| ())
+            sqlx::query("SELECT pg_advisory_xact_lock(7001, hashtext($1))").bind(email).execute(c).await?;
+            Ok(())
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod billing;
 mod db;
+mod error;
 pub mod invitations;
 pub mod mail;
 pub mod sessions;
@@ -20,8 +21,5 @@ pub mod testing;
 pub mod tokens;
 pub mod usage;
 
-pub use db::{AsDbConn, Backend, Conn, DbConn, Store, Tx, is_unique_violation};
-
-pub use sqlx::Error as DbError;
-
-pub type Result<T> = std::result::Result<T, sqlx::Error>;
+pub use db::{AsDbConn, Backend, Conn, DbConn, Store, Tx};
+pub use error::{Result, StoreError, StoreErrorKind};

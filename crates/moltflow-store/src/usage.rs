@@ -61,7 +61,7 @@ impl DailyFolded {
         self.0.split('\n').filter(|l| !l.is_empty()).map(|line| {
             // day and session first, then metric and quantity: split the last two off from the right.
             let mut right = line.rsplitn(3, '\t');
-            let bad = || sqlx::Error::Protocol(format!("usage_daily: malformed folded row {line:?}"));
+            let bad = || crate::StoreError::corrupt(format!("usage_daily: malformed folded row {line:?}"));
             let (Some(quantity), Some(metric), Some(left)) = (right.next(), right.next(), right.next()) else {
                 return Err(bad());
             };

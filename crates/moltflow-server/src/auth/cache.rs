@@ -13,7 +13,7 @@ use moltflow_core::scope::ScopeSet;
 use moltflow_store::accounts::{UserRow, find_tenant, find_user};
 use moltflow_store::api_keys::find_api_key_by_hash;
 use moltflow_store::sessions::find_session;
-use moltflow_store::{AsDbConn, DbError, Store};
+use moltflow_store::{AsDbConn, Store, StoreError};
 
 use super::jwt::{ACCESS_TOKEN_SECONDS, Claims};
 
@@ -109,7 +109,7 @@ impl Default for AuthCache {
     }
 }
 
-async fn load_member(c: &mut impl AsDbConn, user_id: &str) -> Result<Option<Member>, DbError> {
+async fn load_member(c: &mut impl AsDbConn, user_id: &str) -> Result<Option<Member>, StoreError> {
     let Some(user) = find_user(c, user_id).await? else { return Ok(None) };
     let plan_id = find_tenant(c, &user.tenant_id).await?.map(|t| t.plan_id).unwrap_or_else(|| "free".to_owned());
     Ok(Some(Member { user: Arc::new(user), plan_id }))
@@ -126,7 +126,7 @@ impl AuthCache {
     }
 
     /// The session's state, from memory or (once per second per session) from the database.
-    pub async fn session(&self, store: &Store, session_id: &str) -> Result<Arc<SessionState>, Arc<DbError>> {
+    pub async fn session(&self, store: &Store, session_id: &str) -> Result<Arc<SessionState>, Arc<StoreError>> {
         let state = self
             .sessions
             .try_get_with_by_ref(session_id, async {
@@ -135,7 +135,7 @@ impl AuthCache {
                     return Ok(Arc::new(SessionState::revoked()));
                 };
                 let member = load_member(&mut conn, &session.user_id).await?;
-                Ok::<_, DbError>(Arc::new(SessionState {
+                Ok::<_, StoreError>(Arc::new(SessionState {
                     revoked: session.revoked_at.is_some(),
                     member,
                     method: session.method,
@@ -151,7 +151,7 @@ impl AuthCache {
     }
 
     /// The key found by the SHA-256 of a presented secret (None: no such key).
-    pub async fn api_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, Arc<DbError>> {
+    pub async fn api_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, Arc<StoreError>> {
         let state = self
             .keys
             .try_get_with_by_ref(hash, async {
@@ -163,7 +163,7 @@ impl AuthCache {
                 let via_previous = row.key_hash != hash;
                 let stored_hash =
                     if via_previous { row.previous_key_hash.clone().unwrap_or_default() } else { row.key_hash.clone() };
-                Ok::<_, DbError>(Some(Arc::new(KeyState {
+                Ok::<_, StoreError>(Some(Arc::new(KeyState {
                     me_body: MeBody::default(),
                     noted_valid: AtomicBool::new(false),
                     stored_hash,

@@ -1,11 +1,13 @@
 //! Password hashing with Argon2id, off the async runtime and bounded: a login flood queues for a
 //! few hashing permits instead of starving every other request of CPU.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::PasswordHasher as _;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use moltflow_core::secret::constant_time_eq;
 use tokio::sync::Semaphore;
 
 use crate::config::HashParams;
@@ -18,6 +20,26 @@ pub struct PasswordHasher {
     dummy_hash: Arc<String>,
     /// Passwords verified so far (what the lockout bounds; also `moltflow_password_checks_total`).
     checks: Arc<AtomicU64>,
+    /// Argon2 working memory (~19 MiB each at the default cost), one per permit, reused from hash
+    /// to hash: allocating and faulting it in fresh for every login cost more than the hashing
+    /// itself at the ceiling, and returned it to the OS each time.
+    memory: Arc<MemoryPool>,
+}
+
+/// Reusable Argon2 memory: at most one buffer per hashing permit is ever allocated.
+#[derive(Default)]
+struct MemoryPool(Mutex<Vec<Vec<Block>>>);
+
+impl MemoryPool {
+    fn take(&self) -> Vec<Block> {
+        self.0.lock().map(|mut free| free.pop()).ok().flatten().unwrap_or_default()
+    }
+
+    fn give_back(&self, buffer: Vec<Block>) {
+        if let Ok(mut free) = self.0.lock() {
+            free.push(buffer);
+        }
+    }
 }
 
 impl PasswordHasher {
@@ -30,6 +52,7 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: Arc::new(dummy_hash),
             checks: Arc::default(),
+            memory: Arc::default(),
         })
     }
 
@@ -52,8 +75,12 @@ impl PasswordHasher {
             None => (self.dummy_hash.as_ref().clone(), false),
         };
         let password = password.to_owned();
+        let pool = self.memory.clone();
         let ok = tokio::task::spawn_blocking(move || {
-            Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
+            let mut memory = pool.take();
+            let ok = verify_with_memory(password.as_bytes(), &hash, &mut memory);
+            pool.give_back(memory);
+            ok
         })
         .await
         .unwrap_or(false);
@@ -76,6 +103,25 @@ fn hash_blocking(params: &Params, password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
 }
 
+/// Whether `password` hashes to the PHC string `stored`, computed in `memory` (grown to the
+/// stored cost's size if needed, then kept). A malformed stored hash never matches.
+fn verify_with_memory(password: &[u8], stored: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(stored) else { return false };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else { return false };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm.as_str()) else { return false };
+    let Ok(version) = hash.version.map_or(Ok(Version::V0x13), Version::try_from) else { return false };
+    let Ok(params) = Params::try_from(&hash) else { return false };
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::default());
+    }
+    let blocks = params.block_count();
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt.as_ref(), &mut out, &mut memory[..blocks])
+        .is_ok()
+        && constant_time_eq(&out, expected.as_bytes())
+}
+
 /// Verifications per second for `seconds`, with `threads` threads: the raw rate the benchmark
 /// compares login throughput with.
 pub fn measure_verify_rate(cost: &HashParams, threads: usize, seconds: f64) -> anyhow::Result<f64> {
@@ -90,8 +136,9 @@ pub fn measure_verify_rate(cost: &HashParams, threads: usize, seconds: f64) -> a
                 let hash = hash.clone();
                 s.spawn(move || {
                     let mut n = 0u64;
+                    let mut memory = Vec::new();
                     while std::time::Instant::now() < deadline {
-                        let _ = Argon2::default().verify_password(b"benchmark-password-123", hash.as_str());
+                        let _ = verify_with_memory(b"benchmark-password-123", &hash, &mut memory);
                         n += 1;
                     }
                     n
@@ -119,5 +166,19 @@ mod tests {
         assert!(h.verify("correct horse", Some(&stored)).await);
         assert!(!h.verify("wrong horse", Some(&stored)).await);
         assert!(!h.verify("moltflow-dummy-password-for-timing", None).await);
+    }
+
+    #[test]
+    fn reused_memory_verifies_hashes_of_any_cost_and_refuses_malformed_ones() {
+        let mut memory = Vec::new();
+        let small = hash_blocking(&Params::new(64, 1, 1, None).unwrap(), "pw-one").unwrap();
+        let large = hash_blocking(&Params::new(256, 2, 1, None).unwrap(), "pw-two").unwrap();
+        assert!(verify_with_memory(b"pw-two", &large, &mut memory));
+        assert_eq!(memory.len(), 256, "grown to the larger cost");
+        assert!(verify_with_memory(b"pw-one", &small, &mut memory), "a smaller cost reuses a prefix");
+        assert_eq!(memory.len(), 256, "kept, not reallocated");
+        assert!(!verify_with_memory(b"pw-one", &large, &mut memory));
+        assert!(!verify_with_memory(b"pw-one", "$argon2id$v=19$not-a-hash", &mut memory));
+        assert!(!verify_with_memory(b"pw-one", "", &mut memory));
     }
 }

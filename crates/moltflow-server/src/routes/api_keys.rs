@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiResult;
-use crate::extract::{ClientMeta, JsonBody, OptionalJsonBody};
+use crate::extract::{JsonBody, OptionalJsonBody, Origin};
 use crate::principal::{AccountManage, Authorized};
 use crate::services::api_keys as keys;
 use crate::state::AppState;
@@ -32,7 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     (status = 403, description = "Missing `account:manage`", body = ErrorBody),
 ))]
 async fn list_api_keys(state: AppState, principal: Caller) -> ApiResult<Json<Vec<ApiKey>>> {
-    Ok(Json(keys::list(&state, &principal.0).await?))
+    Ok(Json(state.api_keys().list(&principal.0).await?))
 }
 
 /// Create a key; `raw_key` is shown in this response only.
@@ -46,10 +46,10 @@ async fn list_api_keys(state: AppState, principal: Caller) -> ApiResult<Json<Vec
 async fn create_api_key(
     state: AppState,
     principal: Caller,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(req): JsonBody<CreateApiKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyWithSecret>)> {
-    Ok((StatusCode::CREATED, Json(keys::create(&state, &principal.0, req, &meta).await?)))
+    Ok((StatusCode::CREATED, Json(state.api_keys().create(&principal.0, req, &meta).await?)))
 }
 
 /// The scope catalogue with a description each, and presets.
@@ -71,7 +71,7 @@ async fn list_scopes(_caller: Caller) -> ApiResult<Json<ScopeCatalogue>> {
     (status = 404, body = ErrorBody),
 ))]
 async fn get_api_key(state: AppState, principal: Caller, Path(id): Path<String>) -> ApiResult<Json<ApiKey>> {
-    Ok(Json(keys::get(&state, &principal.0, &id).await?))
+    Ok(Json(state.api_keys().get(&principal.0, &id).await?))
 }
 
 /// Revoke a key: it stops working on the next request. Revoking again answers `204` too.
@@ -85,10 +85,10 @@ async fn get_api_key(state: AppState, principal: Caller, Path(id): Path<String>)
 async fn revoke_api_key(
     state: AppState,
     principal: Caller,
-    meta: ClientMeta,
+    meta: Origin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    keys::revoke(&state, &principal.0, &id, &meta).await?;
+    state.api_keys().revoke(&principal.0, &id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -106,9 +106,9 @@ async fn revoke_api_key(
 async fn rotate_api_key(
     state: AppState,
     principal: Caller,
-    meta: ClientMeta,
+    meta: Origin,
     Path(id): Path<String>,
     OptionalJsonBody(req): OptionalJsonBody<RotateApiKeyRequest>,
 ) -> ApiResult<Json<ApiKeyWithSecret>> {
-    Ok(Json(keys::rotate(&state, &principal.0, &id, req, &meta).await?))
+    Ok(Json(state.api_keys().rotate(&principal.0, &id, req, &meta).await?))
 }

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiResult;
-use crate::extract::{ClientMeta, JsonBody, OptionalJsonBody};
+use crate::extract::{JsonBody, OptionalJsonBody, Origin};
 use crate::principal::{AccountRead, Authorized, Credential, Principal, UserSession};
 use crate::services;
 use crate::state::AppState;
@@ -36,7 +36,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 ))]
 async fn register(
     state: AppState,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenPair>)> {
     let pair = services::auth::register(&state, req, &meta).await?;
@@ -50,7 +50,7 @@ async fn register(
     (status = 422, description = "Invalid field", body = ValidationErrorBody),
     (status = 429, description = "Five passwords of this account checked in 15 minutes (`login_locked`), or too many attempts from this network (`rate_limited`)", body = ErrorBody),
 ))]
-async fn login(state: AppState, meta: ClientMeta, JsonBody(req): JsonBody<LoginRequest>) -> ApiResult<Json<TokenPair>> {
+async fn login(state: AppState, meta: Origin, JsonBody(req): JsonBody<LoginRequest>) -> ApiResult<Json<TokenPair>> {
     Ok(Json(services::auth::login(&state, req, &meta).await?))
 }
 
@@ -60,11 +60,7 @@ async fn login(state: AppState, meta: ClientMeta, JsonBody(req): JsonBody<LoginR
     (status = 401, description = "Invalid, expired or revoked (`invalid_token`), or reused (`refresh_token_reused`)", body = ErrorBody),
     (status = 422, description = "Invalid field", body = ValidationErrorBody),
 ))]
-async fn refresh(
-    state: AppState,
-    meta: ClientMeta,
-    JsonBody(req): JsonBody<RefreshRequest>,
-) -> ApiResult<Json<TokenPair>> {
+async fn refresh(state: AppState, meta: Origin, JsonBody(req): JsonBody<RefreshRequest>) -> ApiResult<Json<TokenPair>> {
     Ok(Json(services::sessions::refresh(&state, &req.refresh_token, &meta).await?))
 }
 
@@ -116,7 +112,7 @@ fn me_body(principal: &Principal) -> MeResponse {
 async fn logout(
     state: AppState,
     principal: UserSession,
-    meta: ClientMeta,
+    meta: Origin,
     OptionalJsonBody(req): OptionalJsonBody<LogoutRequest>,
 ) -> ApiResult<StatusCode> {
     let session_id = principal.require_user()?.to_owned();

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiResult;
-use crate::extract::{ClientMeta, JsonBody};
+use crate::extract::{JsonBody, Origin};
 use crate::principal::UserSession;
 use crate::services;
 use crate::services::recovery::ACCEPTED;
@@ -45,7 +45,7 @@ fn done(detail: &str) -> Json<DoneBody> {
 ))]
 async fn forgot_password(
     state: AppState,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(req): JsonBody<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
     services::recovery::forgot_password(&state, &req.email, &meta).await?;
@@ -60,7 +60,7 @@ async fn forgot_password(
 ))]
 async fn reset_password(
     state: AppState,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(req): JsonBody<ResetPasswordRequest>,
 ) -> ApiResult<Json<DoneBody>> {
     services::recovery::reset_password(&state, req, &meta).await?;
@@ -74,7 +74,7 @@ async fn reset_password(
 ))]
 async fn verify_email(
     state: AppState,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> ApiResult<Json<DoneBody>> {
     services::verification::verify_email(&state, &req.token, &meta).await?;
@@ -105,7 +105,7 @@ async fn resend_verification(state: AppState, principal: UserSession) -> ApiResu
 ))]
 async fn request_magic_link(
     state: AppState,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(req): JsonBody<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
     services::recovery::request_magic_link(&state, &req.email, &meta).await?;
@@ -119,7 +119,7 @@ async fn request_magic_link(
 ))]
 async fn verify_magic_link(
     state: AppState,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> ApiResult<Json<TokenPair>> {
     Ok(Json(services::recovery::verify_magic_link(&state, &req.token, &meta).await?))
@@ -137,7 +137,7 @@ async fn verify_magic_link(
 async fn set_password(
     state: AppState,
     principal: UserSession,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(req): JsonBody<SetPasswordRequest>,
 ) -> ApiResult<Json<DoneBody>> {
     services::users::set_password(&state, &principal, req, &meta).await?;

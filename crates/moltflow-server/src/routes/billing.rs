@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::billing::{events, signature};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ClientMeta, JsonBody, OptionalJsonBody};
+use crate::extract::{JsonBody, OptionalJsonBody, Origin};
 use crate::principal::{Authorized, BillingManage, BillingRead};
 use crate::services::audit::Actor;
 use crate::services::billing::{self, SignupOutcome};
@@ -62,7 +62,7 @@ async fn get_subscription(state: AppState, caller: Authorized<BillingRead>) -> A
 async fn create_checkout(
     state: AppState,
     caller: Authorized<BillingManage>,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(req): JsonBody<CheckoutRequest>,
 ) -> ApiResult<Json<CheckoutResponse>> {
     Ok(Json(billing::checkout(&state, &caller, req, &meta).await?))
@@ -92,7 +92,7 @@ async fn create_portal(
 async fn cancel_subscription(
     state: AppState,
     caller: Authorized<BillingManage>,
-    meta: ClientMeta,
+    meta: Origin,
 ) -> ApiResult<Json<SubscriptionView>> {
     let (kind, id) = caller.actor();
     Ok(Json(billing::cancel(&state, caller.tenant_id(), Actor { kind, id: Some(id) }, &meta).await?))
@@ -108,7 +108,7 @@ async fn cancel_subscription(
 ))]
 async fn signup_checkout(
     state: AppState,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(req): JsonBody<SignupCheckoutRequest>,
 ) -> ApiResult<Response> {
     Ok(match billing::signup_checkout(&state, req, &meta).await? {
@@ -232,7 +232,7 @@ async fn local_portal_page(state: AppState, Path(token): Path<String>) -> ApiRes
 async fn local_portal_cancel(
     state: AppState,
     headers: HeaderMap,
-    meta: ClientMeta,
+    meta: Origin,
     Path(token): Path<String>,
 ) -> ApiResult<Response> {
     let tenant_id = state.billing.local_portals.get(&token).ok_or_else(|| ApiError::missing("Portal session"))?;

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiResult;
-use crate::extract::{ClientMeta, JsonBody, QueryParams};
+use crate::extract::{JsonBody, Origin, QueryParams};
 use crate::principal::{AuditRead, Authorized, MembersManage, MembersRead, SettingsManage, SettingsRead};
 use crate::services::{audit, invitations, members, tenant};
 use crate::state::AppState;
@@ -47,7 +47,7 @@ async fn get_settings(state: AppState, caller: Authorized<SettingsRead>) -> ApiR
 async fn update_settings(
     state: AppState,
     caller: Authorized<SettingsManage>,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(patch): JsonBody<UpdateTenantSettings>,
 ) -> ApiResult<Json<TenantSettings>> {
     Ok(Json(tenant::update_settings(&state, &caller, patch, &meta).await?))
@@ -88,7 +88,7 @@ async fn list_members(state: AppState, caller: Authorized<MembersRead>) -> ApiRe
 async fn change_member_role(
     state: AppState,
     caller: Authorized<MembersManage>,
-    meta: ClientMeta,
+    meta: Origin,
     Path(user_id): Path<String>,
     JsonBody(req): JsonBody<ChangeRoleRequest>,
 ) -> ApiResult<Json<TenantMember>> {
@@ -104,7 +104,7 @@ async fn change_member_role(
 async fn remove_member(
     state: AppState,
     caller: Authorized<MembersManage>,
-    meta: ClientMeta,
+    meta: Origin,
     Path(user_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     members::remove(&state, &caller, &user_id, &meta).await?;
@@ -143,7 +143,7 @@ async fn list_audit_logs(
 async fn create_invitation(
     state: AppState,
     caller: Authorized<MembersManage>,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(req): JsonBody<InviteRequest>,
 ) -> ApiResult<(StatusCode, Json<Invitation>)> {
     Ok((StatusCode::CREATED, Json(invitations::invite(&state, &caller, req, &meta).await?)))
@@ -166,7 +166,7 @@ async fn list_invitations(state: AppState, caller: Authorized<MembersRead>) -> A
 async fn revoke_invitation(
     state: AppState,
     caller: Authorized<MembersManage>,
-    meta: ClientMeta,
+    meta: Origin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     invitations::revoke(&state, &caller, &id, &meta).await?;
@@ -183,7 +183,7 @@ async fn revoke_invitation(
 ))]
 async fn accept_invitation(
     state: AppState,
-    meta: ClientMeta,
+    meta: Origin,
     JsonBody(req): JsonBody<AcceptInvitationRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenPair>)> {
     Ok((StatusCode::CREATED, Json(invitations::accept(&state, req, &meta).await?)))

@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiResult;
-use crate::extract::{ClientMeta, JsonBody, OptionalJsonBody};
+use crate::extract::{JsonBody, OptionalJsonBody, Origin};
 use crate::principal::{AccountManage, AccountRead, Authorized, UserSession};
 use crate::services;
 use crate::state::AppState;
@@ -59,7 +59,7 @@ async fn update_me(
 async fn delete_me(
     state: AppState,
     principal: UserSession,
-    meta: ClientMeta,
+    meta: Origin,
     OptionalJsonBody(req): OptionalJsonBody<DeleteAccountRequest>,
 ) -> ApiResult<StatusCode> {
     services::users::delete_me(&state, &principal, req, &meta).await?;

@@ -3,7 +3,7 @@
 //! a key's creator rotates it: a rotation is the one way to another key's secret.
 
 use moltflow_core::api_key::{display_prefix, new_raw_key};
-use moltflow_core::clock::{DAY_MS, MINUTE_MS, now_ms, rfc3339};
+use moltflow_core::clock::{Clock, DAY_MS, MINUTE_MS, rfc3339};
 use moltflow_core::ids::{is_uuid, new_id};
 use moltflow_core::scope::ScopeSet;
 use moltflow_core::secret::sha256_hex;
@@ -14,17 +14,27 @@ use moltflow_store::api_keys::{
 use moltflow_types::{ApiKey, ApiKeyWithSecret, CreateApiKeyRequest, RotateApiKeyRequest};
 use serde_json::json;
 
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{Checks, ClientMeta, check_name};
-use crate::principal::Principal;
+use moltflow_store::Store;
+
+use crate::auth::cache::AuthCache;
 use crate::services::audit::{self, Actor, Entry};
-use crate::state::App;
+use crate::services::failure::{Failure, Issues, Outcome, check_name};
+use crate::services::origin::Origin;
+use crate::services::principal::Principal;
+
+/// What the API-key use cases work with.
+pub struct ApiKeys<'a> {
+    pub store: &'a Store,
+    pub clock: &'a Clock,
+    /// Revocations and rotations evict the key's cached state at once.
+    pub auth_cache: &'a AuthCache,
+}
 
 pub const MAX_EXPIRY_DAYS: i64 = 3650;
 pub const MAX_GRACE_MINUTES: i64 = 1440;
 
-pub fn to_dto(row: &ApiKeyRow) -> ApiKey {
-    let now = now_ms();
+/// A key as clients see it; `is_active` as of `now`.
+pub fn to_dto(row: &ApiKeyRow, now: i64) -> ApiKey {
     ApiKey {
         id: row.id.clone(),
         name: row.name.clone(),
@@ -39,8 +49,8 @@ pub fn to_dto(row: &ApiKeyRow) -> ApiKey {
     }
 }
 
-fn key_not_found() -> ApiError {
-    ApiError::missing("API key")
+fn key_not_found() -> Failure {
+    Failure::NotFound("API key")
 }
 
 /// Members see only the keys they created.
@@ -53,149 +63,149 @@ fn actor(p: &Principal) -> Actor {
     Actor { kind, id: Some(id) }
 }
 
-pub async fn list(app: &App, p: &Principal) -> ApiResult<Vec<ApiKey>> {
-    let mut conn = app.store.conn().await?;
-    let rows = list_api_keys(&mut conn, p.tenant_id(), visible_creator(p)).await?;
-    Ok(rows.iter().map(to_dto).collect())
-}
-
-async fn find_visible(app: &App, p: &Principal, id: &str) -> ApiResult<ApiKeyRow> {
-    if !is_uuid(id) {
-        return Err(key_not_found());
+impl ApiKeys<'_> {
+    /// The keys the caller may see, newest first, revoked ones included.
+    pub async fn list(&self, p: &Principal) -> Outcome<Vec<ApiKey>> {
+        let now = self.clock.now_ms();
+        let mut conn = self.store.conn().await?;
+        let rows = list_api_keys(&mut conn, p.tenant_id(), visible_creator(p)).await?;
+        Ok(rows.iter().map(|row| to_dto(row, now)).collect())
     }
-    let mut conn = app.store.conn().await?;
-    let row = find_api_key(&mut conn, p.tenant_id(), id).await?.ok_or_else(key_not_found)?;
-    match visible_creator(p) {
-        Some(me) if row.created_by != me => Err(key_not_found()),
-        _ => Ok(row),
-    }
-}
 
-pub async fn get(app: &App, p: &Principal, id: &str) -> ApiResult<ApiKey> {
-    Ok(to_dto(&find_visible(app, p, id).await?))
-}
-
-/// Checked create input: the scope names as given (deduplicated order kept) and their set.
-struct NewKey {
-    name: String,
-    names: Vec<String>,
-    set: ScopeSet,
-    expires_at: Option<i64>,
-}
-
-fn validate_create(req: CreateApiKeyRequest, now: i64) -> ApiResult<NewKey> {
-    let mut checks = Checks::default();
-    let name = check_name(&mut checks, &["body", "name"], &req.name, 100);
-    if req.scopes.is_empty() {
-        checks.fail(&["body", "scopes"], "List should have at least 1 item", "too_short");
-    }
-    let mut set = ScopeSet::empty();
-    let mut names: Vec<String> = Vec::with_capacity(req.scopes.len());
-    for (i, raw) in req.scopes.iter().enumerate() {
-        let loc = vec![json!("body"), json!("scopes"), json!(i)];
-        if names.iter().any(|n| n == raw) {
-            checks.fail_at(loc, format!("Duplicate scope {raw:?}"), "value_error");
-            continue;
+    /// Another tenant's key, or for a member another user's, is not found.
+    async fn find_visible(&self, p: &Principal, id: &str) -> Outcome<ApiKeyRow> {
+        if !is_uuid(id) {
+            return Err(key_not_found());
         }
-        if raw == "*" {
-            set = ScopeSet::all();
-        } else if let Some(scope) = Scope::parse(raw) {
-            set = set.union(ScopeSet::from_scopes([scope]));
+        let mut conn = self.store.conn().await?;
+        let row = find_api_key(&mut conn, p.tenant_id(), id).await?.ok_or_else(key_not_found)?;
+        match visible_creator(p) {
+            Some(me) if row.created_by != me => Err(key_not_found()),
+            _ => Ok(row),
+        }
+    }
+
+    pub async fn get(&self, p: &Principal, id: &str) -> Outcome<ApiKey> {
+        Ok(to_dto(&self.find_visible(p, id).await?, self.clock.now_ms()))
+    }
+
+    pub async fn create(&self, p: &Principal, req: CreateApiKeyRequest, origin: &Origin) -> Outcome<ApiKeyWithSecret> {
+        let now = self.clock.now_ms();
+        let new = validate_create(req, now)?;
+        p.require_within(new.set, "You cannot grant scopes you do not hold")?;
+        let raw_key = new_raw_key();
+        let row = ApiKeyRow {
+            id: new_id(),
+            tenant_id: p.tenant_id().to_owned(),
+            created_by: p.user.id.clone(),
+            name: new.name,
+            key_prefix: display_prefix(&raw_key),
+            key_hash: sha256_hex(&raw_key),
+            previous_key_hash: None,
+            previous_expires_at: None,
+            scopes: new.names.join(" "),
+            expires_at: new.expires_at,
+            created_at: now,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let mut tx = self.store.begin().await?;
+        insert_api_key(&mut tx, &row).await?;
+        let details = json!({"name": row.name, "key_prefix": row.key_prefix, "scopes": new.names, "expires_at": row.expires_at.map(rfc3339)});
+        audit::record_at(&mut tx, entry(p, "api_key.created", &row.id, origin, details), now).await?;
+        tx.commit().await?;
+        Ok(ApiKeyWithSecret { key: to_dto(&row, now), raw_key })
+    }
+
+    /// Idempotent: revoking a revoked key answers the same and records nothing new.
+    pub async fn revoke(&self, p: &Principal, id: &str, origin: &Origin) -> Outcome<()> {
+        let now = self.clock.now_ms();
+        let row = self.find_visible(p, id).await?;
+        let mut tx = self.store.begin().await?;
+        if revoke_api_key(&mut tx, &row.id, now).await? {
+            let details = json!({"name": row.name, "key_prefix": row.key_prefix});
+            audit::record_at(&mut tx, entry(p, "api_key.revoked", &row.id, origin, details), now).await?;
+        }
+        tx.commit().await?;
+        let mut hashes = vec![row.key_hash];
+        hashes.extend(row.previous_key_hash);
+        self.auth_cache.forget_key_hashes(&hashes).await;
+        Ok(())
+    }
+
+    /// A new secret for the key; the old one keeps working for `grace_period_minutes`.
+    pub async fn rotate(
+        &self,
+        p: &Principal,
+        id: &str,
+        req: RotateApiKeyRequest,
+        origin: &Origin,
+    ) -> Outcome<ApiKeyWithSecret> {
+        let now = self.clock.now_ms();
+        let grace = req.grace_period_minutes.unwrap_or(0);
+        if !(0..=MAX_GRACE_MINUTES).contains(&grace) {
+            let kind = if grace < 0 { "greater_than_equal" } else { "less_than_equal" };
+            let message = format!("Input should be between 0 and {MAX_GRACE_MINUTES}");
+            return Err(Failure::invalid("grace_period_minutes", message, kind));
+        }
+        let row = self.find_visible(p, id).await?;
+        authorize_rotation(p, &row)?;
+        if row.revoked_at.is_some() {
+            return Err(Failure::conflict("api_key_revoked", "A revoked key cannot be rotated"));
+        }
+        if row.expires_at.is_some_and(|at| at <= now) {
+            return Err(Failure::conflict("api_key_expired", "An expired key cannot be rotated; create a new one"));
+        }
+        let raw_key = new_raw_key();
+        let new_hash = sha256_hex(&raw_key);
+        let new_prefix = display_prefix(&raw_key);
+        let (previous, previous_until) =
+            if grace > 0 { (Some(row.key_hash.as_str()), Some(now + grace * MINUTE_MS)) } else { (None, None) };
+        let mut tx = self.store.begin().await?;
+        if !rotate_api_key(&mut tx, &row.id, &new_hash, &new_prefix, previous, previous_until).await? {
+            return Err(Failure::conflict("api_key_revoked", "A revoked key cannot be rotated"));
+        }
+        let details =
+            json!({"grace_period_minutes": grace, "key_prefix": new_prefix, "previous_key_prefix": row.key_prefix});
+        audit::record_at(&mut tx, entry(p, "api_key.rotated", &row.id, origin, details), now).await?;
+        tx.commit().await?;
+        // The secret of an earlier rotation's grace period ends now; the current one ends now or
+        // after the new grace period.
+        let mut dead: Vec<String> = row.previous_key_hash.iter().cloned().collect();
+        if grace == 0 {
+            dead.push(row.key_hash.clone());
         } else {
-            let shown: String = raw.chars().take(64).collect();
-            checks.fail_at(loc, format!("Unknown scope {shown:?}; see GET /api-keys/scopes"), "value_error");
-            continue;
+            self.auth_cache.reload_key_hash(&row.key_hash).await;
         }
-        names.push(raw.clone());
+        self.auth_cache.forget_key_hashes(&dead).await;
+        let rotated = ApiKeyRow {
+            key_hash: new_hash,
+            key_prefix: new_prefix,
+            previous_key_hash: previous.map(str::to_owned),
+            previous_expires_at: previous_until,
+            ..row
+        };
+        Ok(ApiKeyWithSecret { key: to_dto(&rotated, now), raw_key })
     }
-    let expires_at = match req.expires_in_days {
-        None => None,
-        Some(d) if (1..=MAX_EXPIRY_DAYS).contains(&d) => Some(now + d * DAY_MS),
-        Some(d) => {
-            let kind = if d < 1 { "greater_than_equal" } else { "less_than_equal" };
-            checks.fail(&["body", "expires_in_days"], format!("Input should be between 1 and {MAX_EXPIRY_DAYS}"), kind);
-            None
-        }
-    };
-    checks.finish()?;
-    Ok(NewKey { name, names, set, expires_at })
 }
 
-pub async fn create(
-    app: &App,
-    p: &Principal,
-    req: CreateApiKeyRequest,
-    meta: &ClientMeta,
-) -> ApiResult<ApiKeyWithSecret> {
-    let now = now_ms();
-    let new = validate_create(req, now)?;
-    p.require_within(new.set, "You cannot grant scopes you do not hold")?;
-    let raw_key = new_raw_key();
-    let row = ApiKeyRow {
-        id: new_id(),
-        tenant_id: p.tenant_id().to_owned(),
-        created_by: p.user.id.clone(),
-        name: new.name,
-        key_prefix: display_prefix(&raw_key),
-        key_hash: sha256_hex(&raw_key),
-        previous_key_hash: None,
-        previous_expires_at: None,
-        scopes: new.names.join(" "),
-        expires_at: new.expires_at,
-        created_at: now,
-        last_used_at: None,
-        revoked_at: None,
-    };
-    let mut tx = app.store.begin().await?;
-    insert_api_key(&mut tx, &row).await?;
-    audit::record(
-        &mut tx,
-        Entry {
-            tenant_id: p.tenant_id(),
-            actor: actor(p),
-            action: "api_key.created",
-            target: Some(row.id.clone()),
-            meta,
-            details: json!({"name": row.name, "key_prefix": row.key_prefix, "scopes": new.names, "expires_at": row.expires_at.map(rfc3339)}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(ApiKeyWithSecret { key: to_dto(&row), raw_key })
-}
-
-/// Idempotent: revoking a revoked key answers the same and records nothing new.
-pub async fn revoke(app: &App, p: &Principal, id: &str, meta: &ClientMeta) -> ApiResult<()> {
-    let row = find_visible(app, p, id).await?;
-    let mut tx = app.store.begin().await?;
-    if revoke_api_key(&mut tx, &row.id, now_ms()).await? {
-        audit::record(
-            &mut tx,
-            Entry {
-                tenant_id: p.tenant_id(),
-                actor: actor(p),
-                action: "api_key.revoked",
-                target: Some(row.id.clone()),
-                meta,
-                details: json!({"name": row.name, "key_prefix": row.key_prefix}),
-            },
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    let mut hashes = vec![row.key_hash];
-    hashes.extend(row.previous_key_hash);
-    app.auth_cache.forget_key_hashes(&hashes).await;
-    Ok(())
+fn entry<'a>(
+    p: &'a Principal,
+    action: &'static str,
+    key_id: &str,
+    origin: &'a Origin,
+    details: serde_json::Value,
+) -> Entry<'a> {
+    Entry { tenant_id: p.tenant_id(), actor: actor(p), action, target: Some(key_id.to_owned()), meta: origin, details }
 }
 
 /// A rotation hands out the key's new secret, so only the key's creator may rotate it (an owner
 /// or admin who could would take over the creator's key, and through it the creator's role); a
 /// key principal of that creator only keys that hold nothing it does not hold itself. Other users'
 /// keys stay readable and revocable by owners and admins (`find_visible`), never rotatable.
-fn authorize_rotation(p: &Principal, row: &ApiKeyRow) -> ApiResult<()> {
+fn authorize_rotation(p: &Principal, row: &ApiKeyRow) -> Outcome<()> {
     if row.created_by != p.user.id {
-        return Err(ApiError::forbidden(
+        return Err(Failure::forbidden(
             "not_key_owner",
             "Only the key's creator can rotate it; you may revoke it instead",
         ));
@@ -209,70 +219,50 @@ fn authorize_rotation(p: &Principal, row: &ApiKeyRow) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn rotate(
-    app: &App,
-    p: &Principal,
-    id: &str,
-    req: RotateApiKeyRequest,
-    meta: &ClientMeta,
-) -> ApiResult<ApiKeyWithSecret> {
-    let grace = req.grace_period_minutes.unwrap_or(0);
-    if !(0..=MAX_GRACE_MINUTES).contains(&grace) {
-        let kind = if grace < 0 { "greater_than_equal" } else { "less_than_equal" };
-        return Err(ApiError::invalid(
-            &["body", "grace_period_minutes"],
-            format!("Input should be between 0 and {MAX_GRACE_MINUTES}"),
-            kind,
-        ));
+/// Checked create input: the scope names as given (deduplicated order kept) and their set.
+struct NewKey {
+    name: String,
+    names: Vec<String>,
+    set: ScopeSet,
+    expires_at: Option<i64>,
+}
+
+fn validate_create(req: CreateApiKeyRequest, now: i64) -> Outcome<NewKey> {
+    let mut issues = Issues::default();
+    let name = check_name(&mut issues, "name", &req.name, 100);
+    if req.scopes.is_empty() {
+        issues.fail("scopes", "List should have at least 1 item", "too_short");
     }
-    let row = find_visible(app, p, id).await?;
-    authorize_rotation(p, &row)?;
-    let now = now_ms();
-    if row.revoked_at.is_some() {
-        return Err(ApiError::conflict("api_key_revoked", "A revoked key cannot be rotated"));
+    let mut set = ScopeSet::empty();
+    let mut names: Vec<String> = Vec::with_capacity(req.scopes.len());
+    for (i, raw) in req.scopes.iter().enumerate() {
+        let field = format!("scopes.{i}");
+        if names.iter().any(|n| n == raw) {
+            issues.fail(&field, format!("Duplicate scope {raw:?}"), "value_error");
+            continue;
+        }
+        if raw == "*" {
+            set = ScopeSet::all();
+        } else if let Some(scope) = Scope::parse(raw) {
+            set = set.union(ScopeSet::from_scopes([scope]));
+        } else {
+            let shown: String = raw.chars().take(64).collect();
+            issues.fail(&field, format!("Unknown scope {shown:?}; see GET /api-keys/scopes"), "value_error");
+            continue;
+        }
+        names.push(raw.clone());
     }
-    if row.expires_at.is_some_and(|at| at <= now) {
-        return Err(ApiError::conflict("api_key_expired", "An expired key cannot be rotated; create a new one"));
-    }
-    let raw_key = new_raw_key();
-    let new_hash = sha256_hex(&raw_key);
-    let new_prefix = display_prefix(&raw_key);
-    let (previous, previous_until) =
-        if grace > 0 { (Some(row.key_hash.as_str()), Some(now + grace * MINUTE_MS)) } else { (None, None) };
-    let mut tx = app.store.begin().await?;
-    if !rotate_api_key(&mut tx, &row.id, &new_hash, &new_prefix, previous, previous_until).await? {
-        return Err(ApiError::conflict("api_key_revoked", "A revoked key cannot be rotated"));
-    }
-    audit::record(
-        &mut tx,
-        Entry {
-            tenant_id: p.tenant_id(),
-            actor: actor(p),
-            action: "api_key.rotated",
-            target: Some(row.id.clone()),
-            meta,
-            details: json!({"grace_period_minutes": grace, "key_prefix": new_prefix, "previous_key_prefix": row.key_prefix}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    // The secret of an earlier rotation's grace period ends now; the current one ends now or
-    // after the new grace period.
-    let mut dead: Vec<String> = row.previous_key_hash.iter().cloned().collect();
-    if grace == 0 {
-        dead.push(row.key_hash.clone());
-    } else {
-        app.auth_cache.reload_key_hash(&row.key_hash).await;
-    }
-    app.auth_cache.forget_key_hashes(&dead).await;
-    let rotated = ApiKeyRow {
-        key_hash: new_hash,
-        key_prefix: new_prefix,
-        previous_key_hash: previous.map(str::to_owned),
-        previous_expires_at: previous_until,
-        ..row
+    let expires_at = match req.expires_in_days {
+        None => None,
+        Some(d) if (1..=MAX_EXPIRY_DAYS).contains(&d) => Some(now + d * DAY_MS),
+        Some(d) => {
+            let kind = if d < 1 { "greater_than_equal" } else { "less_than_equal" };
+            issues.fail("expires_in_days", format!("Input should be between 1 and {MAX_EXPIRY_DAYS}"), kind);
+            None
+        }
     };
-    Ok(ApiKeyWithSecret { key: to_dto(&rotated), raw_key })
+    issues.finish()?;
+    Ok(NewKey { name, names, set, expires_at })
 }
 
 /// Body of `GET /api-keys/scopes`.

@@ -13,7 +13,7 @@ use moltflow_types::{AuditActor, AuditEntry, AuditPage};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientMeta;
+use crate::services::origin::Origin;
 use crate::state::App;
 
 /// Who did it: `("user", id)`, `("api_key", id)`, `("system", None)`, or an anonymous caller.
@@ -33,7 +33,7 @@ pub struct Entry<'a> {
     pub actor: Actor,
     pub action: &'static str,
     pub target: Option<String>,
-    pub meta: &'a ClientMeta,
+    pub meta: &'a Origin,
     pub details: Value,
 }
 
@@ -41,12 +41,22 @@ pub async fn record(c: &mut impl AsDbConn, e: Entry<'_>) -> moltflow_store::Resu
     insert_audit(c, &row(e)).await
 }
 
+/// Writes the entry stamped `at` (the use case's clock reading).
+pub async fn record_at(c: &mut impl AsDbConn, e: Entry<'_>, at: i64) -> moltflow_store::Result<()> {
+    insert_audit(c, &row_at(e, at)).await
+}
+
 /// The row of an entry, stamped now.
 pub fn row(e: Entry<'_>) -> AuditRow {
+    row_at(e, now_ms())
+}
+
+/// The row of an entry, stamped `at`.
+pub fn row_at(e: Entry<'_>, at: i64) -> AuditRow {
     AuditRow {
         id: new_id(),
         tenant_id: e.tenant_id.to_owned(),
-        at: now_ms(),
+        at,
         actor_type: e.actor.kind.to_owned(),
         actor_id: e.actor.id,
         action: e.action.to_owned(),
@@ -57,13 +67,12 @@ pub fn row(e: Entry<'_>) -> AuditRow {
     }
 }
 
-/// The entry's details as stored, with `"via": "mcp"` when an MCP tool call made the change.
-fn details_text(details: Value, meta: &ClientMeta) -> String {
+/// The entry's details as stored, with `"via": "mcp"` (or `"dashboard"`) when the change came
+/// through that way in.
+fn details_text(details: Value, meta: &Origin) -> String {
     let mut details = if details.is_null() { Value::Object(Default::default()) } else { details };
-    if meta.via_mcp
-        && let Value::Object(map) = &mut details
-    {
-        map.insert("via".to_owned(), Value::from("mcp"));
+    if let (Some(via), Value::Object(map)) = (meta.channel.audit_via(), &mut details) {
+        map.insert("via".to_owned(), Value::from(via));
     }
     details.to_string()
 }

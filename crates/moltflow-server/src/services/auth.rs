@@ -4,16 +4,17 @@ use moltflow_core::clock::now_ms;
 use moltflow_core::ids::new_id;
 use moltflow_core::password::check_new_password;
 use moltflow_core::{Email, Role};
+use moltflow_store::Tx;
 use moltflow_store::accounts::{TenantRow, UserRow, find_user_by_email, insert_tenant, insert_user};
-use moltflow_store::{Tx, is_unique_violation};
 use moltflow_types::{LoginRequest, RegisterRequest, TokenPair};
 
 use crate::auth::throttle::IpRates as _;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Checks, ClientMeta, check_name};
+use crate::extract::{Checks, check_name};
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::mailing::send_link;
 use crate::services::one_time::TokenKind;
+use crate::services::origin::Origin;
 use crate::services::sessions::{open_session, sign_in, token_pair};
 use crate::state::App;
 
@@ -52,7 +53,7 @@ pub fn validate_registration(req: RegisterRequest) -> ApiResult<NewAccount> {
 }
 
 /// Creates a tenant on the free plan with its owner, and signs the owner in.
-pub async fn register(app: &App, req: RegisterRequest, meta: &ClientMeta) -> ApiResult<TokenPair> {
+pub async fn register(app: &App, req: RegisterRequest, meta: &Origin) -> ApiResult<TokenPair> {
     app.limits
         .register_ip
         .check(meta.ip, app.clock.now_ms())
@@ -105,10 +106,10 @@ pub async fn insert_account(
     tx: &mut Tx,
     tenant: &TenantRow,
     user: &UserRow,
-    meta: &ClientMeta,
+    meta: &Origin,
 ) -> ApiResult<()> {
     insert_tenant(tx, tenant).await?;
-    insert_user(tx, user).await.map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
+    insert_user(tx, user).await.map_err(|e| if e.is_unique_violation() { email_taken() } else { e.into() })?;
     send_link(app, tx, TokenKind::Verify, user).await?;
     audit::record(
         tx,
@@ -141,7 +142,7 @@ fn invalid_credentials() -> ApiError {
 /// Password login: the same answer, after the same work, for an unknown email and a wrong
 /// password. The check is counted by the lockout before it runs (API.md §3), and the failure is
 /// audited off the request path for both.
-pub async fn login(app: &App, req: LoginRequest, meta: &ClientMeta) -> ApiResult<TokenPair> {
+pub async fn login(app: &App, req: LoginRequest, meta: &Origin) -> ApiResult<TokenPair> {
     app.limits
         .login_ip
         .check(meta.ip, app.clock.now_ms())
@@ -186,7 +187,7 @@ pub async fn login(app: &App, req: LoginRequest, meta: &ClientMeta) -> ApiResult
 
 /// A failed login on an existing account goes to its tenant's audit log, written by the audit
 /// writer. An unknown email queues the same job with nothing to write, so both cost the same here.
-async fn queue_failed_login(app: &App, known: Option<&UserRow>, meta: &ClientMeta) {
+async fn queue_failed_login(app: &App, known: Option<&UserRow>, meta: &Origin) {
     let row = audit::row(Entry {
         tenant_id: known.map_or("", |u| u.tenant_id.as_str()),
         actor: Actor { kind: "anonymous", id: None },

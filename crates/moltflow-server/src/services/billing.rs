@@ -29,8 +29,9 @@ use crate::auth::throttle::IpRates as _;
 use crate::billing::stripe::CheckoutParams;
 use crate::billing::{Provider, ProviderError};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Checks, ClientMeta};
+use crate::extract::Checks;
 use crate::services::audit::{self, Actor, Entry};
+use crate::services::origin::Origin;
 use crate::state::App;
 
 pub const CYCLES: &[&str] = &["monthly", "yearly"];
@@ -281,7 +282,7 @@ pub async fn checkout(
     app: &App,
     p: &crate::principal::Principal,
     req: CheckoutRequest,
-    meta: &ClientMeta,
+    meta: &Origin,
 ) -> ApiResult<CheckoutResponse> {
     let intent =
         validate_intent(app, &req.plan_id, &req.billing_cycle, req.success_url.as_deref(), req.cancel_url.as_deref())?;
@@ -345,7 +346,7 @@ pub async fn portal(app: &App, tenant_id: &str, return_url: Option<&str>) -> Api
 }
 
 /// Cancels at the period's end: the plan stays until the provider says the period ended.
-pub async fn cancel(app: &App, tenant_id: &str, actor: Actor, meta: &ClientMeta) -> ApiResult<SubscriptionView> {
+pub async fn cancel(app: &App, tenant_id: &str, actor: Actor, meta: &Origin) -> ApiResult<SubscriptionView> {
     let sub = {
         let mut conn = app.store.conn().await?;
         find_subscription(&mut conn, tenant_id).await?
@@ -398,7 +399,7 @@ pub enum SignupOutcome {
 pub async fn signup_checkout(
     app: &App,
     req: moltflow_types::SignupCheckoutRequest,
-    meta: &ClientMeta,
+    meta: &Origin,
 ) -> ApiResult<SignupOutcome> {
     use crate::services::auth::{account_rows, ensure_email_free, insert_account, validate_registration};
     use crate::services::sessions::{open_session, token_pair};

@@ -17,16 +17,16 @@ use moltflow_store::invitations::{
     InvitationRow, accept_invitation, count_tenant_invitations_since, find_invitation, find_invitation_by_token,
     insert_invitation, list_invitations, lock_invited_address, revoke_invitation, revoke_pending_for_email,
 };
-use moltflow_store::is_unique_violation;
 use moltflow_store::mail::count_mail_of_kind_since;
 use moltflow_types::{AcceptInvitationRequest, Invitation, InviteRequest, TokenPair};
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Checks, ClientMeta, check_name};
+use crate::extract::{Checks, check_name};
 use crate::mail::MailKind;
 use crate::principal::Principal;
 use crate::services::audit::{self, Actor, Entry};
+use crate::services::origin::Origin;
 use crate::services::sessions::{open_session, token_pair};
 use crate::state::App;
 
@@ -100,7 +100,7 @@ fn cap_reached(detail: &str, oldest: Option<i64>, window: i64, now: i64) -> ApiE
     ApiError::too_many("rate_limited", detail, (wait_ms as u64).div_ceil(1_000))
 }
 
-pub async fn invite(app: &App, p: &Principal, req: InviteRequest, meta: &ClientMeta) -> ApiResult<Invitation> {
+pub async fn invite(app: &App, p: &Principal, req: InviteRequest, meta: &Origin) -> ApiResult<Invitation> {
     let mut checks = Checks::default();
     let email =
         Email::parse(&req.email).map_err(|e| checks.fail(&["body", "email"], e.to_string(), "value_error")).ok();
@@ -178,7 +178,7 @@ pub async fn list(app: &App, tenant_id: &str) -> ApiResult<Vec<Invitation>> {
 }
 
 /// Idempotent: revoking an accepted or revoked invitation answers the same and changes nothing.
-pub async fn revoke(app: &App, p: &Principal, id: &str, meta: &ClientMeta) -> ApiResult<()> {
+pub async fn revoke(app: &App, p: &Principal, id: &str, meta: &Origin) -> ApiResult<()> {
     if !is_uuid(id) {
         return Err(ApiError::missing("Invitation"));
     }
@@ -223,7 +223,7 @@ async fn inviter_may_still_grant(tx: &mut Tx, invitation: &InvitationRow) -> Api
 
 /// Creates the invited account in the inviting tenant and signs it in. The address is verified:
 /// the link was mailed to it.
-pub async fn accept(app: &App, req: AcceptInvitationRequest, meta: &ClientMeta) -> ApiResult<TokenPair> {
+pub async fn accept(app: &App, req: AcceptInvitationRequest, meta: &Origin) -> ApiResult<TokenPair> {
     let raw = req.token.trim();
     if raw.is_empty() || raw.len() > 128 {
         return Err(invalid_invitation());
@@ -265,7 +265,7 @@ pub async fn accept(app: &App, req: AcceptInvitationRequest, meta: &ClientMeta) 
         return Err(invalid_invitation());
     }
     insert_user(&mut tx, &user).await.map_err(|e| {
-        if is_unique_violation(&e) {
+        if e.is_unique_violation() {
             ApiError::conflict("email_taken", "An account with this email already exists")
         } else {
             e.into()

@@ -18,9 +18,9 @@ use moltflow_types::TenantMember;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientMeta;
 use crate::principal::Principal;
 use crate::services::audit::{self, Actor, Entry};
+use crate::services::origin::Origin;
 use crate::state::App;
 
 pub fn to_dto(u: &UserRow) -> TenantMember {
@@ -80,7 +80,7 @@ pub async fn change_role(
     p: &Principal,
     user_id: &str,
     role: &str,
-    meta: &ClientMeta,
+    meta: &Origin,
 ) -> ApiResult<TenantMember> {
     let new_role: Role = role
         .parse()
@@ -134,7 +134,7 @@ pub async fn change_role(
 
 /// Removes a member: their sessions, keys and pending invitations stop working at once, then the
 /// account is deleted.
-pub async fn remove(app: &App, p: &Principal, user_id: &str, meta: &ClientMeta) -> ApiResult<()> {
+pub async fn remove(app: &App, p: &Principal, user_id: &str, meta: &Origin) -> ApiResult<()> {
     if !is_uuid(user_id) {
         return Err(member_not_found());
     }

@@ -16,10 +16,10 @@ use moltflow_types::{ResetPasswordRequest, TokenPair};
 
 use crate::auth::throttle::IpRates as _;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientMeta;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::mailing::{send_link, under_hourly_cap};
 use crate::services::one_time::{self, TokenKind};
+use crate::services::origin::Origin;
 use crate::services::sessions::{sign_in, token_pair};
 use crate::state::{App, AppState};
 
@@ -27,7 +27,7 @@ use crate::state::{App, AppState};
 pub const ACCEPTED: &str = "If an account exists for this address, we have sent it an email.";
 
 /// `POST /auth/forgot-password`.
-pub async fn forgot_password(state: &AppState, email: &str, meta: &ClientMeta) -> ApiResult<()> {
+pub async fn forgot_password(state: &AppState, email: &str, meta: &Origin) -> ApiResult<()> {
     state.limits.forgot_password_ip.check(meta.ip, state.clock.now_ms()).await.map_err(|wait| {
         ApiError::too_many("rate_limited", "Too many password reset requests from this address", wait)
     })?;
@@ -36,7 +36,7 @@ pub async fn forgot_password(state: &AppState, email: &str, meta: &ClientMeta) -
 }
 
 /// `POST /auth/magic-link/request`.
-pub async fn request_magic_link(state: &AppState, email: &str, meta: &ClientMeta) -> ApiResult<()> {
+pub async fn request_magic_link(state: &AppState, email: &str, meta: &Origin) -> ApiResult<()> {
     state
         .limits
         .magic_link_ip
@@ -80,7 +80,7 @@ async fn queue_for_known_address(app: &App, email: &Email, kind: TokenKind) -> A
 /// `POST /auth/reset-password`: sets the password, verifies the email (the mail reached it) and
 /// ends every session of the user; when the email was not verified before, also revokes every
 /// API key and pending invitation the account created (API.md §3).
-pub async fn reset_password(app: &App, req: ResetPasswordRequest, meta: &ClientMeta) -> ApiResult<()> {
+pub async fn reset_password(app: &App, req: ResetPasswordRequest, meta: &Origin) -> ApiResult<()> {
     let user = {
         let mut conn = app.store.conn().await?;
         one_time::peek(&mut conn, TokenKind::Reset, &req.token).await?
@@ -133,7 +133,7 @@ pub async fn reset_password(app: &App, req: ResetPasswordRequest, meta: &ClientM
 
 /// `POST /auth/magic-link/verify`: signs the user in (session method `magic_link`) and verifies
 /// the email.
-pub async fn verify_magic_link(app: &App, token: &str, meta: &ClientMeta) -> ApiResult<TokenPair> {
+pub async fn verify_magic_link(app: &App, token: &str, meta: &Origin) -> ApiResult<TokenPair> {
     let mut tx = app.store.begin().await?;
     let user = one_time::redeem(&mut tx, TokenKind::Magic, token).await?;
     set_email_verified(&mut tx, &user.id, now_ms()).await?;

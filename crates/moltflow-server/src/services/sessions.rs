@@ -15,8 +15,8 @@ use moltflow_types::{TokenPair, UserSummary};
 
 use crate::auth::jwt::ACCESS_TOKEN_SECONDS;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientMeta;
 use crate::services::audit::{self, Actor, Entry};
+use crate::services::origin::Origin;
 use crate::state::App;
 
 pub const REFRESH_TOKEN_LIFETIME_MS: i64 = 30 * DAY_MS;
@@ -34,7 +34,7 @@ pub async fn open_session(
     tx: &mut Tx,
     user: &UserRow,
     method: &str,
-    meta: &ClientMeta,
+    meta: &Origin,
 ) -> moltflow_store::Result<OpenedSession> {
     let now = now_ms();
     let session_id = new_id();
@@ -57,7 +57,7 @@ pub async fn open_session(
 }
 
 /// Opens a session for a successful sign-in and writes its `login.succeeded` audit entry.
-pub async fn sign_in(tx: &mut Tx, user: &UserRow, method: &str, meta: &ClientMeta) -> ApiResult<OpenedSession> {
+pub async fn sign_in(tx: &mut Tx, user: &UserRow, method: &str, meta: &Origin) -> ApiResult<OpenedSession> {
     let opened = open_session(tx, user, method, meta).await?;
     audit::record(
         tx,
@@ -120,7 +120,7 @@ fn invalid_refresh() -> ApiError {
 
 /// Rotates a refresh token (API.md §3). A token rotated more than 10 s ago is theft: the whole
 /// session is revoked and `401 refresh_token_reused` answered.
-pub async fn refresh(app: &App, raw: &str, meta: &ClientMeta) -> ApiResult<TokenPair> {
+pub async fn refresh(app: &App, raw: &str, meta: &Origin) -> ApiResult<TokenPair> {
     if raw.is_empty() || raw.len() > 256 {
         return Err(invalid_refresh());
     }
@@ -164,7 +164,7 @@ pub async fn refresh(app: &App, raw: &str, meta: &ClientMeta) -> ApiResult<Token
 }
 
 /// Revokes one session, or every session of the user.
-pub async fn logout(app: &App, user: &Arc<UserRow>, session_id: &str, all: bool, meta: &ClientMeta) -> ApiResult<()> {
+pub async fn logout(app: &App, user: &Arc<UserRow>, session_id: &str, all: bool, meta: &Origin) -> ApiResult<()> {
     let now = now_ms();
     let mut tx = app.store.begin().await?;
     let revoked = if all {

@@ -7,9 +7,10 @@ use moltflow_types::{ConsentRecord, TenantSettings, UpdateTenantSettings};
 use serde_json::json;
 
 use crate::error::ApiResult;
-use crate::extract::{Checks, ClientMeta};
+use crate::extract::Checks;
 use crate::principal::Principal;
 use crate::services::audit::{self, Actor, Entry};
+use crate::services::origin::Origin;
 use crate::state::App;
 
 pub const MAX_ALLOWED_NUMBERS: usize = 500;
@@ -79,7 +80,7 @@ pub async fn update_settings(
     app: &App,
     p: &Principal,
     patch: UpdateTenantSettings,
-    meta: &ClientMeta,
+    meta: &Origin,
 ) -> ApiResult<TenantSettings> {
     let mut checks = Checks::default();
     let numbers = patch.allowed_numbers.as_deref().map(|n| check_numbers(&mut checks, n));

@@ -14,11 +14,12 @@ use moltflow_store::tokens::use_user_tokens;
 use moltflow_types::{DeleteAccountRequest, SetPasswordRequest, UpdateProfileRequest, UserProfile};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Checks, ClientMeta, check_name};
+use crate::extract::{Checks, check_name};
 use crate::principal::{Credential, Principal};
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::billing;
 use crate::services::one_time::TokenKind;
+use crate::services::origin::Origin;
 use crate::state::App;
 
 /// A passwordless account deletes itself from a session a magic link opened this recently.
@@ -115,12 +116,7 @@ async fn check_current_password(app: &App, user: &UserRow, stored: &str, given: 
 
 /// `POST /auth/set-password`: a first password, or a change proven with `current_password`.
 /// A change ends the user's other sessions.
-pub async fn set_password(
-    app: &App,
-    principal: &Principal,
-    req: SetPasswordRequest,
-    meta: &ClientMeta,
-) -> ApiResult<()> {
+pub async fn set_password(app: &App, principal: &Principal, req: SetPasswordRequest, meta: &Origin) -> ApiResult<()> {
     let session_id = principal.require_user()?.to_owned();
     let user = current_user(app, principal).await?;
     if let Some(stored) = &user.password_hash {
@@ -157,12 +153,7 @@ pub async fn set_password(
 /// `DELETE /users/me`: erases the account, and the tenant with it when the user was its only
 /// member (after ending its subscription at the billing provider); the last owner of a tenant
 /// with other members gets `409 last_owner`.
-pub async fn delete_me(
-    app: &App,
-    principal: &Principal,
-    req: DeleteAccountRequest,
-    meta: &ClientMeta,
-) -> ApiResult<()> {
+pub async fn delete_me(app: &App, principal: &Principal, req: DeleteAccountRequest, meta: &Origin) -> ApiResult<()> {
     principal.require_user()?;
     let user = current_user(app, principal).await?;
     match (&user.password_hash, &principal.credential) {

@@ -5,15 +5,15 @@ use moltflow_store::accounts::{find_user, set_email_verified};
 use moltflow_store::tokens::use_user_tokens;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientMeta;
 use crate::principal::Principal;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::mailing::{send_link, under_hourly_cap};
 use crate::services::one_time::{self, TokenKind};
+use crate::services::origin::Origin;
 use crate::state::App;
 
 /// `POST /auth/verify-email`.
-pub async fn verify_email(app: &App, token: &str, meta: &ClientMeta) -> ApiResult<()> {
+pub async fn verify_email(app: &App, token: &str, meta: &Origin) -> ApiResult<()> {
     let now = now_ms();
     let mut tx = app.store.begin().await?;
     let user = one_time::redeem(&mut tx, TokenKind::Verify, token).await?;

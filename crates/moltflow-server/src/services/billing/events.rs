@@ -16,8 +16,8 @@ use super::CYCLES;
 use crate::billing::Provider;
 use crate::billing::events::BillingEvent;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientMeta;
 use crate::services::audit::{self, Actor, Entry};
+use crate::services::origin::Origin;
 use crate::state::App;
 
 /// Where an event belongs: the tenant it names (if it exists), else its customer's.
@@ -135,7 +135,7 @@ pub async fn apply_event(app: &App, ev: &BillingEvent) -> ApiResult<bool> {
                 actor: Actor { kind: "system", id: None },
                 action: "plan.changed",
                 target: Some(tenant_id.clone()),
-                meta: &ClientMeta::default(),
+                meta: &Origin::default(),
                 details: json!({"from": tenant.plan_id, "to": new_plan, "status": status.as_str(), "billing_cycle": cycle, "event_id": ev.id, "event_type": ev.kind}),
             },
         )
