@@ -255,6 +255,10 @@ impl Config {
                 ));
             }
         }
+        let redis_key_prefix = get("redis_key_prefix").unwrap_or_else(|| "moltflow:".to_owned());
+        if redis_key_prefix.len() > 64 || redis_key_prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err("redis_key_prefix", "at most 64 characters, no spaces or control characters"));
+        }
         let plans_file = get("plans_file").map(PathBuf::from);
         if let Some(p) = &plans_file
             && !p.is_file()
@@ -280,7 +284,7 @@ impl Config {
             billing_redirect_origins,
             plans_file,
             redis_url,
-            redis_key_prefix: "moltflow:".to_owned(),
+            redis_key_prefix,
             redis_timeout: Duration::from_millis(50),
             redis_probe_interval: Duration::from_secs(1),
             jwt_private_key: secret("jwt_private_key"),

@@ -80,7 +80,6 @@ impl IpLimiter {
             .check_key(&client_network(ip))
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1))
     }
-
 }
 
 impl IpRates for IpLimiter {

@@ -36,6 +36,7 @@ pub const SETTINGS: &[Setting] = &[
     s("billing_redirect_origins", "unset", "origins besides the public URL's that checkout may return to"),
     s("plans_file", "unset", "TOML file replacing the built-in plan catalogue"),
     s("redis_url", "unset", "redis://host:6379/0: rate limits, throttles and lockouts shared by every node"),
+    s("redis_key_prefix", "moltflow:", "prefix of every Redis key (deployments sharing one Redis differ here)"),
     s(
         "jwt_private_key",
         "unset",

@@ -154,6 +154,15 @@ impl SharedStore {
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.timeout, ping.query_async::<String>(&mut conn)).await {
             Ok(Ok(_)) => {
+                if !self.is_up() {
+                    // A Redis that restarted has forgotten the scripts: load them before the
+                    // first request needs them, rather than in its time budget.
+                    let _ = tokio::time::timeout(self.timeout * 4, async {
+                        let _ = self.gcra.load_async(&mut conn).await;
+                        let _ = self.log.load_async(&mut conn).await;
+                    })
+                    .await;
+                }
                 self.mark_up();
                 true
             }
