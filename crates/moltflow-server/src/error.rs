@@ -104,22 +104,31 @@ pub fn item(loc: &[&str], msg: impl Into<String>, kind: &str) -> ValidationItem 
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The contract's JSON error body (`detail`, `code`, `request_id`, and any extra fields).
+    pub fn body(&self) -> Value {
         let request_id = current_request_id();
-        let mut body = match self.detail {
+        let mut body = match &self.detail {
             Detail::Message(detail) => {
-                serde_json::to_value(ErrorBody { detail, code: self.code.to_owned(), request_id })
+                serde_json::to_value(ErrorBody { detail: detail.clone(), code: self.code.to_owned(), request_id })
             }
-            Detail::Items(detail) => {
-                serde_json::to_value(ValidationErrorBody { detail, code: self.code.to_owned(), request_id })
-            }
+            Detail::Items(detail) => serde_json::to_value(ValidationErrorBody {
+                detail: detail.clone(),
+                code: self.code.to_owned(),
+                request_id,
+            }),
         }
         .unwrap_or(Value::Null);
-        if let (Some(extra), Value::Object(map)) = (self.extra, &mut body) {
-            map.extend(extra);
+        if let (Some(extra), Value::Object(map)) = (&self.extra, &mut body) {
+            map.extend(extra.clone());
         }
-        let mut response = (self.status, axum::Json(body)).into_response();
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body())).into_response();
         let headers = response.headers_mut();
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -189,8 +189,12 @@ impl Store {
     /// `SELECT 1`: whether the database answers.
     pub async fn ping(&self) -> crate::Result<()> {
         match &self.pool {
-            Pool::Sqlite(p) => drop(sqlx::query("SELECT 1").execute(p).await?),
-            Pool::Postgres(p) => drop(sqlx::query("SELECT 1").execute(p).await?),
+            Pool::Sqlite(p) => {
+                sqlx::query("SELECT 1").execute(p).await?;
+            }
+            Pool::Postgres(p) => {
+                sqlx::query("SELECT 1").execute(p).await?;
+            }
         }
         Ok(())
     }

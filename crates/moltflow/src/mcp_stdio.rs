@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use moltflow_core::scope::ScopeSet;
 use moltflow_server::mcp::handler::{ApiAnswer, Backend, McpServer};
-use moltflow_server::mcp::tools::ApiCall;
+use moltflow_server::mcp::tools::ToolSpec;
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServiceExt};
 
@@ -24,7 +24,13 @@ impl Backend for OverHttp {
         Ok(self.scopes)
     }
 
-    async fn call(&self, _: &RequestContext<RoleServer>, call: ApiCall) -> Result<ApiAnswer, ErrorData> {
+    async fn call(
+        &self,
+        _: &RequestContext<RoleServer>,
+        tool: &'static ToolSpec,
+        args: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<ApiAnswer, ErrorData> {
+        let call = tool.api_call(&args).map_err(|why| ErrorData::invalid_params(why, None))?;
         let method = reqwest::Method::from_bytes(call.method.as_bytes())
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         match self.api.send(method, &call.path, call.body).await {

@@ -1,6 +1,8 @@
 //! `/mcp`: the MCP server over streamable HTTP, inside `moltflow serve`. A request needs an API
-//! key (`Authorization: Bearer mf_…` or `X-API-Key`); each tool call runs the API route it mirrors
-//! in process, as that key, so scopes, validation, rate limits and the audit log are the API's own.
+//! key (`Authorization: Bearer mf_…` or `X-API-Key`), authenticated and rate limited as the API
+//! does; each tool call then runs its use case directly as that key (`direct.rs`), so scopes,
+//! validation and the audit log are the API's own. Tools not yet wired to a use case run the API
+//! route they mirror in process.
 
 use std::sync::Arc;
 
@@ -15,12 +17,14 @@ use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tower::ServiceExt;
 
+use super::direct;
 use super::handler::{ApiAnswer, Backend, McpServer};
-use super::tools::ApiCall;
+use super::tools::ToolSpec;
 use crate::error::ApiError;
+use crate::extract::{Channel, Origin};
 use crate::principal::{Credential, Principal};
 use crate::state::AppState;
 
@@ -29,17 +33,20 @@ use crate::state::AppState;
 #[derive(Clone, Copy, Debug)]
 pub struct ViaMcp;
 
-/// The key that authenticated an MCP request, put in the request's extensions by [`require_api_key`].
+/// The key that authenticated an MCP request and where it came from, put in the request's
+/// extensions by [`require_api_key`].
 #[derive(Clone, Debug)]
 struct McpCaller {
-    scopes: ScopeSet,
+    principal: Principal,
+    origin: Origin,
 }
 
 /// The bodies a tool may read back; larger answers are an error rather than unbounded memory.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
-/// Runs tool calls through the API router in process.
+/// Runs tool calls on the use cases (or, for the rest, through the API router in process).
 pub struct InProcess {
+    state: AppState,
     api: Router,
 }
 
@@ -55,12 +62,25 @@ impl Backend for InProcess {
         parts(context)?
             .extensions
             .get::<McpCaller>()
-            .map(|c| c.scopes)
+            .map(|c| c.principal.scopes)
             .ok_or_else(|| ErrorData::internal_error("the MCP request was not authenticated", None))
     }
 
-    async fn call(&self, context: &RequestContext<RoleServer>, call: ApiCall) -> Result<ApiAnswer, ErrorData> {
+    async fn call(
+        &self,
+        context: &RequestContext<RoleServer>,
+        tool: &'static ToolSpec,
+        args: Map<String, Value>,
+    ) -> Result<ApiAnswer, ErrorData> {
         let outer = parts(context)?;
+        let caller = outer
+            .extensions
+            .get::<McpCaller>()
+            .ok_or_else(|| ErrorData::internal_error("the MCP request was not authenticated", None))?;
+        if let Some(answer) = direct::run(&self.state, &caller.principal, &caller.origin, tool, &args).await {
+            return answer;
+        }
+        let call = tool.api_call(&args).map_err(|why| ErrorData::invalid_params(why, None))?;
         let mut request = Request::builder().method(call.method).uri(format!("/api/v2{}", call.path));
         for name in [header::AUTHORIZATION, header::USER_AGENT, header::HeaderName::from_static("x-api-key")] {
             if let Some(v) = outer.headers.get(&name) {
@@ -107,14 +127,18 @@ pub async fn require_api_key(state: axum::extract::State<AppState>, request: Req
         )
         .into_response();
     }
-    parts.extensions.insert(McpCaller { scopes: principal.scopes });
+    let origin = match Origin::from_request_parts(&mut parts, &state.0).await {
+        Ok(origin) => Origin { channel: Channel::Mcp, ..origin },
+        Err(e) => return e.into_response(),
+    };
+    parts.extensions.insert(McpCaller { principal, origin });
     next.run(Request::from_parts(parts, body)).await
 }
 
 /// The streamable-HTTP MCP service over `api` (the API router without `/mcp`). Stateless: any
 /// node of a deployment answers any request, so no session needs to stick to one node.
 pub fn service(state: &AppState, api: Router) -> StreamableHttpService<McpServer<InProcess>, NeverSessionManager> {
-    let backend = Arc::new(InProcess { api });
+    let backend = Arc::new(InProcess { state: state.clone(), api });
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     if let Ok(url) = url::Url::parse(&state.config.public_url)
         && let Some(host) = url.host_str()

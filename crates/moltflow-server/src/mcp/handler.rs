@@ -14,7 +14,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-use super::tools::{ApiCall, TOOLS, ToolSpec, find};
+use super::tools::{TOOLS, ToolSpec, find};
 
 /// An API answer as a tool sees it.
 pub struct ApiAnswer {
@@ -27,11 +27,12 @@ pub trait Backend: Send + Sync + 'static {
     /// The caller's effective scopes for this MCP request (`Err` when it cannot be established).
     fn scopes(&self, context: &RequestContext<RoleServer>) -> impl Future<Output = Result<ScopeSet, ErrorData>> + Send;
 
-    /// Runs one API call as the caller.
+    /// Runs one tool call as the caller (its arguments not yet checked).
     fn call(
         &self,
         context: &RequestContext<RoleServer>,
-        call: ApiCall,
+        tool: &'static ToolSpec,
+        args: serde_json::Map<String, Value>,
     ) -> impl Future<Output = Result<ApiAnswer, ErrorData>> + Send;
 }
 
@@ -136,8 +137,7 @@ impl<B: Backend> ServerHandler for McpServer<B> {
             return Err(missing_scope(tool));
         }
         let args = request.arguments.unwrap_or_default();
-        let call = tool.api_call(&args).map_err(|why| ErrorData::invalid_params(why, None))?;
-        let answer = self.backend.call(&context, call).await?;
+        let answer = self.backend.call(&context, tool, args).await?;
         Ok(tool_result(tool, answer).into())
     }
 }

@@ -102,3 +102,38 @@ async fn tool_calls_change_state_like_the_api_and_are_audited_and_rate_limited_o
     let unchanged = app.get("/tenant/settings", Some(&access)).await;
     assert_eq!(unchanged.body["allowed_numbers"], json!(["+5511999999999"]));
 }
+
+#[tokio::test]
+async fn key_tools_run_the_use_cases_as_the_calling_key() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("mcp-keys@example.com").await;
+    let access = token(&pair, "access_token");
+    let agent =
+        app.create_key(&access, &["account:manage", "usage:read"]).await["raw_key"].as_str().unwrap().to_owned();
+
+    let create = json!({"name": "create_api_key", "arguments": {"name": "reporting", "scopes": ["usage:read"]}});
+    let (_, created, _) = rpc(&app, Some(&agent), None, "tools/call", create).await;
+    assert_eq!(created["result"]["isError"], false, "{created}");
+    let key: Value = serde_json::from_str(created["result"]["content"][1]["text"].as_str().unwrap()).unwrap();
+    let raw = key["raw_key"].as_str().unwrap();
+    assert_eq!(app.with_key(reqwest::Method::GET, "/usage/current", raw, None).await.status, 200);
+    let audit = app.get("/audit-logs?action=api_key.created", Some(&access)).await;
+    assert_eq!(audit.body["items"][0]["details"]["via"], "mcp", "{}", audit.body);
+
+    // Nobody hands out more than it holds, through MCP either.
+    let wider = json!({"name": "create_api_key", "arguments": {"name": "wider", "scopes": ["billing:manage"]}});
+    let (_, refused, _) = rpc(&app, Some(&agent), None, "tools/call", wider).await;
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    assert!(refused["result"]["content"][0]["text"].as_str().unwrap().contains("scope_escalation"), "{refused}");
+    let bad = json!({"name": "create_api_key", "arguments": {"name": "", "scopes": ["usage:read"]}});
+    let (_, invalid, _) = rpc(&app, Some(&agent), None, "tools/call", bad).await;
+    assert!(invalid["result"]["content"][0]["text"].as_str().unwrap().contains("name"), "{invalid}");
+
+    let (_, no_id, _) =
+        rpc(&app, Some(&agent), None, "tools/call", json!({"name": "revoke_api_key", "arguments": {}})).await;
+    assert!(no_id["error"]["message"].as_str().unwrap().contains("id"), "{no_id}");
+    let revoke = json!({"name": "revoke_api_key", "arguments": {"id": key["id"]}});
+    let (_, revoked, _) = rpc(&app, Some(&agent), None, "tools/call", revoke).await;
+    assert_eq!(revoked["result"]["isError"], false, "{revoked}");
+    assert_eq!(app.with_key(reqwest::Method::GET, "/usage/current", raw, None).await.status, 401);
+}
