@@ -35,6 +35,8 @@ pub type Decision = Result<RateInfo, (RateInfo, u64)>;
 pub trait PrincipalRates: Send + Sync {
     /// Counts one request of `principal` on `plan` at `now` (milliseconds, the service clock);
     /// `None` when limits are off.
+    // `&String`: governor's keyed limiter looks keys up by `&String`, so no copy per request.
+    #[allow(clippy::ptr_arg)]
     fn check(&self, principal: &String, plan: &str, now: i64) -> impl Future<Output = Option<Decision>> + Send;
 
     /// Drops per-node state that has gone back to a full allowance.
