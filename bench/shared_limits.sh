@@ -6,10 +6,11 @@
 #   bash bench/shared_limits.sh      (after `cargo build --release -p moltflow`)
 #
 # Knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_WARMUP (2),
-# BENCH_REDIS_URL (redis://127.0.0.1:6379), CARGO_TARGET_DIR (for the binary).
+# BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_BINARY (default: the release build under
+# CARGO_TARGET_DIR or target/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BIN=${CARGO_TARGET_DIR:-target}/release/moltflow
+BIN=${BENCH_BINARY:-${CARGO_TARGET_DIR:-target}/release/moltflow}
 [ -x "$BIN" ] || { echo "no release binary at $BIN: cargo build --release -p moltflow" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 SECS=${BENCH_SECONDS:-10} CONNS=${BENCH_CONNECTIONS:-64} THREADS=${BENCH_THREADS:-2} WARMUP=${BENCH_WARMUP:-2}
