@@ -77,6 +77,12 @@ pub struct Config {
     /// Requests a minute per principal, by plan (API.md §9), before scaling.
     pub rate_limits: Vec<(String, u32)>,
     pub db_max_connections: u32,
+    /// The longest a request waits for a database connection before it answers `503`.
+    pub db_acquire_timeout: Duration,
+    /// A request's headers must arrive within this (and an idle connection is closed after it).
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this once its headers have.
+    pub body_timeout: Duration,
     /// Password hashes computed at once; more wait their turn.
     pub hash_concurrency: usize,
     pub hash_params: HashParams,
@@ -294,6 +300,9 @@ impl Config {
             trusted_proxies,
             rate_limits,
             db_max_connections: number("db_max_connections", 16, 1, 1000)? as u32,
+            db_acquire_timeout: Duration::from_millis(number("db_acquire_timeout_ms", 2000, 50, 60_000)?),
+            header_timeout: Duration::from_millis(number("header_timeout_ms", 10_000, 50, 600_000)?),
+            body_timeout: Duration::from_millis(number("body_timeout_ms", 15_000, 50, 600_000)?),
             // One core stays free for the async workers: a login flood must not stall other routes.
             hash_concurrency: number("hash_concurrency", cores.saturating_sub(1).max(1), 1, 256)? as usize,
             hash_params,

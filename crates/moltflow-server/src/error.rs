@@ -148,23 +148,47 @@ fn unexpected(err: impl std::fmt::Display) -> ApiError {
 
 impl From<moltflow_store::StoreError> for ApiError {
     fn from(err: moltflow_store::StoreError) -> Self {
-        use moltflow_store::StoreErrorKind as Kind;
-        match err.kind() {
-            Kind::Busy => {
-                tracing::warn!("database pool exhausted");
-                ApiError::unavailable("The database is busy; retry shortly").with_retry_after(1)
-            }
-            Kind::Unavailable => {
-                tracing::error!(error = %err, "database unavailable: answering 503");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
-                    "The database is unavailable; retry shortly",
-                )
-                .with_retry_after(1)
-            }
-            Kind::UniqueViolation | Kind::Other => unexpected(err),
+        if store_unavailable(&err) {
+            log_unavailable(&err);
+            ApiError::database_unavailable()
+        } else {
+            unexpected(err)
         }
+    }
+}
+
+impl ApiError {
+    /// `503 database_unavailable` with `Retry-After: 1`: the request was not carried out.
+    pub fn database_unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "The database is unavailable; retry shortly",
+        )
+        .with_retry_after(1)
+    }
+}
+
+/// Whether the database, not the request, is at fault, so that the same request may succeed
+/// once it is back (`503`, not `500`): it is unreachable or cannot write, or no connection could
+/// be had within `MOLTFLOW_DB_ACQUIRE_TIMEOUT_MS`. A pool timeout counts: while the database is
+/// unreachable the pool keeps trying to connect until that timeout, so that is how an outage
+/// shows; a pool saturated by slow queries looks the same to a client (wait, retry), and the log
+/// line names both causes.
+pub fn store_unavailable(err: &moltflow_store::StoreError) -> bool {
+    use moltflow_store::StoreErrorKind as Kind;
+    matches!(err.kind(), Kind::Unavailable | Kind::Busy)
+}
+
+/// One `error` line per refused request, with the driver's message (never SQL or values).
+pub fn log_unavailable(err: &moltflow_store::StoreError) {
+    if err.kind() == moltflow_store::StoreErrorKind::Busy {
+        tracing::error!(
+            "database unavailable: answering 503 (no database connection within MOLTFLOW_DB_ACQUIRE_TIMEOUT_MS: \
+             the database is unreachable, or every connection is busy)"
+        );
+    } else {
+        tracing::error!(error = %err, "database unavailable: answering 503");
     }
 }
 

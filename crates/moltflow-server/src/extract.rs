@@ -45,15 +45,21 @@ impl<T: DeserializeOwned + Default + Send> FromRequest<AppState> for OptionalJso
     }
 }
 
+/// The body as bytes, for a route that must see them exactly as sent (a signed webhook); a body
+/// too large or too slow is answered as on every other route.
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        read_bytes(req, state).await.map(RawBody)
+    }
+}
+
 async fn read_json_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::bad_request("body_too_large", "Request body is too large")
-        } else {
-            ApiError::bad_request("invalid_body", "Request body could not be read")
-        }
-    })?;
+    let bytes = read_bytes(req, state).await?;
     if !bytes.is_empty() && !content_type.as_deref().is_some_and(is_json_content_type) {
         return Err(ApiError::bad_request(
             "invalid_content_type",
@@ -61,6 +67,19 @@ async fn read_json_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiErr
         ));
     }
     Ok(bytes)
+}
+
+/// `400 body_too_large` over the route's limit, `408 request_timeout` past the body deadline.
+async fn read_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::bad_request("body_too_large", "Request body is too large")
+        } else if crate::http_server::is_body_timeout(&rejection) {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "The request body did not arrive in time")
+        } else {
+            ApiError::bad_request("invalid_body", "Request body could not be read")
+        }
+    })
 }
 
 fn is_json_content_type(value: &str) -> bool {

@@ -7,6 +7,7 @@ pub mod billing;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod http_server;
 pub mod index_page;
 pub mod mail;
 pub mod mcp;

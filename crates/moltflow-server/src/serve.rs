@@ -1,11 +1,12 @@
 //! Running the service: listen, connect, migrate, announce, and drain on SIGTERM / Ctrl-C.
 
-use moltflow_store::Store;
-use std::net::{IpAddr, SocketAddr};
+use moltflow_store::{PoolSettings, Store};
+use std::net::IpAddr;
 use tokio::net::TcpListener;
 
 use crate::app::app;
 use crate::config::Config;
+use crate::http_server::{self, Deadlines};
 use crate::mail::worker::OutboxWorker;
 use crate::startup::Summary;
 use crate::state::AppState;
@@ -13,7 +14,9 @@ use crate::workers;
 
 /// Opens the configured database and applies pending migrations; answers how many were applied.
 pub async fn open_store(config: &Config) -> anyhow::Result<(Store, usize)> {
-    let store = Store::connect(&config.database_url, config.db_max_connections).await?;
+    let settings =
+        PoolSettings { max_connections: config.db_max_connections, acquire_timeout: config.db_acquire_timeout };
+    let store = Store::connect_with(&config.database_url, settings, None).await?;
     let applied = store.migrate().await?;
     Ok((store, applied))
 }
@@ -50,9 +53,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let outbox = OutboxWorker::spawn(state.clone())?;
     let redis_up = state.limits.shared.as_ref().map(|s| s.is_up());
     Summary::new(&config, listener.local_addr()?, applied, redis_up).announce(&config.log_format);
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    http_server::serve(listener, app(state), Deadlines::of(&config), shutdown_signal()).await?;
     tracing::info!("drained; flushing background work");
     // After the HTTP drain: the mail in hand is finished; the rest stays in the outbox (durable)
     // for the next start or another node.

@@ -1,5 +1,5 @@
-//! Background work beside the HTTP server: the `last_used_at` writer, the audit writer and
-//! periodic housekeeping.
+//! Background work beside the HTTP server: the `last_used_at` writer, the audit writer, the
+//! revocation listener and periodic housekeeping.
 //! `shutdown` stops them after the HTTP drain and lets each write what it holds.
 
 use std::time::Duration;
@@ -29,6 +29,8 @@ pub fn spawn(state: &AppState) -> Workers {
         let interval = state.config.redis_probe_interval;
         handles.push(tokio::spawn(crate::auth::shared::probe_loop(shared.clone(), interval, stopped.clone())));
     }
+    // Other nodes' revocations (PostgreSQL; returns at once on SQLite).
+    handles.push(tokio::spawn(crate::auth::listener::run(state.clone(), stopped.clone())));
     handles.push(tokio::spawn(housekeeping(state.clone(), stopped)));
     Workers { stop, handles }
 }

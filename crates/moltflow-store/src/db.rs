@@ -35,6 +35,8 @@ enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// Where nodes tell each other what changed (PostgreSQL only).
+    signals: Option<crate::signals::Signals>,
 }
 
 /// A connection borrowed from the pool for a few statements outside a transaction.
@@ -98,15 +100,44 @@ impl Tx {
     }
 }
 
+/// How the pool behaves when the database is slow or gone.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// The longest a request waits for a connection, opening one included. While the database
+    /// is unreachable every request waits this long and then fails, so it is short: a client
+    /// gets `503` quickly instead of hanging, and retries.
+    pub acquire_timeout: Duration,
+}
+
+impl PoolSettings {
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+    pub fn new(max_connections: u32) -> PoolSettings {
+        PoolSettings { max_connections, acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT }
+    }
+}
+
 impl Store {
     /// Opens `sqlite://path` (created if missing, WAL) or `postgres://…`.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
-        Self::connect_with_schema(url, max_connections, None).await
+        Self::connect_with(url, PoolSettings::new(max_connections), None).await
     }
 
-    /// As [`Store::connect`]; on PostgreSQL `schema` (when given) is created and made the search
-    /// path of every connection, which gives each test a database of its own.
+    /// As [`Store::connect_with`] with the default acquire timeout.
     pub async fn connect_with_schema(url: &str, max_connections: u32, schema: Option<&str>) -> anyhow::Result<Store> {
+        Self::connect_with(url, PoolSettings::new(max_connections), schema).await
+    }
+
+    /// Opens the database with `settings`; on PostgreSQL `schema` (when given) is created and
+    /// made the search path of every connection, which gives each test a database of its own.
+    ///
+    /// A connection is checked (a ping) before it is lent out, so connections broken by a
+    /// database restart are replaced instead of failing a request, and the pool heals on its own
+    /// once the database is back.
+    pub async fn connect_with(url: &str, settings: PoolSettings, schema: Option<&str>) -> anyhow::Result<Store> {
+        let max_connections = settings.max_connections;
+        let mut signals = None;
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -117,6 +148,7 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .min_connections(1)
+                .acquire_timeout(settings.acquire_timeout)
                 .connect_with(options)
                 .await?;
             Pool::Sqlite(pool)
@@ -136,14 +168,21 @@ impl Store {
             }
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(1))
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
+                .acquire_timeout(settings.acquire_timeout)
+                .test_before_acquire(true)
+                .connect_with(options.clone())
                 .await?;
+            signals = Some(crate::signals::Signals::new(&pool, options).await?);
             Pool::Postgres(pool)
         } else {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
         };
-        Ok(Store { pool })
+        Ok(Store { pool, signals })
+    }
+
+    /// The cross-node signals of this database (`None` on SQLite: one node, nothing to tell).
+    pub fn signals(&self) -> Option<&crate::signals::Signals> {
+        self.signals.as_ref()
     }
 
     pub fn backend(&self) -> Backend {
@@ -184,6 +223,14 @@ impl Store {
             Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
+    }
+
+    /// The most connections the pool opens.
+    pub fn max_connections(&self) -> u32 {
+        match &self.pool {
+            Pool::Sqlite(p) => p.options().get_max_connections(),
+            Pool::Postgres(p) => p.options().get_max_connections(),
+        }
     }
 
     /// `SELECT 1`: whether the database answers.

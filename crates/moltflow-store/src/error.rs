@@ -6,7 +6,9 @@ use std::fmt;
 /// What went wrong, in the terms a caller decides on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreErrorKind {
-    /// Every pooled connection is in use and none came free in time: retry shortly.
+    /// No connection within the pool's acquire timeout: every one is in use, or none can be
+    /// opened because the database is unreachable (the pool keeps trying until the timeout).
+    /// Retry shortly.
     Busy,
     /// The database cannot be reached or cannot write (connection gone or refused, SQLite
     /// read-only, disk full, I/O error; PostgreSQL shutting down or out of connections or disk).

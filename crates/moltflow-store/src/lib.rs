@@ -14,6 +14,7 @@ mod error;
 pub mod invitations;
 pub mod mail;
 pub mod sessions;
+pub mod signals;
 pub mod signing_keys;
 pub mod tenant;
 #[cfg(feature = "testing")]
@@ -21,5 +22,5 @@ pub mod testing;
 pub mod tokens;
 pub mod usage;
 
-pub use db::{AsDbConn, Backend, Conn, DbConn, Store, Tx};
+pub use db::{AsDbConn, Backend, Conn, DbConn, PoolSettings, Store, Tx};
 pub use error::{Result, StoreError, StoreErrorKind};

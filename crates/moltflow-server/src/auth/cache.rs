@@ -1,8 +1,10 @@
 //! What keeps authentication off the database: verified access tokens (until they expire), and
-//! session and API-key states (for one second, or until this node revokes them). Another node's
-//! revocation therefore reaches this one within a second; this node's own takes effect on the very
-//! next request, even one whose state was being loaded while the revocation committed (the
-//! `revoked` set is checked after every load).
+//! session and API-key states (for one second, or until a change makes them stale).
+//!
+//! A change on this node (a revocation, a new role) takes effect on the very next request, even
+//! one whose state was being loaded while the change committed (see `staleness`). On PostgreSQL
+//! other nodes hear of it within milliseconds (`revocation`, `listener`); the one-second lifetime
+//! of a state is the backstop when they cannot.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -16,9 +18,12 @@ use moltflow_store::sessions::find_session;
 use moltflow_store::{AsDbConn, Store, StoreError};
 
 use super::jwt::{ACCESS_TOKEN_SECONDS, Claims};
+use super::staleness::{Dependencies, Kind, Staleness, Stamp};
 
 /// How long a session or key state is trusted before it is read again.
 const STATE_TTL: Duration = Duration::from_secs(1);
+/// Loads of one state in a row that changes can overtake before the state is read uncached.
+const MAX_RELOADS: usize = 3;
 /// How long a key secret that authenticated stays known valid after its last load, for the
 /// failed-authentication throttle (a key in use is loaded again every second).
 const KNOWN_KEY_TTL: Duration = Duration::from_secs(3600);
@@ -39,11 +44,16 @@ pub struct SessionState {
     pub created_at: i64,
     /// The `/auth/me` body of this state, rendered on first use.
     pub me_body: MeBody,
+    stamp: Stamp,
 }
 
 impl SessionState {
-    fn revoked() -> SessionState {
-        SessionState { revoked: true, member: None, method: String::new(), created_at: 0, me_body: MeBody::default() }
+    fn dependencies<'a>(&'a self, id: &'a str) -> Dependencies<'a> {
+        Dependencies {
+            own: (Kind::Session, id),
+            user: self.member.as_ref().map(|m| m.user.id.as_str()),
+            tenant: self.member.as_ref().map(|m| m.user.tenant_id.as_str()),
+        }
     }
 }
 
@@ -70,14 +80,25 @@ pub struct KeyState {
     pub me_body: MeBody,
     /// Whether a success with this state has been noted among the known-valid keys.
     pub noted_valid: AtomicBool,
+    stamp: Stamp,
+}
+
+fn key_dependencies<'a>(key: &'a KeyState, hash: &'a str) -> Dependencies<'a> {
+    Dependencies {
+        own: (Kind::KeyHash, hash),
+        user: key.member.as_ref().map(|m| m.user.id.as_str()),
+        tenant: Some(key.tenant_id.as_str()),
+    }
 }
 
 pub struct AuthCache {
     tokens: moka::sync::Cache<Arc<str>, Arc<Claims>>,
     sessions: moka::future::Cache<String, Arc<SessionState>>,
     keys: moka::future::Cache<String, Option<Arc<KeyState>>>,
-    /// Session ids and key hashes revoked on this node recently.
-    revoked: moka::sync::Cache<String, ()>,
+    /// Which of those states changes made stale.
+    staleness: Staleness,
+    /// This node, as named in the changes it announces (so that it skips its own).
+    node_id: String,
     /// Hashes of key secrets that authenticated recently: the failed-authentication throttle
     /// lets them through without a charge.
     known_keys: moka::sync::Cache<String, ()>,
@@ -92,17 +113,10 @@ impl Default for AuthCache {
                 .max_capacity(200_000)
                 .time_to_live(Duration::from_secs(ACCESS_TOKEN_SECONDS as u64))
                 .build(),
-            sessions: moka::future::Cache::builder()
-                .max_capacity(200_000)
-                .time_to_live(STATE_TTL)
-                .support_invalidation_closures()
-                .build(),
-            keys: moka::future::Cache::builder()
-                .max_capacity(200_000)
-                .time_to_live(STATE_TTL)
-                .support_invalidation_closures()
-                .build(),
-            revoked: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(STATE_TTL * 5).build(),
+            sessions: moka::future::Cache::builder().max_capacity(200_000).time_to_live(STATE_TTL).build(),
+            keys: moka::future::Cache::builder().max_capacity(200_000).time_to_live(STATE_TTL).build(),
+            staleness: Staleness::default(),
+            node_id: uuid::Uuid::new_v4().simple().to_string(),
             known_keys: moka::sync::Cache::builder().max_capacity(200_000).time_to_live(KNOWN_KEY_TTL).build(),
             key_lookups: AtomicU64::new(0),
         }
@@ -125,63 +139,77 @@ impl AuthCache {
         self.tokens.insert(Arc::from(token), claims);
     }
 
-    /// The session's state, from memory or (once per second per session) from the database.
+    /// The session's state, from memory or (once per second per session, and after a change
+    /// made it stale) from the database.
     pub async fn session(&self, store: &Store, session_id: &str) -> Result<Arc<SessionState>, Arc<StoreError>> {
-        let state = self
-            .sessions
-            .try_get_with_by_ref(session_id, async {
-                let mut conn = store.conn().await?;
-                let Some(session) = find_session(&mut conn, session_id).await? else {
-                    return Ok(Arc::new(SessionState::revoked()));
-                };
-                let member = load_member(&mut conn, &session.user_id).await?;
-                Ok::<_, StoreError>(Arc::new(SessionState {
-                    revoked: session.revoked_at.is_some(),
-                    member,
-                    method: session.method,
-                    created_at: session.created_at,
-                    me_body: MeBody::default(),
-                }))
-            })
-            .await?;
-        if !state.revoked && self.revoked.contains_key(session_id) {
-            return Ok(Arc::new(SessionState::revoked()));
+        for _ in 0..MAX_RELOADS {
+            let state = self.sessions.try_get_with_by_ref(session_id, self.load_session(store, session_id)).await?;
+            if self.staleness.is_current(&state.stamp, state.dependencies(session_id)) {
+                return Ok(state);
+            }
+            self.sessions.invalidate(session_id).await;
         }
-        Ok(state)
+        // Changes keep overtaking the loads: this read, begun after all of them, is used uncached.
+        Ok(self.load_session(store, session_id).await?)
+    }
+
+    async fn load_session(&self, store: &Store, session_id: &str) -> Result<Arc<SessionState>, StoreError> {
+        let stamp = self.staleness.stamp();
+        let mut conn = store.conn().await?;
+        let Some(session) = find_session(&mut conn, session_id).await? else {
+            let (method, me_body) = (String::new(), MeBody::default());
+            return Ok(Arc::new(SessionState { revoked: true, member: None, method, created_at: 0, me_body, stamp }));
+        };
+        let member = load_member(&mut conn, &session.user_id).await?;
+        Ok(Arc::new(SessionState {
+            revoked: session.revoked_at.is_some(),
+            member,
+            method: session.method,
+            created_at: session.created_at,
+            me_body: MeBody::default(),
+            stamp,
+        }))
     }
 
     /// The key found by the SHA-256 of a presented secret (None: no such key).
     pub async fn api_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, Arc<StoreError>> {
-        let state = self
-            .keys
-            .try_get_with_by_ref(hash, async {
-                self.key_lookups.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("moltflow_api_key_lookups_total").increment(1);
-                let mut conn = store.conn().await?;
-                let Some(row) = find_api_key_by_hash(&mut conn, hash).await? else { return Ok(None) };
-                let member = load_member(&mut conn, &row.created_by).await?;
-                let via_previous = row.key_hash != hash;
-                let stored_hash =
-                    if via_previous { row.previous_key_hash.clone().unwrap_or_default() } else { row.key_hash.clone() };
-                Ok::<_, StoreError>(Some(Arc::new(KeyState {
-                    me_body: MeBody::default(),
-                    noted_valid: AtomicBool::new(false),
-                    stored_hash,
-                    scopes: ScopeSet::from_names(row.scopes.split_whitespace()),
-                    expires_at: row.expires_at,
-                    revoked: row.revoked_at.is_some(),
-                    previous_until: via_previous.then_some(row.previous_expires_at.unwrap_or(0)),
-                    member,
-                    last_used_at: AtomicI64::new(row.last_used_at.unwrap_or(0)),
-                    id: row.id,
-                    tenant_id: row.tenant_id,
-                })))
-            })
-            .await?;
-        if self.revoked.contains_key(hash) {
-            return Ok(None);
+        for _ in 0..MAX_RELOADS {
+            // No key has this hash: no change can give it one (secrets are random and new).
+            let Some(state) = self.keys.try_get_with_by_ref(hash, self.load_key(store, hash)).await? else {
+                return Ok(None);
+            };
+            if self.staleness.is_current(&state.stamp, key_dependencies(&state, hash)) {
+                return Ok(Some(state));
+            }
+            self.keys.invalidate(hash).await;
         }
-        Ok(state)
+        Ok(self.load_key(store, hash).await?)
+    }
+
+    async fn load_key(&self, store: &Store, hash: &str) -> Result<Option<Arc<KeyState>>, StoreError> {
+        let stamp = self.staleness.stamp();
+        self.key_lookups.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("moltflow_api_key_lookups_total").increment(1);
+        let mut conn = store.conn().await?;
+        let Some(row) = find_api_key_by_hash(&mut conn, hash).await? else { return Ok(None) };
+        let member = load_member(&mut conn, &row.created_by).await?;
+        let via_previous = row.key_hash != hash;
+        let stored_hash =
+            if via_previous { row.previous_key_hash.clone().unwrap_or_default() } else { row.key_hash.clone() };
+        Ok(Some(Arc::new(KeyState {
+            me_body: MeBody::default(),
+            noted_valid: AtomicBool::new(false),
+            stored_hash,
+            scopes: ScopeSet::from_names(row.scopes.split_whitespace()),
+            expires_at: row.expires_at,
+            revoked: row.revoked_at.is_some(),
+            previous_until: via_previous.then_some(row.previous_expires_at.unwrap_or(0)),
+            member,
+            last_used_at: AtomicI64::new(row.last_used_at.unwrap_or(0)),
+            id: row.id,
+            tenant_id: row.tenant_id,
+            stamp,
+        })))
     }
 
     /// Whether the key secret with this hash authenticated recently.
@@ -201,45 +229,52 @@ impl AuthCache {
         self.key_lookups.load(Ordering::Relaxed)
     }
 
-    /// Forgets sessions after revoking them: their next request is refused on this node.
+    /// The name this node gives itself in the changes it announces.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Sessions revoked: their next request reads the database (and is refused).
     pub async fn forget_sessions(&self, ids: &[String]) {
+        self.staleness.changed(ids.iter().map(|id| (Kind::Session, id.as_str())));
         for id in ids {
-            self.revoked.insert(id.clone(), ());
             self.sessions.invalidate(id).await;
         }
     }
 
-    /// Forgets key secrets (by hash) that no longer work.
+    /// Key secrets (by hash) that no longer work.
     pub async fn forget_key_hashes(&self, hashes: &[String]) {
+        self.staleness.changed(hashes.iter().map(|h| (Kind::KeyHash, h.as_str())));
         for hash in hashes {
-            self.revoked.insert(hash.clone(), ());
             self.known_keys.invalidate(hash);
             self.keys.invalidate(hash).await;
         }
     }
 
-    /// Re-reads a key secret's state on its next use (after a rotation changed its meaning).
-    pub async fn reload_key_hash(&self, hash: &str) {
-        self.keys.invalidate(hash).await;
+    /// Key secrets whose meaning changed (a rotation's grace period): read again on next use.
+    pub async fn reload_key_hashes(&self, hashes: &[String]) {
+        self.staleness.changed(hashes.iter().map(|h| (Kind::KeyHash, h.as_str())));
+        for hash in hashes {
+            self.keys.invalidate(hash).await;
+        }
     }
 
-    /// Forgets every cached session and key of a user (after a change to the user or its tenant).
-    pub fn forget_user(&self, user_id: &str) {
-        let owner = user_id.to_owned();
-        let _ = self.sessions.invalidate_entries_if(move |_, s| s.member.as_ref().is_some_and(|m| m.user.id == owner));
-        let owner = user_id.to_owned();
-        let _ = self.keys.invalidate_entries_if(move |_, k| {
-            k.as_ref().and_then(|k| k.member.as_ref()).is_some_and(|m| m.user.id == owner)
-        });
+    /// Users changed (role, profile, removal): their sessions and keys are read again.
+    pub fn forget_users(&self, ids: &[String]) {
+        self.staleness.changed(ids.iter().map(|id| (Kind::User, id.as_str())));
     }
 
-    /// Forgets every cached session and key of a tenant (after a plan change).
-    pub fn forget_tenant(&self, tenant_id: &str) {
-        let tenant = tenant_id.to_owned();
-        let _ = self
-            .sessions
-            .invalidate_entries_if(move |_, s| s.member.as_ref().is_some_and(|m| m.user.tenant_id == tenant));
-        let tenant = tenant_id.to_owned();
-        let _ = self.keys.invalidate_entries_if(move |_, k| k.as_ref().is_some_and(|k| k.tenant_id == tenant));
+    /// Tenants changed (plan): their sessions and keys are read again.
+    pub fn forget_tenants(&self, ids: &[String]) {
+        self.staleness.changed(ids.iter().map(|id| (Kind::Tenant, id.as_str())));
+    }
+
+    /// Forgets every session and key state (this node may have missed changes).
+    pub fn flush(&self) {
+        self.staleness.flush();
+        self.sessions.invalidate_all();
+        self.keys.invalidate_all();
+        self.known_keys.invalidate_all();
+        metrics::counter!("moltflow_auth_cache_flushes_total").increment(1);
     }
 }

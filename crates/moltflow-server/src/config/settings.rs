@@ -48,6 +48,13 @@ pub const SETTINGS: &[Setting] = &[
     s("trusted_proxies", "unset", "comma-separated CIDRs whose X-Forwarded-For is believed"),
     s("rate_limits", "free=60,starter=300,pro=600,business=3000", "requests a minute per principal, by plan"),
     s("db_max_connections", "16", "database pool size"),
+    s("db_acquire_timeout_ms", "2000", "how long a request waits for a database connection before answering 503"),
+    s(
+        "header_timeout_ms",
+        "10000",
+        "a request's headers must arrive within this (408); idle connections close after it",
+    ),
+    s("body_timeout_ms", "15000", "a request's body must arrive within this after its headers (408)"),
     s("hash_concurrency", "CPUs - 1 (at least 1)", "password hashes computed at once"),
     s("argon2_memory_kib", "19456", "Argon2id memory cost for new hashes"),
     s("argon2_iterations", "2", "Argon2id iterations"),

@@ -67,7 +67,12 @@ impl Transport {
 fn build_message(from: &Mailbox, row: &OutboxRow) -> Result<Message, DeliveryError> {
     let permanent = |message: String| DeliveryError { permanent: true, message };
     let to: Mailbox = row.to_addr.parse().map_err(|_| permanent("invalid recipient address".to_owned()))?;
+    // The same Message-ID on every attempt: a mail delivered twice (the server kept it but the
+    // connection dropped before its `250`) is recognisably one mail, and mail stores that
+    // de-duplicate by Message-ID show it once.
+    let message_id = format!("<{}@{}>", row.id, from.email.domain());
     Message::builder()
+        .message_id(Some(message_id))
         .from(from.clone())
         .to(to)
         .subject(row.subject.clone())

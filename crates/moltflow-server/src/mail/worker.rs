@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use lettre::message::Mailbox;
-use moltflow_core::clock::{MINUTE_MS, now_ms};
+use moltflow_core::clock::MINUTE_MS;
 use moltflow_store::mail::{OutboxRow, claim_due_mail, mark_mail_failed, mark_mail_sent, release_mail};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -26,10 +26,9 @@ pub struct OutboxWorker {
 
 impl OutboxWorker {
     pub fn spawn(state: AppState) -> anyhow::Result<OutboxWorker> {
-        let transport = Transport::from_config(&state.config)?;
-        let from: Mailbox = state.config.mail_from.parse().map_err(|e| anyhow::anyhow!("MOLTFLOW_MAIL_FROM: {e}"))?;
+        let outbox = Outbox::new(state)?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(state, transport, from, stopped));
+        let task = tokio::spawn(run(outbox, stopped));
         Ok(OutboxWorker { stop, task })
     }
 
@@ -39,50 +38,76 @@ impl OutboxWorker {
     }
 }
 
-async fn run(state: AppState, transport: Transport, from: Mailbox, mut stopped: watch::Receiver<bool>) {
-    loop {
-        drain(&state, &transport, &from, &stopped).await;
-        if *stopped.borrow() {
-            return;
-        }
-        tokio::select! {
-            _ = state.mailer.wake.notified() => {}
-            _ = tokio::time::sleep(state.config.mail_poll_interval) => {}
-            _ = stopped.changed() => return,
+/// The outbox with its transport: what the worker runs, and what tests drive a pass at a time
+/// ([`Outbox::run_once`]) with the clock they move (`AppState::clock`).
+pub struct Outbox {
+    state: AppState,
+    transport: Transport,
+    from: Mailbox,
+}
+
+impl Outbox {
+    pub fn new(state: AppState) -> anyhow::Result<Outbox> {
+        let transport = Transport::from_config(&state.config)?;
+        let from: Mailbox = state.config.mail_from.parse().map_err(|e| anyhow::anyhow!("MOLTFLOW_MAIL_FROM: {e}"))?;
+        Ok(Outbox { state, transport, from })
+    }
+
+    /// Attempts every mail due now (as `AppState::clock` reads it) once; answers how many.
+    pub async fn run_once(&self) -> usize {
+        let (never, _) = watch::channel(false);
+        self.drain(&never.subscribe()).await
+    }
+
+    /// Sends due mail until none is left (or the worker is told to stop); answers how many
+    /// deliveries were attempted.
+    async fn drain(&self, stopped: &watch::Receiver<bool>) -> usize {
+        let state = &self.state;
+        let mut attempted = 0;
+        loop {
+            let now = state.clock.now_ms();
+            let batch = match claim(state, now).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(error = %e, "mail outbox: cannot claim due mail");
+                    return attempted;
+                }
+            };
+            let full = batch.len() as i64 == BATCH;
+            let mut rows = batch.into_iter();
+            for row in rows.by_ref() {
+                if *stopped.borrow() {
+                    break;
+                }
+                let outcome = self.transport.deliver(&self.from, &row).await;
+                attempted += 1;
+                if let Err(e) = record(state, &row, outcome).await {
+                    tracing::warn!(error = %e, mail_id = %row.id, "mail outbox: cannot record a delivery");
+                }
+            }
+            // Claimed but not attempted (stopping): give them back at once rather than after the claim.
+            for row in rows {
+                if let Ok(mut conn) = state.store.conn().await {
+                    let _ = release_mail(&mut conn, &row.id).await;
+                }
+            }
+            if !full || *stopped.borrow() {
+                return attempted;
+            }
         }
     }
 }
 
-/// Sends due mail until none is left (or the worker is told to stop).
-async fn drain(state: &AppState, transport: &Transport, from: &Mailbox, stopped: &watch::Receiver<bool>) {
+async fn run(outbox: Outbox, mut stopped: watch::Receiver<bool>) {
     loop {
-        let now = now_ms();
-        let batch = match claim(state, now).await {
-            Ok(batch) => batch,
-            Err(e) => {
-                tracing::warn!(error = %e, "mail outbox: cannot claim due mail");
-                return;
-            }
-        };
-        let full = batch.len() as i64 == BATCH;
-        let mut rows = batch.into_iter();
-        for row in rows.by_ref() {
-            if *stopped.borrow() {
-                break;
-            }
-            let outcome = transport.deliver(from, &row).await;
-            if let Err(e) = record(state, &row, outcome).await {
-                tracing::warn!(error = %e, mail_id = %row.id, "mail outbox: cannot record a delivery");
-            }
-        }
-        // Claimed but not attempted (stopping): give them back at once rather than after the claim.
-        for row in rows {
-            if let Ok(mut conn) = state.store.conn().await {
-                let _ = release_mail(&mut conn, &row.id).await;
-            }
-        }
-        if !full || *stopped.borrow() {
+        outbox.drain(&stopped).await;
+        if *stopped.borrow() {
             return;
+        }
+        tokio::select! {
+            _ = outbox.state.mailer.wake.notified() => {}
+            _ = tokio::time::sleep(outbox.state.config.mail_poll_interval) => {}
+            _ = stopped.changed() => return,
         }
     }
 }
@@ -99,7 +124,7 @@ async fn record(
     row: &OutboxRow,
     outcome: Result<Delivered, DeliveryError>,
 ) -> moltflow_store::Result<()> {
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let attempts = row.attempts + 1;
     let mut conn = state.store.conn().await?;
     match outcome {

@@ -1,7 +1,6 @@
 //! `/billing/*` (API.md §6), and the local provider's checkout and portal pages.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -16,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::billing::{events, signature};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, OptionalJsonBody, Origin};
+use crate::extract::{JsonBody, OptionalJsonBody, Origin, RawBody};
 use crate::principal::{Authorized, BillingManage, BillingRead};
 use crate::services::audit::Actor;
 use crate::services::billing::{self, SignupOutcome};
@@ -124,7 +123,7 @@ async fn signup_checkout(
     (status = 400, description = "Missing or bad signature (`invalid_signature`), or not an event (`invalid_event`)", body = ErrorBody),
     (status = 404, description = "No webhook secret configured", body = ErrorBody),
 ))]
-async fn stripe_webhook(state: AppState, headers: HeaderMap, body: Bytes) -> ApiResult<Json<WebhookAck>> {
+async fn stripe_webhook(state: AppState, headers: HeaderMap, RawBody(body): RawBody) -> ApiResult<Json<WebhookAck>> {
     let Some(secret) = &state.config.stripe_webhook_secret else {
         return Err(ApiError::missing("Webhook endpoint (no MOLTFLOW_STRIPE_WEBHOOK_SECRET configured)"));
     };

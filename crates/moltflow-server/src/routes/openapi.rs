@@ -121,6 +121,13 @@ fn complete_operation(path: &str, operation: &mut Value) {
             "422",
             validation_response("The body does not have the documented shape or bounds (`validation_error`)"),
         );
+        add(
+            responses,
+            "408",
+            error_response(
+                "The body did not arrive within `MOLTFLOW_BODY_TIMEOUT_MS` of the headers (`request_timeout`)",
+            ),
+        );
     }
     if has_query {
         add(responses, "422", validation_response("A query parameter is out of its bounds (`validation_error`)"));

@@ -17,6 +17,7 @@ use serde_json::json;
 use moltflow_store::Store;
 
 use crate::auth::cache::AuthCache;
+use crate::auth::revocation::Invalidation;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Issues, Outcome, check_name};
 use crate::services::origin::Origin;
@@ -121,15 +122,16 @@ impl ApiKeys<'_> {
     pub async fn revoke(&self, p: &Principal, id: &str, origin: &Origin) -> Outcome<()> {
         let now = self.clock.now_ms();
         let row = self.find_visible(p, id).await?;
+        let change = Invalidation::default()
+            .dead_keys(std::iter::once(row.key_hash.clone()).chain(row.previous_key_hash.clone()));
         let mut tx = self.store.begin().await?;
         if revoke_api_key(&mut tx, &row.id, now).await? {
             let details = json!({"name": row.name, "key_prefix": row.key_prefix});
             audit::record_at(&mut tx, entry(p, "api_key.revoked", &row.id, origin, details), now).await?;
+            change.announce(&mut tx, self.store, self.auth_cache).await?;
         }
         tx.commit().await?;
-        let mut hashes = vec![row.key_hash];
-        hashes.extend(row.previous_key_hash);
-        self.auth_cache.forget_key_hashes(&hashes).await;
+        change.apply(self.auth_cache).await;
         Ok(())
     }
 
@@ -161,6 +163,14 @@ impl ApiKeys<'_> {
         let new_prefix = display_prefix(&raw_key);
         let (previous, previous_until) =
             if grace > 0 { (Some(row.key_hash.as_str()), Some(now + grace * MINUTE_MS)) } else { (None, None) };
+        // The secret of an earlier rotation's grace period ends now; the current one ends now or
+        // after the new grace period.
+        let dead: Vec<String> =
+            row.previous_key_hash.iter().cloned().chain((grace == 0).then(|| row.key_hash.clone())).collect();
+        let mut change = Invalidation::default().dead_keys(dead);
+        if grace > 0 {
+            change = change.changed_key(&row.key_hash);
+        }
         let mut tx = self.store.begin().await?;
         if !rotate_api_key(&mut tx, &row.id, &new_hash, &new_prefix, previous, previous_until).await? {
             return Err(Failure::conflict("api_key_revoked", "A revoked key cannot be rotated"));
@@ -168,16 +178,9 @@ impl ApiKeys<'_> {
         let details =
             json!({"grace_period_minutes": grace, "key_prefix": new_prefix, "previous_key_prefix": row.key_prefix});
         audit::record_at(&mut tx, entry(p, "api_key.rotated", &row.id, origin, details), now).await?;
+        change.announce(&mut tx, self.store, self.auth_cache).await?;
         tx.commit().await?;
-        // The secret of an earlier rotation's grace period ends now; the current one ends now or
-        // after the new grace period.
-        let mut dead: Vec<String> = row.previous_key_hash.iter().cloned().collect();
-        if grace == 0 {
-            dead.push(row.key_hash.clone());
-        } else {
-            self.auth_cache.reload_key_hash(&row.key_hash).await;
-        }
-        self.auth_cache.forget_key_hashes(&dead).await;
+        change.apply(self.auth_cache).await;
         let rotated = ApiKeyRow {
             key_hash: new_hash,
             key_prefix: new_prefix,

@@ -17,6 +17,7 @@ use moltflow_store::sessions::revoke_user_sessions;
 use moltflow_types::TenantMember;
 use serde_json::json;
 
+use crate::auth::revocation::Invalidation;
 use crate::error::{ApiError, ApiResult};
 use crate::principal::Principal;
 use crate::services::audit::{self, Actor, Entry};
@@ -127,8 +128,10 @@ pub async fn change_role(
         },
     )
     .await?;
+    let change = Invalidation::default().user(&target.id);
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
-    app.auth_cache.forget_user(&target.id);
+    change.apply(&app.auth_cache).await;
     Ok(to_dto(&UserRow { role: new_role.as_str().to_owned(), updated_at: now, ..target }))
 }
 
@@ -165,11 +168,12 @@ pub async fn remove(app: &App, p: &Principal, user_id: &str, meta: &Origin) -> A
         },
     )
     .await?;
+    let change = Invalidation::default()
+        .sessions(sessions)
+        .dead_keys(keys.into_iter().flat_map(|(current, previous)| std::iter::once(current).chain(previous)))
+        .user(&target.id);
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
-    let hashes: Vec<String> =
-        keys.into_iter().flat_map(|(current, previous)| std::iter::once(current).chain(previous)).collect();
-    app.auth_cache.forget_key_hashes(&hashes).await;
-    app.auth_cache.forget_sessions(&sessions).await;
-    app.auth_cache.forget_user(&target.id);
+    change.apply(&app.auth_cache).await;
     Ok(())
 }

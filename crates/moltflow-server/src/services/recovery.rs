@@ -14,6 +14,7 @@ use moltflow_store::sessions::revoke_user_sessions;
 use moltflow_store::tokens::use_user_tokens;
 use moltflow_types::{ResetPasswordRequest, TokenPair};
 
+use crate::auth::revocation::Invalidation;
 use crate::auth::throttle::IpRates as _;
 use crate::error::{ApiError, ApiResult};
 use crate::services::audit::{self, Actor, Entry};
@@ -121,12 +122,13 @@ pub async fn reset_password(app: &App, req: ResetPasswordRequest, meta: &Origin)
         },
     )
     .await?;
+    let change = Invalidation::default()
+        .sessions(revoked)
+        .dead_keys(dead_keys.into_iter().flat_map(|(current, previous)| std::iter::once(current).chain(previous)))
+        .user(&user.id);
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
-    let hashes: Vec<String> =
-        dead_keys.into_iter().flat_map(|(current, previous)| std::iter::once(current).chain(previous)).collect();
-    app.auth_cache.forget_key_hashes(&hashes).await;
-    app.auth_cache.forget_sessions(&revoked).await;
-    app.auth_cache.forget_user(&user.id);
+    change.apply(&app.auth_cache).await;
     app.limits.login_lockout.clear(&user.email).await;
     Ok(())
 }
@@ -138,8 +140,10 @@ pub async fn verify_magic_link(app: &App, token: &str, meta: &Origin) -> ApiResu
     let user = one_time::redeem(&mut tx, TokenKind::Magic, token).await?;
     set_email_verified(&mut tx, &user.id, now_ms()).await?;
     let opened = sign_in(&mut tx, &user, "magic_link", meta).await?;
+    let change = Invalidation::default().user(&user.id);
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
-    app.auth_cache.forget_user(&user.id);
+    change.apply(&app.auth_cache).await;
     let user = moltflow_store::accounts::UserRow { email_verified: true, ..user };
     token_pair(app, &user, opened)
 }

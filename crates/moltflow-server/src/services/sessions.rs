@@ -14,6 +14,7 @@ use moltflow_store::{AsDbConn, Tx};
 use moltflow_types::{TokenPair, UserSummary};
 
 use crate::auth::jwt::ACCESS_TOKEN_SECONDS;
+use crate::auth::revocation::Invalidation;
 use crate::error::{ApiError, ApiResult};
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::origin::Origin;
@@ -150,8 +151,10 @@ pub async fn refresh(app: &App, raw: &str, meta: &Origin) -> ApiResult<TokenPair
                 },
             )
             .await?;
+            let change = Invalidation::default().sessions([session.id.clone()]);
+            change.announce(&mut tx, &app.store, &app.auth_cache).await?;
             tx.commit().await?;
-            app.auth_cache.forget_sessions(std::slice::from_ref(&session.id)).await;
+            change.apply(&app.auth_cache).await;
             return Err(ApiError::unauthorized(
                 "refresh_token_reused",
                 "This refresh token was already used; the session has been revoked",
@@ -186,7 +189,9 @@ pub async fn logout(app: &App, user: &Arc<UserRow>, session_id: &str, all: bool,
         },
     )
     .await?;
+    let change = Invalidation::default().sessions(revoked);
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
-    app.auth_cache.forget_sessions(&revoked).await;
+    change.apply(&app.auth_cache).await;
     Ok(())
 }

@@ -13,6 +13,7 @@ use moltflow_store::sessions::{revoke_other_sessions, revoke_user_sessions};
 use moltflow_store::tokens::use_user_tokens;
 use moltflow_types::{DeleteAccountRequest, SetPasswordRequest, UpdateProfileRequest, UserProfile};
 
+use crate::auth::revocation::Invalidation;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Checks, check_name};
 use crate::principal::{Credential, Principal};
@@ -83,8 +84,10 @@ pub async fn update_me(app: &App, principal: &Principal, req: UpdateProfileReque
         ..user
     };
     update_user_profile(&mut tx, &updated.id, &updated.full_name, &updated.timezone, &updated.locale, now).await?;
+    let change = Invalidation::default().user(&updated.id);
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
-    app.auth_cache.forget_user(&updated.id);
+    change.apply(&app.auth_cache).await;
     Ok(profile(&updated))
 }
 
@@ -144,9 +147,10 @@ pub async fn set_password(app: &App, principal: &Principal, req: SetPasswordRequ
         },
     )
     .await?;
+    let change = Invalidation::default().sessions(revoked).user(&user.id);
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
-    app.auth_cache.forget_sessions(&revoked).await;
-    app.auth_cache.forget_user(&user.id);
+    change.apply(&app.auth_cache).await;
     Ok(())
 }
 
@@ -216,9 +220,10 @@ pub async fn delete_me(app: &App, principal: &Principal, req: DeleteAccountReque
         )
         .await?;
     }
+    let change = Invalidation::default().sessions(sessions).user(&user.id);
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, tenant_erased, "account deleted");
-    app.auth_cache.forget_sessions(&sessions).await;
-    app.auth_cache.forget_user(&user.id);
+    change.apply(&app.auth_cache).await;
     Ok(())
 }

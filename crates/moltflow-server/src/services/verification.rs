@@ -4,6 +4,7 @@ use moltflow_core::clock::now_ms;
 use moltflow_store::accounts::{find_user, set_email_verified};
 use moltflow_store::tokens::use_user_tokens;
 
+use crate::auth::revocation::Invalidation;
 use crate::error::{ApiError, ApiResult};
 use crate::principal::Principal;
 use crate::services::audit::{self, Actor, Entry};
@@ -34,8 +35,10 @@ pub async fn verify_email(app: &App, token: &str, meta: &Origin) -> ApiResult<()
         )
         .await?;
     }
+    let change = Invalidation::default().user(&user.id);
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
-    app.auth_cache.forget_user(&user.id);
+    change.apply(&app.auth_cache).await;
     Ok(())
 }
 

@@ -2,14 +2,13 @@
 //! a temporary SQLite file, or a fresh PostgreSQL schema when `MOLTFLOW_TEST_DATABASE_URL` is set.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Once;
 
 use base64::Engine;
 use moltflow_server::mail::worker::OutboxWorker;
 use moltflow_server::{AppState, Config, app};
-use moltflow_store::Store;
+use moltflow_store::{PoolSettings, Store};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
@@ -25,10 +24,10 @@ pub struct TestApp {
     _workers: moltflow_server::workers::Workers,
     /// Where the file transport writes `.eml` files (when no SMTP URL is configured).
     pub mail_dir: PathBuf,
+    /// The database URL and PostgreSQL schema, for a second node over the same data.
+    database: (String, Option<String>),
     /// The running outbox worker (tests may stop it and start another).
     pub worker: Option<OutboxWorker>,
-    /// The database, so that another node can be started over it.
-    db: (String, Option<String>),
     _dir: TempDir,
 }
 
@@ -87,14 +86,30 @@ impl TestApp {
 
     /// A test app with configuration overrides (`("rate_limit_scale", "0")`, …).
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
-        Self::spawn_node(overrides, None, None).await
+        Self::spawn_on(None, overrides, None).await
     }
 
-    /// Another node over the same database (`same_db_as`), with its limits in `redis` if given:
-    /// what several `moltflow serve` behind a load balancer are.
+    /// Another node over this app's PostgreSQL schema (with its own caches and listener), as
+    /// when several `moltflow serve` share one database. `None` on SQLite (one node per file).
+    pub async fn spawn_peer(&self) -> Option<TestApp> {
+        self.database.1.as_ref()?;
+        // One service behind a load balancer: one public URL (the tokens' issuer).
+        Some(Self::spawn_on(Some(self.database.clone()), &[("public_url", &self.base)], None).await)
+    }
+
+    /// Another node over the same database (`same_db_as`, SQLite too), with its limits in `redis`
+    /// if given: what several `moltflow serve` behind a load balancer are.
     pub async fn spawn_node(
         overrides: &[(&str, &str)],
         same_db_as: Option<&TestApp>,
+        redis: Option<&SharedRedis>,
+    ) -> TestApp {
+        Self::spawn_on(same_db_as.map(|a| a.database.clone()), overrides, redis).await
+    }
+
+    async fn spawn_on(
+        database: Option<(String, Option<String>)>,
+        overrides: &[(&str, &str)],
         redis: Option<&SharedRedis>,
     ) -> TestApp {
         backend_note();
@@ -104,11 +119,10 @@ impl TestApp {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (url, schema) = match (same_db_as, std::env::var("MOLTFLOW_TEST_DATABASE_URL")) {
-            (Some(other), _) => other.db.clone(),
-            (None, Ok(url)) => (url, Some(format!("t_{id}"))),
-            (None, Err(_)) => (format!("sqlite://{}", dir.join("test.db").display()), None),
-        };
+        let (url, schema) = database.unwrap_or_else(|| match std::env::var("MOLTFLOW_TEST_DATABASE_URL") {
+            Ok(url) => (url, Some(format!("t_{id}"))),
+            Err(_) => (format!("sqlite://{}", dir.join("test.db").display()), None),
+        });
         let mut map: BTreeMap<String, String> = [
             ("database_url", url.clone()),
             ("public_url", format!("http://{addr}")),
@@ -127,6 +141,8 @@ impl TestApp {
         if let Some(redis) = redis {
             map.insert("redis_url".to_owned(), redis.url.clone());
         }
+        // A test may point the service elsewhere (through a proxy it controls).
+        let url = map.get("database_url").cloned().unwrap_or(url);
         let mut config = Config::from_map(&map).expect("test config");
         if let Some(redis) = redis {
             config.redis_key_prefix = redis.prefix.clone();
@@ -137,15 +153,19 @@ impl TestApp {
         // Deliver within milliseconds and retry quickly, so that mail tests stay fast.
         config.mail_poll_interval = std::time::Duration::from_millis(50);
         config.mail_backoff_base = std::time::Duration::from_millis(100);
-        let store = Store::connect_with_schema(&url, 5, schema.as_deref()).await.expect("connect");
+        // A test that moves the clock through the backoff asks for a longer one.
+        if let Some(ms) = map.get("test_mail_backoff_ms").and_then(|ms| ms.parse().ok()) {
+            config.mail_backoff_base = std::time::Duration::from_millis(ms);
+        }
+        let pool = PoolSettings { max_connections: 5, acquire_timeout: config.db_acquire_timeout };
+        let store = Store::connect_with(&url, pool, schema.as_deref()).await.expect("connect");
         store.migrate().await.expect("migrate");
         let state = AppState::new(config, store.clone()).await.expect("state");
         let workers = moltflow_server::workers::spawn(&state);
         let worker = OutboxWorker::spawn(state.clone()).expect("outbox worker");
         let router = app(state.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.ok();
-        });
+        let deadlines = moltflow_server::http_server::Deadlines::of(&state.config);
+        tokio::spawn(moltflow_server::http_server::serve(listener, router, deadlines, std::future::pending()));
         TestApp {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
@@ -153,8 +173,8 @@ impl TestApp {
             store,
             _workers: workers,
             mail_dir: dir.join("mail"),
+            database: (url, schema),
             worker: Some(worker),
-            db: (url, schema),
             _dir: TempDir(dir),
         }
     }

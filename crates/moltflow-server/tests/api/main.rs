@@ -17,6 +17,7 @@ mod mcp;
 mod openapi;
 mod ops;
 mod password_reset;
+mod revocation;
 mod security_keys;
 mod security_members;
 mod shared_limits;

@@ -1,8 +1,11 @@
 //! A real SMTP server on loopback for the mail tests: it speaks enough of RFC 5321 for lettre
 //! (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT), keeps every message it accepted, and can be stopped
-//! (connections refused) and started again on the same port.
+//! (connections refused) and started again on the same port. It can also be told to misbehave
+//! on the next connections ([`SmtpFault`]), for the fault tests.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,11 +19,36 @@ use tokio::task::JoinHandle;
 pub struct Received {
     pub rcpt: Vec<String>,
     pub raw: String,
+    /// Whether the client heard `250` for it (a connection dropped after the final dot leaves
+    /// the server holding a message the client believes failed).
+    pub acknowledged: bool,
+}
+
+/// What the server does with one connection instead of its normal service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpFault {
+    /// Greets with `421` (service not available) and hangs up.
+    Greeting421,
+    /// Answers `451` (try again later) to `RCPT TO`.
+    Recipient451,
+    /// Answers `550` (no such user: refused for good) to `RCPT TO`.
+    Recipient550,
+    /// Hangs up in the middle of the message, before its final dot.
+    DropMidData,
+    /// Takes the whole message, then hangs up instead of answering `250`.
+    DropAfterDot,
+}
+
+#[derive(Default)]
+struct Shared {
+    received: Mutex<Vec<Received>>,
+    faults: Mutex<VecDeque<SmtpFault>>,
+    connections: AtomicUsize,
 }
 
 pub struct SmtpSink {
     pub addr: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
+    shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -28,9 +56,9 @@ impl SmtpSink {
     pub async fn start() -> SmtpSink {
         let listener = bind("127.0.0.1:0".parse().expect("addr"));
         let addr = listener.local_addr().expect("addr");
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let task = Some(tokio::spawn(accept(listener, received.clone())));
-        SmtpSink { addr, received, task }
+        let shared = Arc::new(Shared::default());
+        let task = Some(tokio::spawn(accept(listener, shared.clone())));
+        SmtpSink { addr, shared, task }
     }
 
     pub fn url(&self) -> String {
@@ -48,11 +76,21 @@ impl SmtpSink {
     /// Listens again on the same port.
     pub fn restart(&mut self) {
         let listener = bind(self.addr);
-        self.task = Some(tokio::spawn(accept(listener, self.received.clone())));
+        self.task = Some(tokio::spawn(accept(listener, self.shared.clone())));
+    }
+
+    /// The next connections get these faults, one each, in order; later ones are served.
+    pub fn misbehave(&self, faults: &[SmtpFault]) {
+        self.shared.faults.lock().expect("lock").extend(faults);
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     pub fn messages(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
+        self.shared.received.lock().expect("lock").clone()
     }
 
     /// Waits (up to 10 s) until at least `n` messages arrived; returns them all.
@@ -86,16 +124,21 @@ fn bind(addr: SocketAddr) -> TcpListener {
 }
 
 /// Accepts connections; aborting this task drops the listener and every session with it.
-async fn accept(listener: TcpListener, received: Arc<Mutex<Vec<Received>>>) {
+async fn accept(listener: TcpListener, shared: Arc<Shared>) {
     let mut sessions = tokio::task::JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
-        sessions.spawn(session(stream, received.clone()));
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let fault = shared.faults.lock().expect("lock").pop_front();
+        sessions.spawn(session(stream, shared.clone(), fault));
     }
 }
 
-async fn session(stream: TcpStream, received: Arc<Mutex<Vec<Received>>>) -> std::io::Result<()> {
+async fn session(stream: TcpStream, shared: Arc<Shared>, fault: Option<SmtpFault>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
+    if fault == Some(SmtpFault::Greeting421) {
+        return write.write_all(b"421 4.3.2 sink.test service not available, try later\r\n").await;
+    }
     write.write_all(b"220 sink.test ESMTP ready\r\n").await?;
     let mut rcpt = Vec::new();
     let mut line = String::new();
@@ -112,6 +155,10 @@ async fn session(stream: TcpStream, received: Arc<Mutex<Vec<Received>>>) -> std:
         } else if command.starts_with("MAIL FROM:") || command.starts_with("RSET") {
             rcpt.clear();
             b"250 OK\r\n"
+        } else if command.starts_with("RCPT TO:") && fault == Some(SmtpFault::Recipient451) {
+            b"451 4.3.0 try again later\r\n"
+        } else if command.starts_with("RCPT TO:") && fault == Some(SmtpFault::Recipient550) {
+            b"550 5.1.1 no such user here\r\n"
         } else if command.starts_with("RCPT TO:") {
             rcpt.push(line.trim_end()[8..].trim().trim_matches(['<', '>']).to_owned());
             b"250 OK\r\n"
@@ -126,10 +173,17 @@ async fn session(stream: TcpStream, received: Arc<Mutex<Vec<Received>>>) -> std:
                 if line == ".\r\n" || line == ".\n" {
                     break;
                 }
+                if fault == Some(SmtpFault::DropMidData) && raw.len() > 100 {
+                    return Ok(()); // half a message: a server discards it
+                }
                 // Dot-stuffing: a leading dot was doubled by the client.
                 raw.push_str(line.strip_prefix('.').filter(|_| line.starts_with("..")).unwrap_or(&line));
             }
-            received.lock().expect("lock").push(Received { rcpt: std::mem::take(&mut rcpt), raw });
+            let acknowledged = fault != Some(SmtpFault::DropAfterDot);
+            shared.received.lock().expect("lock").push(Received { rcpt: std::mem::take(&mut rcpt), raw, acknowledged });
+            if !acknowledged {
+                return Ok(());
+            }
             b"250 OK queued\r\n"
         } else if command == "QUIT" {
             write.write_all(b"221 Bye\r\n").await?;

@@ -42,6 +42,23 @@ pub enum Failure {
     Hang,
     /// Answer 404 `resource_missing` to the next request (the object is gone at Stripe).
     NotFound,
+    /// Answer every request with something that is not a Stripe object.
+    Garbage(Garbage),
+    /// Do the work (and remember it under the request's `Idempotency-Key`), then answer too late.
+    DoneButSlow,
+}
+
+/// What a broken Stripe, or a proxy in front of it, may answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Garbage {
+    /// `200` with JSON cut short.
+    TruncatedJson,
+    /// `200` with an HTML page.
+    Html,
+    /// `200` with valid JSON of another shape.
+    WrongShape,
+    /// `502` with a proxy's HTML error page.
+    ProxyErrorPage,
 }
 
 #[derive(Default)]
@@ -141,7 +158,7 @@ async fn respond(
         g.failure = match f {
             Failure::ServerError(n) if n > 1 => Some(Failure::ServerError(n - 1)),
             Failure::RateLimited(n) if n > 1 => Some(Failure::RateLimited(n - 1)),
-            Failure::Hang => Some(Failure::Hang),
+            Failure::Hang | Failure::Garbage(_) | Failure::DoneButSlow => Some(f),
             _ => None,
         };
         f
@@ -171,7 +188,8 @@ async fn respond(
             )
                 .into_response();
         }
-        Failure::None => {}
+        Failure::Garbage(garbage) => return garbage_response(garbage),
+        Failure::None | Failure::DoneButSlow => {}
     }
     let upstream = inner.lock().unwrap().upstream.clone();
     let ours = path == "/v1/checkout/sessions" || path == "/v1/billing_portal/sessions";
@@ -185,6 +203,35 @@ async fn respond(
         )
             .into_response();
     }
+    let response = reply(&inner, &method, &path, &form, key);
+    if failure == Failure::DoneButSlow {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    response
+}
+
+fn garbage_response(garbage: Garbage) -> Response {
+    let html = [("content-type", "text/html")];
+    match garbage {
+        Garbage::TruncatedJson => {
+            (StatusCode::OK, [("content-type", "application/json")], r#"{"id": "cus_tr"#).into_response()
+        }
+        Garbage::Html => (StatusCode::OK, html, "<html><body>Welcome</body></html>").into_response(),
+        Garbage::WrongShape => axum::Json(json!({"object": "list", "data": [], "has_more": false})).into_response(),
+        Garbage::ProxyErrorPage => {
+            (StatusCode::BAD_GATEWAY, html, "<html><body><h1>502 Bad Gateway</h1></body></html>").into_response()
+        }
+    }
+}
+
+/// Stripe's answer: the one remembered for a repeated `Idempotency-Key`, else a new object.
+fn reply(
+    inner: &Mutex<Inner>,
+    method: &Method,
+    path: &str,
+    form: &[(String, String)],
+    key: Option<String>,
+) -> Response {
     let mut g = inner.lock().unwrap();
     if let Some(reply) = key.as_ref().and_then(|k| g.replies.get(k)) {
         return axum::Json(reply.clone()).into_response();
@@ -192,7 +239,7 @@ async fn respond(
     g.counter += 1;
     let n = g.counter;
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let reply = match path.as_str() {
+    let reply = match path {
         "/v1/customers" => json!({"id": format!("cus_mock{n}"), "object": "customer", "email": field("email")}),
         "/v1/checkout/sessions" => json!({
             "id": format!("cs_test_mock{n}"), "object": "checkout.session", "mode": "subscription",

@@ -13,6 +13,7 @@ use moltflow_store::billing::{
 use serde_json::json;
 
 use super::CYCLES;
+use crate::auth::revocation::Invalidation;
 use crate::billing::Provider;
 use crate::billing::events::BillingEvent;
 use crate::error::{ApiError, ApiResult};
@@ -141,8 +142,10 @@ pub async fn apply_event(app: &App, ev: &BillingEvent) -> ApiResult<bool> {
         )
         .await?;
     }
+    let change = Invalidation::default().tenant(&tenant_id);
+    change.announce(&mut tx, &app.store, &app.auth_cache).await?;
     tx.commit().await?;
-    app.auth_cache.forget_tenant(&tenant_id);
+    change.apply(&app.auth_cache).await;
     // A checkout for another plan replaced a live subscription: end the old one so that the
     // tenant is never charged twice.
     if let Some(old) = current.filter(|c| !same_sub && c.status != Status::Canceled.as_str())

@@ -148,6 +148,8 @@ fn writer_error(err: WriterError) -> ApiError {
         WriterError::Busy => {
             ApiError::unavailable("Usage is being written as fast as possible; retry shortly").with_retry_after(1)
         }
+        // Logged once per batch by the writer.
+        WriterError::Unavailable(_) => ApiError::database_unavailable(),
         other => {
             tracing::error!(error = %other, "usage writer");
             ApiError::unavailable("Usage cannot be recorded right now; retry shortly").with_retry_after(1)

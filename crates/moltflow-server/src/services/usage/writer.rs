@@ -24,6 +24,7 @@ use moltflow_store::usage::{
 use moltflow_store::{Backend, Store, Tx};
 
 use super::cache::DailyCache;
+use crate::error::store_unavailable;
 use tokio::sync::{mpsc, oneshot};
 
 /// Jobs applied in one transaction at most: enough to share one commit among every waiting
@@ -84,6 +85,9 @@ pub enum WriterError {
     Stopped,
     #[error("the usage writer queue is full")]
     Busy,
+    /// The database is unreachable or cannot write: nothing of the job was committed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("database: {0}")]
     Db(String),
 }
@@ -142,9 +146,20 @@ async fn run(store: Store, plans: Arc<PlanCatalogue>, cache: Arc<DailyCache>, mu
                 cache.invalidate(touched.iter().map(|(t, m)| (t.as_str(), m.as_str())));
                 answer(jobs, outcomes)
             }
+            Err(err) if store_unavailable(&err) => {
+                // The database is gone or cannot write: every job would fail the same way, and
+                // retrying each alone would hold the queue for one acquire timeout per job. The
+                // whole batch is refused at once (not committed, so nothing is acknowledged).
+                tracing::error!(error = %err, jobs = jobs.len(), "usage batch not written: database unavailable; answering 503");
+                for job in jobs {
+                    fail(job, WriterError::Unavailable(err.to_string()));
+                }
+            }
             Err(err) => {
                 // A batch fails as a whole (a deadlock between nodes, one job the database
-                // refuses): retry each job alone so that one cannot fail the others.
+                // refuses): retry each job alone so that one cannot fail the others. Such an
+                // error comes before or at a commit the database refused, so nothing of the
+                // batch is on disk and a job cannot count twice.
                 tracing::warn!(error = %err, jobs = jobs.len(), "usage batch failed; applying its jobs one by one");
                 for job in jobs {
                     let single = [job];
@@ -156,7 +171,12 @@ async fn run(store: Store, plans: Arc<PlanCatalogue>, cache: Arc<DailyCache>, mu
                         Err(err) => {
                             tracing::error!(error = %err, "usage job failed");
                             let [job] = single;
-                            fail(job, WriterError::Db(err.to_string()));
+                            let failure = if store_unavailable(&err) {
+                                WriterError::Unavailable(err.to_string())
+                            } else {
+                                WriterError::Db(err.to_string())
+                            };
+                            fail(job, failure);
                         }
                     }
                 }

@@ -1,4 +1,11 @@
-//! Faults on purpose (docs/operations.md): what a client sees when the database goes away.
+//! Faults on purpose (docs/operations.md): what a client sees when the database goes away, the
+//! disk fills, Stripe or SMTP misbehave, or a client is slow or sends too much.
+
+mod http_limits;
+mod postgres_outage;
+mod smtp;
+mod sqlite_full;
+mod stripe;
 
 use serde_json::json;
 

@@ -1,0 +1,213 @@
+//! The HTTP/1 connection loop under the router, with the deadlines `axum::serve` lacks: it sets
+//! no timer, so a client trickling its headers (slowloris) or its body holds a connection, its
+//! buffers and a task for as long as it likes.
+//!
+//! - Headers must arrive within `header_timeout` (hyper's header read timeout, which also ends
+//!   an idle keep-alive connection). A client that sent part of a request then hears
+//!   `408 request_timeout` and the connection closes; an idle one is closed silently.
+//! - A body must arrive within `body_timeout` of its headers: the body fails at that deadline
+//!   (see [`BodyTimedOut`]) and the JSON extractor answers `408 request_timeout`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt;
+
+use crate::config::Config;
+
+/// How long the client of a request taking too long to arrive has to take its `408`.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+}
+
+impl Deadlines {
+    pub fn of(config: &Config) -> Deadlines {
+        Deadlines { header_timeout: config.header_timeout, body_timeout: config.body_timeout }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight
+/// finish (connections close once their current response is sent) and returns.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    deadlines: Deadlines,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection task holds a sender; when all are gone, the drain is over.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let stop = stop_rx.clone();
+        let alive = alive_tx.clone();
+        tokio::spawn(async move {
+            connection(stream, peer, router, deadlines, stop).await;
+            drop(alive);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(alive_tx);
+    let _ = alive_rx.recv().await;
+    Ok(())
+}
+
+/// A failed accept: a connection that went away before it was accepted is nothing; anything
+/// else (out of file descriptors) is logged and waited out, not spun on.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::error!(error = %e, "cannot accept connections; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    deadlines: Deadlines,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        // The headers are in: the body's deadline starts now.
+        let deadline = Instant::now() + deadlines.body_timeout;
+        let mut req = req.map(|inner| Body::new(DeadlineBody { inner, deadline, timer: None }));
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let router = router.clone();
+        // Boxed so that the connection is `Unpin` and its socket can be taken back for a `408`.
+        Box::pin(async move { Ok::<_, Infallible>(router.oneshot(req).await.unwrap_or_else(|e| match e {})) })
+            as Pin<Box<dyn Future<Output = Result<axum::response::Response, Infallible>> + Send>>
+    });
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(deadlines.header_timeout);
+    let mut conn = builder.serve_connection(TokioIo::new(stream), service);
+    let mut stopping = *stop.borrow();
+    if stopping {
+        Pin::new(&mut conn).graceful_shutdown();
+    }
+    let result = loop {
+        tokio::select! {
+            result = &mut conn => break result,
+            changed = stop.changed(), if !stopping => {
+                stopping = true;
+                if changed.is_ok() {
+                    Pin::new(&mut conn).graceful_shutdown();
+                }
+            }
+        }
+    };
+    if let Err(e) = result
+        && e.is_timeout()
+    {
+        // Hyper gives up on slow headers without a word; a client that started a request is
+        // told why (RFC 9110 §15.5.9), an idle keep-alive connection is just closed.
+        let parts = conn.into_parts();
+        if !parts.read_buf.is_empty() {
+            metrics::counter!("http_header_timeouts_total").increment(1);
+            tracing::debug!(%peer, "request headers did not arrive in time: answering 408");
+            let _ = tokio::time::timeout(GOODBYE_TIMEOUT, request_timeout(parts.io.into_inner())).await;
+        }
+    }
+}
+
+/// Writes `408 request_timeout` in the contract's error shape and closes the connection.
+async fn request_timeout(mut stream: TcpStream) -> std::io::Result<()> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let body = serde_json::json!({
+        "detail": "The request did not arrive in time",
+        "code": "request_timeout",
+        "request_id": id,
+    })
+    .to_string();
+    let head = format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// The body did not arrive within `MOLTFLOW_BODY_TIMEOUT_MS` of the headers.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimedOut;
+
+/// Whether `err` (or an error it wraps) is [`BodyTimedOut`].
+pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.is::<BodyTimedOut>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// A request body that fails with [`BodyTimedOut`] once its deadline passes.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Instant,
+    /// Armed the first time the body is not ready: most bodies never wait, most GETs are never read.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let deadline = self.deadline;
+        match self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline))).as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
