@@ -12,7 +12,7 @@ use moltflow_core::api_key::is_well_formed;
 use moltflow_core::secret::{constant_time_eq, sha256_hex};
 
 use crate::auth::jwt::{Claims, TokenError};
-use crate::auth::rate_limit;
+use crate::auth::rate_limit::{self, PrincipalRates as _};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::request_client_ip;
 use crate::state::AppState;
@@ -30,7 +30,12 @@ impl FromRequestParts<AppState> for Principal {
         };
         // An MCP tool call was charged as the MCP request that carried it.
         let charged = parts.extensions.get::<crate::mcp::endpoint::ViaMcp>().is_some();
-        match if charged { None } else { state.limits.principal.check(id, &principal.plan_id) } {
+        let decision = if charged {
+            None
+        } else {
+            state.limits.principal.check(id, &principal.plan_id, state.clock.now_ms()).await
+        };
+        match decision {
             None => {}
             Some(Ok(info)) => rate_limit::record(info),
             Some(Err((info, wait))) => {
@@ -112,16 +117,16 @@ async fn throttled(
     let charged = if known_valid {
         None
     } else {
-        throttle.charge(ip(), now).map_err(|wait| {
+        throttle.charge(ip(), now).await.map_err(|wait| {
             ApiError::too_many("rate_limited", "Too many failed authentications from this network", wait)
         })?
     };
     let result = authentication.await;
     let failed = matches!(&result, Err(e) if e.status == StatusCode::UNAUTHORIZED);
     match charged {
-        Some(charged) if !failed => throttle.refund(charged),
+        Some(charged) if !failed => throttle.refund(charged).await,
         Some(_) => {}
-        None if failed => throttle.record(ip(), now),
+        None if failed => throttle.record(ip(), now).await,
         None => {}
     }
     result

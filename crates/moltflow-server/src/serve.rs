@@ -52,16 +52,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("MOLTFLOW_BIND: cannot listen on {}: {e}", config.server.bind))?;
     let (store, applied) = open_store(&config).await?;
-    if config.limits.redis_url.is_some() {
-        tracing::warn!(
-            "MOLTFLOW_REDIS_URL is set, but this version keeps rate limits per node \
-             (revocations reach every node through PostgreSQL, not Redis)"
-        );
-    }
     let state = AppState::new(config.clone(), store.clone()).await?;
     let workers = workers::spawn(&state);
     let outbox = OutboxWorker::spawn(state.clone())?;
-    Summary::new(&config, listener.local_addr()?, applied).announce(&config.telemetry.log_format);
+    let redis_up = state.limits.shared.as_ref().map(|s| s.is_up());
+    Summary::new(&config, listener.local_addr()?, applied, redis_up).announce(&config.telemetry.log_format);
     http_server::serve(listener, app(state), Deadlines::of(&config), shutdown_signal()).await?;
     tracing::info!("drained; flushing background work");
     // After the HTTP drain: the mail in hand is finished; the rest stays in the outbox (durable)

@@ -18,11 +18,14 @@ pub struct Summary {
     pub database: String,
     pub mail: String,
     pub billing: String,
+    /// Where rate limits, throttles and lockouts are counted.
+    pub limits: String,
     pub warnings: Vec<String>,
 }
 
 impl Summary {
-    pub fn new(config: &Config, local: SocketAddr, migrations_applied: usize) -> Summary {
+    /// `redis_up`: whether the shared Redis answered at start-up (`None` without one).
+    pub fn new(config: &Config, local: SocketAddr, migrations_applied: usize, redis_up: Option<bool>) -> Summary {
         let url = clickable_url(local);
         let migrated = match migrations_applied {
             0 => "schema up to date".to_owned(),
@@ -37,6 +40,13 @@ impl Summary {
             warnings.push(
                 "rate limits and login throttles are kept per node (MOLTFLOW_REDIS_URL is unset): \
                  with several nodes each allows the full rate"
+                    .to_owned(),
+            );
+        }
+        if redis_up == Some(false) {
+            warnings.push(
+                "Redis (MOLTFLOW_REDIS_URL) does not answer: limits count per node until it does, \
+                 then they are shared again without a restart"
                     .to_owned(),
             );
         }
@@ -60,6 +70,7 @@ impl Summary {
             database: format!("{} ({migrated})", describe_database(&config.database.url)),
             mail: describe_mail(config),
             billing: describe_billing(config),
+            limits: describe_limits(config),
             warnings,
         }
     }
@@ -75,10 +86,11 @@ impl Summary {
                 println!("  database  {}", self.database);
                 println!("  mail      {}", self.mail);
                 println!("  billing   {}", self.billing);
+                println!("  limits    {}", self.limits);
             }
             LogFormat::Json => tracing::info!(
                 url = %self.url, api = %self.api, database = %self.database, mail = %self.mail,
-                billing = %self.billing, "moltflow listening"
+                billing = %self.billing, limits = %self.limits, "moltflow listening"
             ),
         }
         for w in &self.warnings {
@@ -145,6 +157,27 @@ fn describe_billing(config: &Config) -> String {
     }
 }
 
+/// `shared in Redis at cache.internal:6379 db 0 (keys moltflow:…)` or `per node`; never the
+/// password.
+fn describe_limits(config: &Config) -> String {
+    if config.rate_limit_scale <= 0.0 {
+        return "off (MOLTFLOW_RATE_LIMIT_SCALE=0)".to_owned();
+    }
+    let Some(url) = &config.redis_url else {
+        return "per node (no MOLTFLOW_REDIS_URL)".to_owned();
+    };
+    let at = match url::Url::parse(url.expose_secret()) {
+        Ok(u) if u.scheme() == "unix" => format!("socket {}", u.path()),
+        Ok(u) => {
+            let db = u.path().trim_start_matches('/');
+            let db = if db.is_empty() { "0" } else { db };
+            format!("{}:{} db {db}", u.host_str().unwrap_or("localhost"), u.port().unwrap_or(6379))
+        }
+        Err(_) => "Redis".to_owned(),
+    };
+    format!("shared in Redis at {at} (keys {}…)", config.redis_key_prefix)
+}
+
 fn absolute(path: &Path) -> String {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned()).display().to_string()
 }
@@ -167,6 +200,15 @@ mod tests {
         let map = [("smtp_url".to_owned(), "smtp://user:pa55@mail.example.com:587?tls=required".to_owned())];
         let config = Config::from_map(&map.into_iter().collect()).unwrap();
         assert_eq!(describe_mail(&config), "SMTP mail.example.com:587 (STARTTLS)");
+    }
+
+    #[test]
+    fn limits_descriptions_never_show_the_redis_password() {
+        let map = [("redis_url".to_owned(), "redis://:hunter2@cache.internal:6380/2".to_owned())];
+        let config = Config::from_map(&map.into_iter().collect()).unwrap();
+        assert_eq!(describe_limits(&config), "shared in Redis at cache.internal:6380 db 2 (keys moltflow:…)");
+        let config = Config::from_map(&Default::default()).unwrap();
+        assert_eq!(describe_limits(&config), "per node (no MOLTFLOW_REDIS_URL)");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use moltflow_core::clock::Clock;
 use moltflow_core::plan::PlanCatalogue;
 use moltflow_store::Store;
+use secrecy::ExposeSecret;
 
 use crate::auth::cache::AuthCache;
 use crate::auth::failed_auth::FailedAuthThrottle;
@@ -14,8 +15,11 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::last_used::LastUsed;
 use crate::auth::lockout::LoginLockout;
 use crate::auth::password::PasswordHasher;
-use crate::auth::rate_limit::PrincipalLimiter;
-use crate::auth::throttle::IpLimiter;
+use crate::auth::rate_limit::{MemoryPrincipalRates, PrincipalLimiter, PrincipalRates};
+use crate::auth::shared::SharedStore;
+use crate::auth::shared::rates::{SharedIpRates, SharedPrincipalRates};
+use crate::auth::store::Chosen;
+use crate::auth::throttle::{IpLimiter, IpRates, IpThrottle};
 use crate::billing::{PriceIds, Provider, stripe::StripeClient};
 use crate::config::Config;
 use crate::mail::Mailer;
@@ -23,33 +27,55 @@ use crate::services::audit_queue::AuditQueue;
 use crate::services::usage::writer::UsageWriter;
 use crate::telemetry;
 
-/// Per-IP and per-account throttles of the public auth routes (API.md §3).
+/// Per-principal rates, per-IP and per-account throttles (API.md §3, §9): counted in this node's
+/// memory, or with `MOLTFLOW_REDIS_URL` in Redis for every node (per node again while it is down).
 pub struct Limits {
     /// Requests per principal by plan (API.md §9).
     pub principal: PrincipalLimiter,
-    pub login_ip: IpLimiter,
-    pub register_ip: IpLimiter,
+    pub login_ip: IpThrottle,
+    pub register_ip: IpThrottle,
     pub login_lockout: LoginLockout,
-    pub forgot_password_ip: IpLimiter,
-    pub magic_link_ip: IpLimiter,
+    pub forgot_password_ip: IpThrottle,
+    pub magic_link_ip: IpThrottle,
     /// Failed API-key and token authentications per client network.
     pub failed_auth: FailedAuthThrottle,
+    /// The Redis every limit above is shared through, if configured.
+    pub shared: Option<Arc<SharedStore>>,
 }
 
 impl Limits {
-    pub fn new(config: &Config) -> Limits {
+    pub fn new(config: &Config) -> anyhow::Result<Limits> {
         let scale = config.limits.rate_limit_scale;
-        Limits {
-            principal: PrincipalLimiter::new(&config.limits.rate_limits, scale),
-            login_ip: IpLimiter::per_minute(30, scale),
-            register_ip: IpLimiter::per_minute(60, scale),
-            login_lockout: LoginLockout::new(scale),
-            forgot_password_ip: IpLimiter::per_minute(10, scale),
-            magic_link_ip: IpLimiter::per_minute(10, scale),
-            failed_auth: FailedAuthThrottle::new(scale),
-        }
+        let shared = match &config.limits.redis_url {
+            Some(url) => Some(Arc::new(
+                SharedStore::new(url.expose_secret(), &config.limits.redis_key_prefix, config.limits.redis_timeout)
+                    .map_err(|e| anyhow::anyhow!("MOLTFLOW_REDIS_URL: {e}"))?,
+            )),
+            None => None,
+        };
+        let ip = |route: &'static str, per_minute: u32| {
+            let per_node = IpLimiter::per_minute(per_minute, scale);
+            match &shared {
+                Some(store) => Chosen::Shared(SharedIpRates::new(store.clone(), route, per_node)),
+                None => Chosen::PerNode(per_node),
+            }
+        };
+        Ok(Limits {
+            principal: match &shared {
+                Some(store) => Chosen::Shared(SharedPrincipalRates::new(store.clone(), &config.limits.rate_limits, scale)),
+                None => Chosen::PerNode(MemoryPrincipalRates::new(&config.limits.rate_limits, scale)),
+            },
+            login_ip: ip("login", 30),
+            register_ip: ip("register", 60),
+            login_lockout: LoginLockout::new(scale, shared.clone()),
+            forgot_password_ip: ip("forgot-password", 10),
+            magic_link_ip: ip("magic-link", 10),
+            failed_auth: FailedAuthThrottle::new(scale, shared.clone()),
+            shared,
+        })
     }
 
+    /// Drops per-node limiter state that has gone back to a full allowance.
     pub fn sweep(&self) {
         self.principal.sweep();
         self.login_ip.sweep();
@@ -128,7 +154,13 @@ impl AppState {
         let jwt =
             JwtKeys::load_or_create(&store, config.auth.jwt_private_key.as_ref(), &config.server.public_url).await?;
         let hasher = PasswordHasher::new(&config.auth.hash_params, config.auth.hash_concurrency)?;
-        let limits = Limits::new(&config);
+        // The recorder first: the shared limits register their gauges as they are built.
+        let metrics = telemetry::metrics_handle();
+        let limits = Limits::new(&config)?;
+        if let Some(shared) = &limits.shared {
+            // One probe now, so that a Redis that answers shares limits from the first request.
+            shared.probe().await;
+        }
         let billing = Billing::new(&config.billing)?;
         let mailer = Mailer::new(&config)?;
         let plans = config.billing.plans.clone();
@@ -142,7 +174,7 @@ impl AppState {
             mailer,
             auth_cache: AuthCache::default(),
             last_used: LastUsed::default(),
-            metrics: telemetry::metrics_handle(),
+            metrics,
             usage,
             clock: Clock::default(),
             audit_queue: AuditQueue::default(),

@@ -25,6 +25,10 @@ pub fn spawn(state: &AppState) -> Workers {
         handles.push(tokio::spawn(crate::services::audit_queue::run(state.store.clone(), rx, stopped.clone())));
     }
     handles.push(tokio::spawn(metrics_upkeep(state.clone(), stopped.clone())));
+    if let Some(shared) = &state.limits.shared {
+        let interval = state.config.redis_probe_interval;
+        handles.push(tokio::spawn(crate::auth::shared::probe_loop(shared.clone(), interval, stopped.clone())));
+    }
     // Other nodes' revocations (PostgreSQL; returns at once on SQLite).
     handles.push(tokio::spawn(crate::auth::listener::run(state.clone(), stopped.clone())));
     handles.push(tokio::spawn(housekeeping(state.clone(), stopped)));

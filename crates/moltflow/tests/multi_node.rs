@@ -78,6 +78,8 @@ fn start_node(dir: &Path, database_url: &str, public_url: &str, port: u16, name:
         .stderr(log);
     if let Ok(redis) = std::env::var("MOLTFLOW_TEST_REDIS_URL") {
         cmd.env("MOLTFLOW_REDIS_URL", redis);
+        // Keys of this run only: the limits are shared in Redis now, and other runs use it too.
+        cmd.env("MOLTFLOW_REDIS_KEY_PREFIX", format!("moltflow-test:multi-{}:", std::process::id()));
     }
     Node { port, child: cmd.spawn().expect("start moltflow serve") }
 }

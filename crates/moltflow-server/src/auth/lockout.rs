@@ -1,5 +1,6 @@
 //! The per-account sign-in lockout (API.md §3): the state machine of `moltflow_core::lockout`
-//! kept in a [`LockoutStore`]. Every password check of an account (login, and the current
+//! kept in a [`LockoutStore`], this node's memory or Redis shared by every node
+//! (`auth::shared::logs`), chosen at start-up. Every password check of an account (login, and the current
 //! password of `set-password` and `DELETE /users/me`) reserves its place first, so at most five
 //! wrong passwords per account are ever checked in 15 minutes, concurrent bursts included.
 
@@ -8,23 +9,57 @@ use std::time::Duration;
 
 use moltflow_core::lockout::{Locked, LockoutPolicy, LockoutState, Reservation};
 
+use super::store::Chosen;
+
 /// Where lockout states live. Each operation is atomic for its key. The in-memory store counts
-/// per node; a store shared by every node (Redis, running the same steps in one script) plugs in
-/// here without changing the callers.
+/// per node; the Redis one runs the same steps in one script for every node.
 pub trait LockoutStore: Send + Sync {
+    /// What a reservation leaves to give back.
+    type Ticket: Send;
+
     /// Applies the time step, then reserves a check or refuses it.
     fn reserve(
         &self,
         key: &str,
         now: i64,
         policy: &LockoutPolicy,
-    ) -> impl Future<Output = Result<Reservation, Locked>> + Send;
+    ) -> impl Future<Output = Result<Self::Ticket, Locked>> + Send;
 
     /// Gives back a reservation whose password was never checked.
-    fn release(&self, key: &str, reservation: Reservation) -> impl Future<Output = ()> + Send;
+    fn release(&self, key: &str, ticket: Self::Ticket) -> impl Future<Output = ()> + Send;
 
     /// A right password: the count of `key` starts again.
     fn clear(&self, key: &str) -> impl Future<Output = ()> + Send;
+}
+
+/// The store the service uses: per node, or shared when Redis is configured.
+pub type Lockouts = Chosen<MemoryLockouts, super::shared::logs::SharedLockouts>;
+
+impl<M: LockoutStore, R: LockoutStore> LockoutStore for Chosen<M, R> {
+    type Ticket = Chosen<M::Ticket, R::Ticket>;
+
+    async fn reserve(&self, key: &str, now: i64, policy: &LockoutPolicy) -> Result<Self::Ticket, Locked> {
+        match self {
+            Chosen::PerNode(m) => m.reserve(key, now, policy).await.map(Chosen::PerNode),
+            Chosen::Shared(r) => r.reserve(key, now, policy).await.map(Chosen::Shared),
+        }
+    }
+
+    async fn release(&self, key: &str, ticket: Self::Ticket) {
+        match (self, ticket) {
+            (Chosen::PerNode(m), Chosen::PerNode(t)) => m.release(key, t).await,
+            (Chosen::Shared(r), Chosen::Shared(t)) => r.release(key, t).await,
+            // The store is chosen once: a ticket always comes back to the store that issued it.
+            _ => {}
+        }
+    }
+
+    async fn clear(&self, key: &str) {
+        match self {
+            Chosen::PerNode(m) => m.clear(key).await,
+            Chosen::Shared(r) => r.clear(key).await,
+        }
+    }
 }
 
 /// Lockout states in this node's memory, forgotten after a window without attempts.
@@ -37,6 +72,11 @@ impl MemoryLockouts {
         MemoryLockouts { states: moka::sync::Cache::builder().max_capacity(1_000_000).time_to_idle(window).build() }
     }
 
+    /// Kept for the window of `policy` (the default's when the lockout is off).
+    pub fn for_policy(policy: Option<LockoutPolicy>) -> MemoryLockouts {
+        MemoryLockouts::new(Duration::from_millis(policy.unwrap_or(LockoutPolicy::DEFAULT).window_ms as u64))
+    }
+
     fn with_state<T>(&self, key: &str, f: impl FnOnce(&mut LockoutState) -> T) -> Option<T> {
         let state = self.states.get(key)?;
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -45,6 +85,8 @@ impl MemoryLockouts {
 }
 
 impl LockoutStore for MemoryLockouts {
+    type Ticket = Reservation;
+
     async fn reserve(&self, key: &str, now: i64, policy: &LockoutPolicy) -> Result<Reservation, Locked> {
         let state = self.states.get_with_by_ref(key, || Arc::new(Mutex::new(LockoutState::default())));
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -62,16 +104,29 @@ impl LockoutStore for MemoryLockouts {
 }
 
 /// The lockout with its policy (`None`: turned off by `MOLTFLOW_RATE_LIMIT_SCALE=0`).
-pub struct LoginLockout<S: LockoutStore = MemoryLockouts> {
+pub struct LoginLockout<S: LockoutStore = Lockouts> {
     policy: Option<LockoutPolicy>,
     store: S,
 }
 
-impl LoginLockout {
-    pub fn new(scale: f64) -> LoginLockout {
+impl LoginLockout<MemoryLockouts> {
+    /// Counted in this node's memory.
+    pub fn per_node(scale: f64) -> LoginLockout<MemoryLockouts> {
         let policy = LockoutPolicy::scaled(scale);
-        let window = policy.unwrap_or(LockoutPolicy::DEFAULT).window_ms;
-        LoginLockout { policy, store: MemoryLockouts::new(Duration::from_millis(window as u64)) }
+        LoginLockout { policy, store: MemoryLockouts::for_policy(policy) }
+    }
+}
+
+impl LoginLockout {
+    /// Shared through Redis when `shared` is given, per node otherwise.
+    pub fn new(scale: f64, shared: Option<std::sync::Arc<super::shared::SharedStore>>) -> LoginLockout {
+        let policy = LockoutPolicy::scaled(scale);
+        let per_node = MemoryLockouts::for_policy(policy);
+        let store = match shared {
+            Some(shared) => Chosen::Shared(super::shared::logs::SharedLockouts::new(shared, per_node)),
+            None => Chosen::PerNode(per_node),
+        };
+        LoginLockout { policy, store }
     }
 }
 
@@ -81,7 +136,7 @@ impl LoginLockout {
 pub struct CheckPermit<'a, S: LockoutStore> {
     lockout: &'a LoginLockout<S>,
     key: &'a str,
-    reservation: Option<Reservation>,
+    reservation: Option<S::Ticket>,
 }
 
 impl<S: LockoutStore> LoginLockout<S> {
@@ -126,7 +181,7 @@ mod tests {
 
     #[tokio::test]
     async fn five_checks_then_locked_for_the_rest_of_the_window() {
-        let l = LoginLockout::new(1.0);
+        let l = LoginLockout::per_node(1.0);
         for _ in 0..5 {
             l.reserve("a@b.co", T0).await.unwrap().failed();
         }
@@ -138,7 +193,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pass_clears_and_an_unused_check_gives_its_place_back() {
-        let l = LoginLockout::new(1.0);
+        let l = LoginLockout::per_node(1.0);
         for _ in 0..4 {
             l.reserve("a@b.co", T0).await.unwrap().failed();
         }
@@ -152,7 +207,7 @@ mod tests {
 
     #[tokio::test]
     async fn scale_zero_turns_the_lockout_off() {
-        let l = LoginLockout::new(0.0);
+        let l = LoginLockout::per_node(0.0);
         for _ in 0..50 {
             l.reserve("a@b.co", T0).await.unwrap().failed();
         }

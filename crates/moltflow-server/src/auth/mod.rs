@@ -1,5 +1,5 @@
 //! Credentials: access tokens (JWT), password hashing, the caches that keep verification off the
-//! database, `last_used_at` bookkeeping, and rate limits.
+//! database, `last_used_at` bookkeeping, and rate limits (per node, or shared through Redis).
 
 pub mod cache;
 pub mod failed_auth;
@@ -10,5 +10,7 @@ pub mod lockout;
 pub mod password;
 pub mod rate_limit;
 pub mod revocation;
+pub mod shared;
 pub mod staleness;
+pub mod store;
 pub mod throttle;

@@ -1,6 +1,8 @@
 //! Rate limits and where their state is kept; logging.
 
-use secrecy::SecretString;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
 
 use super::read::Raw;
 use super::{ConfigError, err};
@@ -11,7 +13,14 @@ pub struct LimitsConfig {
     pub rate_limit_scale: f64,
     /// Requests a minute per principal, by plan (API.md §9), before scaling.
     pub rate_limits: Vec<(String, u32)>,
+    /// Shared limits for every node when set (API.md §9).
     pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key the service writes (`moltflow:`; tests give each run its own).
+    pub redis_key_prefix: String,
+    /// How long one Redis call may take before this node decides alone (API.md §9).
+    pub redis_timeout: Duration,
+    /// How often Redis is pinged, to notice an outage and its end.
+    pub redis_probe_interval: Duration,
 }
 
 impl LimitsConfig {
@@ -29,7 +38,31 @@ impl LimitsConfig {
                 err("rate_limits", format!("expected plan=requests_per_minute pairs like free=60,pro=600, got {v:?}"))
             })?,
         };
-        Ok(LimitsConfig { rate_limit_scale, rate_limits, redis_url: raw.secret("redis_url") })
+        let redis_url = raw.secret("redis_url");
+        if let Some(url) = &redis_url {
+            // The URL may hold a password: the message never repeats it.
+            let url = url.expose_secret();
+            if !(url.starts_with("redis://") || url.starts_with("unix://")) || redis::Client::open(url).is_err() {
+                return Err(err(
+                    "redis_url",
+                    "not a Redis URL: expected redis://[:password@]host:6379[/db] or unix:///path/to/redis.sock \
+                     (for TLS, run a local TLS tunnel and point this at it)"
+                        .to_owned(),
+                ));
+            }
+        }
+        let redis_key_prefix = raw.get("redis_key_prefix").unwrap_or_else(|| "moltflow:".to_owned());
+        if redis_key_prefix.len() > 64 || redis_key_prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err("redis_key_prefix", "at most 64 characters, no spaces or control characters".to_owned()));
+        }
+        Ok(LimitsConfig {
+            rate_limit_scale,
+            rate_limits,
+            redis_url,
+            redis_key_prefix,
+            redis_timeout: Duration::from_millis(50),
+            redis_probe_interval: Duration::from_secs(1),
+        })
     }
 }
 

@@ -35,7 +35,8 @@ pub const SETTINGS: &[Setting] = &[
     s("stripe_timeout_ms", "10000", "how long one Stripe request may take"),
     s("billing_redirect_origins", "unset", "origins besides the public URL's that checkout may return to"),
     s("plans_file", "unset", "TOML file replacing the built-in plan catalogue"),
-    s("redis_url", "unset", "reserved for limits shared across nodes; limits are per node"),
+    s("redis_url", "unset", "redis://host:6379/0: rate limits, throttles and lockouts shared by every node"),
+    s("redis_key_prefix", "moltflow:", "prefix of every Redis key (deployments sharing one Redis differ here)"),
     s(
         "jwt_private_key",
         "unset",

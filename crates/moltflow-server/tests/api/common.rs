@@ -32,6 +32,15 @@ pub struct TestApp {
     _dir: TempDir,
 }
 
+/// Limits shared through a Redis: its URL and the key prefix of this test alone.
+#[derive(Clone)]
+pub struct SharedRedis {
+    pub url: String,
+    pub prefix: String,
+    /// How long a Redis call may take (production: 50 ms).
+    pub timeout: std::time::Duration,
+}
+
 pub struct Resp {
     pub status: u16,
     pub headers: HeaderMap,
@@ -79,13 +88,13 @@ impl TestApp {
     /// A test app with configuration overrides (`("rate_limit_scale", "0")`, …). No outbox worker
     /// runs: mail stays queued until the test delivers it with [`TestApp::deliver_mail`].
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
-        Self::spawn_on(None, overrides, false).await
+        Self::spawn_on(None, overrides, false, None).await
     }
 
     /// As [`TestApp::spawn_with`], with the background outbox worker running, for the tests of
     /// the worker itself (it wakes on queued mail and polls every 50 ms).
     pub async fn spawn_with_worker(overrides: &[(&str, &str)]) -> TestApp {
-        Self::spawn_on(None, overrides, true).await
+        Self::spawn_on(None, overrides, true, None).await
     }
 
     /// Another node over this app's PostgreSQL schema (with its own caches and listener), as
@@ -93,13 +102,24 @@ impl TestApp {
     pub async fn spawn_peer(&self) -> Option<TestApp> {
         self.database.1.as_ref()?;
         // One service behind a load balancer: one public URL (the tokens' issuer).
-        Some(Self::spawn_on(Some(self.database.clone()), &[("public_url", &self.base)], false).await)
+        Some(Self::spawn_on(Some(self.database.clone()), &[("public_url", &self.base)], false, None).await)
+    }
+
+    /// Another node over the same database (`same_db_as`, SQLite too), with its limits in `redis`
+    /// if given: what several `moltflow serve` behind a load balancer are.
+    pub async fn spawn_node(
+        overrides: &[(&str, &str)],
+        same_db_as: Option<&TestApp>,
+        redis: Option<&SharedRedis>,
+    ) -> TestApp {
+        Self::spawn_on(same_db_as.map(|a| a.database.clone()), overrides, false, redis).await
     }
 
     async fn spawn_on(
         database: Option<(String, Option<String>)>,
         overrides: &[(&str, &str)],
         with_worker: bool,
+        redis: Option<&SharedRedis>,
     ) -> TestApp {
         backend_note();
         moltflow_server::tls::install_crypto_provider();
@@ -127,9 +147,18 @@ impl TestApp {
         for (k, v) in overrides {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
+        if let Some(redis) = redis {
+            map.insert("redis_url".to_owned(), redis.url.clone());
+        }
         // A test may point the service elsewhere (through a proxy it controls).
         let url = map.get("database_url").cloned().unwrap_or(url);
         let mut config = Config::from_map(&map).expect("test config");
+        if let Some(redis) = redis {
+            config.limits.redis_key_prefix = redis.prefix.clone();
+            // Notice Redis coming back within a tenth of a second, so that tests wait little.
+            config.limits.redis_probe_interval = std::time::Duration::from_millis(100);
+            config.limits.redis_timeout = redis.timeout;
+        }
         // A worker (when one runs) delivers within milliseconds. Retries wait a minute, far longer
         // than a test takes on a loaded machine: tests reach them by moving the clock.
         config.mail.poll_interval = std::time::Duration::from_millis(50);
