@@ -36,17 +36,25 @@ async fn an_invitation_expires_after_seven_days_on_the_clock_and_the_log_says_wh
     let owner = app.register("clock-owner@example.com").await;
     verified(&app, "clock-owner@example.com").await;
     let at = token(&owner, "access_token");
-    assert_eq!(app.post("/tenant/invitations", json!({"email": "guest@example.com"}), Some(&at)).await.status, 201);
+    // A week outlives any access token on the moved clock: the owner's key speaks for it.
+    let key = app.create_key(&at, &["*"]).await["raw_key"].as_str().unwrap().to_owned();
+    let call = |method: reqwest::Method, path: &'static str, body: Option<serde_json::Value>| {
+        let key = key.clone();
+        let app = &app;
+        async move { app.with_key(method, path, &key, body).await }
+    };
+    let invite = || Some(json!({"email": "guest@example.com"}));
+    assert_eq!(call(reqwest::Method::POST, "/tenant/invitations", invite()).await.status, 201);
     app.state.clock.advance(after(7 * DAY_MS - SECOND_MS));
-    assert_eq!(app.get("/tenant/invitations", Some(&at)).await.body[0]["status"], "pending");
+    assert_eq!(call(reqwest::Method::GET, "/tenant/invitations", None).await.body[0]["status"], "pending");
     app.state.clock.advance(after(2 * SECOND_MS));
-    assert_eq!(app.get("/tenant/invitations", Some(&at)).await.body[0]["status"], "expired");
+    assert_eq!(call(reqwest::Method::GET, "/tenant/invitations", None).await.body[0]["status"], "expired");
 
     // What a use case writes is stamped on the same clock.
-    let moved = app.post("/tenant/invitations", json!({"email": "guest@example.com"}), Some(&at)).await;
+    let moved = call(reqwest::Method::POST, "/tenant/invitations", invite()).await;
     assert_eq!(moved.status, 201, "{}", moved.body);
     let day = |stamp: &serde_json::Value| stamp.as_str().unwrap()[..10].to_owned();
-    let log = app.get("/audit-logs?action=member.invited", Some(&at)).await.body;
+    let log = call(reqwest::Method::GET, "/audit-logs?action=member.invited", None).await.body;
     let stamps: Vec<String> = log["items"].as_array().unwrap().iter().map(|e| day(&e["at"])).collect();
     assert_eq!(stamps.len(), 2, "{log}");
     assert_ne!(stamps[0], stamps[1], "the second invitation is a week later: {log}");
