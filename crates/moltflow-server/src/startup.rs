@@ -160,10 +160,10 @@ fn describe_billing(config: &Config) -> String {
 /// `shared in Redis at cache.internal:6379 db 0 (keys moltflow:…)` or `per node`; never the
 /// password.
 fn describe_limits(config: &Config) -> String {
-    if config.rate_limit_scale <= 0.0 {
+    if config.limits.rate_limit_scale <= 0.0 {
         return "off (MOLTFLOW_RATE_LIMIT_SCALE=0)".to_owned();
     }
-    let Some(url) = &config.redis_url else {
+    let Some(url) = &config.limits.redis_url else {
         return "per node (no MOLTFLOW_REDIS_URL)".to_owned();
     };
     let at = match url::Url::parse(url.expose_secret()) {
@@ -175,7 +175,7 @@ fn describe_limits(config: &Config) -> String {
         }
         Err(_) => "Redis".to_owned(),
     };
-    format!("shared in Redis at {at} (keys {}…)", config.redis_key_prefix)
+    format!("shared in Redis at {at} (keys {}…)", config.limits.redis_key_prefix)
 }
 
 fn absolute(path: &Path) -> String {

@@ -62,7 +62,9 @@ impl Limits {
         };
         Ok(Limits {
             principal: match &shared {
-                Some(store) => Chosen::Shared(SharedPrincipalRates::new(store.clone(), &config.limits.rate_limits, scale)),
+                Some(store) => {
+                    Chosen::Shared(SharedPrincipalRates::new(store.clone(), &config.limits.rate_limits, scale))
+                }
                 None => Chosen::PerNode(MemoryPrincipalRates::new(&config.limits.rate_limits, scale)),
             },
             login_ip: ip("login", 30),

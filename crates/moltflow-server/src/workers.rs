@@ -26,7 +26,7 @@ pub fn spawn(state: &AppState) -> Workers {
     }
     handles.push(tokio::spawn(metrics_upkeep(state.clone(), stopped.clone())));
     if let Some(shared) = &state.limits.shared {
-        let interval = state.config.redis_probe_interval;
+        let interval = state.config.limits.redis_probe_interval;
         handles.push(tokio::spawn(crate::auth::shared::probe_loop(shared.clone(), interval, stopped.clone())));
     }
     // Other nodes' revocations (PostgreSQL; returns at once on SQLite).

@@ -41,7 +41,7 @@ pub async fn request_magic_link(
     Client(meta): Client,
     Public { form, pre }: Public<EmailForm>,
 ) -> PageResult {
-    match mail_link(&state, &meta, &form.email, LinkRequest::MagicLink) {
+    match mail_link(&state, &meta, &form.email, LinkRequest::MagicLink).await {
         Ok(()) => Ok(mail_sent(&pre, "within 15 minutes")),
         Err(err) => Ok(email_form(
             &pre,
@@ -133,7 +133,7 @@ pub async fn forgot_password(
     Client(meta): Client,
     Public { form, pre }: Public<EmailForm>,
 ) -> PageResult {
-    match mail_link(&state, &meta, &form.email, LinkRequest::PasswordReset) {
+    match mail_link(&state, &meta, &form.email, LinkRequest::PasswordReset).await {
         Ok(()) => Ok(mail_sent(&pre, "within an hour")),
         Err(err) => Ok(email_form(
             &pre,
@@ -199,14 +199,14 @@ pub async fn reset_password(
 /// As the API's forgot-password and magic-link routes: the per-address throttle, then the address
 /// checked and the link mailed in the background, so the answer is the same whether or not the
 /// address has an account.
-fn mail_link(state: &AppState, origin: &Origin, email: &str, request: LinkRequest) -> Result<(), ApiError> {
+async fn mail_link(state: &AppState, origin: &Origin, email: &str, request: LinkRequest) -> Result<(), ApiError> {
     let (limiter, detail) = match request {
         LinkRequest::MagicLink => (&state.limits.magic_link_ip, "Too many sign-in link requests from this address"),
         LinkRequest::PasswordReset => {
             (&state.limits.forgot_password_ip, "Too many password reset requests from this address")
         }
     };
-    throttle(limiter, origin, detail)?;
+    throttle(limiter, origin, detail, state.clock.now_ms()).await?;
     state.mail_link_in_background(parse_mail_request(email)?, request);
     Ok(())
 }

@@ -48,7 +48,13 @@ async fn forgot_password(
     meta: Origin,
     JsonBody(req): JsonBody<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
-    throttle(&state.limits.forgot_password_ip, &meta, "Too many password reset requests from this address")?;
+    throttle(
+        &state.limits.forgot_password_ip,
+        &meta,
+        "Too many password reset requests from this address",
+        state.clock.now_ms(),
+    )
+    .await?;
     state.mail_link_in_background(parse_mail_request(&req.email)?, LinkRequest::PasswordReset);
     Ok(accepted())
 }
@@ -109,7 +115,13 @@ async fn request_magic_link(
     meta: Origin,
     JsonBody(req): JsonBody<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
-    throttle(&state.limits.magic_link_ip, &meta, "Too many sign-in link requests from this address")?;
+    throttle(
+        &state.limits.magic_link_ip,
+        &meta,
+        "Too many sign-in link requests from this address",
+        state.clock.now_ms(),
+    )
+    .await?;
     state.mail_link_in_background(parse_mail_request(&req.email)?, LinkRequest::MagicLink);
     Ok(accepted())
 }

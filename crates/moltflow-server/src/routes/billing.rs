@@ -114,7 +114,7 @@ async fn signup_checkout(
 ) -> ApiResult<Response> {
     // Sign-ups share register's per-address budget: a flood of new tenants is throttled here,
     // at the edge, before any work.
-    throttle(&state.limits.register_ip, &meta, "Too many sign-ups from this address")?;
+    throttle(&state.limits.register_ip, &meta, "Too many sign-ups from this address", state.clock.now_ms()).await?;
     Ok(match state.signup().signup_checkout(req, &meta).await? {
         SignupOutcome::Tokens(pair) => (StatusCode::CREATED, Json(pair)).into_response(),
         SignupOutcome::Checkout(c) => (StatusCode::CREATED, Json(c)).into_response(),

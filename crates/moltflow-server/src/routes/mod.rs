@@ -6,7 +6,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::auth::throttle::IpLimiter;
+use crate::auth::throttle::{IpRates as _, IpThrottle};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Origin;
 use crate::state::AppState;
@@ -86,6 +86,6 @@ pub fn openapi_json() -> &'static str {
 /// A per-address throttle of a public route (`429 rate_limited` with `Retry-After`), checked at
 /// the edge before the use case runs: throttling by address is a concern of the way in, not of
 /// the use case.
-pub fn throttle(limiter: &IpLimiter, origin: &Origin, detail: &'static str) -> ApiResult<()> {
-    limiter.check(origin.ip).map_err(|wait| ApiError::too_many("rate_limited", detail, wait))
+pub async fn throttle(limiter: &IpThrottle, origin: &Origin, detail: &'static str, now: i64) -> ApiResult<()> {
+    limiter.check(origin.ip, now).await.map_err(|wait| ApiError::too_many("rate_limited", detail, wait))
 }
