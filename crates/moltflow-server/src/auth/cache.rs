@@ -297,12 +297,14 @@ impl AuthCache {
         self.staleness.changed(ids.iter().map(|id| (Kind::Tenant, id.as_str())));
     }
 
-    /// Forgets every session and key state (this node may have missed changes).
+    /// Forgets every session and key state (this node may have missed changes). The known-valid
+    /// key hashes stay: they only spare a key the failed-authentication charge, never let a
+    /// revoked one in (its state is read again and refused), and a flush at the listener's first
+    /// connection must not make a working key pay for other clients' failures.
     pub fn flush(&self) {
         self.staleness.flush();
         self.sessions.invalidate_all();
         self.keys.invalidate_all();
-        self.known_keys.invalidate_all();
         metrics::counter!("moltflow_auth_cache_flushes_total").increment(1);
     }
 }
