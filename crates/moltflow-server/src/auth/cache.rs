@@ -115,6 +115,8 @@ pub struct AuthCache {
     known_keys: moka::sync::Cache<String, ()>,
     /// Key states read from the database (`moltflow_api_key_lookups_total`).
     key_lookups: AtomicU64,
+    /// Whether this node hears other nodes' changes now (PostgreSQL's listener is connected).
+    listening: AtomicBool,
 }
 
 impl Default for AuthCache {
@@ -130,6 +132,7 @@ impl Default for AuthCache {
             node_id: uuid::Uuid::new_v4().simple().to_string(),
             known_keys: moka::sync::Cache::builder().max_capacity(200_000).time_to_live(KNOWN_KEY_TTL).build(),
             key_lookups: AtomicU64::new(0),
+            listening: AtomicBool::new(false),
         }
     }
 }
@@ -255,6 +258,15 @@ impl AuthCache {
     /// Key states read from the database so far.
     pub fn key_lookups(&self) -> u64 {
         self.key_lookups.load(Ordering::Relaxed)
+    }
+
+    /// Whether other nodes' changes reach this node now (set by the revocation listener).
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    pub fn set_listening(&self, listening: bool) {
+        self.listening.store(listening, Ordering::Release);
     }
 
     /// The name this node gives itself in the changes it announces.

@@ -51,6 +51,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             Ok(mut listener) => {
                 // Anything this node cached may have been revoked while it could not hear.
                 state.auth_cache.flush();
+                state.auth_cache.set_listening(true);
                 connected.set(1.0);
                 if let Some(since) = down_since.take() {
                     metrics::counter!("moltflow_revocation_listener_reconnects_total").increment(1);
@@ -64,6 +65,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                 ever_connected = true;
                 retry = FIRST_RETRY;
                 let ended = listen(&state, &signals, &mut listener, &mut stop).await;
+                state.auth_cache.set_listening(false);
                 connected.set(0.0);
                 match ended {
                     Ended::Stopped => return,

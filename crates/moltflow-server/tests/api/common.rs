@@ -102,7 +102,17 @@ impl TestApp {
     pub async fn spawn_peer(&self) -> Option<TestApp> {
         self.database.1.as_ref()?;
         // One service behind a load balancer: one public URL (the tokens' issuer).
-        Some(Self::spawn_on(Some(self.database.clone()), &[("public_url", &self.base)], false, None).await)
+        let peer = Self::spawn_on(Some(self.database.clone()), &[("public_url", &self.base)], false, None).await;
+        // Both nodes must hear each other before a test changes anything: their listeners connect
+        // to PostgreSQL in the background (real time, not the clock's).
+        for node in [self, &peer] {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !node.state.auth_cache.is_listening() {
+                assert!(std::time::Instant::now() < deadline, "the revocation listener did not connect within 10 s");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        Some(peer)
     }
 
     /// Another node over the same database (`same_db_as`, SQLite too), with its limits in `redis`

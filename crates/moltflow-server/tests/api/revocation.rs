@@ -85,7 +85,6 @@ async fn a_revoked_key_and_ended_sessions_are_refused_by_the_other_node_within_1
 }
 
 #[tokio::test]
-#[ignore = "open defect (issue 15): after the use-case refactor a role change is applied on the node that made it but not yet seen by a second in-process node; key revocation, rotation and logout are (tests above, and multi_node.rs across processes)"]
 async fn a_removed_member_and_a_demoted_admin_are_seen_so_by_the_other_node_within_100_ms() {
     let Some((a, b)) = two_nodes().await else { return };
     let owner = a.register("owner@example.com").await;
