@@ -11,32 +11,20 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moltflow_store::Store;
 use serde_json::{Value, json};
 
-use support::{free_port, moltflow};
+use support::{Node, free_port, moltflow};
 
 /// How soon every other node must refuse what one node revoked (API.md §5).
 const WITHIN: Duration = Duration::from_millis(100);
 /// The signing key every node shares (a base64 Ed25519 seed).
 const SIGNING_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 const PASSWORD: &str = "sunny-tulip-harbor-42";
-
-struct Node {
-    port: u16,
-    child: Child,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Cluster {
     nodes: Vec<Node>,

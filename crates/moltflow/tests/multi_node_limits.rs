@@ -6,25 +6,13 @@
 
 mod support;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{free_port, http, moltflow};
+use support::{Node, free_port, http, moltflow};
 
 const PASSWORD: &str = "sunny-tulip-harbor-42";
-
-struct Node {
-    port: u16,
-    child: Child,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn start(dir: &std::path::Path, database: &str, redis: &str, prefix: &str) -> Node {
     let port = free_port();

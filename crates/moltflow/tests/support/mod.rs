@@ -16,6 +16,20 @@ pub fn moltflow() -> Command {
     cmd
 }
 
+/// A `moltflow serve` process on `port`, killed (and reaped) when the test lets go of it.
+#[allow(dead_code)] // only the multi-node test files start several servers
+pub struct Node {
+    pub port: u16,
+    pub child: std::process::Child,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
