@@ -178,19 +178,22 @@ pub async fn portal(state: AppState, Signed { viewer, .. }: Signed<Vec<(String, 
 pub async fn cancel_page(state: AppState, viewer: Viewer) -> PageResult {
     viewer.principal.require(Scope::BILLING_MANAGE)?;
     let sub = state.billing().subscription(viewer.principal.tenant_id()).await?;
-    let body = html! {
-        section.card {
-            p { "Cancel the " strong { (sub.display_name) } " plan? It stays until "
-                (when_or(sub.current_period_end.as_deref(), "the end of the period"))
-                ", then the workspace goes back to the free plan's limits. Nothing is refunded." }
-            form.actions method="post" action="/billing/cancel-subscription" {
-                (csrf_field(&viewer.csrf))
-                button.danger type="submit" { "Cancel at the end of the period" }
-                a href="/billing" { "Keep the plan" }
-            }
-        }
+    let question = html! {
+        "Cancel the " strong { (sub.display_name) } " plan? It stays until "
+        (when_or(sub.current_period_end.as_deref(), "the end of the period"))
+        ", then the workspace goes back to the free plan's limits. Nothing is refunded."
     };
-    Ok(kit::page(&viewer, "/billing", "Cancel the subscription", None, StatusCode::OK, body))
+    Ok(kit::confirm(
+        &viewer,
+        kit::Confirm {
+            nav: "/billing",
+            title: "Cancel the subscription",
+            question,
+            action: "/billing/cancel-subscription",
+            confirm: html! { "Cancel at the end of the period" },
+            back: ("/billing", "Keep the plan"),
+        },
+    ))
 }
 
 /// `POST /billing/cancel-subscription`.

@@ -305,17 +305,21 @@ async fn visible_key(state: &AppState, viewer: &Viewer, id: &str) -> PageResult<
 pub async fn revoke_page(state: AppState, viewer: Viewer, Path(id): Path<String>) -> PageResult {
     viewer.principal.require(Scope::ACCOUNT_MANAGE)?;
     let key = visible_key(&state, &viewer, &id).await?;
-    let body = html! {
-        section.card {
-            p { "Revoke " strong { (key.name) } " (" code { (key.key_prefix) "…" } ")? Every program using it is refused from its next request. This cannot be undone." }
-            form.actions method="post" action=(format!("/keys/{}/revoke", key.id)) {
-                (csrf_field(&viewer.csrf))
-                button.danger type="submit" { "Revoke the key" }
-                a href="/keys" { "Keep it" }
-            }
-        }
+    let question = html! {
+        "Revoke " strong { (key.name) } " (" code { (key.key_prefix) "…" } ")? Every program using it is refused from its next request. This cannot be undone."
     };
-    Ok(kit::page(&viewer, "/keys", "Revoke a key", None, StatusCode::OK, body))
+    let action = format!("/keys/{}/revoke", key.id);
+    Ok(kit::confirm(
+        &viewer,
+        kit::Confirm {
+            nav: "/keys",
+            title: "Revoke a key",
+            question,
+            action: &action,
+            confirm: html! { "Revoke the key" },
+            back: ("/keys", "Keep it"),
+        },
+    ))
 }
 
 /// `POST /keys/{id}/revoke`.

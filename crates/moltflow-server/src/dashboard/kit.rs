@@ -45,6 +45,31 @@ pub fn page(
     response
 }
 
+/// What a destructive action asks before it runs, for people without JavaScript too: the
+/// question, one danger button posting to `action` (with the CSRF token) and a way back.
+pub struct Confirm<'a> {
+    pub nav: &'a str,
+    pub title: &'a str,
+    pub question: Markup,
+    pub action: &'a str,
+    pub confirm: Markup,
+    pub back: (&'a str, &'a str),
+}
+
+pub fn confirm(viewer: &Viewer, c: Confirm<'_>) -> Response {
+    let body = html! {
+        section.card {
+            p { (c.question) }
+            form.actions method="post" action=(c.action) {
+                (crate::dashboard::forms::csrf_field(&viewer.csrf))
+                button.danger type="submit" { (c.confirm) }
+                a href=(c.back.0) { (c.back.1) }
+            }
+        }
+    };
+    page(viewer, c.nav, c.title, None, StatusCode::OK, body)
+}
+
 /// `2026-11-30T13:45:12Z` → `2026-11-30 13:45 UTC` (a `<time>` with the exact value).
 pub fn when(rfc3339: &str) -> Markup {
     let shown = match (rfc3339.get(..10), rfc3339.get(11..16)) {

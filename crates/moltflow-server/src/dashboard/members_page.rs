@@ -225,17 +225,21 @@ pub async fn remove_page(state: AppState, viewer: Viewer, Path(user_id): Path<St
     let Some(target) = list.iter().find(|m| m.user_id == user_id) else {
         return Err(crate::error::ApiError::missing("Member").into());
     };
-    let body = html! {
-        section.card {
-            p { "Remove " strong { (target.full_name) } " (" (target.email) ") from the workspace? Their sessions and API keys stop working at once and their account is deleted." }
-            form.actions method="post" action=(format!("/members/{}/remove", target.user_id)) {
-                (csrf_field(&viewer.csrf))
-                button.danger type="submit" { "Remove " (target.full_name) }
-                a href="/members" { "Keep them" }
-            }
-        }
+    let question = html! {
+        "Remove " strong { (target.full_name) } " (" (target.email) ") from the workspace? Their sessions and API keys stop working at once and their account is deleted."
     };
-    Ok(kit::page(&viewer, "/members", "Remove a member", None, StatusCode::OK, body))
+    let action = format!("/members/{}/remove", target.user_id);
+    Ok(kit::confirm(
+        &viewer,
+        kit::Confirm {
+            nav: "/members",
+            title: "Remove a member",
+            question,
+            action: &action,
+            confirm: html! { "Remove " (target.full_name) },
+            back: ("/members", "Keep them"),
+        },
+    ))
 }
 
 /// `POST /members/{user_id}/remove`.
