@@ -12,11 +12,9 @@ use crate::dashboard::csrf::{PreSession, Public};
 use crate::dashboard::errors::PageResult;
 use crate::dashboard::forms::{Field, FormErrors, csrf_field};
 use crate::dashboard::session::{self, Client};
-use crate::error::ApiError;
 use crate::extract::QueryParams;
-use crate::routes::throttle;
-use crate::services::origin::Origin;
-use crate::services::recovery::{ACCEPTED, LinkRequest, parse_mail_request};
+use crate::routes::auth_mail::request_mail_link;
+use crate::services::recovery::{ACCEPTED, LinkRequest};
 use crate::state::AppState;
 
 #[derive(Default, Deserialize)]
@@ -41,7 +39,7 @@ pub async fn request_magic_link(
     Client(meta): Client,
     Public { form, pre }: Public<EmailForm>,
 ) -> PageResult {
-    match mail_link(&state, &meta, &form.email, LinkRequest::MagicLink).await {
+    match request_mail_link(&state, &meta, &form.email, LinkRequest::MagicLink).await {
         Ok(()) => Ok(mail_sent(&pre, "within 15 minutes")),
         Err(err) => Ok(email_form(
             &pre,
@@ -133,7 +131,7 @@ pub async fn forgot_password(
     Client(meta): Client,
     Public { form, pre }: Public<EmailForm>,
 ) -> PageResult {
-    match mail_link(&state, &meta, &form.email, LinkRequest::PasswordReset).await {
+    match request_mail_link(&state, &meta, &form.email, LinkRequest::PasswordReset).await {
         Ok(()) => Ok(mail_sent(&pre, "within an hour")),
         Err(err) => Ok(email_form(
             &pre,
@@ -194,19 +192,4 @@ pub async fn reset_password(
         Ok(()) => Ok(Redirect::to("/sign-in?flash=password_reset").into_response()),
         Err(err) => Ok(reset_form(&pre, &form, &FormErrors::from_error(err)?)),
     }
-}
-
-/// As the API's forgot-password and magic-link routes: the per-address throttle, then the address
-/// checked and the link mailed in the background, so the answer is the same whether or not the
-/// address has an account.
-async fn mail_link(state: &AppState, origin: &Origin, email: &str, request: LinkRequest) -> Result<(), ApiError> {
-    let (limiter, detail) = match request {
-        LinkRequest::MagicLink => (&state.limits.magic_link_ip, "Too many sign-in link requests from this address"),
-        LinkRequest::PasswordReset => {
-            (&state.limits.forgot_password_ip, "Too many password reset requests from this address")
-        }
-    };
-    throttle(limiter, origin, detail, state.clock.now_ms()).await?;
-    state.mail_link_in_background(parse_mail_request(email)?, request);
-    Ok(())
 }

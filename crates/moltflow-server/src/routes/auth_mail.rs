@@ -48,14 +48,7 @@ async fn forgot_password(
     meta: Origin,
     JsonBody(req): JsonBody<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
-    throttle(
-        &state.limits.forgot_password_ip,
-        &meta,
-        "Too many password reset requests from this address",
-        state.clock.now_ms(),
-    )
-    .await?;
-    state.mail_link_in_background(parse_mail_request(&req.email)?, LinkRequest::PasswordReset);
+    request_mail_link(&state, &meta, &req.email, LinkRequest::PasswordReset).await?;
     Ok(accepted())
 }
 
@@ -115,14 +108,7 @@ async fn request_magic_link(
     meta: Origin,
     JsonBody(req): JsonBody<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
-    throttle(
-        &state.limits.magic_link_ip,
-        &meta,
-        "Too many sign-in link requests from this address",
-        state.clock.now_ms(),
-    )
-    .await?;
-    state.mail_link_in_background(parse_mail_request(&req.email)?, LinkRequest::MagicLink);
+    request_mail_link(&state, &meta, &req.email, LinkRequest::MagicLink).await?;
     Ok(accepted())
 }
 
@@ -156,4 +142,19 @@ async fn set_password(
 ) -> ApiResult<Json<DoneBody>> {
     state.users().set_password(&principal, req, &meta).await?;
     Ok(done("Your password is set."))
+}
+
+/// A forgot-password or magic-link request, as every way in takes it: the per-address throttle,
+/// then the address checked and the link mailed in the background, so the answer is the same
+/// whether or not the address has an account.
+pub async fn request_mail_link(state: &AppState, origin: &Origin, email: &str, request: LinkRequest) -> ApiResult<()> {
+    let (limiter, detail) = match request {
+        LinkRequest::MagicLink => (&state.limits.magic_link_ip, "Too many sign-in link requests from this address"),
+        LinkRequest::PasswordReset => {
+            (&state.limits.forgot_password_ip, "Too many password reset requests from this address")
+        }
+    };
+    throttle(limiter, origin, detail, state.clock.now_ms()).await?;
+    state.mail_link_in_background(parse_mail_request(email)?, request);
+    Ok(())
 }
