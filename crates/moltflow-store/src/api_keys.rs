@@ -68,6 +68,66 @@ pub async fn list_api_keys(c: &mut impl AsDbConn, tenant_id: &str, created_by: O
     on_conn!(c, c => sqlx::query_as::<_, ApiKeyRow>(SQL).bind(tenant_id).bind(created_by).fetch_all(c).await)
 }
 
+/// Which keys a page lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyStateFilter {
+    #[default]
+    All,
+    /// Neither revoked nor expired at `now`.
+    Active,
+    /// Revoked, or expired at `now`.
+    Inactive,
+}
+
+impl KeyStateFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            KeyStateFilter::All => "all",
+            KeyStateFilter::Active => "active",
+            KeyStateFilter::Inactive => "inactive",
+        }
+    }
+}
+
+/// What a page of keys is cut from.
+#[derive(Clone, Debug, Default)]
+pub struct KeyPageQuery<'a> {
+    /// Only keys created by this user.
+    pub created_by: Option<&'a str>,
+    /// Only keys older than this `(created_at, id)`: the last key of the previous page.
+    pub before: Option<(i64, &'a str)>,
+    /// A `LIKE` pattern (escaped with a backslash) matched against the lower-cased name and the prefix.
+    pub pattern: Option<&'a str>,
+    pub state: KeyStateFilter,
+    /// The time the state filter is judged at.
+    pub now: i64,
+    pub limit: i64,
+}
+
+/// A page of a tenant's keys, newest first (`created_at`, then `id`, both descending).
+#[instrument(skip_all)]
+pub async fn page_api_keys(c: &mut impl AsDbConn, tenant_id: &str, q: &KeyPageQuery<'_>) -> Result<Vec<ApiKeyRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        key_columns!(),
+        " FROM api_keys WHERE tenant_id = $1 AND (CAST($2 AS TEXT) IS NULL OR created_by = $2) \
+         AND (CAST($3 AS BIGINT) IS NULL OR created_at < $3 OR (created_at = $3 AND id < $4)) \
+         AND (CAST($5 AS TEXT) IS NULL OR LOWER(name) LIKE $5 ESCAPE '\\' OR key_prefix LIKE $5 ESCAPE '\\') \
+         AND ($6 = 'all' \
+              OR ($6 = 'active' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $7)) \
+              OR ($6 = 'inactive' AND (revoked_at IS NOT NULL OR expires_at <= $7))) \
+         ORDER BY created_at DESC, id DESC LIMIT $8"
+    );
+    let (before_at, before_id) = match q.before {
+        Some((at, id)) => (Some(at), Some(id)),
+        None => (None, None),
+    };
+    on_conn!(c, c => sqlx::query_as::<_, ApiKeyRow>(SQL)
+        .bind(tenant_id).bind(q.created_by).bind(before_at).bind(before_id).bind(q.pattern)
+        .bind(q.state.as_str()).bind(q.now).bind(q.limit)
+        .fetch_all(c).await)
+}
+
 /// Revokes a live key; false when it was revoked already.
 #[instrument(skip_all)]
 pub async fn revoke_api_key(c: &mut impl AsDbConn, id: &str, at: i64) -> Result<bool> {

@@ -20,11 +20,12 @@ use moltflow_core::secret::new_token;
 use moltflow_types::{ApiKey, ApiKeyWithSecret, CreateApiKeyRequest, RotateApiKeyRequest};
 
 use crate::dashboard::csrf::Signed;
-use crate::dashboard::errors::{PageError, PageResult};
+use crate::dashboard::errors::{PageError, PageResult, encode};
 use crate::dashboard::forms::{Field, FormErrors, csrf_field};
 use crate::dashboard::kit::{self, when, when_or};
 use crate::dashboard::session::{Client, Viewer};
 use crate::extract::QueryParams;
+use crate::services::api_keys::{KeyPage, KeyPageRequest, KeyState};
 use crate::services::failure::Failure;
 use crate::state::AppState;
 
@@ -211,26 +212,130 @@ fn create_form(viewer: &Viewer, form: &CreateForm, errors: &FormErrors) -> Marku
     }
 }
 
+/// Keys shown per page: an agency may hold thousands.
+pub const PAGE_SIZE: i64 = 50;
+
+/// The list's filter and position, from the query string.
+#[derive(Default)]
+struct Listing {
+    search: String,
+    state: String,
+    cursor: String,
+}
+
+impl Listing {
+    fn from_query(q: &QueryParams) -> Listing {
+        let get = |name: &str| q.get(name).map(str::to_owned).unwrap_or_default();
+        Listing { search: get("search"), state: get("state"), cursor: get("cursor") }
+    }
+
+    fn state(&self) -> KeyState {
+        match self.state.as_str() {
+            "active" => KeyState::Active,
+            "inactive" => KeyState::Inactive,
+            _ => KeyState::All,
+        }
+    }
+
+    /// The state as the filter's `<select>` names it ("" for every state).
+    fn state_value(&self) -> &'static str {
+        match self.state() {
+            KeyState::All => "",
+            KeyState::Active => "active",
+            KeyState::Inactive => "inactive",
+        }
+    }
+
+    fn is_filtered(&self) -> bool {
+        !self.search.trim().is_empty() || self.state() != KeyState::All
+    }
+
+    /// `/keys?search=…&state=…` with the filter kept, then `cursor` when given.
+    fn href(&self, cursor: Option<&str>) -> String {
+        let mut parts = Vec::new();
+        if !self.search.trim().is_empty() {
+            parts.push(format!("search={}", encode(self.search.trim())));
+        }
+        if self.state() != KeyState::All {
+            parts.push(format!("state={}", self.state_value()));
+        }
+        if let Some(c) = cursor {
+            parts.push(format!("cursor={}", encode(c)));
+        }
+        if parts.is_empty() { "/keys".to_owned() } else { format!("/keys?{}", parts.join("&")) }
+    }
+}
+
+const STATES: &[(&str, &str)] = &[("", "Every state"), ("active", "Active"), ("inactive", "Revoked or expired")];
+
+fn filter_form(listing: &Listing, errors: &FormErrors) -> Markup {
+    let search_error = errors.field("search");
+    html! {
+        form.inline-form method="get" action="/keys" role="search" aria-label="Filter the keys" {
+            div.field.invalid[search_error.is_some()] {
+                label for="f-search" { "Name or prefix" }
+                input #f-search type="search" name="search" value=(listing.search) maxlength="100"
+                    aria-describedby=[search_error.map(|_| "f-search-error")];
+                @if let Some(m) = search_error { p.field-error #f-search-error { (m) } }
+            }
+            div.field {
+                label for="f-state" { "State" }
+                select #f-state name="state" {
+                    @for (value, label) in STATES { option value=(value) selected[*value == listing.state_value()] { (label) } }
+                }
+            }
+            button type="submit" { "Filter" }
+            @if listing.is_filtered() { " " a href="/keys" { "Show every key" } }
+        }
+        @if let Some(m) = errors.field("cursor") {
+            div.alert.error role="alert" { p { (m) ". " a href=(listing.href(None)) { "Start from the newest keys" } } }
+        }
+    }
+}
+
 async fn render(
     state: &AppState,
     viewer: &Viewer,
+    listing: &Listing,
     form: &CreateForm,
     errors: &FormErrors,
     flash: Option<&str>,
 ) -> PageResult {
-    let keys = state.api_keys().list(&viewer.principal).await?;
+    let request = KeyPageRequest {
+        search: Some(listing.search.as_str()),
+        state: listing.state(),
+        cursor: Some(listing.cursor.as_str()),
+        limit: PAGE_SIZE,
+    };
+    let (page, list_errors) = match state.api_keys().page(&viewer.principal, request).await {
+        Ok(page) => (page, FormErrors::default()),
+        Err(err) => (KeyPage { items: Vec::new(), next_cursor: None }, FormErrors::from_error(err)?),
+    };
     let names = creators(state, viewer).await?;
+    let on_later_page = !listing.cursor.trim().is_empty();
     let body = html! {
         section.card aria-labelledby="keys-title" {
             h2 #keys-title { @if viewer.may("members:manage") { "Your workspace's keys" } @else { "Your keys" } }
-            (list(viewer, &keys, &names))
+            (filter_form(listing, &list_errors))
+            @if page.items.is_empty() && (listing.is_filtered() || on_later_page) {
+                p { "No key matches." }
+            } @else {
+                (list(viewer, &page.items, &names))
+            }
+            @if on_later_page || page.next_cursor.is_some() {
+                nav.actions aria-label="Pages of keys" {
+                    @if on_later_page { a href=(listing.href(None)) { "Newest keys" } }
+                    @if let Some(next) = &page.next_cursor { a href=(listing.href(Some(next))) { "Older keys" } }
+                }
+            }
         }
         section.card aria-labelledby="create-title" {
             h2 #create-title { "Create a key" }
             (create_form(viewer, form, errors))
         }
     };
-    Ok(kit::page(viewer, "/keys", "API keys", flash, errors.status(), body))
+    let status = if errors.is_empty() { list_errors.status() } else { errors.status() };
+    Ok(kit::page(viewer, "/keys", "API keys", flash, status, body))
 }
 
 fn no_key_access(viewer: &Viewer) -> Response {
@@ -242,7 +347,8 @@ pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult
     if !viewer.may("account:manage") {
         return Ok(no_key_access(&viewer));
     }
-    render(&state, &viewer, &CreateForm::default(), &FormErrors::default(), kit::flash(q.get("flash"))).await
+    let listing = Listing::from_query(&q);
+    render(&state, &viewer, &listing, &CreateForm::default(), &FormErrors::default(), kit::flash(q.get("flash"))).await
 }
 
 /// The one page that shows a secret.
@@ -294,7 +400,7 @@ pub async fn create(
             }
         }
     }
-    render(&state, &viewer, &form, &errors, None).await
+    render(&state, &viewer, &Listing::default(), &form, &errors, None).await
 }
 
 async fn visible_key(state: &AppState, viewer: &Viewer, id: &str) -> PageResult<ApiKey> {

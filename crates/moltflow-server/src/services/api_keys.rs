@@ -2,6 +2,8 @@
 //! revoke every key of the tenant; members only their own, and other keys are `404` to them. Only
 //! a key's creator rotates it: a rotation is the one way to another key's secret.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use moltflow_core::api_key::{display_prefix, new_raw_key};
 use moltflow_core::clock::{Clock, DAY_MS, MINUTE_MS, rfc3339};
 use moltflow_core::ids::{is_uuid, new_id};
@@ -9,7 +11,7 @@ use moltflow_core::scope::ScopeSet;
 use moltflow_core::secret::sha256_hex;
 use moltflow_core::{Role, Scope};
 use moltflow_store::api_keys::{
-    ApiKeyRow, find_api_key, insert_api_key, list_api_keys, revoke_api_key, rotate_api_key,
+    ApiKeyRow, KeyPageQuery, find_api_key, insert_api_key, list_api_keys, page_api_keys, revoke_api_key, rotate_api_key,
 };
 use moltflow_types::{ApiKey, ApiKeyWithSecret, CreateApiKeyRequest, RotateApiKeyRequest};
 use serde_json::json;
@@ -54,6 +56,53 @@ fn key_not_found() -> Failure {
     Failure::NotFound("API key")
 }
 
+/// Which keys a page of the list holds (the dashboard's filter).
+pub use moltflow_store::api_keys::KeyStateFilter as KeyState;
+
+/// A page of keys asked for: at most `limit` (the caller bounds it), after the page that ended
+/// at `cursor`, whose name or prefix contains `search` (ignoring case), in `state`.
+#[derive(Clone, Debug, Default)]
+pub struct KeyPageRequest<'a> {
+    pub search: Option<&'a str>,
+    pub state: KeyState,
+    pub cursor: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// A page of keys, newest first; `next_cursor` asks for the page after it.
+#[derive(Clone, Debug)]
+pub struct KeyPage {
+    pub items: Vec<ApiKey>,
+    pub next_cursor: Option<String>,
+}
+
+pub const MAX_SEARCH_CHARS: usize = 100;
+
+/// The cursor of a page is its last key's `(created_at, id)`, opaque to clients.
+fn encode_cursor(row: &ApiKeyRow) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}.{}", row.created_at, row.id))
+}
+
+fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?).ok()?;
+    let (at, id) = text.split_once('.')?;
+    Some((at.parse().ok()?, id.to_owned())).filter(|(_, id)| is_uuid(id))
+}
+
+/// `search` as a `LIKE` pattern: a substring, lower-cased, its wildcards taken literally.
+fn like_pattern(search: &str) -> String {
+    let mut pattern = String::with_capacity(search.len() + 2);
+    pattern.push('%');
+    for ch in search.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// Members see only the keys they created.
 fn visible_creator(p: &Principal) -> Option<&str> {
     (p.role == Role::Member).then_some(p.user.id.as_str())
@@ -71,6 +120,41 @@ impl ApiKeys<'_> {
         let mut conn = self.store.conn().await?;
         let rows = list_api_keys(&mut conn, p.tenant_id(), visible_creator(p)).await?;
         Ok(rows.iter().map(|row| to_dto(row, now)).collect())
+    }
+
+    /// A page of the keys the caller may see, newest first. Issues are at `cursor` and `search`.
+    pub async fn page(&self, p: &Principal, req: KeyPageRequest<'_>) -> Outcome<KeyPage> {
+        let before = match req.cursor.filter(|c| !c.trim().is_empty()) {
+            None => None,
+            Some(raw) => Some(decode_cursor(raw).ok_or_else(|| {
+                Failure::invalid("cursor", "Invalid cursor; use the link to the next page", "value_error")
+            })?),
+        };
+        let search = req.search.map(str::trim).filter(|s| !s.is_empty());
+        if search.is_some_and(|s| s.chars().count() > MAX_SEARCH_CHARS) {
+            return Err(Failure::invalid(
+                "search",
+                format!("String should have at most {MAX_SEARCH_CHARS} characters"),
+                "string_too_long",
+            ));
+        }
+        let pattern = search.map(like_pattern);
+        let now = self.clock.now_ms();
+        let limit = req.limit.max(1);
+        let query = KeyPageQuery {
+            created_by: visible_creator(p),
+            before: before.as_ref().map(|(at, id)| (*at, id.as_str())),
+            pattern: pattern.as_deref(),
+            state: req.state,
+            now,
+            limit: limit + 1,
+        };
+        let mut conn = self.store.conn().await?;
+        let mut rows = page_api_keys(&mut conn, p.tenant_id(), &query).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = if more { rows.last().map(encode_cursor) } else { None };
+        Ok(KeyPage { items: rows.iter().map(|row| to_dto(row, now)).collect(), next_cursor })
     }
 
     /// Another tenant's key, or for a member another user's, is not found.
