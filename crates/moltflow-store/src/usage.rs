@@ -1,7 +1,7 @@
 //! Usage metering: accepted events, daily and monthly sums, gauges, and consume idempotency keys.
 //!
-//! The quota decision is made by the database (`UPDATE … WHERE used + q <= limit`), so it holds
-//! across nodes as well as within one.
+//! A consume batch locks its monthly counters ([`lock_monthly`]) and decides against the locked
+//! totals, so a limit holds across nodes as well as within one.
 
 use std::collections::HashSet;
 
@@ -217,62 +217,6 @@ pub async fn add_monthly(c: &mut impl AsDbConn, sums: &[(MonthlyKey, i64)]) -> R
     Ok(())
 }
 
-/// Counts `quantity` if the counter stays within `limit`; the new total, or `None` when the row
-/// is missing or the limit would be passed. On PostgreSQL the row lock makes concurrent callers
-/// re-check against the committed total, so no two grants can together pass the limit.
-#[instrument(skip_all)]
-pub async fn consume_within_limit(
-    c: &mut impl AsDbConn,
-    k: &MonthlyKey,
-    quantity: i64,
-    limit: i64,
-) -> Result<Option<i64>> {
-    on_conn!(c, c => sqlx::query_scalar::<_, i64>(
-        "UPDATE usage_monthly SET used = used + $4 WHERE tenant_id = $1 AND month = $2 AND metric = $3 \
-         AND used + $4 <= $5 RETURNING used")
-        .bind(&k.tenant_id).bind(&k.month).bind(k.metric).bind(quantity).bind(limit)
-        .fetch_optional(c).await)
-}
-
-/// Counts `quantity` with no limit; the new total.
-#[instrument(skip_all)]
-pub async fn consume_unlimited(c: &mut impl AsDbConn, k: &MonthlyKey, quantity: i64) -> Result<i64> {
-    on_conn!(c, c => sqlx::query_scalar::<_, i64>(
-        "INSERT INTO usage_monthly (tenant_id, month, metric, used) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (tenant_id, month, metric) DO UPDATE SET used = usage_monthly.used + excluded.used RETURNING used")
-        .bind(&k.tenant_id).bind(&k.month).bind(k.metric).bind(quantity)
-        .fetch_one(c).await)
-}
-
-/// Creates the month's counter at `used`; false when it exists already.
-#[instrument(skip_all)]
-pub async fn insert_monthly_if_absent(c: &mut impl AsDbConn, k: &MonthlyKey, used: i64) -> Result<bool> {
-    let n = on_conn!(c, c => sqlx::query(
-        "INSERT INTO usage_monthly (tenant_id, month, metric, used) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (tenant_id, month, metric) DO NOTHING")
-        .bind(&k.tenant_id).bind(&k.month).bind(k.metric).bind(used)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
-}
-
-/// Takes back a grant (an idempotency key turned out to be taken by a concurrent node).
-#[instrument(skip_all)]
-pub async fn unconsume(c: &mut impl AsDbConn, k: &MonthlyKey, quantity: i64) -> Result<()> {
-    on_conn!(c, c => sqlx::query(
-        "UPDATE usage_monthly SET used = used - $4 WHERE tenant_id = $1 AND month = $2 AND metric = $3")
-        .bind(&k.tenant_id).bind(&k.month).bind(k.metric).bind(quantity)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
-}
-
-#[instrument(skip_all)]
-pub async fn monthly_used(c: &mut impl AsDbConn, k: &MonthlyKey) -> Result<Option<i64>> {
-    on_conn!(c, c => sqlx::query_scalar::<_, i64>(
-        "SELECT used FROM usage_monthly WHERE tenant_id = $1 AND month = $2 AND metric = $3")
-        .bind(&k.tenant_id).bind(&k.month).bind(k.metric)
-        .fetch_optional(c).await)
-}
-
 /// The tenant's counters of months `from..=to` (keys compare as text).
 #[instrument(skip_all)]
 pub async fn monthly_between(c: &mut impl AsDbConn, tenant_id: &str, from: &str, to: &str) -> Result<Vec<MonthlyRow>> {
@@ -324,25 +268,229 @@ pub async fn daily_between(
     Ok(DailyFolded(folded.unwrap_or_default()))
 }
 
-#[instrument(skip_all)]
-pub async fn find_consumption(c: &mut impl AsDbConn, tenant_id: &str, key: &str) -> Result<Option<ConsumptionRow>> {
-    on_conn!(c, c => sqlx::query_as::<_, ConsumptionRow>(
-        "SELECT tenant_id, idempotency_key, metric, quantity, used, limit_value, at FROM usage_consumptions \
-         WHERE tenant_id = $1 AND idempotency_key = $2")
-        .bind(tenant_id).bind(key)
-        .fetch_optional(c).await)
+/// A monthly counter as locked by [`lock_monthly`].
+#[derive(Clone, Debug, FromRow)]
+pub struct LockedCounter {
+    pub tenant_id: String,
+    pub month: String,
+    pub metric: String,
+    pub used: i64,
 }
 
-/// Records a granted consume under its key; false when the key was taken meanwhile.
+/// Locks the counters `keys` (distinct, in key order) until the transaction ends, creating the
+/// missing ones at 0, and reads them. A consume batch decides its grants from these values: on
+/// PostgreSQL the row locks make another node's batch wait for this commit and then read the new
+/// totals, so no two nodes can grant past a limit together; on SQLite the writer's transaction
+/// holds the database's write lock. Rows are locked in key order, so concurrent batches cannot
+/// deadlock on them.
 #[instrument(skip_all)]
-pub async fn insert_consumption(c: &mut impl AsDbConn, r: &ConsumptionRow) -> Result<bool> {
-    let n = on_conn!(c, c => sqlx::query(
-        "INSERT INTO usage_consumptions (tenant_id, idempotency_key, metric, quantity, used, limit_value, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING")
-        .bind(&r.tenant_id).bind(&r.idempotency_key).bind(&r.metric).bind(r.quantity).bind(r.used)
-        .bind(r.limit_value).bind(r.at)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+pub async fn lock_monthly(c: &mut impl AsDbConn, keys: &[MonthlyKey]) -> Result<Vec<LockedCounter>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    match c.db_conn() {
+        DbConn::Sqlite(c) => {
+            let mut rows = Vec::with_capacity(keys.len());
+            for k in keys {
+                let row = sqlx::query_as::<_, LockedCounter>(
+                    "INSERT INTO usage_monthly (tenant_id, month, metric, used) VALUES ($1, $2, $3, 0) \
+                     ON CONFLICT (tenant_id, month, metric) DO UPDATE SET used = usage_monthly.used \
+                     RETURNING tenant_id, month, metric, used",
+                )
+                .bind(&k.tenant_id)
+                .bind(&k.month)
+                .bind(k.metric)
+                .fetch_one(&mut *c)
+                .await?;
+                rows.push(row);
+            }
+            Ok(rows)
+        }
+        DbConn::Postgres(c) => {
+            const LOCK: &str = "SELECT m.tenant_id, m.month, m.metric, m.used FROM usage_monthly m \
+                 JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(tenant_id, month, metric) \
+                 ON m.tenant_id = k.tenant_id AND m.month = k.month AND m.metric = k.metric \
+                 ORDER BY m.tenant_id, m.month, m.metric FOR UPDATE OF m";
+            let columns = |keys: &[&MonthlyKey]| {
+                (
+                    keys.iter().map(|k| k.tenant_id.clone()).collect::<Vec<_>>(),
+                    keys.iter().map(|k| k.month.clone()).collect::<Vec<_>>(),
+                    keys.iter().map(|k| k.metric).collect::<Vec<_>>(),
+                )
+            };
+            let all: Vec<&MonthlyKey> = keys.iter().collect();
+            let (t, m, x) = columns(&all);
+            let mut rows: Vec<LockedCounter> =
+                sqlx::query_as(LOCK).bind(&t).bind(&m).bind(&x).fetch_all(&mut *c).await?;
+            if rows.len() < keys.len() {
+                // A new month (or tenant): create the missing counters, then lock those too.
+                let found: HashSet<(&str, &str, &str)> =
+                    rows.iter().map(|r| (r.tenant_id.as_str(), r.month.as_str(), r.metric.as_str())).collect();
+                let missing: Vec<&MonthlyKey> = keys
+                    .iter()
+                    .filter(|k| !found.contains(&(k.tenant_id.as_str(), k.month.as_str(), k.metric)))
+                    .collect();
+                let (t, m, x) = columns(&missing);
+                sqlx::query(
+                    "INSERT INTO usage_monthly (tenant_id, month, metric, used) \
+                     SELECT *, 0 FROM UNNEST($1::text[], $2::text[], $3::text[]) \
+                     ON CONFLICT (tenant_id, month, metric) DO NOTHING",
+                )
+                .bind(&t)
+                .bind(&m)
+                .bind(&x)
+                .execute(&mut *c)
+                .await?;
+                let more: Vec<LockedCounter> =
+                    sqlx::query_as(LOCK).bind(&t).bind(&m).bind(&x).fetch_all(&mut *c).await?;
+                rows.extend(more);
+            }
+            Ok(rows)
+        }
+    }
+}
+
+/// Sets counters locked by [`lock_monthly`] to their new totals; keys must be distinct.
+#[instrument(skip_all)]
+pub async fn set_monthly(c: &mut impl AsDbConn, totals: &[(MonthlyKey, i64)]) -> Result<()> {
+    if totals.is_empty() {
+        return Ok(());
+    }
+    match c.db_conn() {
+        DbConn::Sqlite(c) => {
+            for (k, used) in totals {
+                sqlx::query("UPDATE usage_monthly SET used = $4 WHERE tenant_id = $1 AND month = $2 AND metric = $3")
+                    .bind(&k.tenant_id)
+                    .bind(&k.month)
+                    .bind(k.metric)
+                    .bind(*used)
+                    .execute(&mut *c)
+                    .await?;
+            }
+        }
+        DbConn::Postgres(c) => {
+            sqlx::query(
+                "UPDATE usage_monthly m SET used = v.used \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS v(tenant_id, month, metric, used) \
+                 WHERE m.tenant_id = v.tenant_id AND m.month = v.month AND m.metric = v.metric",
+            )
+            .bind(totals.iter().map(|(k, _)| k.tenant_id.as_str()).collect::<Vec<_>>())
+            .bind(totals.iter().map(|(k, _)| k.month.as_str()).collect::<Vec<_>>())
+            .bind(totals.iter().map(|(k, _)| k.metric).collect::<Vec<_>>())
+            .bind(totals.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+            .execute(c)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The stored consumes of `(tenant_id, idempotency_key)` pairs (those not found are left out).
+#[instrument(skip_all)]
+pub async fn find_consumptions(c: &mut impl AsDbConn, keys: &[(&str, &str)]) -> Result<Vec<ConsumptionRow>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    match c.db_conn() {
+        DbConn::Sqlite(c) => {
+            let mut rows = Vec::new();
+            for (tenant_id, key) in keys {
+                let row = sqlx::query_as::<_, ConsumptionRow>(
+                    "SELECT tenant_id, idempotency_key, metric, quantity, used, limit_value, at \
+                     FROM usage_consumptions WHERE tenant_id = $1 AND idempotency_key = $2",
+                )
+                .bind(tenant_id)
+                .bind(key)
+                .fetch_optional(&mut *c)
+                .await?;
+                rows.extend(row);
+            }
+            Ok(rows)
+        }
+        DbConn::Postgres(c) => Ok(sqlx::query_as::<_, ConsumptionRow>(
+            "SELECT u.tenant_id, u.idempotency_key, u.metric, u.quantity, u.used, u.limit_value, u.at \
+             FROM usage_consumptions u JOIN UNNEST($1::text[], $2::text[]) AS k(tenant_id, idempotency_key) \
+             ON u.tenant_id = k.tenant_id AND u.idempotency_key = k.idempotency_key",
+        )
+        .bind(keys.iter().map(|(t, _)| *t).collect::<Vec<_>>())
+        .bind(keys.iter().map(|(_, k)| *k).collect::<Vec<_>>())
+        .fetch_all(c)
+        .await?),
+    }
+}
+
+/// Records granted consumes under their keys (distinct); the `(tenant_id, idempotency_key)` of
+/// those inserted: a key missing from the answer was taken meanwhile by another node.
+#[instrument(skip_all)]
+pub async fn insert_consumptions(c: &mut impl AsDbConn, rows: &[ConsumptionRow]) -> Result<HashSet<(String, String)>> {
+    if rows.is_empty() {
+        return Ok(HashSet::new());
+    }
+    match c.db_conn() {
+        DbConn::Sqlite(c) => {
+            let mut inserted = HashSet::with_capacity(rows.len());
+            for r in rows {
+                let n = sqlx::query(
+                    "INSERT INTO usage_consumptions (tenant_id, idempotency_key, metric, quantity, used, limit_value, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+                )
+                .bind(&r.tenant_id)
+                .bind(&r.idempotency_key)
+                .bind(&r.metric)
+                .bind(r.quantity)
+                .bind(r.used)
+                .bind(r.limit_value)
+                .bind(r.at)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+                if n == 1 {
+                    inserted.insert((r.tenant_id.clone(), r.idempotency_key.clone()));
+                }
+            }
+            Ok(inserted)
+        }
+        DbConn::Postgres(c) => Ok(sqlx::query_as::<_, (String, String)>(
+            "INSERT INTO usage_consumptions (tenant_id, idempotency_key, metric, quantity, used, limit_value, at) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]) \
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING tenant_id, idempotency_key",
+        )
+        .bind(rows.iter().map(|r| r.tenant_id.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.idempotency_key.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.metric.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.quantity).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.used).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.limit_value).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+        .fetch_all(c)
+        .await?
+        .into_iter()
+        .collect()),
+    }
+}
+
+/// `(tenant_id, plan_id)` of the tenants `ids` (a deleted tenant is left out).
+#[instrument(skip_all)]
+pub async fn tenant_plans(c: &mut impl AsDbConn, ids: &[&str]) -> Result<Vec<(String, String)>> {
+    match c.db_conn() {
+        DbConn::Sqlite(c) => {
+            let mut rows = Vec::with_capacity(ids.len());
+            for id in ids {
+                let row = sqlx::query_as::<_, (String, String)>("SELECT id, plan_id FROM tenants WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                rows.extend(row);
+            }
+            Ok(rows)
+        }
+        DbConn::Postgres(c) => {
+            Ok(sqlx::query_as::<_, (String, String)>("SELECT id, plan_id FROM tenants WHERE id = ANY($1::text[])")
+                .bind(ids)
+                .fetch_all(c)
+                .await?)
+        }
+    }
 }
 
 #[instrument(skip_all)]

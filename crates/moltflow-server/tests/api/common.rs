@@ -100,9 +100,16 @@ impl TestApp {
     /// Another node over this app's PostgreSQL schema (with its own caches and listener), as
     /// when several `moltflow serve` share one database. `None` on SQLite (one node per file).
     pub async fn spawn_peer(&self) -> Option<TestApp> {
+        self.spawn_peer_with(&[]).await
+    }
+
+    /// [`TestApp::spawn_peer`] with settings of its own.
+    pub async fn spawn_peer_with(&self, overrides: &[(&str, &str)]) -> Option<TestApp> {
         self.database.1.as_ref()?;
         // One service behind a load balancer: one public URL (the tokens' issuer).
-        let peer = Self::spawn_on(Some(self.database.clone()), &[("public_url", &self.base)], false, None).await;
+        let mut settings = vec![("public_url", self.base.as_str())];
+        settings.extend_from_slice(overrides);
+        let peer = Self::spawn_on(Some(self.database.clone()), &settings, false, None).await;
         // Both nodes must hear each other before a test changes anything: their listeners connect
         // to PostgreSQL in the background (real time, not the clock's).
         for node in [self, &peer] {

@@ -132,6 +132,53 @@ async fn a_hundred_parallel_consumes_at_the_edge_of_the_limit_never_overshoot() 
 }
 
 #[tokio::test]
+async fn two_nodes_consuming_at_once_never_grant_past_the_limit_nor_count_a_key_twice() {
+    let a = TestApp::spawn_with(&[("rate_limit_scale", "0")]).await;
+    let Some(b) = a.spawn_peer_with(&[("rate_limit_scale", "0")]).await else {
+        eprintln!("note: consumes across nodes need PostgreSQL (MOLTFLOW_TEST_DATABASE_URL): skipped");
+        return;
+    };
+    let (t, _) = owner(&a, "ana@example.com").await; // free: 50 messages a month
+    let node = |i: usize| if i.is_multiple_of(2) { &a } else { &b };
+    // 120 single messages over both nodes, mixed with events reported meanwhile: 50 in all.
+    let one = json!({"metric": "messages", "quantity": 1});
+    let consumes = join_all((0..120).map(|i| node(i).post("/usage/consume", one.clone(), Some(&t))));
+    let events = join_all((0..4).map(|i| {
+        node(i).post(
+            "/usage/events",
+            json!({"events": [{"id": format!("ev-{i}"), "metric": "messages", "quantity": 1}]}),
+            Some(&t),
+        )
+    }));
+    let (answers, reported) = tokio::join!(consumes, events);
+    assert!(reported.iter().all(|r| r.status == 202), "{:?}", reported.iter().map(|r| &r.body).collect::<Vec<_>>());
+    let granted = answers.iter().filter(|r| r.status == 200).count();
+    let refused = answers.iter().filter(|r| r.status == 429 && r.code() == "quota_exceeded").count();
+    assert_eq!(granted + refused, 120, "{:?}", answers.iter().map(|r| &r.body).collect::<Vec<_>>());
+    let used = a.get("/usage/current", Some(&t)).await.body["metrics"]["messages"]["used"].as_u64().unwrap();
+    // Events count whatever the limit; grants only up to it.
+    assert_eq!(used, granted as u64 + 4);
+    assert!((46..=50).contains(&granted), "granted {granted} with 4 events reported meanwhile");
+    let mut totals: Vec<u64> =
+        answers.iter().filter(|r| r.status == 200).map(|r| r.body["used"].as_u64().unwrap()).collect();
+    totals.sort();
+    totals.dedup();
+    assert_eq!(totals.len(), granted, "each grant saw a distinct total");
+
+    // One new key sent to both nodes at once, many times: counted once, every answer the same.
+    let (t2, tenant2) = owner(&a, "bo@example.com").await;
+    set_plan(&a, &tenant2, "starter").await;
+    let body = json!({"metric": "messages", "quantity": 3, "idempotency_key": "campaign-7"});
+    let answers = join_all((0..40).map(|i| node(i).post("/usage/consume", body.clone(), Some(&t2)))).await;
+    assert!(
+        answers.iter().all(|r| r.status == 200 && r.body["used"] == 3),
+        "{:?}",
+        answers.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    assert_eq!(b.get("/usage/current", Some(&t2)).await.body["metrics"]["messages"]["used"], 3);
+}
+
+#[tokio::test]
 async fn bad_consumes_are_refused_and_count_nothing() {
     let app = TestApp::spawn().await;
     let (t, _) = owner(&app, "ana@example.com").await;
