@@ -166,10 +166,19 @@ impl Store {
                 admin.close().await;
                 options = options.options([("search_path", schema)]);
             }
+            let tcp_port = (!options.get_host().starts_with('/')).then(|| options.get_port());
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .acquire_timeout(settings.acquire_timeout)
                 .test_before_acquire(true)
+                .after_connect(move |_, _| {
+                    Box::pin(async move {
+                        if let Some(port) = tcp_port {
+                            crate::nodelay::on_sockets_to(port);
+                        }
+                        Ok(())
+                    })
+                })
                 .connect_with(options.clone())
                 .await?;
             signals = Some(crate::signals::Signals::new(&pool, options).await?);

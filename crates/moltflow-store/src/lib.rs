@@ -11,6 +11,7 @@ pub mod audit;
 pub mod billing;
 mod db;
 mod error;
+mod nodelay;
 pub mod invitations;
 pub mod mail;
 pub mod sessions;
