@@ -11,7 +11,8 @@
 #
 # Knobs: BENCH_SECONDS (10), BENCH_THREADS (2), BENCH_EVENT_CONNECTIONS (8), BENCH_CONSUME_CONNECTIONS (64),
 #        BENCH_READ_CONNECTIONS ("1 8": each read is measured at each count), BENCH_SKIP_BUILD=1, BENCH_KEEP_TMP=1, CARGO_TARGET_DIR, BENCH_PORT (18199),
-#        BENCH_SCENARIOS ("events consume reads": any subset, to measure one change quickly).
+#        BENCH_SCENARIOS ("events consume reads": any subset, to measure one change quickly),
+#        BENCH_PG_SETTINGS (e.g. "synchronous_commit = off": set on the fresh PostgreSQL database).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -50,6 +51,7 @@ BIN=$(realpath -m -- "${CARGO_TARGET_DIR:-target}/release/moltflow")
 if [[ -n $PG_BASE ]]; then
   PG_DB="moltflow_usage_bench_$$"
   psql "$PG_BASE/postgres" -qc "CREATE DATABASE $PG_DB" >/dev/null
+  [[ -n ${BENCH_PG_SETTINGS:-} ]] && psql "$PG_BASE/postgres" -qc "ALTER DATABASE $PG_DB SET $BENCH_PG_SETTINGS" >/dev/null
   DB_URL="$PG_BASE/$PG_DB"
   BACKEND=PostgreSQL
   sql() { psql "$DB_URL" -qAtc "$1"; }
