@@ -1,11 +1,11 @@
 //! The application router: every route under `/api/v2` and at the root, the dashboard's pages,
-//! JSON fallbacks, and the
+//! the fallbacks (JSON, or the dashboard's error page for a browser outside the API), and the
 //! layers every request passes (observation, panic guard, body limit).
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -48,12 +48,24 @@ pub fn panic_guard() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'stati
     CatchPanicLayer::custom(answer as fn(_) -> Response)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found()
+/// A browser that asks for a page outside the API (a mistyped dashboard address, an old link) gets
+/// the dashboard's error page; every other client the API's JSON error.
+fn answer(uri: &Uri, headers: &HeaderMap, api: ApiError, page_detail: &str) -> Response {
+    if dashboard::errors::wants_page(uri, headers) {
+        let page = ApiError::new(api.status, api.code, page_detail);
+        return dashboard::with_secure_headers(dashboard::errors::PageError::Api(page).into_response());
+    }
+    api.into_response()
 }
 
-async fn method_not_allowed() -> Response {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method Not Allowed").into_response()
+// `OriginalUri`: the path as asked, whichever router's fallback answers.
+async fn not_found(OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
+    answer(&uri, &headers, ApiError::not_found(), "There is no page at this address")
+}
+
+pub(crate) async fn method_not_allowed(OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
+    let api = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method Not Allowed");
+    answer(&uri, &headers, api, "This page cannot be used that way")
 }
 
 impl FromRequestParts<AppState> for AppState {

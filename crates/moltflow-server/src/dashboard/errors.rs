@@ -40,6 +40,17 @@ impl From<Failure> for PageError {
     }
 }
 
+/// Whether a request that matched no route came from a browser looking for a page: it asks for
+/// HTML, and not under the API's prefix (an API client gets the contract's JSON whatever it
+/// accepts there).
+pub fn wants_page(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> bool {
+    let accepts_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|part| part.trim().starts_with("text/html")));
+    accepts_html && !uri.path().starts_with("/api/")
+}
+
 /// "Try again in 2 minutes": how long a 429 asks to wait, in words.
 pub fn retry_text(seconds: u64) -> String {
     match seconds {

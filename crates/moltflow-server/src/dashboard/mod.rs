@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit.csv", get(audit_page::csv))
         .route("/docs", get(docs_page::page))
         .route("/assets/{name}", get(assets::serve))
+        .method_not_allowed_fallback(crate::app::method_not_allowed)
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(state)
 }
@@ -88,7 +89,12 @@ pub fn router(state: AppState) -> Router {
 /// either way.
 pub const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
-async fn secure_headers(mut response: Response) -> Response {
+async fn secure_headers(response: Response) -> Response {
+    with_secure_headers(response)
+}
+
+/// `response` with the headers of every dashboard answer (for pages served outside its router).
+pub fn with_secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

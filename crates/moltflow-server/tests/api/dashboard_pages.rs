@@ -43,6 +43,31 @@ async fn every_page_sends_the_security_headers_and_assets_are_immutable() {
 }
 
 #[tokio::test]
+async fn a_browser_at_a_wrong_address_gets_a_page_and_api_clients_keep_their_json() {
+    let app = TestApp::spawn().await;
+    let html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let at = |path: &str| format!("{}{path}", app.base);
+    let get = |path: &str, accept: &str| app.client.get(at(path)).header("accept", accept.to_owned()).send();
+    let page = get("/setings", html).await.unwrap();
+    assert_eq!(page.status(), 404);
+    assert_eq!(page.headers()["content-security-policy"], CSP);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let body = page.text().await.unwrap();
+    assert!(body.starts_with("<!DOCTYPE html>") && body.contains("There is no page at this address."), "{body}");
+    assert!(body.contains("href=\"/\""), "a way back: {body}");
+    let wrong_method = app.client.delete(at("/sign-in")).header("accept", html).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert!(wrong_method.text().await.unwrap().contains("This page cannot be used that way."));
+    // The API answers JSON, to a browser too, and to any client outside the dashboard.
+    for (path, accept) in [("/api/v2/nope", html), ("/setings", "application/json"), ("/setings", "*/*")] {
+        let r = get(path, accept).await.unwrap();
+        assert_eq!(r.status(), 404, "{path} {accept}");
+        let body: serde_json::Value = r.json().await.unwrap_or_else(|e| panic!("{path} {accept}: {e}"));
+        assert_eq!(body["code"], "not_found", "{path} {accept}");
+    }
+}
+
+#[tokio::test]
 async fn a_form_without_its_csrf_token_or_from_another_origin_is_refused_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let mut browser = Browser::new(&app);
