@@ -23,9 +23,9 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -125,7 +125,17 @@ class Harness:
         """Clicks and waits until the next page replaced this one."""
         html = self.find("html")
         element.click()
-        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(html))
+
+        def replaced(_driver):
+            try:
+                html.is_enabled()
+                return False
+            except WebDriverException:
+                # Stale, or (a chromedriver race while the old document goes away) "Node with
+                # given id does not belong to the document": either way the page was replaced.
+                return True
+
+        WebDriverWait(self.driver, 10).until(replaced)
 
     def field_error(self, name):
         found = self.driver.find_elements(By.ID, f"f-{name}-error")

@@ -17,7 +17,7 @@ def run(h):
     check(h, "keys, empty")
 
     # Create: the messaging preset plus usage:write ticked.
-    form = h.find("form[action='/keys']")
+    form = h.find("form[action='/keys'][method='post']")
     form.find_element(By.NAME, "name").send_keys("outreach-bot")
     form.find_element(By.CSS_SELECTOR, "label[for='preset-messaging']").click()
     form.find_element(By.CSS_SELECTOR, "label[for='scope-usage-write']").click()
@@ -41,6 +41,19 @@ def run(h):
     assert secret not in h.driver.page_source
     h.expect_text("outreach-bot")
     check(h, "keys", shot="keys")
+    # The filter finds it by a part of its name, in any case, and says so when nothing matches.
+    search = h.find("#f-search")
+    search.send_keys("OUTREACH")
+    h.click_and_wait(h.find("form[role='search'] button[type=submit]"))
+    assert h.path() == "/keys?search=OUTREACH&state=", h.path()
+    assert len(h.driver.find_elements(By.CSS_SELECTOR, "table.keys tbody tr")) == 1
+    search = h.find("#f-search")
+    search.clear()
+    search.send_keys("nobody-named-this")
+    h.click_and_wait(h.find("form[role='search'] button[type=submit]"))
+    h.expect_text("No key matches.")
+    check(h, "keys, filtered to nothing")
+    h.get("/keys")
     h.driver.back()
     assert secret not in h.driver.page_source, "going back does not show the secret"
 
