@@ -40,6 +40,9 @@ pub struct Store {
 }
 
 /// A connection borrowed from the pool for a few statements outside a transaction.
+/// How long a PostgreSQL connection may sit in the pool before it is pinged when borrowed.
+pub const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 pub enum Conn {
     Sqlite(PoolConnection<Sqlite>),
     Postgres(PoolConnection<Postgres>),
@@ -132,9 +135,12 @@ impl Store {
     /// Opens the database with `settings`; on PostgreSQL `schema` (when given) is created and
     /// made the search path of every connection, which gives each test a database of its own.
     ///
-    /// A connection is checked (a ping) before it is lent out, so connections broken by a
-    /// database restart are replaced instead of failing a request, and the pool heals on its own
-    /// once the database is back.
+    /// A PostgreSQL connection idle for [`PING_AFTER_IDLE`] or longer is checked (a ping) before
+    /// it is lent out, so connections broken by a database restart are replaced instead of
+    /// failing a request, and the pool heals on its own once the database is back. One used
+    /// moments ago is lent without a ping: sqlx pings every connection as it comes back to the
+    /// pool (and closes it if that fails), so a busy pool holds no connection that failed its
+    /// last use, and a ping on every borrow cost each request a round trip.
     pub async fn connect_with(url: &str, settings: PoolSettings, schema: Option<&str>) -> anyhow::Result<Store> {
         let max_connections = settings.max_connections;
         let mut signals = None;
@@ -170,7 +176,15 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .acquire_timeout(settings.acquire_timeout)
-                .test_before_acquire(true)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_AFTER_IDLE {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .after_connect(move |_, _| {
                     Box::pin(async move {
                         if let Some(port) = tcp_port {
