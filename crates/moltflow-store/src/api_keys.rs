@@ -96,7 +96,8 @@ pub struct KeyPageQuery<'a> {
     pub created_by: Option<&'a str>,
     /// Only keys older than this `(created_at, id)`: the last key of the previous page.
     pub before: Option<(i64, &'a str)>,
-    /// A `LIKE` pattern (escaped with a backslash) matched against the lower-cased name and the prefix.
+    /// A lower-case `LIKE` pattern (escaped with a backslash) matched against the lower-cased name
+    /// and prefix.
     pub pattern: Option<&'a str>,
     pub state: KeyStateFilter,
     /// The time the state filter is judged at.
@@ -112,7 +113,7 @@ pub async fn page_api_keys(c: &mut impl AsDbConn, tenant_id: &str, q: &KeyPageQu
         key_columns!(),
         " FROM api_keys WHERE tenant_id = $1 AND (CAST($2 AS TEXT) IS NULL OR created_by = $2) \
          AND (CAST($3 AS BIGINT) IS NULL OR created_at < $3 OR (created_at = $3 AND id < $4)) \
-         AND (CAST($5 AS TEXT) IS NULL OR LOWER(name) LIKE $5 ESCAPE '\\' OR key_prefix LIKE $5 ESCAPE '\\') \
+         AND (CAST($5 AS TEXT) IS NULL OR LOWER(name) LIKE $5 ESCAPE '\\' OR LOWER(key_prefix) LIKE $5 ESCAPE '\\') \
          AND ($6 = 'all' \
               OR ($6 = 'active' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $7)) \
               OR ($6 = 'inactive' AND (revoked_at IS NOT NULL OR expires_at <= $7))) \

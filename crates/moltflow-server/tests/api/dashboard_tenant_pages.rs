@@ -241,7 +241,8 @@ async fn a_new_keys_secret_appears_exactly_once() {
     assert!(after.html.contains("shown once and cannot be shown again") && secrets(&after.html).is_empty());
 }
 
-/// `count` keys of the user `email`, named `client-00`, `client-01`, … (the higher, the newer);
+/// `count` keys of the user `email`, named `client-00`, `client-01`, … (the higher, the newer),
+/// with prefixes `mf_Live0000`, `mf_Live0001`, …;
 /// every tenth (`client-00`, `client-10`, …) revoked.
 async fn stored_keys(app: &TestApp, email: &str, count: usize) {
     for i in 0..count {
@@ -250,7 +251,7 @@ async fn stored_keys(app: &TestApp, email: &str, count: usize) {
             .execute_raw(&format!(
                 "INSERT INTO api_keys (id, tenant_id, created_by, name, key_prefix, key_hash, scopes, created_at, \
                  revoked_at) SELECT '00000000-0000-7000-8000-{i:012}', tenant_id, id, 'client-{i:02}', \
-                 'mf_live_{i:04}', 'hash-{i}', 'usage:read', {}, {revoked} FROM users WHERE email = '{email}'",
+                 'mf_Live{i:04}', 'hash-{i}', 'usage:read', {}, {revoked} FROM users WHERE email = '{email}'",
                 1_700_000_000_000_i64 + i as i64
             ))
             .await
@@ -293,8 +294,11 @@ async fn an_agency_with_many_keys_pages_through_them_and_filters_by_name_and_sta
     let found = web.get("/keys?search=CLIENT-5").await;
     assert_eq!(listed_keys(&found.html).len(), 10, "client-50 … client-59");
     assert!(found.html.contains("value=\"CLIENT-5\""), "the search box keeps what was typed");
-    // The prefix too; and wildcards are taken as typed, not as patterns.
-    assert_eq!(listed_keys(&web.get("/keys?search=mf_live_0042").await.html), ["client-42"]);
+    // The prefix too (secrets mix cases; a search ignores case); and wildcards are taken as
+    // typed, not as patterns.
+    assert_eq!(listed_keys(&web.get("/keys?search=mf_LIVE0042").await.html), ["client-42"]);
+    assert!(web.get("/keys?search=mf%5FLive0042").await.html.contains("client-42"));
+    assert!(web.get("/keys?search=mf_Live_042").await.html.contains("No key matches."), "`_` is no wildcard");
     let none = web.get("/keys?search=%25").await;
     assert!(none.html.contains("No key matches.") && !none.html.contains(">API keys</caption>"), "{}", none.html);
 
