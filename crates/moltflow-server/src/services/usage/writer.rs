@@ -14,7 +14,7 @@
 //! requests race, and a batch costs a handful of statements whatever its size (one round trip
 //! per consume kept PostgreSQL at a third of SQLite's pace).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use moltflow_core::clock::now_ms;
@@ -262,11 +262,13 @@ async fn apply(store: &Store, plans: &PlanCatalogue, jobs: &[Job]) -> moltflow_s
             }
         });
     }
-    let rows: Vec<ConsumptionRow> = keyed.iter().map(|(_, row)| row.clone()).collect();
+    let (indexes, rows): (Vec<usize>, Vec<ConsumptionRow>) = keyed.into_iter().unzip();
     let inserted = insert_consumptions(&mut tx, &rows).await?;
-    let taken: Vec<(usize, ConsumptionRow)> = keyed
+    let inserted: HashSet<(&str, &str)> = inserted.iter().map(|(t, k)| (t.as_str(), k.as_str())).collect();
+    let taken: Vec<(usize, &ConsumptionRow)> = indexes
         .into_iter()
-        .filter(|(_, r)| !inserted.contains(&(r.tenant_id.clone(), r.idempotency_key.clone())))
+        .zip(&rows)
+        .filter(|(_, r)| !inserted.contains(&(r.tenant_id.as_str(), r.idempotency_key.as_str())))
         .collect();
     if !taken.is_empty() {
         // Another node granted the same key meanwhile: count it once, and answer its grant.
@@ -355,16 +357,16 @@ impl Counters {
         }
         let keys: Vec<MonthlyKey> = keys.into_iter().collect();
         let rows = lock_monthly(tx, &keys).await?;
+        // By key, not a search per key: a batch of 100 tenants locks hundreds of counters.
+        let found: HashMap<(&str, &str, &str), i64> =
+            rows.iter().map(|r| ((r.tenant_id.as_str(), r.month.as_str(), r.metric.as_str()), r.used)).collect();
         let mut locked = HashMap::with_capacity(keys.len());
-        for key in keys {
-            let used = rows
-                .iter()
-                .find(|r| r.tenant_id == key.tenant_id && r.month == key.month && r.metric == key.metric)
-                .map(|r| r.used)
-                .ok_or_else(|| {
+        for key in &keys {
+            let used =
+                found.get(&(key.tenant_id.as_str(), key.month.as_str(), key.metric)).copied().ok_or_else(|| {
                     moltflow_store::StoreError::corrupt(format!("usage_monthly: counter {key:?} not locked"))
                 })?;
-            locked.insert(key, used);
+            locked.insert(key.clone(), used);
         }
         Ok(Counters { locked, changed: BTreeSet::new(), added: BTreeMap::new() })
     }
