@@ -2,8 +2,6 @@
 //! revoke every key of the tenant; members only their own, and other keys are `404` to them. Only
 //! a key's creator rotates it: a rotation is the one way to another key's secret.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use moltflow_core::api_key::{display_prefix, new_raw_key};
 use moltflow_core::clock::{Clock, DAY_MS, MINUTE_MS, rfc3339};
 use moltflow_core::ids::{is_uuid, new_id};
@@ -21,6 +19,7 @@ use moltflow_store::Store;
 use crate::auth::cache::AuthCache;
 use crate::auth::revocation::Invalidation;
 use crate::services::audit::{self, Actor, Entry};
+use crate::services::cursor;
 use crate::services::failure::{Failure, Issues, Outcome, check_name};
 use crate::services::origin::Origin;
 use crate::services::principal::Principal;
@@ -78,13 +77,13 @@ pub struct KeyPage {
 
 pub const MAX_SEARCH_CHARS: usize = 100;
 
-/// The cursor of a page is its last key's `(created_at, id)`, opaque to clients.
-fn encode_cursor(row: &ApiKeyRow) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}.{}", row.created_at, row.id))
+/// The position in a page cursor is its last key's `created_at.id`.
+fn position(row: &ApiKeyRow) -> String {
+    format!("{}.{}", row.created_at, row.id)
 }
 
-fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?).ok()?;
+fn decode_cursor(c: &str) -> Option<(i64, String)> {
+    let text = cursor::decode(c)?;
     let (at, id) = text.split_once('.')?;
     Some((at.parse().ok()?, id.to_owned())).filter(|(_, id)| is_uuid(id))
 }
@@ -126,9 +125,7 @@ impl ApiKeys<'_> {
     pub async fn page(&self, p: &Principal, req: KeyPageRequest<'_>) -> Outcome<KeyPage> {
         let before = match req.cursor.filter(|c| !c.trim().is_empty()) {
             None => None,
-            Some(raw) => Some(decode_cursor(raw).ok_or_else(|| {
-                Failure::invalid("cursor", "Invalid cursor; use the link to the next page", "value_error")
-            })?),
+            Some(raw) => Some(decode_cursor(raw).ok_or_else(|| cursor::invalid("use the link to the next page"))?),
         };
         let search = req.search.map(str::trim).filter(|s| !s.is_empty());
         if search.is_some_and(|s| s.chars().count() > MAX_SEARCH_CHARS) {
@@ -151,9 +148,7 @@ impl ApiKeys<'_> {
         };
         let mut conn = self.store.conn().await?;
         let mut rows = page_api_keys(&mut conn, p.tenant_id(), &query).await?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let next_cursor = if more { rows.last().map(encode_cursor) } else { None };
+        let next_cursor = cursor::cut(&mut rows, limit, position);
         Ok(KeyPage { items: rows.iter().map(|row| to_dto(row, now)).collect(), next_cursor })
     }
 

@@ -1,8 +1,6 @@
 //! Writing audit entries, inside the transaction of the change they record (or, for records of
 //! a refusal that changed nothing, through the background queue of `audit_queue`).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use moltflow_core::clock::rfc3339;
 use moltflow_core::ids::{is_uuid, new_id};
 use moltflow_store::audit::{AuditRow, insert_audit, list_audit};
@@ -10,6 +8,7 @@ use moltflow_store::{AsDbConn, Store};
 use moltflow_types::{AuditActor, AuditEntry, AuditPage};
 use serde_json::Value;
 
+use crate::services::cursor;
 use crate::services::failure::{Failure, Outcome};
 use crate::services::origin::Origin;
 use crate::services::principal::Principal;
@@ -71,13 +70,9 @@ fn details_text(details: Value, meta: &Origin) -> String {
     details.to_string()
 }
 
-/// The cursor of a page is the last entry's id, opaque to clients.
-fn encode_cursor(id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(id)
-}
-
-fn decode_cursor(cursor: &str) -> Option<String> {
-    URL_SAFE_NO_PAD.decode(cursor.trim()).ok().and_then(|b| String::from_utf8(b).ok()).filter(|id| is_uuid(id))
+/// The position in a page cursor is the last entry's id.
+fn decode_cursor(c: &str) -> Option<String> {
+    cursor::decode(c).filter(|id| is_uuid(id))
 }
 
 impl AuditLog<'_> {
@@ -94,9 +89,9 @@ impl AuditLog<'_> {
         // One issue at a time, cursor first, as the API has always answered.
         let before = match cursor.filter(|c| !c.is_empty()) {
             None => None,
-            Some(raw) => Some(decode_cursor(raw).ok_or_else(|| {
-                Failure::invalid("cursor", "Invalid cursor; use next_cursor from a previous page", "value_error")
-            })?),
+            Some(raw) => {
+                Some(decode_cursor(raw).ok_or_else(|| cursor::invalid("use next_cursor from a previous page"))?)
+            }
         };
         if action.is_some_and(|a| a.chars().count() > 100) {
             return Err(Failure::invalid("action", "String should have at most 100 characters", "string_too_long"));
@@ -104,9 +99,7 @@ impl AuditLog<'_> {
         let action = action.filter(|a| !a.is_empty());
         let mut conn = self.store.conn().await?;
         let mut rows = list_audit(&mut conn, p.tenant_id(), before.as_deref(), action, limit + 1).await?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let next_cursor = if more { rows.last().map(|r| encode_cursor(&r.id)) } else { None };
+        let next_cursor = cursor::cut(&mut rows, limit, |r| r.id.clone());
         let items = rows
             .into_iter()
             .map(|r| AuditEntry {

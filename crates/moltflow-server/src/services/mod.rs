@@ -8,6 +8,7 @@ pub mod audit;
 pub mod audit_queue;
 pub mod auth;
 pub mod billing;
+pub mod cursor;
 pub mod failure;
 pub mod invitations;
 pub mod mailing;
