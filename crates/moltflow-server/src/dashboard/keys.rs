@@ -219,27 +219,25 @@ pub const PAGE_SIZE: i64 = 50;
 #[derive(Default)]
 struct Listing {
     search: String,
-    state: String,
+    /// Any other value of `state` lists every key, as the `<select>`'s first option does.
+    state: KeyState,
     cursor: String,
 }
 
 impl Listing {
     fn from_query(q: &QueryParams) -> Listing {
         let get = |name: &str| q.get(name).map(str::to_owned).unwrap_or_default();
-        Listing { search: get("search"), state: get("state"), cursor: get("cursor") }
-    }
-
-    fn state(&self) -> KeyState {
-        match self.state.as_str() {
-            "active" => KeyState::Active,
-            "inactive" => KeyState::Inactive,
+        let state = match q.get("state") {
+            Some("active") => KeyState::Active,
+            Some("inactive") => KeyState::Inactive,
             _ => KeyState::All,
-        }
+        };
+        Listing { search: get("search"), state, cursor: get("cursor") }
     }
 
     /// The state as the filter's `<select>` names it ("" for every state).
     fn state_value(&self) -> &'static str {
-        match self.state() {
+        match self.state {
             KeyState::All => "",
             KeyState::Active => "active",
             KeyState::Inactive => "inactive",
@@ -247,7 +245,7 @@ impl Listing {
     }
 
     fn is_filtered(&self) -> bool {
-        !self.search.trim().is_empty() || self.state() != KeyState::All
+        !self.search.trim().is_empty() || self.state != KeyState::All
     }
 
     /// `/keys?search=…&state=…` with the filter kept, then `cursor` when given.
@@ -256,7 +254,7 @@ impl Listing {
         if !self.search.trim().is_empty() {
             parts.push(format!("search={}", encode(self.search.trim())));
         }
-        if self.state() != KeyState::All {
+        if self.state != KeyState::All {
             parts.push(format!("state={}", self.state_value()));
         }
         if let Some(c) = cursor {
@@ -303,7 +301,7 @@ async fn render(
 ) -> PageResult {
     let request = KeyPageRequest {
         search: Some(listing.search.as_str()),
-        state: listing.state(),
+        state: listing.state,
         cursor: Some(listing.cursor.as_str()),
         limit: PAGE_SIZE,
     };
