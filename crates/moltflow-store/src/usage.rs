@@ -179,7 +179,7 @@ fn events_json(events: &[EventRow]) -> String {
 
 /// Adds to daily sums; keys must be distinct (PostgreSQL refuses to update one row twice).
 #[instrument(skip_all)]
-pub async fn add_daily(c: &mut impl AsDbConn, sums: &[(DailyKey, i64)]) -> Result<()> {
+async fn add_daily(c: &mut impl AsDbConn, sums: &[(DailyKey, i64)]) -> Result<()> {
     for chunk in sums.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO usage_daily (tenant_id, day, session_id, metric, quantity) VALUES {} \
@@ -268,21 +268,24 @@ pub async fn daily_between(
     Ok(DailyFolded(folded.unwrap_or_default()))
 }
 
-/// A monthly counter as locked by [`lock_monthly`].
+/// A monthly counter as locked by [`lock_monthly`], with its tenant's plan as of the lock (`None`:
+/// the tenant is gone).
 #[derive(Clone, Debug, FromRow)]
 pub struct LockedCounter {
     pub tenant_id: String,
     pub month: String,
     pub metric: String,
     pub used: i64,
+    pub plan_id: Option<String>,
 }
 
 /// Locks the counters `keys` (distinct, in key order) until the transaction ends, creating the
-/// missing ones at 0, and reads them. A consume batch decides its grants from these values: on
-/// PostgreSQL the row locks make another node's batch wait for this commit and then read the new
-/// totals, so no two nodes can grant past a limit together; on SQLite the writer's transaction
-/// holds the database's write lock. Rows are locked in key order, so concurrent batches cannot
-/// deadlock on them.
+/// missing ones at 0, and reads them with their tenants' plans. A consume batch decides its
+/// grants from these values: on PostgreSQL the row locks make another node's batch wait for this
+/// commit and then read the new totals, so no two nodes can grant past a limit together; on
+/// SQLite the writer's transaction holds the database's write lock. Rows are locked in key order,
+/// so concurrent batches cannot deadlock on them. On PostgreSQL this is one statement once the
+/// month's counters exist (each round trip of a batch is paid by every request waiting on it).
 #[instrument(skip_all)]
 pub async fn lock_monthly(c: &mut impl AsDbConn, keys: &[MonthlyKey]) -> Result<Vec<LockedCounter>> {
     if keys.is_empty() {
@@ -295,7 +298,8 @@ pub async fn lock_monthly(c: &mut impl AsDbConn, keys: &[MonthlyKey]) -> Result<
                 let row = sqlx::query_as::<_, LockedCounter>(
                     "INSERT INTO usage_monthly (tenant_id, month, metric, used) VALUES ($1, $2, $3, 0) \
                      ON CONFLICT (tenant_id, month, metric) DO UPDATE SET used = usage_monthly.used \
-                     RETURNING tenant_id, month, metric, used",
+                     RETURNING tenant_id, month, metric, used, \
+                     (SELECT plan_id FROM tenants WHERE id = usage_monthly.tenant_id) AS plan_id",
                 )
                 .bind(&k.tenant_id)
                 .bind(&k.month)
@@ -307,17 +311,18 @@ pub async fn lock_monthly(c: &mut impl AsDbConn, keys: &[MonthlyKey]) -> Result<
             Ok(rows)
         }
         DbConn::Postgres(c) => {
-            const LOCK: &str = "SELECT m.tenant_id, m.month, m.metric, m.used FROM usage_monthly m \
+            const LOCK: &str = "SELECT m.tenant_id, m.month, m.metric, m.used, t.plan_id FROM usage_monthly m \
                  JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(tenant_id, month, metric) \
                  ON m.tenant_id = k.tenant_id AND m.month = k.month AND m.metric = k.metric \
+                 LEFT JOIN tenants t ON t.id = m.tenant_id \
                  ORDER BY m.tenant_id, m.month, m.metric FOR UPDATE OF m";
-            let columns = |keys: &[&MonthlyKey]| {
+            fn columns<'a>(keys: &[&'a MonthlyKey]) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'static str>) {
                 (
-                    keys.iter().map(|k| k.tenant_id.clone()).collect::<Vec<_>>(),
-                    keys.iter().map(|k| k.month.clone()).collect::<Vec<_>>(),
+                    keys.iter().map(|k| k.tenant_id.as_str()).collect::<Vec<_>>(),
+                    keys.iter().map(|k| k.month.as_str()).collect::<Vec<_>>(),
                     keys.iter().map(|k| k.metric).collect::<Vec<_>>(),
                 )
-            };
+            }
             let all: Vec<&MonthlyKey> = keys.iter().collect();
             let (t, m, x) = columns(&all);
             let mut rows: Vec<LockedCounter> =
@@ -350,39 +355,68 @@ pub async fn lock_monthly(c: &mut impl AsDbConn, keys: &[MonthlyKey]) -> Result<
     }
 }
 
-/// Sets counters locked by [`lock_monthly`] to their new totals; keys must be distinct.
+/// What a usage batch writes once it has decided: the new totals of the counters it locked
+/// ([`lock_monthly`]), additions to monthly counters it did not lock (reported events), and
+/// additions to daily sums. Keys are distinct within each list, and no key is both set and added.
+#[derive(Debug, Default)]
+pub struct SumWrites {
+    pub set_monthly: Vec<(MonthlyKey, i64)>,
+    pub add_monthly: Vec<(MonthlyKey, i64)>,
+    pub add_daily: Vec<(DailyKey, i64)>,
+}
+
+/// Writes a batch's sums: on PostgreSQL in ONE statement (a data-modifying `WITH` per table,
+/// arrays per column, so the text never changes and stays prepared); on SQLite, in process, a
+/// statement per list.
 #[instrument(skip_all)]
-pub async fn set_monthly(c: &mut impl AsDbConn, totals: &[(MonthlyKey, i64)]) -> Result<()> {
-    if totals.is_empty() {
+pub async fn write_sums(c: &mut impl AsDbConn, w: &SumWrites) -> Result<()> {
+    if w.set_monthly.is_empty() && w.add_monthly.is_empty() && w.add_daily.is_empty() {
         return Ok(());
     }
-    match c.db_conn() {
-        DbConn::Sqlite(c) => {
-            for (k, used) in totals {
-                sqlx::query("UPDATE usage_monthly SET used = $4 WHERE tenant_id = $1 AND month = $2 AND metric = $3")
-                    .bind(&k.tenant_id)
-                    .bind(&k.month)
-                    .bind(k.metric)
-                    .bind(*used)
-                    .execute(&mut *c)
-                    .await?;
-            }
-        }
-        DbConn::Postgres(c) => {
-            sqlx::query(
-                "UPDATE usage_monthly m SET used = v.used \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS v(tenant_id, month, metric, used) \
-                 WHERE m.tenant_id = v.tenant_id AND m.month = v.month AND m.metric = v.metric",
+    if let DbConn::Postgres(c) = c.db_conn() {
+        let (set, add, daily) = (&w.set_monthly, &w.add_monthly, &w.add_daily);
+        sqlx::query(
+                "WITH set_monthly AS ( \
+                   UPDATE usage_monthly m SET used = v.used \
+                   FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS v(tenant_id, month, metric, used) \
+                   WHERE m.tenant_id = v.tenant_id AND m.month = v.month AND m.metric = v.metric), \
+                 add_monthly AS ( \
+                   INSERT INTO usage_monthly (tenant_id, month, metric, used) \
+                   SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::int8[]) \
+                   ON CONFLICT (tenant_id, month, metric) DO UPDATE SET used = usage_monthly.used + excluded.used) \
+                 INSERT INTO usage_daily (tenant_id, day, session_id, metric, quantity) \
+                 SELECT * FROM UNNEST($9::text[], $10::text[], $11::text[], $12::text[], $13::int8[]) \
+                 ON CONFLICT (tenant_id, day, session_id, metric) DO UPDATE SET quantity = usage_daily.quantity + excluded.quantity",
             )
-            .bind(totals.iter().map(|(k, _)| k.tenant_id.as_str()).collect::<Vec<_>>())
-            .bind(totals.iter().map(|(k, _)| k.month.as_str()).collect::<Vec<_>>())
-            .bind(totals.iter().map(|(k, _)| k.metric).collect::<Vec<_>>())
-            .bind(totals.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+            .bind(set.iter().map(|(k, _)| k.tenant_id.as_str()).collect::<Vec<_>>())
+            .bind(set.iter().map(|(k, _)| k.month.as_str()).collect::<Vec<_>>())
+            .bind(set.iter().map(|(k, _)| k.metric).collect::<Vec<_>>())
+            .bind(set.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+            .bind(add.iter().map(|(k, _)| k.tenant_id.as_str()).collect::<Vec<_>>())
+            .bind(add.iter().map(|(k, _)| k.month.as_str()).collect::<Vec<_>>())
+            .bind(add.iter().map(|(k, _)| k.metric).collect::<Vec<_>>())
+            .bind(add.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+            .bind(daily.iter().map(|(k, _)| k.tenant_id.as_str()).collect::<Vec<_>>())
+            .bind(daily.iter().map(|(k, _)| k.day.as_str()).collect::<Vec<_>>())
+            .bind(daily.iter().map(|(k, _)| k.session_id.as_str()).collect::<Vec<_>>())
+            .bind(daily.iter().map(|(k, _)| k.metric).collect::<Vec<_>>())
+            .bind(daily.iter().map(|(_, n)| *n).collect::<Vec<_>>())
             .execute(c)
             .await?;
-        }
+        return Ok(());
     }
-    Ok(())
+    for (k, used) in &w.set_monthly {
+        on_conn!(c, c => sqlx::query("UPDATE usage_monthly SET used = $4 WHERE tenant_id = $1 AND month = $2 AND metric = $3")
+            .bind(&k.tenant_id)
+            .bind(&k.month)
+            .bind(k.metric)
+            .bind(*used)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    add_monthly(c, &w.add_monthly).await?;
+    add_daily(c, &w.add_daily).await
 }
 
 /// The stored consumes of `(tenant_id, idempotency_key)` pairs (those not found are left out).
@@ -466,30 +500,6 @@ pub async fn insert_consumptions(c: &mut impl AsDbConn, rows: &[ConsumptionRow])
         .await?
         .into_iter()
         .collect()),
-    }
-}
-
-/// `(tenant_id, plan_id)` of the tenants `ids` (a deleted tenant is left out).
-#[instrument(skip_all)]
-pub async fn tenant_plans(c: &mut impl AsDbConn, ids: &[&str]) -> Result<Vec<(String, String)>> {
-    match c.db_conn() {
-        DbConn::Sqlite(c) => {
-            let mut rows = Vec::with_capacity(ids.len());
-            for id in ids {
-                let row = sqlx::query_as::<_, (String, String)>("SELECT id, plan_id FROM tenants WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *c)
-                    .await?;
-                rows.extend(row);
-            }
-            Ok(rows)
-        }
-        DbConn::Postgres(c) => {
-            Ok(sqlx::query_as::<_, (String, String)>("SELECT id, plan_id FROM tenants WHERE id = ANY($1::text[])")
-                .bind(ids)
-                .fetch_all(c)
-                .await?)
-        }
     }
 }
 

@@ -22,8 +22,8 @@ use moltflow_core::period::{Day, Month};
 use moltflow_core::plan::{DEFAULT_PLAN, Limits, PlanCatalogue};
 use moltflow_core::usage::Metric;
 use moltflow_store::usage::{
-    ConsumptionRow, DailyKey, EventRow, MonthlyKey, add_daily, add_monthly, find_consumptions, insert_consumptions,
-    insert_events, lock_monthly, set_monthly, tenant_plans,
+    ConsumptionRow, DailyKey, EventRow, MonthlyKey, SumWrites, find_consumptions, insert_consumptions, insert_events,
+    lock_monthly, write_sums,
 };
 use moltflow_store::{Backend, Store, Tx};
 
@@ -222,7 +222,7 @@ async fn apply(store: &Store, plans: &PlanCatalogue, jobs: &[Job]) -> moltflow_s
     let month = Month::of_ms(now);
     let mut tx = store.begin().await?;
     let mut counters = Counters::lock(&mut tx, jobs, &month).await?;
-    let limits = batch_limits(&mut tx, plans, jobs).await?;
+    let limits = counters.limits(plans);
     let mut stored = stored_consumptions(&mut tx, jobs).await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     // Daily sums of the whole batch (events and grants), written once at the end: nothing reads
@@ -296,11 +296,10 @@ async fn apply(store: &Store, plans: &PlanCatalogue, jobs: &[Job]) -> moltflow_s
             }
         }
     }
-    counters.write(&mut tx).await?;
     daily.retain(|_, n| *n != 0);
     let touched: Touched =
         daily.keys().map(|k| (k.tenant_id.clone(), k.day.get(..7).unwrap_or(&k.day).to_owned())).collect();
-    add_daily(&mut tx, &daily.into_iter().collect::<Vec<_>>()).await?;
+    write_sums(&mut tx, &counters.into_writes(daily.into_iter().collect())).await?;
     tx.commit().await?;
     Ok((outcomes, touched))
 }
@@ -321,6 +320,8 @@ fn grant_day(job: &ConsumeJob, now: i64) -> DailyKey {
 struct Counters {
     /// Locked totals, as changed by the batch so far.
     locked: HashMap<MonthlyKey, i64>,
+    /// The plan of each tenant with a locked counter, read with the lock (`None`: tenant gone).
+    plans: HashMap<String, Option<String>>,
     changed: BTreeSet<MonthlyKey>,
     /// Additions to counters not locked.
     added: BTreeMap<MonthlyKey, i64>,
@@ -360,6 +361,8 @@ impl Counters {
         // By key, not a search per key: a batch of 100 tenants locks hundreds of counters.
         let found: HashMap<(&str, &str, &str), i64> =
             rows.iter().map(|r| ((r.tenant_id.as_str(), r.month.as_str(), r.metric.as_str()), r.used)).collect();
+        let plans: HashMap<String, Option<String>> =
+            rows.iter().map(|r| (r.tenant_id.clone(), r.plan_id.clone())).collect();
         let mut locked = HashMap::with_capacity(keys.len());
         for key in &keys {
             let used =
@@ -368,7 +371,7 @@ impl Counters {
                 })?;
             locked.insert(key.clone(), used);
         }
-        Ok(Counters { locked, changed: BTreeSet::new(), added: BTreeMap::new() })
+        Ok(Counters { locked, plans, changed: BTreeSet::new(), added: BTreeMap::new() })
     }
 
     fn used(&self, key: &MonthlyKey) -> i64 {
@@ -385,10 +388,29 @@ impl Counters {
         }
     }
 
-    /// Writes the new totals of the locked counters and the additions to the others, in key
-    /// order.
-    async fn write(self, tx: &mut Tx) -> moltflow_store::Result<()> {
-        let totals: Vec<(MonthlyKey, i64)> = self
+    /// The plan limits of every tenant with a locked counter (every tenant that consumes in the
+    /// batch), as of the lock: a plan change counts from the next batch.
+    fn limits(&self, plans: &PlanCatalogue) -> HashMap<String, Limits> {
+        self.plans
+            .iter()
+            .map(|(tenant_id, plan_id)| {
+                let plan_id = plan_id.as_deref().unwrap_or(DEFAULT_PLAN);
+                let plan = plans.get(plan_id).or_else(|| {
+                    tracing::warn!(
+                        plan_id,
+                        "tenant on a plan missing from the catalogue; applying the default plan's limits"
+                    );
+                    plans.get(DEFAULT_PLAN)
+                });
+                (tenant_id.clone(), plan.map(|p| p.limits.clone()).unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// What the batch writes: the new totals of the locked counters that changed and the
+    /// additions to the others, in key order, with the batch's daily sums.
+    fn into_writes(self, add_daily: Vec<(DailyKey, i64)>) -> SumWrites {
+        let set_monthly = self
             .changed
             .into_iter()
             .map(|k| {
@@ -396,8 +418,7 @@ impl Counters {
                 (k, n)
             })
             .collect();
-        set_monthly(tx, &totals).await?;
-        add_monthly(tx, &self.added.into_iter().filter(|(_, n)| *n != 0).collect::<Vec<_>>()).await
+        SumWrites { set_monthly, add_monthly: self.added.into_iter().filter(|(_, n)| *n != 0).collect(), add_daily }
     }
 }
 
@@ -415,41 +436,6 @@ fn decide(counters: &mut Counters, job: &ConsumeJob, limits: &Limits, month: &Mo
             ConsumeOutcome::Granted { used: used + job.quantity, limit }
         }
     }
-}
-
-/// The plan limits of every tenant that consumes in the batch, as of this transaction: a plan
-/// change counts from the next batch.
-async fn batch_limits(
-    tx: &mut Tx,
-    plans: &PlanCatalogue,
-    jobs: &[Job],
-) -> moltflow_store::Result<HashMap<String, Limits>> {
-    let tenants: BTreeSet<&str> = jobs
-        .iter()
-        .filter_map(|j| match j {
-            Job::Consume(job, _) => Some(job.tenant_id.as_str()),
-            Job::Events(..) => None,
-        })
-        .collect();
-    if tenants.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let ids: Vec<&str> = tenants.iter().copied().collect();
-    let found = tenant_plans(tx, &ids).await?;
-    Ok(ids
-        .into_iter()
-        .map(|id| {
-            let plan_id = found.iter().find(|(t, _)| t == id).map_or(DEFAULT_PLAN, |(_, p)| p.as_str());
-            let plan = plans.get(plan_id).or_else(|| {
-                tracing::warn!(
-                    plan_id,
-                    "tenant on a plan missing from the catalogue; applying the default plan's limits"
-                );
-                plans.get(DEFAULT_PLAN)
-            });
-            (id.to_owned(), plan.map(|p| p.limits.clone()).unwrap_or_default())
-        })
-        .collect())
 }
 
 /// The consumes stored before this batch under the idempotency keys it carries. Read after the
