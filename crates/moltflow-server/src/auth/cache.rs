@@ -27,9 +27,20 @@ const STATE_TTL: Duration = Duration::from_secs(1);
 const MAX_RELOADS: usize = 3;
 const STATE_TTL_MS: i64 = STATE_TTL.as_millis() as i64;
 
+/// Age at which the next request reads a state again for everyone, while the others keep using
+/// it: a state in use is replaced before it expires, so no request waits for a database read on a
+/// busy session or key (64 requests in flight on one key all waited for it once a second), and
+/// none is ever answered from a state older than [`STATE_TTL`].
+const REFRESH_AFTER_MS: i64 = STATE_TTL_MS * 3 / 4;
+
 /// Whether a state loaded at `loaded_at` is still trusted at `now` (a clock set back reloads too).
 fn fresh(loaded_at: i64, now: i64) -> bool {
     (0..STATE_TTL_MS).contains(&(now - loaded_at))
+}
+
+/// Whether a trusted state is old enough to be read again ahead of its expiry.
+fn due_for_refresh(loaded_at: i64, now: i64) -> bool {
+    now - loaded_at >= REFRESH_AFTER_MS
 }
 /// How long a key secret that authenticated stays known valid after its last load, for the
 /// failed-authentication throttle (a key in use is loaded again every second).
@@ -54,6 +65,8 @@ pub struct SessionState {
     stamp: Stamp,
     /// When this state was read from the database (clock time).
     loaded_at: i64,
+    /// Taken by the one request that reads this state again ahead of its expiry.
+    refreshing: AtomicBool,
 }
 
 impl SessionState {
@@ -92,6 +105,8 @@ pub struct KeyState {
     stamp: Stamp,
     /// When this state was read from the database (clock time).
     loaded_at: i64,
+    /// Taken by the one request that reads this state again ahead of its expiry.
+    refreshing: AtomicBool,
 }
 
 fn key_dependencies<'a>(key: &'a KeyState, hash: &'a str) -> Dependencies<'a> {
@@ -165,6 +180,14 @@ impl AuthCache {
             let state =
                 self.sessions.try_get_with_by_ref(session_id, self.load_session(store, session_id, now)).await?;
             if fresh(state.loaded_at, now) && self.staleness.is_current(&state.stamp, state.dependencies(session_id)) {
+                if due_for_refresh(state.loaded_at, now) && !state.refreshing.swap(true, Ordering::AcqRel) {
+                    // A failed read leaves the current state until it expires; the read after
+                    // that reports the failure.
+                    if let Ok(next) = self.load_session(store, session_id, now).await {
+                        self.sessions.insert(session_id.to_owned(), next.clone()).await;
+                        return Ok(next);
+                    }
+                }
                 return Ok(state);
             }
             self.sessions.invalidate(session_id).await;
@@ -187,6 +210,7 @@ impl AuthCache {
                 me_body,
                 stamp,
                 loaded_at,
+                refreshing: AtomicBool::new(false),
             }));
         };
         let member = load_member(&mut conn, &session.user_id).await?;
@@ -198,6 +222,7 @@ impl AuthCache {
             me_body: MeBody::default(),
             stamp,
             loaded_at: now,
+            refreshing: AtomicBool::new(false),
         }))
     }
 
@@ -209,6 +234,13 @@ impl AuthCache {
                 return Ok(None);
             };
             if fresh(state.loaded_at, now) && self.staleness.is_current(&state.stamp, key_dependencies(&state, hash)) {
+                if due_for_refresh(state.loaded_at, now) && !state.refreshing.swap(true, Ordering::AcqRel) {
+                    // As for sessions; a key deleted meanwhile is cached as unknown.
+                    if let Ok(next) = self.load_key(store, hash, now).await {
+                        self.keys.insert(hash.to_owned(), next.clone()).await;
+                        return Ok(next);
+                    }
+                }
                 return Ok(Some(state));
             }
             self.keys.invalidate(hash).await;
@@ -240,6 +272,7 @@ impl AuthCache {
             tenant_id: row.tenant_id,
             stamp,
             loaded_at: now,
+            refreshing: AtomicBool::new(false),
         })))
     }
 

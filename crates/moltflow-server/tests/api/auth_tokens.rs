@@ -127,3 +127,53 @@ async fn an_access_token_expires_after_thirty_minutes_and_the_refresh_token_carr
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     assert_eq!(app.get("/auth/me", Some(&token(&refreshed.body, "access_token"))).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_key_in_use_is_read_again_before_its_state_expires_and_a_change_is_seen_within_the_second() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("ana@example.com").await;
+    let key =
+        app.create_key(&token(&pair, "access_token"), &["account:read"]).await["raw_key"].as_str().unwrap().to_owned();
+    let me = || app.with_key(reqwest::Method::GET, "/auth/me", &key, None);
+    let lookups = || app.state.auth_cache.key_lookups();
+
+    assert_eq!(me().await.status, 200);
+    let first = lookups();
+    app.advance(Duration::from_millis(500));
+    assert_eq!(me().await.status, 200);
+    assert_eq!(lookups(), first, "a state younger than the refresh age is used as is");
+
+    // Three quarters of a second old: the next request reads it again for the others...
+    app.advance(Duration::from_millis(300));
+    assert_eq!(me().await.status, 200);
+    assert_eq!(lookups(), first + 1);
+    // ...so at 1.2 s after the first read, past the state's one-second life, nobody reads or waits.
+    app.advance(Duration::from_millis(400));
+    assert_eq!(me().await.status, 200);
+    assert_eq!(me().await.status, 200);
+    assert_eq!(lookups(), first + 1);
+
+    // A change made behind the cache's back (another node, no signal) is seen within the second.
+    app.store.execute_raw("UPDATE api_keys SET revoked_at = 1").await.unwrap();
+    app.advance(Duration::from_millis(300));
+    assert_eq!(me().await.status, 200, "the state read at 0.8 s is trusted until 1.8 s");
+    app.advance(Duration::from_millis(300));
+    me().await.assert(401, "invalid_api_key");
+}
+
+#[tokio::test]
+async fn a_session_in_use_is_read_again_before_its_state_expires_and_a_deleted_user_is_refused_within_the_second() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("ana@example.com").await;
+    let at = token(&pair, "access_token");
+    assert_eq!(app.get("/auth/me", Some(&at)).await.status, 200);
+    app.advance(Duration::from_millis(800));
+    assert_eq!(app.get("/auth/me", Some(&at)).await.status, 200);
+    // Read again at 0.8 s: the deletion at 0.9 s is seen by 1.8 s at the latest, not before.
+    app.advance(Duration::from_millis(100));
+    app.store.execute_raw("DELETE FROM users").await.unwrap();
+    app.advance(Duration::from_millis(400));
+    assert_eq!(app.get("/auth/me", Some(&at)).await.status, 200, "the state read at 0.8 s is trusted");
+    app.advance(Duration::from_millis(500));
+    app.get("/auth/me", Some(&at)).await.assert(401, "invalid_token");
+}
