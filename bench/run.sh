@@ -46,6 +46,7 @@ REGISTER_BODY="{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\",\"full_name\":\"
 # Filled in as the run goes.
 TMP=$(mktemp -d -t moltflow-bench.XXXXXX)
 SERVER_PID='' SERVER_RC='' BG_PID='' BASE='' TOKEN='' API_KEY='' BIN='' LOAD_BEFORE=''
+BARE_BIN='' BARE_PID=''
 READY_MS='' IDLE_RSS_MB='' LOADED_RSS_MB='' PEAK_RSS_MB='' ARGON_RATE='' ARGON_THREADS=''
 declare -a SERVER_ENV=()
 declare -a ORDER=()
@@ -71,14 +72,19 @@ build() {
   if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     log "cargo build --release -p moltflow (CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target})"
     cargo build --release -p moltflow
+    cargo build --release -p moltflow-server --example bare_key_server
   fi
   BIN=$(realpath -m -- "${CARGO_TARGET_DIR:-target}/release/moltflow")
+  BARE_BIN=$(realpath -m -- "${CARGO_TARGET_DIR:-target}/release/examples/bare_key_server")
   [[ -x $BIN ]] || die "no binary at $BIN"
+  [[ -x $BARE_BIN ]] || die "no binary at $BARE_BIN (cargo build --release -p moltflow-server --example bare_key_server)"
 }
 
 # First port from BENCH_PORT up that nothing answers on (a refused connect means free).
-pick_port() {
-  local first=${BENCH_PORT:-18099} p
+pick_port() { pick_port_after $((${BENCH_PORT:-18099} - 1)); }
+
+pick_port_after() { # port -> first free port above it
+  local first=$(($1 + 1)) p
   for ((p = first; p < first + 50; p++)); do
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
@@ -158,6 +164,7 @@ stop_server() {
 cleanup() {
   local rc=$?
   if [[ -n $BG_PID ]]; then kill "$BG_PID" 2>/dev/null || true; fi
+  if [[ -n $BARE_PID ]]; then kill "$BARE_PID" 2>/dev/null || true; fi
   stop_server || true
   if ((rc != 0)) && [[ -s $TMP/server.log ]]; then
     echo "--- last lines of the server log ($TMP/server.log) ---" >&2
@@ -314,6 +321,25 @@ PY
   log "api key created; $(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM api_keys").fetchone()[0])' "$TMP/bench.db") keys in the database"
 }
 
+# The yardstick of the API-key path: a bare axum server answering the same body for the same key
+# (crates/moltflow-server/examples/bare_key_server.rs), measured like a scenario of this run.
+bare_key_scenario() {
+  local port main_base=$BASE
+  curl -fsS -H "X-API-Key: $API_KEY" "$BASE/api/v2/auth/me" >"$TMP/me_key.json" || die "/auth/me with the key failed"
+  port=$(pick_port_after "${BASE##*:}")
+  "$BARE_BIN" "127.0.0.1:$port" "$API_KEY" "$TMP/me_key.json" >"$TMP/bare.log" 2>&1 &
+  BARE_PID=$!
+  BASE=http://127.0.0.1:$port
+  until curl -fs -o /dev/null -H "X-API-Key: $API_KEY" "$BASE/api/v2/auth/me"; do
+    alive "$BARE_PID" || die "bare_key_server exited: $(cat "$TMP/bare.log")"
+    sleep 0.05
+  done
+  scenario bare_key_server GET /api/v2/auth/me "X-API-Key: $API_KEY"
+  kill "$BARE_PID" 2>/dev/null || true
+  wait "$BARE_PID" 2>/dev/null || true
+  BARE_PID='' BASE=$main_base
+}
+
 # Unrecorded short runs so the first measured scenario does not pay for cold caches and pools.
 warmup() {
   ((WARMUP > 0)) || return 0
@@ -329,6 +355,7 @@ run_scenarios() {
   scenario healthz GET /healthz
   scenario me GET /api/v2/auth/me "$bearer"
   scenario me_api_key GET /api/v2/auth/me "X-API-Key: $API_KEY"
+  bare_key_scenario
   # The raw rate is measured right before the login run (server idle, same moment's machine
   # load), so the login ÷ raw ratio compares like with like on a noisy machine.
   hash_bench
@@ -419,6 +446,8 @@ summary() {
   echo "|---|---:|---:|:---:|"
   check '`/auth/me` ÷ `/healthz` throughput' "$(ratio "${RPS[me]}" "${RPS[healthz]}")" '>=' 0.70 ''
   check '`/auth/me` (API key, 100,000 keys stored) ÷ `/healthz`' "$(ratio "${RPS[me_api_key]}" "${RPS[healthz]}")" '>=' 0.70 ''
+  check '`/auth/me` (API key) ÷ a bare axum server hashing the key into a map' "$(ratio "${RPS[me_api_key]}" "${RPS[bare_key_server]}")" '>=' 0.70 ''
+  check '`/auth/me` (API key) ÷ `/auth/me` (bearer)' "$(ratio "${RPS[me_api_key]}" "${RPS[me]}")" '>=' 1.00 ''
   check '`/auth/me` (API key) p99' "${P99[me_api_key]}" '<' 5 ' ms'
   check 'login ÷ raw Argon2id verify rate' "$(ratio "${RPS[login]}" "$ARGON_RATE")" '>=' 0.80 ''
   check '`/auth/me` p99 during login flood' "${P99[me_during_login_flood]}" '<' 10 ' ms'
