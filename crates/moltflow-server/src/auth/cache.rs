@@ -32,6 +32,9 @@ const STATE_TTL_MS: i64 = STATE_TTL.as_millis() as i64;
 /// busy session or key (64 requests in flight on one key all waited for it once a second), and
 /// none is ever answered from a state older than [`STATE_TTL`].
 const REFRESH_AFTER_MS: i64 = STATE_TTL_MS * 3 / 4;
+/// How long the refreshing request waits for that read (real time) before it answers from the
+/// state it has: a slow or unreachable database must not hold a request whose state is valid.
+const REFRESH_WAIT: Duration = Duration::from_millis(250);
 
 /// Whether a state loaded at `loaded_at` is still trusted at `now` (a clock set back reloads too).
 fn fresh(loaded_at: i64, now: i64) -> bool {
@@ -200,9 +203,11 @@ impl AuthCache {
                 self.sessions.try_get_with_by_ref(session_id, self.load_session(store, session_id, now)).await?;
             if fresh(state.loaded_at, now) && self.staleness.is_current(&state.stamp, state.dependencies(session_id)) {
                 if due_for_refresh(state.loaded_at, now) && !state.refreshing.swap(true, Ordering::AcqRel) {
-                    // A failed read leaves the current state until it expires; the read after
-                    // that reports the failure.
-                    if let Ok(next) = self.load_session(store, session_id, now).await {
+                    // A failed or slow read leaves the current state until it expires; the read
+                    // after that reports the failure.
+                    if let Ok(Ok(next)) =
+                        tokio::time::timeout(REFRESH_WAIT, self.load_session(store, session_id, now)).await
+                    {
                         self.sessions.insert(session_id.to_owned(), next.clone()).await;
                         return Ok(next);
                     }
@@ -277,7 +282,7 @@ impl AuthCache {
             if fresh(state.loaded_at, now) && self.staleness.is_current(&state.stamp, key_dependencies(&state, hash)) {
                 if due_for_refresh(state.loaded_at, now) && !state.refreshing.swap(true, Ordering::AcqRel) {
                     // As for sessions; a key deleted meanwhile is cached as unknown.
-                    if let Ok(next) = self.load_key(store, hash, now).await {
+                    if let Ok(Ok(next)) = tokio::time::timeout(REFRESH_WAIT, self.load_key(store, hash, now)).await {
                         self.keys.insert(hash.to_owned(), next.clone()).await;
                         return Ok(next);
                     }

@@ -259,3 +259,27 @@ async fn postgres_stopping_mid_load_answers_503_fast_recovers_within_5_s_and_los
     assert!(stored(used("messages")).await as usize >= events.len());
     assert!(stored(used("ai_replies")).await as usize >= consumes.len());
 }
+
+#[tokio::test]
+async fn a_database_that_hangs_does_not_hold_a_request_whose_cached_session_is_still_valid() {
+    let Ok(database_url) = std::env::var("MOLTFLOW_TEST_DATABASE_URL") else {
+        eprintln!("note: PostgreSQL hang test skipped (MOLTFLOW_TEST_DATABASE_URL is unset)");
+        return;
+    };
+    let proxy = crate::tcp_proxy::TcpProxy::start(upstream_of(&database_url)).await;
+    let mut via_proxy = url::Url::parse(&database_url).expect("url");
+    via_proxy.set_host(Some("127.0.0.1")).expect("host");
+    via_proxy.set_port(Some(proxy.addr.port())).expect("port");
+    let app = TestApp::spawn_with(&[("database_url", via_proxy.as_str()), ("rate_limit_scale", "0")]).await;
+    let (access, _) = owner(&app, "hang@example.com").await;
+    assert_eq!(app.get("/auth/me", Some(&access)).await.status, 200);
+
+    // The database stops answering (connections stay open); the session state read just now is
+    // due for its read-ahead at 0.75 s, and still valid for the request that does it.
+    proxy.stall();
+    app.advance(Duration::from_millis(800));
+    let answered = tokio::time::timeout(Duration::from_secs(5), app.get("/auth/me", Some(&access))).await;
+    proxy.restore();
+    let me = answered.expect("a request with a valid cached session waited on a database that hangs");
+    assert_eq!(me.status, 200, "{}", me.body);
+}
