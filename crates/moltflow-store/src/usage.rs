@@ -365,9 +365,9 @@ pub struct SumWrites {
     pub add_daily: Vec<(DailyKey, i64)>,
 }
 
-/// Writes a batch's sums: on PostgreSQL in ONE statement (a data-modifying `WITH` per table,
-/// arrays per column, so the text never changes and stays prepared); on SQLite, in process, a
-/// statement per list.
+/// Writes a batch's sums: on PostgreSQL in two statements, the monthly counters then the daily
+/// sums (arrays per column, so their text never changes and stays prepared); on SQLite, in
+/// process, a statement per list.
 #[instrument(skip_all)]
 pub async fn write_sums(c: &mut impl AsDbConn, w: &SumWrites) -> Result<()> {
     if w.set_monthly.is_empty() && w.add_monthly.is_empty() && w.add_daily.is_empty() {
@@ -375,34 +375,43 @@ pub async fn write_sums(c: &mut impl AsDbConn, w: &SumWrites) -> Result<()> {
     }
     if let DbConn::Postgres(c) = c.db_conn() {
         let (set, add, daily) = (&w.set_monthly, &w.add_monthly, &w.add_daily);
+        // Monthly counters first, daily sums after, in two statements: every batch on every node
+        // takes row locks in that order, so batches cannot deadlock. (Within one statement the
+        // order is not ours: PostgreSQL runs a `WITH` nobody reads after the main query.) The
+        // `UPDATE` of counters this batch locked waits for nobody, whenever it runs.
         sqlx::query(
-                "WITH set_monthly AS ( \
-                   UPDATE usage_monthly m SET used = v.used \
-                   FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS v(tenant_id, month, metric, used) \
-                   WHERE m.tenant_id = v.tenant_id AND m.month = v.month AND m.metric = v.metric), \
-                 add_monthly AS ( \
-                   INSERT INTO usage_monthly (tenant_id, month, metric, used) \
-                   SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::int8[]) \
-                   ON CONFLICT (tenant_id, month, metric) DO UPDATE SET used = usage_monthly.used + excluded.used) \
-                 INSERT INTO usage_daily (tenant_id, day, session_id, metric, quantity) \
-                 SELECT * FROM UNNEST($9::text[], $10::text[], $11::text[], $12::text[], $13::int8[]) \
+            "WITH set_monthly AS ( \
+               UPDATE usage_monthly m SET used = v.used \
+               FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS v(tenant_id, month, metric, used) \
+               WHERE m.tenant_id = v.tenant_id AND m.month = v.month AND m.metric = v.metric) \
+             INSERT INTO usage_monthly (tenant_id, month, metric, used) \
+             SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::int8[]) \
+             ON CONFLICT (tenant_id, month, metric) DO UPDATE SET used = usage_monthly.used + excluded.used",
+        )
+        .bind(set.iter().map(|(k, _)| k.tenant_id.as_str()).collect::<Vec<_>>())
+        .bind(set.iter().map(|(k, _)| k.month.as_str()).collect::<Vec<_>>())
+        .bind(set.iter().map(|(k, _)| k.metric).collect::<Vec<_>>())
+        .bind(set.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+        .bind(add.iter().map(|(k, _)| k.tenant_id.as_str()).collect::<Vec<_>>())
+        .bind(add.iter().map(|(k, _)| k.month.as_str()).collect::<Vec<_>>())
+        .bind(add.iter().map(|(k, _)| k.metric).collect::<Vec<_>>())
+        .bind(add.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+        .execute(&mut *c)
+        .await?;
+        if !daily.is_empty() {
+            sqlx::query(
+                "INSERT INTO usage_daily (tenant_id, day, session_id, metric, quantity) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) \
                  ON CONFLICT (tenant_id, day, session_id, metric) DO UPDATE SET quantity = usage_daily.quantity + excluded.quantity",
             )
-            .bind(set.iter().map(|(k, _)| k.tenant_id.as_str()).collect::<Vec<_>>())
-            .bind(set.iter().map(|(k, _)| k.month.as_str()).collect::<Vec<_>>())
-            .bind(set.iter().map(|(k, _)| k.metric).collect::<Vec<_>>())
-            .bind(set.iter().map(|(_, n)| *n).collect::<Vec<_>>())
-            .bind(add.iter().map(|(k, _)| k.tenant_id.as_str()).collect::<Vec<_>>())
-            .bind(add.iter().map(|(k, _)| k.month.as_str()).collect::<Vec<_>>())
-            .bind(add.iter().map(|(k, _)| k.metric).collect::<Vec<_>>())
-            .bind(add.iter().map(|(_, n)| *n).collect::<Vec<_>>())
             .bind(daily.iter().map(|(k, _)| k.tenant_id.as_str()).collect::<Vec<_>>())
             .bind(daily.iter().map(|(k, _)| k.day.as_str()).collect::<Vec<_>>())
             .bind(daily.iter().map(|(k, _)| k.session_id.as_str()).collect::<Vec<_>>())
             .bind(daily.iter().map(|(k, _)| k.metric).collect::<Vec<_>>())
             .bind(daily.iter().map(|(_, n)| *n).collect::<Vec<_>>())
-            .execute(c)
+            .execute(&mut *c)
             .await?;
+        }
         return Ok(());
     }
     for (k, used) in &w.set_monthly {
