@@ -1,6 +1,7 @@
 //! `POST /usage/events`: batches counted once per event id, and bad batches refused whole.
 
 use moltflow_core::clock::{DAY_MS, MINUTE_MS, now_ms, rfc3339};
+use moltflow_core::period::Month;
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, owner, token};
@@ -19,9 +20,12 @@ async fn used(app: &TestApp, token: &str, metric: &str) -> u64 {
 async fn events_count_once_per_id_and_replays_are_duplicates() {
     let app = TestApp::spawn().await;
     let (t, _) = owner(&app, "ana@example.com").await;
+    // A minute ago, unless that was last month (the first minute of a month): this month's count.
+    let now = now_ms();
+    let earlier = if Month::of_ms(now - MINUTE_MS) == Month::of_ms(now) { now - MINUTE_MS } else { now };
     let batch = json!({"events": [
         {"id": "e1", "metric": "messages", "quantity": 3, "session_id": "wa-1"},
-        {"id": "e2", "metric": "messages", "quantity": 2, "session_id": "wa-2", "timestamp": rfc3339(now_ms() - MINUTE_MS)},
+        {"id": "e2", "metric": "messages", "quantity": 2, "session_id": "wa-2", "timestamp": rfc3339(earlier)},
         {"id": "e3", "metric": "ai_replies", "quantity": 1},
     ]});
     let r = app.post("/usage/events", batch.clone(), Some(&t)).await;
