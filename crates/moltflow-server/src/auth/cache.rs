@@ -36,14 +36,35 @@ const REFRESH_AFTER_MS: i64 = STATE_TTL_MS * 3 / 4;
 /// state it has: a slow or unreachable database must not hold a request whose state is valid.
 const REFRESH_WAIT: Duration = Duration::from_millis(250);
 
-/// Whether a state loaded at `loaded_at` is still trusted at `now` (a clock set back reloads too).
-fn fresh(loaded_at: i64, now: i64) -> bool {
-    (0..STATE_TTL_MS).contains(&(now - loaded_at))
+/// When a cached state was read (clock time, and the change generation its read began at), and
+/// whether a request is reading it again.
+#[derive(Debug)]
+struct Reading {
+    stamp: Stamp,
+    at: i64,
+    /// Taken by the one request that reads the state again ahead of its expiry.
+    refreshing: AtomicBool,
 }
 
-/// Whether a trusted state is old enough to be read again ahead of its expiry.
-fn due_for_refresh(loaded_at: i64, now: i64) -> bool {
-    now - loaded_at >= REFRESH_AFTER_MS
+impl Reading {
+    fn new(stamp: Stamp, at: i64) -> Reading {
+        Reading { stamp, at, refreshing: AtomicBool::new(false) }
+    }
+
+    /// Whether the caller is the one request to read the state again.
+    fn claim_refresh(&self) -> bool {
+        !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// What a request may do with a cached state.
+#[derive(Debug, PartialEq, Eq)]
+enum Usable {
+    AsIs,
+    /// Trusted, and old enough to be read again ahead of its expiry.
+    RefreshAhead,
+    /// Expired (a clock set back too), or stale after a change: read it again before use.
+    Reload,
 }
 /// How long a key secret that authenticated stays known valid after its last load, for the
 /// failed-authentication throttle (a key in use is loaded again every second).
@@ -65,11 +86,7 @@ pub struct SessionState {
     pub created_at: i64,
     /// The `/auth/me` body of this state, rendered on first use.
     pub me_body: MeBody,
-    stamp: Stamp,
-    /// When this state was read from the database (clock time).
-    loaded_at: i64,
-    /// Taken by the one request that reads this state again ahead of its expiry.
-    refreshing: AtomicBool,
+    reading: Reading,
 }
 
 impl SessionState {
@@ -105,11 +122,7 @@ pub struct KeyState {
     pub me_body: MeBody,
     /// Whether a success with this state has been noted among the known-valid keys.
     pub noted_valid: AtomicBool,
-    stamp: Stamp,
-    /// When this state was read from the database (clock time).
-    loaded_at: i64,
-    /// Taken by the one request that reads this state again ahead of its expiry.
-    refreshing: AtomicBool,
+    reading: Reading,
 }
 
 fn key_dependencies<'a>(key: &'a KeyState, hash: &'a str) -> Dependencies<'a> {
@@ -162,6 +175,18 @@ async fn load_member(c: &mut impl AsDbConn, user_id: &str) -> Result<Option<Memb
 }
 
 impl AuthCache {
+    /// What a request at `now` may do with a state read as `reading`.
+    fn usable(&self, reading: &Reading, dependencies: Dependencies<'_>, now: i64) -> Usable {
+        let age = now - reading.at;
+        if !(0..STATE_TTL_MS).contains(&age) || !self.staleness.is_current(&reading.stamp, dependencies) {
+            Usable::Reload
+        } else if age >= REFRESH_AFTER_MS {
+            Usable::RefreshAhead
+        } else {
+            Usable::AsIs
+        }
+    }
+
     /// Claims of a token verified before, if it has not expired since.
     pub fn verified_token(&self, token: &str, now: i64) -> Option<Arc<Claims>> {
         self.tokens.get(token).filter(|c| c.exp * 1000 > now)
@@ -183,9 +208,7 @@ impl AuthCache {
         // every request moved through its callers' futures even when the state was cached
         // (memmove was the largest cost of a key-authenticated `/auth/me`); the rest is boxed.
         if let Some(state) = self.sessions.get(session_id).await
-            && fresh(state.loaded_at, now)
-            && !due_for_refresh(state.loaded_at, now)
-            && self.staleness.is_current(&state.stamp, state.dependencies(session_id))
+            && self.usable(&state.reading, state.dependencies(session_id), now) == Usable::AsIs
         {
             return Ok(state);
         }
@@ -201,8 +224,9 @@ impl AuthCache {
         for _ in 0..MAX_RELOADS {
             let state =
                 self.sessions.try_get_with_by_ref(session_id, self.load_session(store, session_id, now)).await?;
-            if fresh(state.loaded_at, now) && self.staleness.is_current(&state.stamp, state.dependencies(session_id)) {
-                if due_for_refresh(state.loaded_at, now) && !state.refreshing.swap(true, Ordering::AcqRel) {
+            let usable = self.usable(&state.reading, state.dependencies(session_id), now);
+            if usable != Usable::Reload {
+                if usable == Usable::RefreshAhead && state.reading.claim_refresh() {
                     // A failed or slow read leaves the current state until it expires; the read
                     // after that reports the failure.
                     if let Ok(Ok(next)) =
@@ -232,9 +256,7 @@ impl AuthCache {
                 method,
                 created_at: 0,
                 me_body,
-                stamp,
-                loaded_at,
-                refreshing: AtomicBool::new(false),
+                reading: Reading::new(stamp, loaded_at),
             }));
         };
         let member = load_member(&mut conn, &session.user_id).await?;
@@ -244,9 +266,7 @@ impl AuthCache {
             method: session.method,
             created_at: session.created_at,
             me_body: MeBody::default(),
-            stamp,
-            loaded_at: now,
-            refreshing: AtomicBool::new(false),
+            reading: Reading::new(stamp, now),
         }))
     }
 
@@ -256,11 +276,7 @@ impl AuthCache {
         match self.keys.get(hash).await {
             // No key has this hash: no change can give it one (secrets are random and new).
             Some(None) => return Ok(None),
-            Some(Some(state))
-                if fresh(state.loaded_at, now)
-                    && !due_for_refresh(state.loaded_at, now)
-                    && self.staleness.is_current(&state.stamp, key_dependencies(&state, hash)) =>
-            {
+            Some(Some(state)) if self.usable(&state.reading, key_dependencies(&state, hash), now) == Usable::AsIs => {
                 return Ok(Some(state));
             }
             _ => {}
@@ -279,8 +295,9 @@ impl AuthCache {
             let Some(state) = self.keys.try_get_with_by_ref(hash, self.load_key(store, hash, now)).await? else {
                 return Ok(None);
             };
-            if fresh(state.loaded_at, now) && self.staleness.is_current(&state.stamp, key_dependencies(&state, hash)) {
-                if due_for_refresh(state.loaded_at, now) && !state.refreshing.swap(true, Ordering::AcqRel) {
+            let usable = self.usable(&state.reading, key_dependencies(&state, hash), now);
+            if usable != Usable::Reload {
+                if usable == Usable::RefreshAhead && state.reading.claim_refresh() {
                     // As for sessions; a key deleted meanwhile is cached as unknown.
                     if let Ok(Ok(next)) = tokio::time::timeout(REFRESH_WAIT, self.load_key(store, hash, now)).await {
                         self.keys.insert(hash.to_owned(), next.clone()).await;
@@ -316,9 +333,7 @@ impl AuthCache {
             last_used_at: AtomicI64::new(row.last_used_at.unwrap_or(0)),
             id: row.id,
             tenant_id: row.tenant_id,
-            stamp,
-            loaded_at: now,
-            refreshing: AtomicBool::new(false),
+            reading: Reading::new(stamp, now),
         })))
     }
 
