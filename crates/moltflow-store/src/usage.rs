@@ -268,6 +268,18 @@ pub async fn daily_between(
     Ok(DailyFolded(folded.unwrap_or_default()))
 }
 
+/// Monthly counter keys as one array per column (tenant, month, metric), for `UNNEST` on
+/// PostgreSQL.
+fn monthly_columns<'a>(
+    keys: impl Iterator<Item = &'a MonthlyKey> + Clone,
+) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'static str>) {
+    (
+        keys.clone().map(|k| k.tenant_id.as_str()).collect(),
+        keys.clone().map(|k| k.month.as_str()).collect(),
+        keys.map(|k| k.metric).collect(),
+    )
+}
+
 /// A monthly counter as locked by [`lock_monthly`], with its tenant's plan as of the lock (`None`:
 /// the tenant is gone).
 #[derive(Clone, Debug, FromRow)]
@@ -316,15 +328,7 @@ pub async fn lock_monthly(c: &mut impl AsDbConn, keys: &[MonthlyKey]) -> Result<
                  ON m.tenant_id = k.tenant_id AND m.month = k.month AND m.metric = k.metric \
                  LEFT JOIN tenants t ON t.id = m.tenant_id \
                  ORDER BY m.tenant_id, m.month, m.metric FOR UPDATE OF m";
-            fn columns<'a>(keys: &[&'a MonthlyKey]) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'static str>) {
-                (
-                    keys.iter().map(|k| k.tenant_id.as_str()).collect::<Vec<_>>(),
-                    keys.iter().map(|k| k.month.as_str()).collect::<Vec<_>>(),
-                    keys.iter().map(|k| k.metric).collect::<Vec<_>>(),
-                )
-            }
-            let all: Vec<&MonthlyKey> = keys.iter().collect();
-            let (t, m, x) = columns(&all);
+            let (t, m, x) = monthly_columns(keys.iter());
             let mut rows: Vec<LockedCounter> =
                 sqlx::query_as(LOCK).bind(&t).bind(&m).bind(&x).fetch_all(&mut *c).await?;
             if rows.len() < keys.len() {
@@ -335,7 +339,7 @@ pub async fn lock_monthly(c: &mut impl AsDbConn, keys: &[MonthlyKey]) -> Result<
                     .iter()
                     .filter(|k| !found.contains(&(k.tenant_id.as_str(), k.month.as_str(), k.metric)))
                     .collect();
-                let (t, m, x) = columns(&missing);
+                let (t, m, x) = monthly_columns(missing.into_iter());
                 sqlx::query(
                     "INSERT INTO usage_monthly (tenant_id, month, metric, used) \
                      SELECT *, 0 FROM UNNEST($1::text[], $2::text[], $3::text[]) \
@@ -379,25 +383,29 @@ pub async fn write_sums(c: &mut impl AsDbConn, w: &SumWrites) -> Result<()> {
         // takes row locks in that order, so batches cannot deadlock. (Within one statement the
         // order is not ours: PostgreSQL runs a `WITH` nobody reads after the main query.) The
         // `UPDATE` of counters this batch locked waits for nobody, whenever it runs.
-        sqlx::query(
-            "WITH set_monthly AS ( \
-               UPDATE usage_monthly m SET used = v.used \
-               FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS v(tenant_id, month, metric, used) \
-               WHERE m.tenant_id = v.tenant_id AND m.month = v.month AND m.metric = v.metric) \
-             INSERT INTO usage_monthly (tenant_id, month, metric, used) \
-             SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::int8[]) \
-             ON CONFLICT (tenant_id, month, metric) DO UPDATE SET used = usage_monthly.used + excluded.used",
-        )
-        .bind(set.iter().map(|(k, _)| k.tenant_id.as_str()).collect::<Vec<_>>())
-        .bind(set.iter().map(|(k, _)| k.month.as_str()).collect::<Vec<_>>())
-        .bind(set.iter().map(|(k, _)| k.metric).collect::<Vec<_>>())
-        .bind(set.iter().map(|(_, n)| *n).collect::<Vec<_>>())
-        .bind(add.iter().map(|(k, _)| k.tenant_id.as_str()).collect::<Vec<_>>())
-        .bind(add.iter().map(|(k, _)| k.month.as_str()).collect::<Vec<_>>())
-        .bind(add.iter().map(|(k, _)| k.metric).collect::<Vec<_>>())
-        .bind(add.iter().map(|(_, n)| *n).collect::<Vec<_>>())
-        .execute(&mut *c)
-        .await?;
+        if !set.is_empty() || !add.is_empty() {
+            let (set_t, set_m, set_x) = monthly_columns(set.iter().map(|(k, _)| k));
+            let (add_t, add_m, add_x) = monthly_columns(add.iter().map(|(k, _)| k));
+            sqlx::query(
+                "WITH set_monthly AS ( \
+                   UPDATE usage_monthly m SET used = v.used \
+                   FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS v(tenant_id, month, metric, used) \
+                   WHERE m.tenant_id = v.tenant_id AND m.month = v.month AND m.metric = v.metric) \
+                 INSERT INTO usage_monthly (tenant_id, month, metric, used) \
+                 SELECT * FROM UNNEST($5::text[], $6::text[], $7::text[], $8::int8[]) \
+                 ON CONFLICT (tenant_id, month, metric) DO UPDATE SET used = usage_monthly.used + excluded.used",
+            )
+            .bind(set_t)
+            .bind(set_m)
+            .bind(set_x)
+            .bind(set.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+            .bind(add_t)
+            .bind(add_m)
+            .bind(add_x)
+            .bind(add.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+            .execute(&mut *c)
+            .await?;
+        }
         if !daily.is_empty() {
             sqlx::query(
                 "INSERT INTO usage_daily (tenant_id, day, session_id, metric, quantity) \
