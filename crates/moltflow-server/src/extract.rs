@@ -180,7 +180,11 @@ impl FromRequestParts<AppState> for Origin {
 
 /// The client IP of a request: the socket peer, or behind a trusted proxy the address it forwarded.
 pub fn request_client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())?;
+    let peer = match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(peer)) => *peer,
+        None => crate::http_server::connection_peer()?,
+    }
+    .ip();
     Some(client_ip(peer, parts, &state.config.server.trusted_proxies))
 }
 

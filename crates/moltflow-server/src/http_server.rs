@@ -8,10 +8,10 @@
 //! - A body must arrive within `body_timeout` of its headers: the body fails at that deadline
 //!   (see [`BodyTimedOut`]) and the JSON extractor answers `408 request_timeout`.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -42,6 +42,30 @@ impl Deadlines {
     pub fn of(config: &Config) -> Deadlines {
         Deadlines { header_timeout: config.server.header_timeout, body_timeout: config.server.body_timeout }
     }
+}
+
+tokio::task_local! {
+    /// The address of the connection a task serves: its requests are served on its task.
+    static PEER: SocketAddr;
+}
+
+/// The peer address of the connection whose request is being served, if any.
+///
+/// Kept for the connection's task rather than put in each request's extensions as
+/// `ConnectInfo`: one more extension made every request grow its extension map, a few
+/// allocations per request for an address only throttles read (issue 15). Code that serves a
+/// request on another task (the MCP service's tool calls) gets `ConnectInfo` from
+/// [`with_connect_info`].
+pub fn connection_peer() -> Option<SocketAddr> {
+    PEER.try_with(|peer| *peer).ok()
+}
+
+/// `request` with the connection's address as `ConnectInfo`, for code that serves it on another task.
+pub fn with_connect_info<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    if let Some(peer) = connection_peer() {
+        request.extensions_mut().insert(ConnectInfo(peer));
+    }
+    request
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight
@@ -70,10 +94,10 @@ pub async fn serve(
         let router = router.clone();
         let stop = stop_rx.clone();
         let alive = alive_tx.clone();
-        tokio::spawn(async move {
+        tokio::spawn(PEER.scope(peer, async move {
             connection(stream, peer, router, deadlines, stop).await;
             drop(alive);
-        });
+        }));
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -101,17 +125,21 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        // The headers are in: the body's deadline starts now.
-        let deadline = Instant::now() + deadlines.body_timeout;
-        let mut req = req.map(|inner| Body::new(DeadlineBody { inner, deadline, timer: None }));
-        req.extensions_mut().insert(ConnectInfo(peer));
-        let router = router.clone();
-        // Boxed so that the connection is `Unpin` and its socket can be taken back for a `408`.
-        Box::pin(async move { Ok::<_, Infallible>(router.oneshot(req).await.unwrap_or_else(|e| match e {})) })
-            as Pin<Box<dyn Future<Output = Result<axum::response::Response, Infallible>> + Send>>
+        let req = req.map(|inner| {
+            if http_body::Body::is_end_stream(&inner) {
+                // No body (most GETs): nothing to wait for, no clock to read.
+                return Body::new(inner);
+            }
+            // The headers are in: the body's deadline starts now.
+            let deadline = Instant::now() + deadlines.body_timeout;
+            Body::new(DeadlineBody { inner, deadline, timer: None })
+        });
+        // Not boxed: the router's future is `Unpin` as it is, so the connection stays `Unpin` and
+        // its socket can be taken back for a `408`.
+        router.clone().oneshot(req)
     });
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(deadlines.header_timeout);
+    builder.timer(ConnectionTimer::new(deadlines.header_timeout)).header_read_timeout(deadlines.header_timeout);
     let mut conn = builder.serve_connection(TokioIo::new(stream), service);
     let mut stopping = *stop.borrow();
     if stopping {
@@ -159,6 +187,55 @@ async fn request_timeout(mut stream: TcpStream) -> std::io::Result<()> {
     stream.write_all(body.as_bytes()).await?;
     stream.shutdown().await
 }
+
+/// hyper's timer for one connection, which it asks for a new sleep for the headers of every
+/// request. `TokioTimer` would make each a tokio timer of its own, registered in the runtime's
+/// timer wheel and removed again (a lock each way, and a runtime handle looked up): a few per cent
+/// of a cheap request (issue 15). Here every sleep of the connection moves one long-lived tokio
+/// timer instead; moving a registered timer later is an atomic update.
+///
+/// hyper's HTTP/1 server has one sleep of a connection in use at a time (the header read
+/// timeout), which is what this relies on: the sleep polled last sets the shared timer.
+#[derive(Clone)]
+struct ConnectionTimer {
+    shared: Arc<Mutex<Pin<Box<Sleep>>>>,
+}
+
+impl ConnectionTimer {
+    fn new(first: Duration) -> ConnectionTimer {
+        ConnectionTimer { shared: Arc::new(Mutex::new(Box::pin(tokio::time::sleep(first)))) }
+    }
+}
+
+impl hyper::rt::Timer for ConnectionTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep_until(std::time::Instant::now() + duration)
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(ConnectionSleep { shared: self.shared.clone(), deadline: deadline.into() })
+    }
+}
+
+/// One of hyper's sleeps, kept by its connection's [`ConnectionTimer`].
+struct ConnectionSleep {
+    shared: Arc<Mutex<Pin<Box<Sleep>>>>,
+    deadline: Instant,
+}
+
+impl Future for ConnectionSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut timer = self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if timer.deadline() != self.deadline {
+            timer.as_mut().reset(self.deadline);
+        }
+        timer.as_mut().poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for ConnectionSleep {}
 
 /// The body did not arrive within `MOLTFLOW_BODY_TIMEOUT_MS` of the headers.
 #[derive(Debug, thiserror::Error)]

@@ -132,7 +132,8 @@ pub async fn require_api_key(state: axum::extract::State<AppState>, request: Req
         Err(e) => return e.into_response(),
     };
     parts.extensions.insert(McpCaller { principal, origin });
-    next.run(Request::from_parts(parts, body)).await
+    // The MCP service may run a tool call on a task of its own, out of the connection's reach.
+    next.run(crate::http_server::with_connect_info(Request::from_parts(parts, body))).await
 }
 
 /// The streamable-HTTP MCP service over `api` (the API router without `/mcp`). Stateless: any
