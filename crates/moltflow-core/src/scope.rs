@@ -246,7 +246,13 @@ impl ScopeSet {
 
     /// The set with every scope implied by one it holds (`manage` → `read`).
     pub fn expanded(self) -> Self {
-        ScopeSet(self.iter().fold(self.0, |acc, s| acc | s.with_implied()))
+        // Over the set bits only: an owner's set is every scope, expanded on every request.
+        let (mut rest, mut expanded) = (self.0, self.0);
+        while rest != 0 {
+            expanded |= Scope(rest.trailing_zeros() as u8).with_implied();
+            rest &= rest - 1;
+        }
+        ScopeSet(expanded)
     }
 
     pub fn contains(self, scope: Scope) -> bool {

@@ -35,8 +35,26 @@ pub fn random_base62(len: usize) -> String {
 
 /// Lower-case hex SHA-256 of a secret: what the database keeps instead of the secret.
 pub fn sha256_hex(secret: &str) -> String {
-    // On every API-key request: one allocation, not a `format!` per byte.
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    Sha256Hex::of(secret).as_str().to_owned()
+}
+
+/// The lower-case hex SHA-256 of a secret, on the stack: an API-key request looks its key up by
+/// it without allocating.
+#[derive(Clone, Copy)]
+pub struct Sha256Hex([u8; 64]);
+
+impl Sha256Hex {
+    pub fn of(secret: &str) -> Sha256Hex {
+        let mut digits = [0u8; 64];
+        // 32 bytes always fill 64 digits: this cannot fail.
+        let _ = hex::encode_to_slice(Sha256::digest(secret.as_bytes()), &mut digits);
+        Sha256Hex(digits)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// Compares two secrets (or digests) in time independent of where they differ.
