@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
-use crate::middleware::observe;
+use crate::middleware::ObserveLayer;
 use crate::state::AppState;
 use crate::{dashboard, mcp, routes};
 
@@ -19,12 +19,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn app(state: AppState) -> Router {
     let (api, _) = routes::api().split_for_parts();
-    let api = Router::new()
-        .nest("/api/v2", api.clone())
-        .merge(api)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state.clone());
+    let api = api.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state.clone());
     // MCP tool calls run the API's routes in process, through the same layers as any request.
     let mcp = Router::new()
         .route_service("/mcp", mcp::endpoint::service(&state, guarded(api.clone())))
@@ -33,8 +28,13 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// The layers every request passes: observation, the panic guard, the body limit.
+///
+/// One `layer` call: each call wraps every route in one more boxed service, which a request then
+/// clones (an allocation per layer per request).
 fn guarded(router: Router) -> Router {
-    router.layer(DefaultBodyLimit::max(BODY_LIMIT)).layer(panic_guard()).layer(axum::middleware::from_fn(observe))
+    router.layer(
+        tower::ServiceBuilder::new().layer(ObserveLayer).layer(panic_guard()).layer(DefaultBodyLimit::max(BODY_LIMIT)),
+    )
 }
 
 /// A panicking handler answers `500 internal_error` with the request id (the guard runs inside
@@ -127,11 +127,8 @@ mod tests {
         let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
         let _guard = tracing::subscriber::set_default(subscriber);
         crate::telemetry::log_panics();
-        let router: Router = Router::new()
-            .route("/boom", get(boom))
-            .route("/fine", get(fine))
-            .layer(panic_guard())
-            .layer(axum::middleware::from_fn(observe));
+        let router: Router =
+            Router::new().route("/boom", get(boom)).route("/fine", get(fine)).layer(panic_guard()).layer(ObserveLayer);
 
         let (status, id, body) = send(&router, "/boom").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use moltflow_types::{ErrorBody, ValidationErrorBody, ValidationItem};
 use serde_json::Value;
 
-use crate::request_id::current_request_id;
+use crate::request_context::current_request_id;
 pub use crate::services::failure::store_unavailable;
 use crate::services::failure::{Failure, Issue, Refusal, Segment};
 

@@ -13,6 +13,7 @@ pub mod mail;
 pub mod mcp;
 pub mod middleware;
 pub mod principal;
+pub mod request_context;
 pub mod request_id;
 pub mod routes;
 pub mod serve;

@@ -9,10 +9,10 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use moltflow_core::Scope;
 use moltflow_core::api_key::is_well_formed;
-use moltflow_core::secret::{constant_time_eq, sha256_hex};
+use moltflow_core::secret::{Sha256Hex, constant_time_eq};
 
 use crate::auth::jwt::{Claims, TokenError};
-use crate::auth::rate_limit::{self, PrincipalRates as _};
+use crate::auth::rate_limit::PrincipalRates as _;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::request_client_ip;
 use crate::state::AppState;
@@ -37,9 +37,9 @@ impl FromRequestParts<AppState> for Principal {
         };
         match decision {
             None => {}
-            Some(Ok(info)) => rate_limit::record(info),
+            Some(Ok(info)) => crate::request_context::record_rate(info),
             Some(Err((info, wait))) => {
-                rate_limit::record(info);
+                crate::request_context::record_rate(info);
                 return Err(ApiError::too_many(
                     "rate_limited",
                     format!("Rate limit of {} requests a minute exceeded", info.limit),
@@ -86,9 +86,10 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
     let now = state.clock.now_ms();
     match presented {
         Presented::ApiKey(raw) => {
-            let hash = is_well_formed(raw).then(|| sha256_hex(raw));
-            let known = hash.as_deref().is_some_and(|h| state.auth_cache.is_known_key(h));
-            throttled(parts, state, now, known, authenticate_api_key(state, hash.as_deref(), now)).await
+            let hash = is_well_formed(raw).then(|| Sha256Hex::of(raw));
+            let hash = hash.as_ref().map(Sha256Hex::as_str);
+            let known = hash.is_some_and(|h| state.auth_cache.is_known_key(h));
+            throttled(parts, state, now, known, authenticate_api_key(state, hash, now)).await
         }
         Presented::Token(token) => {
             let verified = state.auth_cache.verified_token(token, now);

@@ -1,10 +1,9 @@
 //! Per-principal request rates by plan (API.md §9), keyed by the user or key id. Counted by a
 //! [`PrincipalRates`]: this node's memory ([`MemoryPrincipalRates`], governor GCRA limiters, one
 //! per distinct rate) or Redis shared by every node (`auth::shared::rates`), chosen at start-up.
-//! The decision of a request travels to the response headers through a task-local set up by the
-//! `observe` middleware.
+//! The decision of a request travels to the response headers in the request's context
+//! (`request_context`), set up by the `Observe` middleware.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 
@@ -156,23 +155,9 @@ impl<M: PrincipalRates, R: PrincipalRates> PrincipalRates for Chosen<M, R> {
 /// The limiter the service uses: per node, or shared when Redis is configured.
 pub type PrincipalLimiter = Chosen<MemoryPrincipalRates, super::shared::rates::SharedPrincipalRates>;
 
-tokio::task_local! {
-    static DECISION: Cell<Option<RateInfo>>;
-}
-
-/// Runs a request with room for its rate decision.
-pub async fn scope<F: std::future::Future>(fut: F) -> F::Output {
-    DECISION.scope(Cell::new(None), fut).await
-}
-
-/// Called by the authenticating extractor.
-pub fn record(info: RateInfo) {
-    let _ = DECISION.try_with(|d| d.set(Some(info)));
-}
-
-/// Adds `RateLimit-*` headers for the decision recorded during the request, if any.
-pub fn apply_headers(headers: &mut HeaderMap) {
-    if let Ok(Some(info)) = DECISION.try_with(Cell::get) {
+/// Adds `RateLimit-*` headers for the request's rate decision, if its principal was counted.
+pub fn apply_headers(headers: &mut HeaderMap, decision: Option<RateInfo>) {
+    if let Some(info) = decision {
         headers.insert("ratelimit-limit", HeaderValue::from(info.limit));
         headers.insert("ratelimit-remaining", HeaderValue::from(info.remaining));
         headers.insert("ratelimit-reset", HeaderValue::from(info.reset));

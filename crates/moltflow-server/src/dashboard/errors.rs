@@ -7,7 +7,7 @@ use maud::html;
 
 use crate::dashboard::layout;
 use crate::error::ApiError;
-use crate::request_id::current_request_id;
+use crate::request_context::current_request_id;
 use crate::services::failure::Failure;
 
 #[derive(Debug)]

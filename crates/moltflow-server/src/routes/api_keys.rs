@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, OptionalJsonBody, Origin};
 use crate::principal::{AccountManage, Authorized};
+use crate::routes::ApiRoutes as _;
 use crate::services::api_keys as keys;
 use crate::state::AppState;
 
@@ -19,10 +20,10 @@ type Caller = Authorized<AccountManage>;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_api_keys, create_api_key))
-        .routes(routes!(list_scopes))
-        .routes(routes!(get_api_key, revoke_api_key))
-        .routes(routes!(rotate_api_key))
+        .api_routes(routes!(list_api_keys, create_api_key))
+        .api_routes(routes!(list_scopes))
+        .api_routes(routes!(get_api_key, revoke_api_key))
+        .api_routes(routes!(rotate_api_key))
 }
 
 /// The tenant's keys (a member's own only), newest first, revoked ones included.

@@ -1,7 +1,7 @@
 //! `/auth/*`: register, login, refresh, me, logout (API.md §3).
 
 use axum::Json;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use moltflow_core::clock::rfc3339;
 use moltflow_types::{
@@ -14,16 +14,17 @@ use utoipa_axum::routes;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, OptionalJsonBody, Origin};
 use crate::principal::{AccountRead, Authorized, Credential, Principal, UserSession};
+use crate::routes::ApiRoutes as _;
 use crate::routes::throttle;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(register))
-        .routes(routes!(login))
-        .routes(routes!(refresh))
-        .routes(routes!(me))
-        .routes(routes!(logout))
+        .api_routes(routes!(register))
+        .api_routes(routes!(login))
+        .api_routes(routes!(refresh))
+        .api_routes(routes!(me))
+        .api_routes(routes!(logout))
 }
 
 /// Create a tenant on the free plan and its owner; answers a signed-in token pair.
@@ -81,7 +82,7 @@ async fn me(principal: Authorized<AccountRead>) -> ApiResult<Response> {
             principal.me_body.get_or_init(|| rendered).clone()
         }
     };
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 
 fn me_body(principal: &Principal) -> MeResponse {

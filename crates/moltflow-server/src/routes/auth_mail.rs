@@ -13,19 +13,20 @@ use utoipa_axum::routes;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, Origin};
 use crate::principal::UserSession;
+use crate::routes::ApiRoutes as _;
 use crate::routes::throttle;
 use crate::services::recovery::{ACCEPTED, LinkRequest, parse_mail_request};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(forgot_password))
-        .routes(routes!(reset_password))
-        .routes(routes!(verify_email))
-        .routes(routes!(resend_verification))
-        .routes(routes!(request_magic_link))
-        .routes(routes!(verify_magic_link))
-        .routes(routes!(set_password))
+        .api_routes(routes!(forgot_password))
+        .api_routes(routes!(reset_password))
+        .api_routes(routes!(verify_email))
+        .api_routes(routes!(resend_verification))
+        .api_routes(routes!(request_magic_link))
+        .api_routes(routes!(verify_magic_link))
+        .api_routes(routes!(set_password))
 }
 
 fn accepted() -> (StatusCode, Json<AcceptedBody>) {

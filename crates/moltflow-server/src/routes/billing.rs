@@ -17,6 +17,7 @@ use crate::billing::{events, signature};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, OptionalJsonBody, Origin, RawBody};
 use crate::principal::{Authorized, BillingManage, BillingRead};
+use crate::routes::ApiRoutes as _;
 use crate::routes::throttle;
 use crate::services::audit::Actor;
 use crate::services::billing::{EventOutcome, LocalCheckout};
@@ -25,15 +26,15 @@ use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_plans))
-        .routes(routes!(get_subscription))
-        .routes(routes!(create_checkout))
-        .routes(routes!(create_portal))
-        .routes(routes!(cancel_subscription))
-        .routes(routes!(signup_checkout))
-        .routes(routes!(stripe_webhook))
-        .routes(routes!(local_checkout_page, local_checkout_pay))
-        .routes(routes!(local_portal_page, local_portal_cancel))
+        .api_routes(routes!(list_plans))
+        .api_routes(routes!(get_subscription))
+        .api_routes(routes!(create_checkout))
+        .api_routes(routes!(create_portal))
+        .api_routes(routes!(cancel_subscription))
+        .api_routes(routes!(signup_checkout))
+        .api_routes(routes!(stripe_webhook))
+        .api_routes(routes!(local_checkout_page, local_checkout_pay))
+        .api_routes(routes!(local_portal_page, local_portal_cancel))
 }
 
 /// The plans on offer (public).

@@ -8,15 +8,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
+use crate::routes::ApiRoutes as _;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .routes(routes!(metrics))
-        .routes(routes!(jwks))
-        .routes(routes!(openapi))
+        .api_routes(routes!(healthz))
+        .api_routes(routes!(readyz))
+        .api_routes(routes!(metrics))
+        .api_routes(routes!(jwks))
+        .api_routes(routes!(openapi))
 }
 
 /// The process is alive.

@@ -13,18 +13,19 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Origin, QueryParams};
 use crate::principal::{AuditRead, Authorized, MembersManage, MembersRead, SettingsManage, SettingsRead};
+use crate::routes::ApiRoutes as _;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(get_settings, update_settings))
-        .routes(routes!(list_consents))
-        .routes(routes!(list_members))
-        .routes(routes!(change_member_role, remove_member))
-        .routes(routes!(list_audit_logs))
-        .routes(routes!(list_invitations, create_invitation))
-        .routes(routes!(revoke_invitation))
-        .routes(routes!(accept_invitation))
+        .api_routes(routes!(get_settings, update_settings))
+        .api_routes(routes!(list_consents))
+        .api_routes(routes!(list_members))
+        .api_routes(routes!(change_member_role, remove_member))
+        .api_routes(routes!(list_audit_logs))
+        .api_routes(routes!(list_invitations, create_invitation))
+        .api_routes(routes!(revoke_invitation))
+        .api_routes(routes!(accept_invitation))
 }
 
 /// The tenant's settings (any member, or `settings:read`).

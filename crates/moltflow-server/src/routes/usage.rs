@@ -13,20 +13,22 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryParams};
 use crate::principal::{Authorized, UsageRead, UsageWrite};
+use crate::routes::ApiRoutes as _;
 use crate::state::AppState;
 
 /// `/usage/events` takes batches of 1000 events: its bodies may reach 1 MiB (API.md §2).
 pub const EVENTS_BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    let events = OpenApiRouter::new().routes(routes!(ingest_events)).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT));
+    let events =
+        OpenApiRouter::new().api_routes(routes!(ingest_events)).layer(DefaultBodyLimit::max(EVENTS_BODY_LIMIT));
     OpenApiRouter::new()
         .merge(events)
-        .routes(routes!(consume))
-        .routes(routes!(set_gauges))
-        .routes(routes!(current))
-        .routes(routes!(history))
-        .routes(routes!(daily))
+        .api_routes(routes!(consume))
+        .api_routes(routes!(set_gauges))
+        .api_routes(routes!(current))
+        .api_routes(routes!(history))
+        .api_routes(routes!(daily))
 }
 
 /// Report usage: each event counts once per id within the tenant; replays count as duplicates.

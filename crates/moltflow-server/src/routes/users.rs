@@ -9,10 +9,11 @@ use utoipa_axum::routes;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, OptionalJsonBody, Origin};
 use crate::principal::{AccountManage, AccountRead, Authorized, UserSession};
+use crate::routes::ApiRoutes as _;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_me, update_me, delete_me))
+    OpenApiRouter::new().api_routes(routes!(get_me, update_me, delete_me))
 }
 
 /// The caller's profile.
