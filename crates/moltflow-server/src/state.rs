@@ -174,7 +174,7 @@ impl AppState {
             billing,
             limits,
             mailer,
-            auth_cache: AuthCache::default(),
+            auth_cache: AuthCache::with_refresh_wait(config.auth.state_refresh_wait),
             last_used: LastUsed::default(),
             metrics,
             usage,

@@ -148,6 +148,8 @@ pub struct AuthCache {
     key_lookups: AtomicU64,
     /// Whether this node hears other nodes' changes now (PostgreSQL's listener is connected).
     listening: AtomicBool,
+    /// How long a read-ahead holds its request (`REFRESH_WAIT` unless configured).
+    refresh_wait: Duration,
 }
 
 impl Default for AuthCache {
@@ -164,7 +166,15 @@ impl Default for AuthCache {
             known_keys: moka::sync::Cache::builder().max_capacity(200_000).time_to_live(KNOWN_KEY_TTL).build(),
             key_lookups: AtomicU64::new(0),
             listening: AtomicBool::new(false),
+            refresh_wait: REFRESH_WAIT,
         }
+    }
+}
+
+impl AuthCache {
+    /// An empty cache whose read-aheads hold their request at most `refresh_wait`.
+    pub fn with_refresh_wait(refresh_wait: Duration) -> AuthCache {
+        AuthCache { refresh_wait, ..AuthCache::default() }
     }
 }
 
@@ -230,7 +240,7 @@ impl AuthCache {
                     // A failed or slow read leaves the current state until it expires; the read
                     // after that reports the failure.
                     if let Ok(Ok(next)) =
-                        tokio::time::timeout(REFRESH_WAIT, self.load_session(store, session_id, now)).await
+                        tokio::time::timeout(self.refresh_wait, self.load_session(store, session_id, now)).await
                     {
                         self.sessions.insert(session_id.to_owned(), next.clone()).await;
                         return Ok(next);
@@ -299,7 +309,8 @@ impl AuthCache {
             if usable != Usable::Reload {
                 if usable == Usable::RefreshAhead && state.reading.claim_refresh() {
                     // As for sessions; a key deleted meanwhile is cached as unknown.
-                    if let Ok(Ok(next)) = tokio::time::timeout(REFRESH_WAIT, self.load_key(store, hash, now)).await {
+                    if let Ok(Ok(next)) = tokio::time::timeout(self.refresh_wait, self.load_key(store, hash, now)).await
+                    {
                         self.keys.insert(hash.to_owned(), next.clone()).await;
                         return Ok(next);
                     }

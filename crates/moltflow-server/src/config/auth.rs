@@ -1,5 +1,7 @@
 //! Signing keys and password hashing.
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 
 use super::ConfigError;
@@ -26,6 +28,10 @@ pub struct AuthConfig {
     /// Password hashes computed at once; more wait their turn.
     pub hash_concurrency: usize,
     pub hash_params: HashParams,
+    /// How long the one request that reads a credential's state ahead of its expiry waits for
+    /// that read before answering from the state it has (still valid). Not a setting: tests on
+    /// a loaded machine lengthen it, so that a slow read there does not look like a hung one.
+    pub state_refresh_wait: Duration,
 }
 
 impl AuthConfig {
@@ -42,6 +48,7 @@ impl AuthConfig {
             // One core stays free for the async workers: a login flood must not stall other routes.
             hash_concurrency: raw.number("hash_concurrency", cores.saturating_sub(1).max(1), 1, 256)? as usize,
             hash_params,
+            state_refresh_wait: Duration::from_millis(250),
         })
     }
 }

@@ -270,7 +270,12 @@ async fn a_database_that_hangs_does_not_hold_a_request_whose_cached_session_is_s
     let mut via_proxy = url::Url::parse(&database_url).expect("url");
     via_proxy.set_host(Some("127.0.0.1")).expect("host");
     via_proxy.set_port(Some(proxy.addr.port())).expect("port");
-    let app = TestApp::spawn_with(&[("database_url", via_proxy.as_str()), ("rate_limit_scale", "0")]).await;
+    let app = TestApp::spawn_with(&[
+        ("database_url", via_proxy.as_str()),
+        ("rate_limit_scale", "0"),
+        ("test_refresh_wait_ms", "250"),
+    ])
+    .await;
     let (access, _) = owner(&app, "hang@example.com").await;
     assert_eq!(app.get("/auth/me", Some(&access)).await.status, 200);
 
