@@ -81,7 +81,8 @@ impl Backend for InProcess {
             return answer;
         }
         let call = tool.api_call(&args).map_err(|why| ErrorData::invalid_params(why, None))?;
-        let mut request = Request::builder().method(call.method).uri(format!("/api/v2{}", call.path));
+        let mut request =
+            Request::builder().method(call.method).uri(format!("{}{}", crate::routes::API_PREFIX, call.path));
         for name in [header::AUTHORIZATION, header::USER_AGENT, header::HeaderName::from_static("x-api-key")] {
             if let Some(v) = outer.headers.get(&name) {
                 request = request.header(name, v.clone());
