@@ -20,6 +20,13 @@ impl Role {
         }
     }
 
+    /// [`Role::scopes`] with the scopes they imply, worked out once: it is read on every request.
+    pub fn granted(self) -> ScopeSet {
+        static GRANTED: std::sync::LazyLock<[ScopeSet; 3]> =
+            std::sync::LazyLock::new(|| [Role::Member, Role::Admin, Role::Owner].map(|role| role.scopes().expanded()));
+        GRANTED[self as usize]
+    }
+
     /// What a user of this role may do, as scopes (API.md §1).
     pub fn scopes(self) -> ScopeSet {
         match self {
@@ -46,6 +53,16 @@ mod tests {
         assert_eq!(Role::Owner.as_str(), "owner");
         assert_eq!(Role::Admin.as_str(), "admin");
         assert_eq!(Role::Member.as_str(), "member");
+    }
+
+    #[test]
+    fn a_role_is_granted_its_scopes_and_what_they_imply() {
+        for role in Role::ALL {
+            assert_eq!(role.granted(), role.scopes().expanded(), "{role}");
+        }
+        let read = Scope::parse("billing:read").unwrap();
+        assert!(Role::Admin.granted().contains(read), "billing:manage is withheld, billing:read is not");
+        assert!(!Role::Admin.granted().contains(Scope::parse("billing:manage").unwrap()));
     }
 
     #[test]
