@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderName;
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -11,6 +12,7 @@ use moltflow_core::Scope;
 use moltflow_core::api_key::is_well_formed;
 use moltflow_core::secret::{Sha256Hex, constant_time_eq};
 
+use crate::auth::cache::{CachedKey, KeyState};
 use crate::auth::jwt::{Claims, TokenError};
 use crate::auth::rate_limit::PrincipalRates as _;
 use crate::error::{ApiError, ApiResult};
@@ -23,18 +25,16 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = authenticate(parts, state).await?;
+        // One reading of the clock for the whole request (expiry, cached states, throttles, limits).
+        let now = state.clock.now_ms();
+        let principal = authenticate(parts, state, now).await?;
         let id = match &principal.credential {
             Credential::Session { .. } => &principal.user.id,
             Credential::ApiKey { key_id } => key_id,
         };
         // An MCP tool call was charged as the MCP request that carried it.
         let charged = parts.extensions.get::<crate::mcp::endpoint::ViaMcp>().is_some();
-        let decision = if charged {
-            None
-        } else {
-            state.limits.principal.check(id, &principal.plan_id, state.clock.now_ms()).await
-        };
+        let decision = if charged { None } else { state.limits.principal.check(id, &principal.plan_id, now).await };
         match decision {
             None => {}
             Some(Ok(info)) => crate::request_context::record_rate(info),
@@ -59,8 +59,11 @@ enum Presented<'a> {
     Malformed(ApiError),
 }
 
+/// A name made once: a `&str` is parsed into a name on every lookup.
+pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
 fn presented(parts: &Parts) -> Option<Presented<'_>> {
-    if let Some(key) = parts.headers.get("x-api-key") {
+    if let Some(key) = parts.headers.get(&X_API_KEY) {
         return Some(match key.to_str() {
             Ok(key) => Presented::ApiKey(key.trim()),
             Err(_) => Presented::Malformed(invalid_api_key()),
@@ -80,23 +83,42 @@ fn presented(parts: &Parts) -> Option<Presented<'_>> {
     })
 }
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+async fn authenticate(parts: &Parts, state: &AppState, now: i64) -> Result<Principal, ApiError> {
     let presented = presented(parts).ok_or_else(ApiError::not_authenticated)?;
-    // One reading of the clock for the whole authentication (expiry, cached states, throttles).
-    let now = state.clock.now_ms();
     match presented {
-        Presented::ApiKey(raw) => {
-            let hash = is_well_formed(raw).then(|| Sha256Hex::of(raw));
-            let hash = hash.as_ref().map(Sha256Hex::as_str);
-            let known = hash.is_some_and(|h| state.auth_cache.is_known_key(h));
-            throttled(parts, state, now, known, authenticate_api_key(state, hash, now)).await
+        Presented::ApiKey(raw) if is_well_formed(raw) => {
+            let hash = Sha256Hex::of(raw);
+            let hash = hash.as_str();
+            // Looked up once: the same lookup tells the throttle whether the secret is known valid.
+            let cached = state.auth_cache.cached_key(hash, now).await;
+            let known = || state.auth_cache.is_known_valid(&cached, hash);
+            throttled(parts, state, now, known, async {
+                let loaded;
+                let key = match &cached {
+                    CachedKey::Usable(key) => key,
+                    CachedKey::Unknown => return Err(invalid_api_key()),
+                    CachedKey::Absent => {
+                        loaded = state
+                            .auth_cache
+                            .load_key_state(&state.store, hash, now)
+                            .await
+                            .map_err(state_unavailable)?
+                            .ok_or_else(invalid_api_key)?;
+                        &loaded
+                    }
+                };
+                authenticate_api_key(state, key, hash, now)
+            })
+            .await
         }
+        // Not a key's shape: refused unread.
+        Presented::ApiKey(_) => throttled(parts, state, now, || false, async { Err(invalid_api_key()) }).await,
         Presented::Token(token) => {
             let verified = state.auth_cache.verified_token(token, now);
             let known = verified.is_some();
-            throttled(parts, state, now, known, authenticate_access_token(state, token, verified, now)).await
+            throttled(parts, state, now, || known, authenticate_access_token(state, token, verified, now)).await
         }
-        Presented::Malformed(error) => throttled(parts, state, now, false, async { Err(error) }).await,
+        Presented::Malformed(error) => throttled(parts, state, now, || false, async { Err(error) }).await,
     }
 }
 
@@ -107,7 +129,7 @@ async fn throttled(
     parts: &Parts,
     state: &AppState,
     now: i64,
-    known_valid: bool,
+    known_valid: impl FnOnce() -> bool,
     authentication: impl Future<Output = ApiResult<Principal>>,
 ) -> ApiResult<Principal> {
     let throttle = &state.limits.failed_auth;
@@ -115,7 +137,7 @@ async fn throttled(
         return authentication.await;
     }
     let ip = || request_client_ip(parts, state);
-    let charged = if known_valid {
+    let charged = if known_valid() {
         None
     } else {
         throttle.charge(ip(), now).await.map_err(|wait| {
@@ -176,7 +198,7 @@ async fn authenticate_access_token(
     };
     let role = member.user.role;
     Ok(Principal {
-        scopes: role.scopes().expanded(),
+        scopes: role.granted(),
         role,
         user: member.user.clone(),
         plan_id: member.plan_id.clone(),
@@ -191,15 +213,8 @@ async fn authenticate_access_token(
 
 /// A key is found by the SHA-256 of its secret (from memory when hot); it acts with its scopes
 /// intersected with its creator's current role.
-/// `hash`: the SHA-256 of a well-formed secret (`None`: not a key's shape, refused unread).
-async fn authenticate_api_key(state: &AppState, hash: Option<&str>, now: i64) -> ApiResult<Principal> {
-    let hash = hash.ok_or_else(invalid_api_key)?;
-    let key = state
-        .auth_cache
-        .api_key(&state.store, hash, now)
-        .await
-        .map_err(state_unavailable)?
-        .ok_or_else(invalid_api_key)?;
+/// `key`: the state found by `hash`, the SHA-256 of a well-formed secret.
+fn authenticate_api_key(state: &AppState, key: &KeyState, hash: &str, now: i64) -> ApiResult<Principal> {
     if key.revoked || key.previous_until.is_some_and(|until| until <= now) {
         return Err(invalid_api_key());
     }
@@ -212,10 +227,10 @@ async fn authenticate_api_key(state: &AppState, hash: Option<&str>, now: i64) ->
         return Err(invalid_api_key());
     }
     let role = member.user.role;
-    state.auth_cache.note_valid_key(&key, hash);
-    state.last_used.note(&key, now);
+    state.auth_cache.note_valid_key(key, hash);
+    state.last_used.note(key, now);
     Ok(Principal {
-        scopes: key.scopes.expanded().intersect(role.scopes().expanded()),
+        scopes: key.scopes.intersect(role.granted()),
         role,
         user: member.user.clone(),
         plan_id: member.plan_id.clone(),

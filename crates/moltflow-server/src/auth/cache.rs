@@ -74,7 +74,8 @@ const KNOWN_KEY_TTL: Duration = Duration::from_secs(3600);
 #[derive(Debug)]
 pub struct Member {
     pub user: Arc<UserRow>,
-    pub plan_id: String,
+    /// Shared with every principal made from this state (one reference count, not a copy).
+    pub plan_id: Arc<str>,
 }
 
 /// A session as authentication needs it.
@@ -110,6 +111,7 @@ pub struct KeyState {
     pub tenant_id: String,
     /// The stored hash the presented secret matched.
     pub stored_hash: String,
+    /// The key's scopes with the ones they imply.
     pub scopes: ScopeSet,
     pub expires_at: Option<i64>,
     pub revoked: bool,
@@ -125,6 +127,16 @@ pub struct KeyState {
     reading: Reading,
 }
 
+/// What the cache holds for a key hash, as a request at a given time may use it.
+pub enum CachedKey {
+    /// A state fresh and current enough to use as it is.
+    Usable(Arc<KeyState>),
+    /// No key has this hash (a recent read found none).
+    Unknown,
+    /// Nothing usable: the state must be read (again).
+    Absent,
+}
+
 fn key_dependencies<'a>(key: &'a KeyState, hash: &'a str) -> Dependencies<'a> {
     Dependencies {
         own: (Kind::KeyHash, hash),
@@ -133,17 +145,21 @@ fn key_dependencies<'a>(key: &'a KeyState, hash: &'a str) -> Dependencies<'a> {
     }
 }
 
+/// The caches' hasher: seeded at random like the standard one, and a fraction of its cost on the
+/// keys hashed on every request (a key's 64 hex digits, a 300-byte token).
+type Hasher = foldhash::fast::RandomState;
+
 pub struct AuthCache {
-    tokens: moka::sync::Cache<Arc<str>, Arc<Claims>>,
-    sessions: moka::future::Cache<String, Arc<SessionState>>,
-    keys: moka::future::Cache<String, Option<Arc<KeyState>>>,
+    tokens: moka::sync::Cache<Arc<str>, Arc<Claims>, Hasher>,
+    sessions: moka::future::Cache<String, Arc<SessionState>, Hasher>,
+    keys: moka::future::Cache<String, Option<Arc<KeyState>>, Hasher>,
     /// Which of those states changes made stale.
     staleness: Staleness,
     /// This node, as named in the changes it announces (so that it skips its own).
     node_id: String,
     /// Hashes of key secrets that authenticated recently: the failed-authentication throttle
     /// lets them through without a charge.
-    known_keys: moka::sync::Cache<String, ()>,
+    known_keys: moka::sync::Cache<String, (), Hasher>,
     /// Key states read from the database (`moltflow_api_key_lookups_total`).
     key_lookups: AtomicU64,
     /// Whether this node hears other nodes' changes now (PostgreSQL's listener is connected).
@@ -158,12 +174,21 @@ impl Default for AuthCache {
             tokens: moka::sync::Cache::builder()
                 .max_capacity(200_000)
                 .time_to_live(Duration::from_secs(ACCESS_TOKEN_SECONDS as u64))
-                .build(),
-            sessions: moka::future::Cache::builder().max_capacity(200_000).time_to_live(STATE_TTL).build(),
-            keys: moka::future::Cache::builder().max_capacity(200_000).time_to_live(STATE_TTL).build(),
+                .build_with_hasher(Hasher::default()),
+            sessions: moka::future::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(STATE_TTL)
+                .build_with_hasher(Hasher::default()),
+            keys: moka::future::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(STATE_TTL)
+                .build_with_hasher(Hasher::default()),
             staleness: Staleness::default(),
             node_id: uuid::Uuid::new_v4().simple().to_string(),
-            known_keys: moka::sync::Cache::builder().max_capacity(200_000).time_to_live(KNOWN_KEY_TTL).build(),
+            known_keys: moka::sync::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(KNOWN_KEY_TTL)
+                .build_with_hasher(Hasher::default()),
             key_lookups: AtomicU64::new(0),
             listening: AtomicBool::new(false),
             refresh_wait: REFRESH_WAIT,
@@ -180,7 +205,7 @@ impl AuthCache {
 
 async fn load_member(c: &mut impl AsDbConn, user_id: &str) -> Result<Option<Member>, StoreError> {
     let Some(user) = find_user(c, user_id).await? else { return Ok(None) };
-    let plan_id = find_tenant(c, &user.tenant_id).await?.map(|t| t.plan_id).unwrap_or_else(|| "free".to_owned());
+    let plan_id = find_tenant(c, &user.tenant_id).await?.map_or_else(|| "free".into(), |t| t.plan_id.into());
     Ok(Some(Member { user: Arc::new(user), plan_id }))
 }
 
@@ -280,17 +305,27 @@ impl AuthCache {
         }))
     }
 
-    /// The key found by the SHA-256 of a presented secret (None: no such key).
-    pub async fn api_key(&self, store: &Store, hash: &str, now: i64) -> Result<Option<Arc<KeyState>>, Arc<StoreError>> {
-        // As for sessions: no loader on the hot path.
+    /// The state of the key found by the SHA-256 of a presented secret, as cached, if a request at
+    /// `now` may use it as it is. As for sessions: no loader on the hot path.
+    pub async fn cached_key(&self, hash: &str, now: i64) -> CachedKey {
         match self.keys.get(hash).await {
             // No key has this hash: no change can give it one (secrets are random and new).
-            Some(None) => return Ok(None),
+            Some(None) => CachedKey::Unknown,
             Some(Some(state)) if self.usable(&state.reading, key_dependencies(&state, hash), now) == Usable::AsIs => {
-                return Ok(Some(state));
+                CachedKey::Usable(state)
             }
-            _ => {}
+            _ => CachedKey::Absent,
         }
+    }
+
+    /// The key's state read again (or first) when [`AuthCache::cached_key`] had none to use
+    /// (None: no such key).
+    pub async fn load_key_state(
+        &self,
+        store: &Store,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<Arc<KeyState>>, Arc<StoreError>> {
         Box::pin(self.load_or_refresh_key(store, hash, now)).await
     }
 
@@ -336,7 +371,7 @@ impl AuthCache {
             me_body: MeBody::default(),
             noted_valid: AtomicBool::new(false),
             stored_hash,
-            scopes: ScopeSet::from_names(row.scopes.split_whitespace()),
+            scopes: ScopeSet::from_names(row.scopes.split_whitespace()).expanded(),
             expires_at: row.expires_at,
             revoked: row.revoked_at.is_some(),
             previous_until: via_previous.then_some(row.previous_expires_at.unwrap_or(0)),
@@ -351,6 +386,15 @@ impl AuthCache {
     /// Whether the key secret with this hash authenticated recently.
     pub fn is_known_key(&self, hash: &str) -> bool {
         self.known_keys.contains_key(hash)
+    }
+
+    /// Whether the secret that found `cached` is known valid: it authenticated with that very
+    /// state (no second lookup on the hot path), or with an earlier one.
+    pub fn is_known_valid(&self, cached: &CachedKey, hash: &str) -> bool {
+        match cached {
+            CachedKey::Usable(state) if state.noted_valid.load(Ordering::Relaxed) => true,
+            _ => self.is_known_key(hash),
+        }
     }
 
     /// Notes a successful authentication with `key` (once per loaded state).

@@ -136,7 +136,7 @@ pub async fn load(headers: &HeaderMap, state: &AppState) -> PageResult<Option<Vi
     }
     let role: Role = member.user.role;
     let principal = Principal {
-        scopes: role.scopes().expanded(),
+        scopes: role.granted(),
         role,
         user: member.user.clone(),
         plan_id: member.plan_id.clone(),

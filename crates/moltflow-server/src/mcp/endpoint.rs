@@ -83,8 +83,8 @@ impl Backend for InProcess {
         let call = tool.api_call(&args).map_err(|why| ErrorData::invalid_params(why, None))?;
         let mut request =
             Request::builder().method(call.method).uri(format!("{}{}", crate::routes::API_PREFIX, call.path));
-        for name in [header::AUTHORIZATION, header::USER_AGENT, header::HeaderName::from_static("x-api-key")] {
-            if let Some(v) = outer.headers.get(&name) {
+        for name in [&header::AUTHORIZATION, &header::USER_AGENT, &crate::principal::X_API_KEY] {
+            if let Some(v) = outer.headers.get(name) {
                 request = request.header(name, v.clone());
             }
         }

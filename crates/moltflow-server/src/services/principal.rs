@@ -21,7 +21,7 @@ pub struct Principal {
     /// The user, or for a key the user who created it.
     pub user: Arc<UserRow>,
     /// The tenant's plan as of the last second.
-    pub plan_id: String,
+    pub plan_id: Arc<str>,
     pub role: Role,
     /// What the caller may do, with implied scopes expanded.
     pub scopes: ScopeSet,
