@@ -228,10 +228,18 @@ impl Future for ConnectionSleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut timer = self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if timer.deadline() != self.deadline {
+        // A timer set to fire earlier is left as it is (each request's deadline is later than the
+        // last one's): it wakes this sleep early once, and only then is it moved to the deadline.
+        if timer.deadline() > self.deadline {
             timer.as_mut().reset(self.deadline);
         }
-        timer.as_mut().poll(cx)
+        while timer.as_mut().poll(cx).is_ready() {
+            if timer.deadline() >= self.deadline {
+                return Poll::Ready(());
+            }
+            timer.as_mut().reset(self.deadline);
+        }
+        Poll::Pending
     }
 }
 

@@ -120,9 +120,7 @@ fn finish(
     }
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    let series = RequestSeries::of(method, route, status);
-    series.requests.increment(1);
-    series.duration.record(elapsed.as_secs_f64());
+    RequestSeries::record(method, route, status, elapsed);
     span.in_scope(|| {
         // Whole microseconds in milliseconds: `37.094`, not `37.094635000000004`.
         tracing::info!(status, latency_ms = elapsed.as_micros() as f64 / 1000.0, "request finished");
@@ -198,8 +196,33 @@ type SeriesByRoute = HashMap<String, Vec<((&'static str, u16), RequestSeries)>>;
 
 static SERIES: LazyLock<RwLock<SeriesByRoute>> = LazyLock::new(Default::default);
 
+/// One thread's series, by the address and length of the route's pattern (the router keeps each
+/// pattern in one place for its life), method and status; the pattern itself is kept to be
+/// compared, for a router dropped and another's pattern allocated at the same address.
+type LocalSeries = HashMap<(usize, usize, &'static str, u16), (Box<str>, RequestSeries), foldhash::fast::RandomState>;
+
+thread_local! {
+    /// Found here, a series costs no lock shared with the other workers (a read lock's count was
+    /// a cache line both workers wrote on every request).
+    static LOCAL_SERIES: std::cell::RefCell<LocalSeries> = Default::default();
+}
+
 impl RequestSeries {
-    fn of(method: &'static str, route: &str, status: u16) -> RequestSeries {
+    /// Counts a request and records how long it took.
+    fn record(method: &'static str, route: &str, status: u16, elapsed: Duration) {
+        let key = (route.as_ptr() as usize, route.len(), method, status);
+        LOCAL_SERIES.with_borrow_mut(|local| {
+            let (pattern, series) =
+                local.entry(key).or_insert_with(|| (route.into(), Self::registered(method, route, status)));
+            if **pattern != *route {
+                (*pattern, *series) = (route.into(), Self::registered(method, route, status));
+            }
+            series.requests.increment(1);
+            series.duration.record(elapsed.as_secs_f64());
+        });
+    }
+
+    fn registered(method: &'static str, route: &str, status: u16) -> RequestSeries {
         let find = |series: &SeriesByRoute| {
             series.get(route)?.iter().find(|(k, _)| *k == (method, status)).map(|(_, s)| s.clone())
         };
