@@ -64,8 +64,10 @@ pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 fn presented(parts: &Parts) -> Option<Presented<'_>> {
     if let Some(key) = parts.headers.get(&X_API_KEY) {
-        return Some(match key.to_str() {
-            Ok(key) => Presented::ApiKey(key.trim()),
+        // Bytes trimmed, then UTF-8 checked: a key is ASCII letters and digits, and `to_str` plus
+        // `str::trim` walked it twice more on every request.
+        return Some(match std::str::from_utf8(key.as_bytes().trim_ascii()) {
+            Ok(key) => Presented::ApiKey(key),
             Err(_) => Presented::Malformed(invalid_api_key()),
         });
     }

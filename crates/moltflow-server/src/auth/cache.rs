@@ -399,7 +399,8 @@ impl AuthCache {
 
     /// Notes a successful authentication with `key` (once per loaded state).
     pub fn note_valid_key(&self, key: &KeyState, hash: &str) {
-        if !key.noted_valid.swap(true, Ordering::Relaxed) {
+        // Read first: a swap on every request wrote the state's cache line from both workers.
+        if !key.noted_valid.load(Ordering::Relaxed) && !key.noted_valid.swap(true, Ordering::Relaxed) {
             self.known_keys.insert(hash.to_owned(), ());
         }
     }
