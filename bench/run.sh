@@ -12,6 +12,8 @@
 #   BENCH_HASH_SECONDS       duration of `moltflow hash-bench`   (5)
 #   BENCH_DASH_CONNECTIONS   connections for the dashboard pages (4)
 #   BENCH_WARMUP             seconds of unrecorded warm-up       (2; 0 skips it)
+#   BENCH_ROUNDS             rounds of the compared GETs (/healthz, /auth/me bearer and key, the
+#                            bare server), taken in turn; each reports its median round  (3)
 #   BENCH_PORT               first port tried on 127.0.0.1       (18099; next free one is used)
 #   BENCH_OUT                append the Markdown summary to this file
 #   BENCH_SKIP_BUILD=1       reuse the existing release binary
@@ -35,6 +37,7 @@ LOGIN_CONNECTIONS=${BENCH_LOGIN_CONNECTIONS:-16}
 FLOOD_CONNECTIONS=${BENCH_FLOOD_CONNECTIONS:-16}
 HASH_SECONDS=${BENCH_HASH_SECONDS:-5}
 WARMUP=${BENCH_WARMUP:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 DASH_CONNECTIONS=${BENCH_DASH_CONNECTIONS:-4}
 REQUEST_LUA=$ROOT/bench/request.lua
 
@@ -244,7 +247,7 @@ run_wrk() { # name method path header lua conns seconds body  (raw output to $TM
 
 # Requests/sec, the 50% and 99% lines of "Latency Distribution" (us/ms/s/m → ms), and errors
 # (non-2xx/3xx answers plus socket errors) from wrk's text output.
-parse_wrk() { # name
+parse_wrk() { # name [unlisted]
   local name=$1 line rps p50 p99 errs
   line=$(awk '
     function ms(v,  n, u) { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
@@ -259,7 +262,7 @@ parse_wrk() { # name
   ' "$TMP/wrk-$name.txt") || die "cannot parse wrk output for $name: $(cat "$TMP/wrk-$name.txt")"
   read -r rps p50 p99 errs <<<"$line"
   RPS[$name]=$rps P50[$name]=$p50 P99[$name]=$p99 ERRS[$name]=$errs
-  ORDER+=("$name")
+  [[ -n ${2:-} ]] || ORDER+=("$name")
   log "$(printf '%-24s %10s req/s   p50 %8s ms   p99 %8s ms   errors %s' "$name" "$rps" "$p50" "$p99" "$errs")"
 }
 
@@ -322,22 +325,64 @@ PY
 }
 
 # The yardstick of the API-key path: a bare axum server answering the same body for the same key
-# (crates/moltflow-server/examples/bare_key_server.rs), measured like a scenario of this run.
-bare_key_scenario() {
-  local port main_base=$BASE
+# (crates/moltflow-server/examples/bare_key_server.rs), beside MoltFlow for the compared rounds.
+BARE_BASE=''
+start_bare_server() {
+  local port
   curl -fsS -H "X-API-Key: $API_KEY" "$BASE/api/v2/auth/me" >"$TMP/me_key.json" || die "/auth/me with the key failed"
   port=$(pick_port_after "${BASE##*:}")
   "$BARE_BIN" "127.0.0.1:$port" "$API_KEY" "$TMP/me_key.json" >"$TMP/bare.log" 2>&1 &
   BARE_PID=$!
-  BASE=http://127.0.0.1:$port
-  until curl -fs -o /dev/null -H "X-API-Key: $API_KEY" "$BASE/api/v2/auth/me"; do
+  BARE_BASE=http://127.0.0.1:$port
+  until curl -fs -o /dev/null -H "X-API-Key: $API_KEY" "$BARE_BASE/api/v2/auth/me"; do
     alive "$BARE_PID" || die "bare_key_server exited: $(cat "$TMP/bare.log")"
     sleep 0.05
   done
-  scenario bare_key_server GET /api/v2/auth/me "X-API-Key: $API_KEY"
+}
+
+stop_bare_server() {
   kill "$BARE_PID" 2>/dev/null || true
   wait "$BARE_PID" 2>/dev/null || true
-  BARE_PID='' BASE=$main_base
+  BARE_PID='' BARE_BASE=''
+}
+
+# One round of a compared scenario, recorded as NAME@ROUND (not listed in the table).
+compared_round() { # round NAME METHOD PATH [HEADER]
+  local round=$1
+  shift
+  _prepare "$1" "$2" "$3" "${4:-}" ''
+  run_wrk "$1@$round" "$2" "$3" "${4:-}" '' "$_conns" "$SECONDS_EACH" ''
+  parse_wrk "$1@$round" unlisted
+}
+
+# NAME's figures are those of its median round (by req/s); its errors are those of every round.
+take_median_round() { # NAME
+  local name=$1 round errs=0 median
+  for round in $(seq "$ROUNDS"); do errs=$((errs + ${ERRS[$name@$round]})); done
+  median=$(for round in $(seq "$ROUNDS"); do echo "${RPS[$name@$round]} $round"; done | sort -n | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2) { print $2 }')
+  RPS[$name]=${RPS[$name@$median]} P50[$name]=${P50[$name@$median]} P99[$name]=${P99[$name@$median]} ERRS[$name]=$errs
+  ORDER+=("$name")
+  log "$(printf '%-24s %10s req/s (median of %s rounds: %s)' "$name" "${RPS[$name]}" "$ROUNDS" \
+    "$(for round in $(seq "$ROUNDS"); do printf '%s ' "${RPS[$name@$round]}"; done)")"
+}
+
+# The scenarios the ratios compare, taken in turn, round after round: this machine's throughput
+# drifts ±10-20 % over a minute, and a ratio of two runs minutes apart measured the drift as much
+# as the servers.
+compared_scenarios() {
+  local bearer="Authorization: Bearer $TOKEN" key="X-API-Key: $API_KEY" round main_base=$BASE
+  start_bare_server
+  log "compared scenarios: $ROUNDS rounds of healthz, me, me_api_key, bare_key_server (-c$CONNECTIONS, ${SECONDS_EACH}s each)"
+  for round in $(seq "$ROUNDS"); do
+    compared_round "$round" healthz GET /healthz
+    compared_round "$round" me GET /api/v2/auth/me "$bearer"
+    compared_round "$round" me_api_key GET /api/v2/auth/me "$key"
+    BASE=$BARE_BASE
+    compared_round "$round" bare_key_server GET /api/v2/auth/me "$key"
+    BASE=$main_base
+  done
+  stop_bare_server
+  for name in healthz me me_api_key bare_key_server; do take_median_round "$name"; done
 }
 
 # Unrecorded short runs so the first measured scenario does not pay for cold caches and pools.
@@ -352,10 +397,7 @@ warmup() {
 run_scenarios() {
   local bearer="Authorization: Bearer $TOKEN"
 
-  scenario healthz GET /healthz
-  scenario me GET /api/v2/auth/me "$bearer"
-  scenario me_api_key GET /api/v2/auth/me "X-API-Key: $API_KEY"
-  bare_key_scenario
+  compared_scenarios
   # The raw rate is measured right before the login run (server idle, same moment's machine
   # load), so the login ÷ raw ratio compares like with like on a noisy machine.
   hash_bench
