@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{LazyLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -185,16 +184,10 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 /// Naming a series on each request (label strings, a key hashed and looked up in the registry)
 /// was ~5 % of the CPU of a cheap request. Routes are the router's patterns (or `unmatched`),
 /// methods and statuses few: the series stay bounded as before.
-#[derive(Clone)]
 struct RequestSeries {
     requests: metrics::Counter,
     duration: metrics::Histogram,
 }
-
-/// Series by route, then by (method, status).
-type SeriesByRoute = HashMap<String, Vec<((&'static str, u16), RequestSeries)>>;
-
-static SERIES: LazyLock<RwLock<SeriesByRoute>> = LazyLock::new(Default::default);
 
 /// One thread's series, by the address and length of the route's pattern (the router keeps each
 /// pattern in one place for its life), method and status; the pattern itself is kept to be
@@ -222,25 +215,15 @@ impl RequestSeries {
         });
     }
 
+    /// The series' handles from the recorder, which gives every thread asking for the same
+    /// labels the same series.
     fn registered(method: &'static str, route: &str, status: u16) -> RequestSeries {
-        let find = |series: &SeriesByRoute| {
-            series.get(route)?.iter().find(|(k, _)| *k == (method, status)).map(|(_, s)| s.clone())
-        };
-        if let Some(found) = find(&SERIES.read().unwrap_or_else(|e| e.into_inner())) {
-            return found;
-        }
         // Handles registered before the recorder is installed would record nowhere, forever.
         crate::telemetry::metrics_handle();
-        let mut series = SERIES.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = find(&series) {
-            return found;
-        }
         let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
-        let made = RequestSeries {
+        RequestSeries {
             requests: metrics::counter!("http_requests_total", &labels),
             duration: metrics::histogram!("http_request_duration_seconds", &labels),
-        };
-        series.entry(route.to_owned()).or_default().push(((method, status), made.clone()));
-        made
+        }
     }
 }

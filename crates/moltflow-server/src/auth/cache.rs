@@ -383,17 +383,12 @@ impl AuthCache {
         })))
     }
 
-    /// Whether the key secret with this hash authenticated recently.
-    pub fn is_known_key(&self, hash: &str) -> bool {
-        self.known_keys.contains_key(hash)
-    }
-
-    /// Whether the secret that found `cached` is known valid: it authenticated with that very
-    /// state (no second lookup on the hot path), or with an earlier one.
+    /// Whether the secret that found `cached` (with this hash) authenticated recently: with that
+    /// very state (no second lookup on the hot path), or with an earlier one.
     pub fn is_known_valid(&self, cached: &CachedKey, hash: &str) -> bool {
         match cached {
             CachedKey::Usable(state) if state.noted_valid.load(Ordering::Relaxed) => true,
-            _ => self.is_known_key(hash),
+            _ => self.known_keys.contains_key(hash),
         }
     }
 
