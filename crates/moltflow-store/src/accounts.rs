@@ -133,6 +133,15 @@ pub async fn set_user_password(c: &mut impl AsDbConn, id: &str, password_hash: &
     Ok(())
 }
 
+/// Removes the account's password: it signs in by mailed links until its owner sets a new one.
+#[instrument(skip_all)]
+pub async fn clear_user_password(c: &mut impl AsDbConn, id: &str, at: i64) -> Result<bool> {
+    let done = on_conn!(c, c => sqlx::query(
+        "UPDATE users SET password_hash = NULL, updated_at = $2 WHERE id = $1 AND password_hash IS NOT NULL")
+        .bind(id).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
 /// Marks the email verified; false when it already was.
 #[instrument(skip_all)]
 pub async fn set_email_verified(c: &mut impl AsDbConn, id: &str, at: i64) -> Result<bool> {

@@ -47,10 +47,10 @@ pub async fn insert_mail(c: &mut impl AsDbConn, m: &OutboxRow) -> Result<()> {
 
 /// Mails queued for `to_addr` since `since` (ms), sent or not: what the hourly cap counts.
 #[instrument(skip_all)]
-pub async fn count_mail_since(c: &mut impl AsDbConn, to_addr: &str, since: i64) -> Result<i64> {
+pub async fn count_mail_since(c: &mut impl AsDbConn, to_addr: &str, since: i64, except_kind: &str) -> Result<i64> {
     on_conn!(c, c => sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM mail_outbox WHERE to_addr = $1 AND created_at >= $2")
-        .bind(to_addr).bind(since).fetch_one(c).await)
+        "SELECT COUNT(*) FROM mail_outbox WHERE to_addr = $1 AND created_at >= $2 AND kind <> $3")
+        .bind(to_addr).bind(since).bind(except_kind).fetch_one(c).await)
 }
 
 /// Mails of `kind` queued for `to_addr` since `since` (ms), sent or not: how many, and the oldest

@@ -202,32 +202,96 @@ pub async fn sign_out(state: AppState, Client(meta): Client, Signed { viewer, ..
     Ok(response)
 }
 
-/// `GET /verify-email?token=…`: the link of the verification mail. Verifying on GET is safe to
-/// repeat (a mail scanner that follows the link only confirms what the link proves).
+/// `GET /verify-email?token=…`: the link of the verification mail. It only shows a "Confirm my
+/// address" button: a mail scanner that fetches the link proves nothing, and the first proof of a
+/// mailbox takes back what was set up before it (API.md §3), which only the person should trigger.
+pub async fn verify_email_page(state: AppState, pre: PreSession, q: QueryParams) -> PageResult {
+    let token = q.get("token").unwrap_or("");
+    match state.verification().inspect(token).await {
+        Ok(link) => {
+            let body = html! {
+                p { "Confirm that " strong { (link.email) } " is your address." }
+                @if !link.already_verified {
+                    p {
+                        "This is the first proof that the mailbox is yours, so anything set up in the account "
+                        "before it is removed: the password, API keys, pending invitations and every signed-in "
+                        "session. Nobody who registered your address before you keeps access. You then sign in "
+                        "with an emailed link and choose a new password."
+                    }
+                }
+                form.stack method="post" action="/verify-email" {
+                    (csrf_field(&pre.token))
+                    input type="hidden" name="token" value=(token);
+                    div.actions { button type="submit" { "Confirm my address" } }
+                }
+            };
+            Ok(public_page(&pre, StatusCode::OK, "Confirm your email address", None, body))
+        }
+        Err(err) => Ok(link_refused(&pre, FormErrors::from_error(err)?, false)),
+    }
+}
+
+/// The page of a verification link that is not valid (used, replaced or expired).
+fn link_refused(pre: &PreSession, errors: FormErrors, signed_in: bool) -> Response {
+    let body = html! {
+        (errors.summary())
+        p { "This link is not valid any more: it was used, replaced by a newer one, or it expired." }
+        @if signed_in { p { "Use the " strong { "Resend the link" } " button on the " a href="/" { "dashboard" } " to get a new one." } }
+        @else { p { a href="/sign-in" { "Sign in" } " and ask for a new link from the dashboard." } }
+    };
+    public_page(pre, errors.status(), "Verify your email", None, body)
+}
+
+#[derive(Default, Deserialize)]
+pub struct VerifyForm {
+    #[serde(default)]
+    token: String,
+}
+
+/// `POST /verify-email`: the button of the link's page; verifies the address. A first proof ends
+/// every session (this browser's too) and removes the password, so the answer says what was
+/// removed and offers the sign-in link that is now the way in.
 pub async fn verify_email(
     state: AppState,
     Client(meta): Client,
     MaybeViewer(viewer): MaybeViewer,
-    pre: PreSession,
-    q: QueryParams,
+    Public { form, pre }: Public<VerifyForm>,
 ) -> PageResult {
-    let token = q.get("token").unwrap_or("");
-    match state.verification().verify_email(token, &meta).await {
-        Ok(()) if viewer.is_some() => Ok(Redirect::to("/?flash=verified").into_response()),
-        Ok(()) => {
+    let email = state.verification().inspect(&form.token).await.ok().map(|link| link.email);
+    match state.verification().verify_email(&form.token, &meta).await {
+        Ok(None) if viewer.is_some() => Ok(Redirect::to("/?flash=verified").into_response()),
+        Ok(None) => {
             let body = html! { p { a href="/sign-in" { "Sign in" } " to continue." } };
             Ok(public_page(&pre, StatusCode::OK, "Email verified", layout::flash(Some("verified")), body))
         }
-        Err(err) => {
-            let errors = FormErrors::from_error(err)?;
+        Ok(Some(taken)) => {
+            let lines = taken.lines();
             let body = html! {
-                (errors.summary())
-                p { "This link is not valid any more: it was used, replaced by a newer one, or it expired." }
-                @if viewer.is_some() { p { "Use the " strong { "Resend the link" } " button on the " a href="/" { "dashboard" } " to get a new one." } }
-                @else { p { a href="/sign-in" { "Sign in" } " and ask for a new link from the dashboard." } }
+                div.alert.ok role="status" { p { "Your address is confirmed." } }
+                @if lines.is_empty() {
+                    p { "The account had nothing set up before this proof." }
+                } @else {
+                    p { "Everything set up in the account before this first proof of your mailbox was removed:" }
+                    ul { @for line in &lines { li { (line) } } }
+                }
+                p { "Sign in with a link we email you, then choose a password in your profile." }
+                @if let Some(email) = &email {
+                    form.stack method="post" action="/magic-link/request" {
+                        (csrf_field(&pre.token))
+                        input type="hidden" name="email" value=(email);
+                        div.actions { button type="submit" { "Email me a sign-in link" } }
+                    }
+                }
             };
-            Ok(public_page(&pre, errors.status(), "Verify your email", None, body))
+            let mut response = public_page(&pre, StatusCode::OK, "Email verified", None, body);
+            if let Some(viewer) = &viewer {
+                // Its session ended with the proof: the cookie goes too.
+                session::forget(&state, viewer).await?;
+                response.headers_mut().append(session::SET, session::clear(&state));
+            }
+            Ok(response)
         }
+        Err(err) => Ok(link_refused(&pre, FormErrors::from_error(err)?, viewer.is_some())),
     }
 }
 

@@ -117,6 +117,11 @@ pub fn signed_in(viewer: &Viewer, path: &str, title: &str, flash: Option<&str>, 
                     @if !user.email_verified {
                         div.alert.warn role="status" {
                             p { "Please verify your email address: we sent a link to " strong { (user.email) } "." }
+                            p {
+                                "Until then you cannot invite anyone, grant the owner or admin role, or create keys "
+                                "that manage members or billing. Confirming signs you out and removes this password "
+                                "and any keys made before it; you sign in again with an emailed link."
+                            }
                             form.inline method="post" action="/verify-email/resend" {
                                 (csrf_field(&viewer.csrf))
                                 input type="hidden" name="next" value=(path);

@@ -44,7 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sign-in", get(account::sign_in_page).post(account::sign_in))
         .route("/register", get(account::register_page).post(account::register))
         .route("/sign-out", post(account::sign_out))
-        .route("/verify-email", get(account::verify_email))
+        .route("/verify-email", get(account::verify_email_page).post(account::verify_email))
         .route("/verify-email/resend", post(account::resend_verification))
         .route("/accept-invitation", get(account::invitation_page).post(account::accept_invitation))
         .route("/magic-link", get(recovery::magic_link_page).post(recovery::magic_link_sign_in))

@@ -22,11 +22,18 @@ pub enum MailKind {
     PasswordReset,
     MagicLink,
     Invitation,
+    /// The notice of a first proof of the mailbox, listing what was taken back (API.md §3).
+    AccountSecured,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 4] =
-        [MailKind::VerifyEmail, MailKind::PasswordReset, MailKind::MagicLink, MailKind::Invitation];
+    pub const ALL: [MailKind; 5] = [
+        MailKind::VerifyEmail,
+        MailKind::PasswordReset,
+        MailKind::MagicLink,
+        MailKind::Invitation,
+        MailKind::AccountSecured,
+    ];
 
     /// The template file stem, also stored as the outbox row's `kind`.
     pub fn template(self) -> &'static str {
@@ -35,6 +42,7 @@ impl MailKind {
             MailKind::PasswordReset => "password_reset",
             MailKind::MagicLink => "magic_link",
             MailKind::Invitation => "invitation",
+            MailKind::AccountSecured => "account_secured",
         }
     }
 }

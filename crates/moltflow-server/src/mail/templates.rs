@@ -19,6 +19,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("magic_link.html", include_str!("../../templates/mail/magic_link.html")),
     ("invitation.txt", include_str!("../../templates/mail/invitation.txt")),
     ("invitation.html", include_str!("../../templates/mail/invitation.html")),
+    ("account_secured.txt", include_str!("../../templates/mail/account_secured.txt")),
+    ("account_secured.html", include_str!("../../templates/mail/account_secured.html")),
 ];
 
 struct Template {

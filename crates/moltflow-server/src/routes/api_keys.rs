@@ -41,7 +41,7 @@ async fn list_api_keys(state: AppState, principal: Caller) -> ApiResult<Json<Vec
     request_body = CreateApiKeyRequest, responses(
     (status = 201, body = ApiKeyWithSecret),
     (status = 401, body = ErrorBody),
-    (status = 403, description = "Missing `account:manage`, or a scope the caller does not hold (`scope_escalation`)", body = ErrorBody),
+    (status = 403, description = "Missing `account:manage`; a scope the caller does not hold (`scope_escalation`); `members:manage`, `billing:manage` or `*` while the creator's email is not verified (`email_unverified`)", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
 ))]
 async fn create_api_key(

@@ -68,7 +68,9 @@ async fn reset_password(
     Ok(done("Your password has been reset. Sign in with the new one."))
 }
 
-/// Confirm the email address with the token of a verification mail.
+/// Confirm the email address with the token of a verification mail. The first proof of the
+/// mailbox takes back every session, API key, pending invitation and the password set before it
+/// (API.md §3); the answer and a mail say what was removed.
 #[utoipa::path(post, path = "/auth/verify-email", tag = "auth", request_body = TokenRequest, responses(
     (status = 200, description = "Email verified", body = DoneBody),
     (status = 400, description = "Invalid, used or expired token (`invalid_token`)", body = ErrorBody),
@@ -78,8 +80,15 @@ async fn verify_email(
     meta: Origin,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> ApiResult<Json<DoneBody>> {
-    state.verification().verify_email(&req.token, &meta).await?;
-    Ok(done("Your email address is verified."))
+    let detail = match state.verification().verify_email(&req.token, &meta).await? {
+        None => "Your email address is verified.".to_owned(),
+        Some(taken) => format!(
+            "Your email address is verified. As this is the first proof of the mailbox, everything set up \
+             before it was taken back ({}); sign in with a magic link.",
+            taken.summary()
+        ),
+    };
+    Ok(Json(DoneBody { detail }))
 }
 
 /// Mail a new verification link to the caller (nothing is sent when already verified, or after

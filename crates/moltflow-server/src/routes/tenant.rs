@@ -81,7 +81,7 @@ async fn list_members(state: AppState, caller: Authorized<MembersRead>) -> ApiRe
 #[utoipa::path(patch, path = "/tenant/members/{user_id}", tag = "members", security(("bearer" = []), ("api_key" = [])),
     params(("user_id" = String, Path)), request_body = ChangeRoleRequest, responses(
     (status = 200, body = TenantMember), (status = 401, body = ErrorBody),
-    (status = 403, description = "Not allowed for the caller's role (`owner_required`) or scope; a key promoting someone to a role holding scopes the key lacks (`scope_escalation`)", body = ErrorBody),
+    (status = 403, description = "Not allowed for the caller's role (`owner_required`) or scope; a key promoting someone to a role holding scopes the key lacks (`scope_escalation`); granting owner or admin while the caller's email is not verified (`email_unverified`)", body = ErrorBody),
     (status = 404, body = ErrorBody), (status = 409, description = "`last_owner`", body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
 ))]

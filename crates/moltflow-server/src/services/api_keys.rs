@@ -23,6 +23,7 @@ use crate::services::cursor;
 use crate::services::failure::{Failure, Issues, Outcome, check_name};
 use crate::services::origin::Origin;
 use crate::services::principal::Principal;
+use crate::services::standing::{current_caller, require_verified};
 
 /// What the API-key use cases work with.
 pub struct ApiKeys<'a> {
@@ -190,6 +191,10 @@ impl ApiKeys<'_> {
             revoked_at: None,
         };
         let mut tx = self.store.begin().await?;
+        let creator = current_caller(&mut tx, p, now).await?;
+        if new.set.contains(Scope::MEMBERS_MANAGE) || new.set.contains(Scope::BILLING_MANAGE) {
+            require_verified(&creator, "creating a key that manages members or billing")?;
+        }
         insert_api_key(&mut tx, &row).await?;
         let details = json!({"name": row.name, "key_prefix": row.key_prefix, "scopes": new.names, "expires_at": row.expires_at.map(rfc3339)});
         audit::record_at(&mut tx, entry(p, "api_key.created", &row.id, origin, details), now).await?;

@@ -9,9 +9,7 @@ use moltflow_core::ids::{is_uuid, new_id};
 use moltflow_core::password::check_new_password;
 use moltflow_core::secret::{new_token, sha256_hex};
 use moltflow_core::{Email, Role};
-use moltflow_store::accounts::{
-    UserRow, find_tenant, find_tenant_user, find_user, find_user_by_email, insert_user, lock_tenant,
-};
+use moltflow_store::accounts::{UserRow, find_tenant, find_tenant_user, find_user_by_email, insert_user, lock_tenant};
 use moltflow_store::invitations::{
     InvitationRow, accept_invitation, count_tenant_invitations_since, find_invitation, find_invitation_by_token,
     insert_invitation, list_invitations, lock_invited_address, revoke_invitation, revoke_pending_for_email,
@@ -25,9 +23,11 @@ use crate::auth::password::PasswordHasher;
 use crate::mail::{MailKind, Mailer};
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Issues, Outcome, check_name};
+use crate::services::mailbox_proof::{self, Proof};
 use crate::services::origin::Origin;
 use crate::services::principal::Principal;
 use crate::services::sessions::{Tokens, open_session};
+use crate::services::standing::{current_caller, require_verified};
 
 /// What the invitation use cases work with.
 pub struct Invitations<'a> {
@@ -76,17 +76,6 @@ pub fn to_dto(row: &InvitationRow, now: i64) -> Invitation {
 fn actor(p: &Principal) -> Actor {
     let (kind, id) = p.actor();
     Actor { kind, id: Some(id) }
-}
-
-/// Only a verified address may send mail from our domain in the tenant's name (a key invites as
-/// its creator). Read in the transaction: the principal's copy may be a second old.
-async fn require_verified_inviter(tx: &mut Tx, p: &Principal) -> Outcome<()> {
-    let inviter = find_user(tx, &p.user.id).await?.ok_or_else(Failure::not_authenticated)?;
-    if inviter.email_verified {
-        Ok(())
-    } else {
-        Err(Failure::forbidden("email_unverified", "Verify your email address before inviting anyone"))
-    }
 }
 
 /// The caps of API.md §8, counted in the database so that they hold across nodes: invitation
@@ -166,7 +155,10 @@ impl Invitations<'_> {
         // concurrent invitations (on any node) wait for each other's commit before counting.
         lock_tenant(&mut tx, p.tenant_id()).await?;
         lock_invited_address(&mut tx, email.as_str()).await?;
-        require_verified_inviter(&mut tx, p).await?;
+        // Only a verified address sends mail from our domain in the tenant's name (a key invites
+        // as its creator).
+        let inviter = current_caller(&mut tx, p, now).await?;
+        require_verified(&inviter, "inviting anyone")?;
         within_invitation_caps(&mut tx, p.tenant_id(), email.as_str(), now).await?;
         if find_user_by_email(&mut tx, email.as_str()).await?.is_some() {
             return Err(Failure::conflict("email_taken", "An account with this email already exists"));
@@ -231,6 +223,38 @@ impl Invitations<'_> {
         Ok(())
     }
 
+    /// The invited address has an account already, so nobody joins. An unverified one was
+    /// registered without proof of the mailbox, which this invitation now gives: everything set up
+    /// in it is taken back (API.md §3), committed although the answer is a conflict.
+    async fn address_taken(&self, mut tx: Tx, existing: &UserRow, origin: &Origin, now: i64) -> Failure {
+        let taken = || Failure::conflict("email_taken", "An account with this email already exists");
+        if existing.email_verified {
+            return taken();
+        }
+        let secured = async {
+            let Some(taken) =
+                mailbox_proof::prove(&mut tx, self.mailer, existing, Proof::Invitation, origin, now).await?
+            else {
+                return Ok(());
+            };
+            let change = taken.invalidation(&existing.id);
+            change.announce(&mut tx, self.store, self.tokens.auth_cache).await?;
+            tx.commit().await?;
+            change.apply(self.tokens.auth_cache).await;
+            self.mailer.wake();
+            Ok::<(), Failure>(())
+        };
+        match secured.await {
+            Ok(()) => Failure::conflict(
+                "email_taken",
+                "An account with this email already exists. It had been registered without proof of this \
+                 mailbox, so everything set up in it before was taken back; sign in to it with an emailed link. \
+                 To join this workspace instead, delete that account, then open the invitation again",
+            ),
+            Err(failure) => failure,
+        }
+    }
+
     /// Creates the invited account in the inviting tenant and signs it in. The address is verified:
     /// the link was mailed to it.
     pub async fn accept(&self, req: AcceptInvitationRequest, origin: &Origin) -> Outcome<TokenPair> {
@@ -270,6 +294,9 @@ impl Invitations<'_> {
             updated_at: now,
         };
         let mut tx = self.store.begin().await?;
+        if let Some(existing) = find_user_by_email(&mut tx, &invitation.email).await? {
+            return Err(self.address_taken(tx, &existing, origin, now).await);
+        }
         if !accept_invitation(&mut tx, &invitation.id, now).await?
             || !inviter_may_still_grant(&mut tx, &invitation).await?
         {

@@ -23,6 +23,7 @@ use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Outcome};
 use crate::services::origin::Origin;
 use crate::services::principal::Principal;
+use crate::services::standing::{current_caller, require_verified};
 
 /// What the member use cases work with.
 pub struct Members<'a> {
@@ -102,7 +103,8 @@ impl Members<'_> {
         let mut tx = self.begin_locked(p.tenant_id()).await?;
         let target = find_tenant_user(&mut tx, p.tenant_id(), user_id).await?.ok_or_else(member_not_found)?;
         let current = target.role;
-        let my_role = current_role(&mut tx, p).await?;
+        let me = current_caller(&mut tx, p, self.clock.now_ms()).await?;
+        let my_role = me.role;
         if new_role >= Role::Admin && my_role != Role::Owner {
             return Err(owner_only("grant the owner or admin role"));
         }
@@ -111,6 +113,9 @@ impl Members<'_> {
         }
         if new_role > current {
             p.require_within(new_role.scopes(), "This role holds scopes the calling key does not")?;
+            if new_role >= Role::Admin {
+                require_verified(&me, "granting the owner or admin role")?;
+            }
         }
         if current == new_role {
             return Ok(to_dto(&target));

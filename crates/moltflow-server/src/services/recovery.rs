@@ -8,9 +8,7 @@ use moltflow_core::Email;
 use moltflow_core::clock::Clock;
 use moltflow_core::password::check_new_password;
 use moltflow_store::Store;
-use moltflow_store::accounts::{UserRow, find_user_by_email, set_email_verified, set_user_password};
-use moltflow_store::api_keys::revoke_user_api_keys;
-use moltflow_store::invitations::revoke_pending_sent_by;
+use moltflow_store::accounts::{UserRow, find_user_by_email, set_user_password};
 use moltflow_store::sessions::revoke_user_sessions;
 use moltflow_store::tokens::use_user_tokens;
 use moltflow_types::{ResetPasswordRequest, TokenPair};
@@ -21,6 +19,7 @@ use crate::auth::revocation::Invalidation;
 use crate::mail::Mailer;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Outcome};
+use crate::services::mailbox_proof::{self, Proof};
 use crate::services::mailing::{send_link, under_hourly_cap};
 use crate::services::one_time::{self, TokenKind};
 use crate::services::origin::Origin;
@@ -87,9 +86,9 @@ impl Recovery<'_> {
         Ok(())
     }
 
-    /// `POST /auth/reset-password`: sets the password, verifies the email (the mail reached it)
-    /// and ends every session of the user; when the email was not verified before, also revokes
-    /// every API key and pending invitation the account created (API.md §3).
+    /// `POST /auth/reset-password`: sets the password and ends every session of the user. When the
+    /// email was not verified before, the reset is the first proof of the mailbox and also takes
+    /// back every API key and pending invitation the account created (API.md §3).
     pub async fn reset_password(&self, req: ResetPasswordRequest, origin: &Origin) -> Outcome<()> {
         let user = {
             let mut conn = self.store.conn().await?;
@@ -101,19 +100,15 @@ impl Recovery<'_> {
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
         let user = one_time::redeem(&mut tx, TokenKind::Reset, &req.token, now).await?;
+        let taken = mailbox_proof::prove(&mut tx, self.mailer, &user, Proof::PasswordReset, origin, now)
+            .await?
+            .unwrap_or_default();
         set_user_password(&mut tx, &user.id, &hash, now).await?;
-        set_email_verified(&mut tx, &user.id, now).await?;
-        let revoked = revoke_user_sessions(&mut tx, &user.id, now).await?;
+        // A verified account keeps its keys: only its sessions end.
+        let mut revoked = taken.sessions.clone();
+        revoked.extend(revoke_user_sessions(&mut tx, &user.id, now).await?);
         // A sign-in link mailed before the reset would bypass the new password.
         use_user_tokens(&mut tx, &user.id, TokenKind::Magic.as_str(), now).await?;
-        // Pre-hijacking: whoever registered an address they could not verify may have left keys
-        // and invitations behind; the owner of the mailbox takes the account over without them.
-        let (dead_keys, invitations) = if user.email_verified {
-            (Vec::new(), 0)
-        } else {
-            let keys = revoke_user_api_keys(&mut tx, &user.id, now).await?;
-            (keys, revoke_pending_sent_by(&mut tx, &user.id, false, now).await?)
-        };
         let entry = Entry {
             tenant_id: &user.tenant_id,
             actor: Actor::user(&user.id),
@@ -123,35 +118,41 @@ impl Recovery<'_> {
             details: serde_json::json!({
                 "sessions_revoked": revoked.len(),
                 "email_was_verified": user.email_verified,
-                "keys_revoked": dead_keys.len(),
-                "invitations_revoked": invitations,
+                "keys_revoked": taken.keys,
+                "invitations_revoked": taken.invitations,
             }),
         };
         audit::record_at(&mut tx, entry, now).await?;
-        let change = Invalidation::default()
-            .sessions(revoked)
-            .dead_keys(dead_keys.into_iter().flat_map(|(current, previous)| std::iter::once(current).chain(previous)))
-            .user(&user.id);
+        let change = taken.invalidation(&user.id).sessions(revoked);
         change.announce(&mut tx, self.store, self.tokens.auth_cache).await?;
         tx.commit().await?;
         change.apply(self.tokens.auth_cache).await;
+        self.mailer.wake();
         self.lockout.clear(&user.email).await;
         Ok(())
     }
 
-    /// `POST /auth/magic-link/verify`: signs the user in (session method `magic_link`) and
-    /// verifies the email.
+    /// `POST /auth/magic-link/verify`: signs the user in (session method `magic_link`). The first
+    /// one on an unverified account proves the mailbox: everything set up before is taken back
+    /// (the password included) before the new session opens.
     pub async fn verify_magic_link(&self, token: &str, origin: &Origin) -> Outcome<TokenPair> {
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
         let user = one_time::redeem(&mut tx, TokenKind::Magic, token, now).await?;
-        set_email_verified(&mut tx, &user.id, now).await?;
+        let taken = mailbox_proof::prove(&mut tx, self.mailer, &user, Proof::MagicLink, origin, now).await?;
         let opened = sign_in(&mut tx, &user, "magic_link", origin, now).await?;
-        let change = Invalidation::default().user(&user.id);
+        let change = match &taken {
+            Some(taken) => taken.invalidation(&user.id),
+            None => Invalidation::default().user(&user.id),
+        };
         change.announce(&mut tx, self.store, self.tokens.auth_cache).await?;
         tx.commit().await?;
         change.apply(self.tokens.auth_cache).await;
-        let user = UserRow { email_verified: true, ..user };
+        if taken.is_some() {
+            self.mailer.wake();
+        }
+        let password_hash = if taken.as_ref().is_some_and(|t| t.password) { None } else { user.password_hash.clone() };
+        let user = UserRow { email_verified: true, password_hash, ..user };
         self.tokens.pair(&user, opened)
     }
 }
