@@ -80,7 +80,9 @@ impl Server {
         (status, json)
     }
 
-    /// Registers an owner, verifies the email from the mail file, and returns the token pair.
+    /// Registers an owner, verifies the email from the mail file, signs in again by magic link and
+    /// sets the password (the first proof of the mailbox took back the registration's session and
+    /// password, API.md §3), and returns the token pair of that sign-in.
     fn owner(&self, email: &str) -> Value {
         let (status, pair) = self.call(
             "POST",
@@ -91,6 +93,13 @@ impl Server {
         assert_eq!(status, 201, "{pair}");
         let token = self.mail_token(email, "verify_email");
         assert_eq!(self.call("POST", "/api/v2/auth/verify-email", None, Some(json!({"token": token}))).0, 200);
+        assert_eq!(self.call("POST", "/api/v2/auth/magic-link/request", None, Some(json!({"email": email}))).0, 202);
+        let token = self.mail_token(email, "magic_link");
+        let (status, pair) = self.call("POST", "/api/v2/auth/magic-link/verify", None, Some(json!({"token": token})));
+        assert_eq!(status, 200, "{pair}");
+        let access = pair["access_token"].as_str().unwrap();
+        let set = self.call("POST", "/api/v2/auth/set-password", Some(access), Some(json!({"password": PASSWORD})));
+        assert_eq!(set.0, 200, "{}", set.1);
         pair
     }
 
@@ -103,9 +112,15 @@ impl Server {
 
     /// The token in the newest mail of `kind` to `to`, waiting for the outbox worker to write it.
     fn mail_token(&self, to: &str, kind: &str) -> String {
+        self.mail_token_other_than(to, kind, None)
+    }
+
+    /// As [`Server::mail_token`], waiting for a mail newer than the one that carried `seen`.
+    fn mail_token_other_than(&self, to: &str, kind: &str, seen: Option<&str>) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Some(token) = find_mail_token(&self.dir.join("mail"), to, kind) {
+            if let Some(token) = find_mail_token(&self.dir.join("mail"), to, kind).filter(|t| Some(t.as_str()) != seen)
+            {
                 return token;
             }
             assert!(Instant::now() < deadline, "no {kind} mail to {to}");
@@ -358,6 +373,8 @@ fn login_keeps_a_private_refresh_token_and_logout_ends_the_session() {
 fn login_by_magic_link_and_usage_events_from_a_file() {
     let server = Server::start();
     server.owner("gil@example.com");
+    // The owner's own sign-in link, spent already.
+    let owners = server.mail_token("gil@example.com", "magic_link");
     // The link is mailed; the person pastes it at the prompt (here: on standard input).
     let mut child = moltflow()
         .args(["login", "--email", "gil@example.com", "--magic-link"])
@@ -368,7 +385,7 @@ fn login_by_magic_link_and_usage_events_from_a_file() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let token = server.mail_token("gil@example.com", "magic_link");
+    let token = server.mail_token_other_than("gil@example.com", "magic_link", Some(&owners));
     let link = format!("http://127.0.0.1:{}/magic-link?token={token}\n", server.port);
     child.stdin.take().unwrap().write_all(link.as_bytes()).unwrap();
     let login = Run(child.wait_with_output().unwrap());

@@ -148,7 +148,7 @@ async fn a_revoked_invitation_cannot_be_accepted() {
 #[tokio::test]
 async fn user_only_routes_refuse_api_keys() {
     let app = TestApp::spawn().await;
-    let owner = app.register("owner@example.com").await;
+    let owner = app.register_verified("owner@example.com").await;
     let key = token(&app.create_key(&token(&owner, "access_token"), &["*"]).await, "raw_key");
     for (method, path, body) in [
         (Method::POST, "/auth/logout", json!({})),

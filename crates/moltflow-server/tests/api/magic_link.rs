@@ -90,10 +90,17 @@ async fn resend_mails_a_new_verification_link_until_the_email_is_verified() {
     let second = sink.wait_for(2).await[1].token();
     assert_ne!(first, second);
     assert_eq!(app.post("/auth/verify-email", json!({"token": second}), None).await.status, 200);
-    // Verified: the older link is spent too, and a resend sends nothing.
+    // Verified: the older link is spent too. The first proof ended the registration's session
+    // and mailed its notice; signed in again, a resend sends nothing.
     app.post("/auth/verify-email", json!({"token": first}), None).await.assert(400, "invalid_token");
+    app.post("/auth/verify-email/resend", json!(null), Some(&access)).await.assert(401, "invalid_token");
+    assert_eq!(sink.wait_for(3).await.len(), 3);
+    app.post("/auth/magic-link/request", json!({"email": "ana@example.com"}), None).await;
+    let signed_in =
+        app.post("/auth/magic-link/verify", json!({"token": sink.wait_for(4).await[3].token()}), None).await;
+    let access = token(&signed_in.body, "access_token");
     assert_eq!(app.post("/auth/verify-email/resend", json!(null), Some(&access)).await.status, 202);
-    assert_eq!(sink.wait_for(2).await.len(), 2, "nothing more was queued");
+    assert_eq!(sink.wait_for(4).await.len(), 4, "nothing more was queued");
     app.post("/auth/verify-email/resend", json!(null), None).await.assert(401, "not_authenticated");
 }
 

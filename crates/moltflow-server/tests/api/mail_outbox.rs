@@ -34,16 +34,19 @@ async fn registration_mail_arrives_over_smtp_and_its_link_verifies_the_email() {
 
     let r = app.post("/auth/verify-email", json!({"token": t}), None).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let me = app.get("/auth/me", Some(&token(&pair, "access_token"))).await;
-    assert_eq!(me.body["email_verified"], true);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE email_verified = TRUE").await, 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'email.verified'").await, 1);
+    // The first proof of the mailbox ended the registration's session, and says so by mail.
+    app.get("/auth/me", Some(&token(&pair, "access_token"))).await.assert(401, "invalid_token");
+    let notice = sink.wait_for(2).await.remove(1);
+    assert_eq!(notice.header("Subject").as_deref(), Some("Your MoltFlow address is confirmed"));
     // Single use.
     app.post("/auth/verify-email", json!({"token": t}), None).await.assert(400, "invalid_token");
     // Sent: the row is kept (for the hourly cap) without its bodies, and only the hash of the token is stored.
     assert_eq!(
         app.count("SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NOT NULL AND text_body = '' AND html_body = ''")
             .await,
-        1
+        2
     );
     assert_eq!(app.count_with("SELECT COUNT(*) FROM one_time_tokens WHERE token_hash = $1", &[&t]).await, 0);
 }
@@ -111,7 +114,11 @@ async fn without_smtp_mail_is_written_as_eml_files_that_complete_the_flow() {
     assert_eq!(files[0].header("To").as_deref(), Some("ana@example.com"));
     let r = app.post("/auth/verify-email", json!({"token": files[0].token()}), None).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(app.get("/users/me", Some(&token(&pair, "access_token"))).await.body["email_verified"], true);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE email_verified = TRUE").await, 1);
+    app.get("/users/me", Some(&token(&pair, "access_token"))).await.assert(401, "invalid_token");
+    // The notice of the first proof is a file too.
+    assert_eq!(app.deliver_mail().await, 1);
+    assert!(mail_files(&app.mail_dir).iter().any(|m| m.header("Subject").is_some_and(|s| s.contains("confirmed"))));
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ mod faults;
 mod invitations;
 mod magic_link;
 mod mail_outbox;
+mod mailbox_proof;
 mod mcp;
 mod openapi;
 mod ops;

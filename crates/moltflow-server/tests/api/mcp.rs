@@ -47,7 +47,7 @@ async fn mcp_needs_an_api_key() {
 #[tokio::test]
 async fn a_key_sees_and_calls_only_the_tools_its_scopes_allow() {
     let app = TestApp::spawn().await;
-    let pair = app.register("mcp-scopes@example.com").await;
+    let pair = app.register_verified("mcp-scopes@example.com").await;
     let access = token(&pair, "access_token");
     let narrow = app.create_key(&access, &["usage:read"]).await["raw_key"].as_str().unwrap().to_owned();
     let wide = app.create_key(&access, &["*"]).await["raw_key"].as_str().unwrap().to_owned();
@@ -73,7 +73,7 @@ async fn a_key_sees_and_calls_only_the_tools_its_scopes_allow() {
 #[tokio::test]
 async fn tool_calls_change_state_like_the_api_and_are_audited_and_rate_limited_once() {
     let app = TestApp::spawn().await;
-    let pair = app.register("mcp-calls@example.com").await;
+    let pair = app.register_verified("mcp-calls@example.com").await;
     let access = token(&pair, "access_token");
     let key = app.create_key(&access, &["*"]).await["raw_key"].as_str().unwrap().to_owned();
 
@@ -147,7 +147,7 @@ fn tool_json(answer: &Value) -> (bool, Value) {
 #[tokio::test]
 async fn tenant_tools_answer_what_their_routes_answer_errors_included() {
     let app = TestApp::spawn().await;
-    let pair = app.register("mcp-tenant@example.com").await;
+    let pair = app.register_verified("mcp-tenant@example.com").await;
     let access = token(&pair, "access_token");
     let key = app.create_key(&access, &["*"]).await["raw_key"].as_str().unwrap().to_owned();
     let call = |name: &str, arguments: Value| json!({"name": name, "arguments": arguments});

@@ -76,7 +76,7 @@ async fn only_a_keys_creator_rotates_it_and_nobody_reads_another_users_secret() 
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'api_key.rotated'").await, 0);
 
     // Another tenant's owner, admin or key gets 404 for the id, never 403 (nothing to learn).
-    let stranger = app.register("stranger@example.com").await;
+    let stranger = app.register_verified("stranger@example.com").await;
     let stranger_at = token(&stranger, "access_token");
     let stranger_admin = token(&app.add_member(&stranger, "stranger-admin@example.com", "admin").await, "access_token");
     let stranger_key = token(&app.create_key(&stranger_at, &["*"]).await, "raw_key");
@@ -128,18 +128,21 @@ async fn a_key_rotates_only_keys_within_its_own_scopes() {
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'api_key.rotated'").await, 2);
 }
 
-/// Registers `email` as an attacker would (never verified), with a `*` key; returns
-/// `(access token, user id, raw key)`.
-async fn pre_registered(app: &TestApp, email: &str) -> (String, String, String) {
+/// The widest key an unverified account may make: everything but managing members and billing.
+pub const UNVERIFIED_WIDEST: &[&str] = &["account:manage", "settings:manage", "usage:write", "messages:send"];
+
+/// Registers `email` as an attacker would (never verified), with the widest key it may make;
+/// returns `(access token, user id, raw key)`.
+pub async fn pre_registered(app: &TestApp, email: &str) -> (String, String, String) {
     let pair = app.register(email).await;
     let at = token(&pair, "access_token");
-    let key = token(&app.create_key(&at, &["*"]).await, "raw_key");
+    let key = token(&app.create_key(&at, UNVERIFIED_WIDEST).await, "raw_key");
     (at, id(&pair), key)
 }
 
 /// A pending invitation the account sent before invitations needed a verified email; returns its
 /// raw token.
-async fn legacy_invitation(app: &TestApp, inviter: &str, tenant_id: &str, to: &str) -> String {
+pub async fn legacy_invitation(app: &TestApp, inviter: &str, tenant_id: &str, to: &str) -> String {
     let raw = format!("legacy-invitation-{}", uuid::Uuid::new_v4().simple());
     let now = app.state.clock.now_ms();
     let row = InvitationRow {
@@ -158,7 +161,7 @@ async fn legacy_invitation(app: &TestApp, inviter: &str, tenant_id: &str, to: &s
     raw
 }
 
-async fn reset_password(app: &TestApp, email: &str, new_password: &str) {
+pub async fn reset_password(app: &TestApp, email: &str, new_password: &str) {
     assert_eq!(app.post("/auth/forgot-password", json!({"email": email}), None).await.status, 202);
     let mail = mail_to(app, email, "Reset").await;
     let r = app.post("/auth/reset-password", json!({"token": mail.token(), "new_password": new_password}), None).await;

@@ -9,7 +9,7 @@ use serde_json::json;
 use moltflow_core::clock::{DAY_MS, HOUR_MS};
 use moltflow_store::invitations::InvitationRow;
 
-use crate::common::{PASSWORD, Resp, TestApp, app_with_owner, insert_invitation, token};
+use crate::common::{PASSWORD, Resp, TestApp, insert_invitation, token};
 use crate::security_keys::{delete, id, mail_to, patch, verified};
 
 async fn invite(app: &TestApp, bearer: &str, email: &str, role: &str) -> Resp {
@@ -31,21 +31,30 @@ async fn accept(app: &TestApp, email: &str) -> Resp {
 
 #[tokio::test]
 async fn only_users_with_a_verified_email_invite() {
-    let (app, _, at) = app_with_owner().await;
-    let key = token(&app.create_key(&at, &["*"]).await, "raw_key");
+    let app = TestApp::spawn().await;
+    let at = token(&app.register("owner@example.com").await, "access_token");
     invite(&app, &at, "anyone@example.com", "member").await.assert(403, "email_unverified");
-    // A key invites as its creator.
-    app.with_key(Method::POST, "/tenant/invitations", &key, Some(json!({"email": "anyone@example.com"})))
-        .await
-        .assert(403, "email_unverified");
+    // Nor may it make a key that could invite (or buy plans) in its place.
+    for scopes in [&["members:manage"][..], &["billing:manage"], &["*"], &["account:read", "members:manage"]] {
+        let r = app.post("/api-keys", json!({"name": "k", "scopes": scopes}), Some(&at)).await;
+        r.assert(403, "email_unverified");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM api_keys").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM invitations").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM mail_outbox WHERE kind = 'invitation'").await, 0);
 
     verified(&app, "owner@example.com").await;
+    let key = token(&app.create_key(&at, &["*"]).await, "raw_key");
     assert_eq!(invite(&app, &at, "anyone@example.com", "member").await.status, 201);
     let by_key =
         app.with_key(Method::POST, "/tenant/invitations", &key, Some(json!({"email": "another@example.com"}))).await;
     assert_eq!(by_key.status, 201, "{}", by_key.body);
+    // A key invites as its creator, judged as stored now (say the address was changed outside the API).
+    app.exec("UPDATE users SET email_verified = FALSE WHERE email = $1", &["owner@example.com"]).await;
+    app.with_key(Method::POST, "/tenant/invitations", &key, Some(json!({"email": "third@example.com"})))
+        .await
+        .assert(403, "email_unverified");
+    assert_eq!(app.count("SELECT COUNT(*) FROM invitations").await, 2);
 }
 
 #[tokio::test]

@@ -235,6 +235,8 @@ async fn a_passwordless_account_is_deleted_from_a_fresh_magic_link_session_only(
     app.post("/auth/magic-link/request", json!({"email": "nopw@example.com"}), None).await;
     let t = sink.wait_for(2).await[1].token();
     let stale = app.post("/auth/magic-link/verify", json!({"token": t}), None).await.body;
+    // The first proof of the mailbox: its notice (the registration's session is taken back).
+    assert!(sink.wait_for(3).await[2].header("Subject").is_some_and(|s| s.contains("confirmed")));
     app.store
         .execute_raw("UPDATE sessions SET created_at = created_at - 600001 WHERE method = 'magic_link'")
         .await
@@ -243,7 +245,7 @@ async fn a_passwordless_account_is_deleted_from_a_fresh_magic_link_session_only(
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
 
     app.post("/auth/magic-link/request", json!({"email": "nopw@example.com"}), None).await;
-    let t = sink.wait_for(3).await[2].token();
+    let t = sink.wait_for(4).await[3].token();
     let fresh = app.post("/auth/magic-link/verify", json!({"token": t}), None).await.body;
     let r = delete_me(&app, &token(&fresh, "access_token"), json!({})).await;
     assert_eq!(r.status, 204, "{}", r.body);
