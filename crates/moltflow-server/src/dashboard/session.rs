@@ -16,6 +16,7 @@ use moltflow_store::web_sessions::{
 };
 use moltflow_types::TokenPair;
 
+use crate::auth::rate_limit::PrincipalRates as _;
 use crate::dashboard::csrf;
 use crate::dashboard::errors::{PageError, PageResult};
 use crate::error::ApiError;
@@ -131,6 +132,26 @@ pub async fn load(headers: &HeaderMap, state: &AppState) -> PageResult<Option<Vi
             return Ok(None);
         }
     };
+    // A page view counts against the same per-principal rate as an API call, keyed by the same
+    // user id: one budget per person whichever way in, so the dashboard is no unlimited back door
+    // to the use cases (and the database) behind the API's limits. Checked before the write below.
+    match state.limits.principal.check(&member.user.id, &member.plan_id, now).await {
+        None => {}
+        Some(Ok(info)) => crate::request_context::record_rate(info),
+        Some(Err((info, wait))) => {
+            crate::request_context::record_rate(info);
+            return Err(ApiError::too_many(
+                "rate_limited",
+                format!(
+                    "You made more than {} requests in a minute, the limit of your plan (pages and API calls \
+                     together), so this page was not loaded",
+                    info.limit
+                ),
+                wait,
+            )
+            .into());
+        }
+    }
     if now - row.last_seen_at >= TOUCH_EVERY_MS {
         touch_web_session(&mut conn, &token_hash, now).await?;
     }
