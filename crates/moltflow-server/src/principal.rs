@@ -115,18 +115,21 @@ async fn authenticate(parts: &Parts, state: &AppState, now: i64) -> Result<Princ
         }
         // Not a key's shape: refused unread.
         Presented::ApiKey(_) => throttled(parts, state, now, || false, async { Err(invalid_api_key()) }).await,
-        Presented::Token(token) => {
-            let verified = state.auth_cache.verified_token(token, now);
-            let known = verified.is_some();
-            throttled(parts, state, now, || known, authenticate_access_token(state, token, verified, now)).await
-        }
+        // The signature is checked before the budget: it costs an Ed25519 verification, not the
+        // lookup the budget protects, and a token that passes it was minted with our key (by any
+        // node), so it is no guess. Its session may still be revoked: that counts afterwards.
+        Presented::Token(token) => match verified_claims(state, token, now) {
+            Ok(claims) => throttled(parts, state, now, || true, authenticate_session(state, claims, now)).await,
+            Err(error) => throttled(parts, state, now, || false, async { Err(error) }).await,
+        },
         Presented::Malformed(error) => throttled(parts, state, now, || false, async { Err(error) }).await,
     }
 }
 
 /// Runs an authentication under the failed-authentication throttle (API.md §3): a credential not
-/// known valid is charged to the client's network before it is looked up (`429` when the
-/// network's failures are used up) and refunded if it works; a known one that fails counts after.
+/// known valid (a key this node has seen work, or an access token whose signature checks) is
+/// charged to the client's network before it is looked up (`429` when the network's failures are
+/// used up) and refunded if it works; a known one that fails counts after.
 async fn throttled(
     parts: &Parts,
     state: &AppState,
@@ -175,24 +178,21 @@ fn invalid_api_key() -> ApiError {
     ApiError::unauthorized("invalid_api_key", "Invalid or revoked API key")
 }
 
-/// `verified`: the token's claims if this node has verified it before.
-async fn authenticate_access_token(
-    state: &AppState,
-    token: &str,
-    verified: Option<Arc<Claims>>,
-    now: i64,
-) -> ApiResult<Principal> {
-    let claims = match verified {
-        Some(claims) => claims,
-        None => {
-            let claims = Arc::new(state.jwt.verify(token, now).map_err(|e| match e {
-                TokenError::Expired => ApiError::unauthorized("token_expired", "The access token has expired"),
-                TokenError::Invalid => invalid_token(),
-            })?);
-            state.auth_cache.remember_token(token, claims.clone());
-            claims
-        }
-    };
+/// The token's claims: from memory if this node has verified it before, else verified now.
+fn verified_claims(state: &AppState, token: &str, now: i64) -> ApiResult<Arc<Claims>> {
+    if let Some(claims) = state.auth_cache.verified_token(token, now) {
+        return Ok(claims);
+    }
+    let claims = Arc::new(state.jwt.verify(token, now).map_err(|e| match e {
+        TokenError::Expired => ApiError::unauthorized("token_expired", "The access token has expired"),
+        TokenError::Invalid => invalid_token(),
+    })?);
+    state.auth_cache.remember_token(token, claims.clone());
+    Ok(claims)
+}
+
+/// A verified token's session: live, and still the token's user and tenant.
+async fn authenticate_session(state: &AppState, claims: Arc<Claims>, now: i64) -> ApiResult<Principal> {
     let session = state.auth_cache.session(&state.store, &claims.sid, now).await.map_err(state_unavailable)?;
     let member = match (&session.member, session.revoked) {
         (Some(m), false) if m.user.id == claims.sub && m.user.tenant_id == claims.tid => m,

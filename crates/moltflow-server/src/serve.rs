@@ -1,7 +1,6 @@
 //! Running the service: listen, connect, migrate, announce, and drain on SIGTERM / Ctrl-C.
 
 use moltflow_store::{PoolSettings, Store};
-use std::net::IpAddr;
 use tokio::net::TcpListener;
 
 use crate::app::app;
@@ -29,11 +28,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Store, usize)> {
 /// wants on loopback, and a free upgrade for anyone on a reachable address: there it must be
 /// chosen explicitly, never by default.
 pub fn check_billing_exposure(config: &Config) -> anyhow::Result<()> {
-    let loopback = match config.server.bind.ip() {
-        IpAddr::V4(ip) => ip.is_loopback(),
-        IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-    };
-    if config.billing.provider == Provider::Local && !config.billing.provider_explicit && !loopback {
+    if config.billing.provider == Provider::Local
+        && !config.billing.provider_explicit
+        && !config.server.binds_loopback()
+    {
         anyhow::bail!(
             "MOLTFLOW_BILLING_PROVIDER: unset, so the local provider (whose checkout page grants plans without payment) \
              would serve on the non-loopback MOLTFLOW_BIND {}; set MOLTFLOW_BILLING_PROVIDER=stripe, or \

@@ -47,6 +47,16 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// Whether only this machine can reach the bound address (IPv4-mapped loopback included).
+    pub fn binds_loopback(&self) -> bool {
+        match self.bind.ip() {
+            std::net::IpAddr::V4(ip) => ip.is_loopback(),
+            std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        }
+    }
+}
+
 /// `10.0.0.0/8`, or a bare address meaning that one host.
 fn parse_cidr(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))

@@ -4,7 +4,8 @@
 //! - Signed in, the token is an HMAC of the session cookie's secret, so it is bound to the session
 //!   and never stored; another site can neither read the cookie nor compute the token.
 //! - Signed out (sign-in, register, reset, magic link, invitation), the same HMAC is taken of a
-//!   random pre-session cookie `mf_csrf` (double submit, bound to this browser).
+//!   random pre-session cookie `mf_csrf` (`__Host-mf_csrf` behind https; double submit, bound
+//!   to this browser).
 //! - A POST whose `Origin` header names another origin is refused as well, token or not.
 //!
 //! A missing or wrong token answers `403` with a page ([`PageError::Csrf`]); nothing changes.
@@ -25,7 +26,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The pre-session cookie of signed-out forms.
-pub const PRE_COOKIE: &str = "mf_csrf";
+pub const PRE_COOKIE: session::CookieName = session::CookieName { plain: "mf_csrf", prefixed: "__Host-mf_csrf" };
 /// The form field every state-changing form carries.
 pub const FIELD: &str = "csrf";
 
@@ -68,7 +69,7 @@ impl FromRequestParts<AppState> for PreSession {
 }
 
 fn pre_session(headers: &HeaderMap, state: &AppState) -> PreSession {
-    match session::cookie(headers, PRE_COOKIE).filter(|v| v.len() == 43) {
+    match session::cookie(headers, PRE_COOKIE.in_force(state)).filter(|v| v.len() == 43) {
         Some(secret) => PreSession { token: token_for(secret), set_cookie: None },
         None => {
             let secret = new_token();
@@ -142,7 +143,8 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Public<T> {
     async fn from_request(req: Request, state: &AppState) -> PageResult<Public<T>> {
         let (parts, body) = req.into_parts();
         let (headers, pairs) = read_form(parts, body, state).await?;
-        let secret = session::cookie(&headers, PRE_COOKIE).filter(|v| v.len() == 43).ok_or(PageError::Csrf)?;
+        let secret =
+            session::cookie(&headers, PRE_COOKIE.in_force(state)).filter(|v| v.len() == 43).ok_or(PageError::Csrf)?;
         let pre = PreSession { token: token_for(secret), set_cookie: None };
         if !matches(&pre.token, field(&pairs, FIELD)) {
             return Err(PageError::Csrf);

@@ -88,7 +88,7 @@ fn api_error_page(err: ApiError) -> Response {
     };
     let (title, body) = if status == StatusCode::TOO_MANY_REQUESTS {
         let wait = retry_text(err.retry_after.unwrap_or(60));
-        ("Too many attempts", html! { p { (detail) "." } p { "Try again " (wait) "." } })
+        ("Too many requests", html! { p { (detail) "." } p { "Try again " (wait) "." } })
     } else if status.is_server_error() {
         let id = current_request_id();
         (

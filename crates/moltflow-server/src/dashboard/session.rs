@@ -16,6 +16,7 @@ use moltflow_store::web_sessions::{
 };
 use moltflow_types::TokenPair;
 
+use crate::auth::rate_limit::PrincipalRates as _;
 use crate::dashboard::csrf;
 use crate::dashboard::errors::{PageError, PageResult};
 use crate::error::ApiError;
@@ -24,7 +25,7 @@ use crate::services::principal::{Credential, Principal};
 use crate::services::sessions::REFRESH_TOKEN_LIFETIME_MS;
 use crate::state::AppState;
 
-pub const COOKIE_NAME: &str = "mf_session";
+pub const COOKIE_NAME: CookieName = CookieName { plain: "mf_session", prefixed: "__Host-mf_session" };
 /// A session unused this long ends (a shared computer left signed in).
 pub const IDLE_TIMEOUT_MS: i64 = 12 * HOUR_MS;
 /// A session ends this long after sign-in whatever its use: the lifetime of an API refresh token.
@@ -104,7 +105,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Reads the session cookie: `None` when absent, unknown, timed out or its session revoked.
 pub async fn load(headers: &HeaderMap, state: &AppState) -> PageResult<Option<Viewer>> {
-    let Some(raw) = cookie(headers, COOKIE_NAME).filter(|raw| raw.len() == 43) else {
+    let Some(raw) = cookie(headers, COOKIE_NAME.in_force(state)).filter(|raw| raw.len() == 43) else {
         return Ok(None);
     };
     let token_hash = sha256_hex(raw);
@@ -131,6 +132,26 @@ pub async fn load(headers: &HeaderMap, state: &AppState) -> PageResult<Option<Vi
             return Ok(None);
         }
     };
+    // A page view counts against the same per-principal rate as an API call, keyed by the same
+    // user id: one budget per person whichever way in, so the dashboard is no unlimited back door
+    // to the use cases (and the database) behind the API's limits. Checked before the write below.
+    match state.limits.principal.check(&member.user.id, &member.plan_id, now).await {
+        None => {}
+        Some(Ok(info)) => crate::request_context::record_rate(info),
+        Some(Err((info, wait))) => {
+            crate::request_context::record_rate(info);
+            return Err(ApiError::too_many(
+                "rate_limited",
+                format!(
+                    "You made more than {} requests in a minute, the limit of your plan (pages and API calls \
+                     together), so this page was not loaded",
+                    info.limit
+                ),
+                wait,
+            )
+            .into());
+        }
+    }
     if now - row.last_seen_at >= TOUCH_EVERY_MS {
         touch_web_session(&mut conn, &token_hash, now).await?;
     }
@@ -194,10 +215,38 @@ pub fn clear(state: &AppState) -> HeaderValue {
     set_cookie(state, COOKIE_NAME, "", Some(0))
 }
 
-/// A cookie of the dashboard: `HttpOnly; SameSite=Lax; Path=/`, `Secure` when the public URL is
-/// https. `max_age` in seconds (`None`: until the browser closes).
-pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let secure = if state.config.server.public_url.starts_with("https://") { "; Secure" } else { "" };
+/// The name of a dashboard cookie, which depends on the public URL's scheme.
+///
+/// Behind https it takes the `__Host-` prefix: browsers then accept it only with `Secure`,
+/// `Path=/` and no `Domain`, set by this very host over https. So a sibling subdomain or a
+/// plain-http page on the same host (a network attacker who answers `http://` for it) cannot
+/// plant a cookie that this service would read (session fixation, a CSRF secret of their
+/// choosing). Over http (local development) browsers refuse the prefix, so the plain name stays.
+#[derive(Clone, Copy, Debug)]
+pub struct CookieName {
+    pub plain: &'static str,
+    /// `plain` with `__Host-` in front.
+    pub prefixed: &'static str,
+}
+
+impl CookieName {
+    /// The one name read and written here: the unprefixed name is not read behind https, or
+    /// anyone able to set it would get round the prefix.
+    pub fn in_force(self, state: &AppState) -> &'static str {
+        if is_https(state) { self.prefixed } else { self.plain }
+    }
+}
+
+fn is_https(state: &AppState) -> bool {
+    state.config.server.public_url.starts_with("https://")
+}
+
+/// A cookie of the dashboard: `HttpOnly; SameSite=Lax; Path=/`, no `Domain`, and behind an
+/// https public URL `Secure` with the `__Host-` name. `max_age` in seconds (`None`: until the
+/// browser closes).
+pub fn set_cookie(state: &AppState, name: CookieName, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let secure = if is_https(state) { "; Secure" } else { "" };
+    let name = name.in_force(state);
     let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
     HeaderValue::from_str(&format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/{age}{secure}"))
         .unwrap_or_else(|_| HeaderValue::from_static(""))

@@ -2,7 +2,8 @@
 //! key (`Authorization: Bearer mf_…` or `X-API-Key`), authenticated and rate limited as the API
 //! does; each tool call then runs its use case directly as that key (`direct.rs`), so scopes,
 //! validation and the audit log are the API's own. `whoami` alone runs the `/auth/me` route in
-//! process, whose body is rendered and cached by the authentication layer.
+//! process, whose body is rendered and cached by the authentication layer. A request whose
+//! `Origin` is not this service's own is refused first (`403 origin_not_allowed`, see [`Gate`]).
 
 use std::sync::Arc;
 
@@ -113,11 +114,55 @@ impl Backend for InProcess {
     }
 }
 
-/// Authenticates an MCP request as the API does; only API keys are accepted (an agent holds a
-/// key, and a key's scopes decide which tools it sees).
-pub async fn require_api_key(state: axum::extract::State<AppState>, request: Request, next: Next) -> Response {
+/// What `/mcp` checks before it serves a request: the state, and the origins a browser page
+/// may call it from.
+#[derive(Clone)]
+pub struct Gate {
+    state: AppState,
+    origins: Arc<[url::Origin]>,
+}
+
+impl Gate {
+    pub fn new(state: &AppState) -> Gate {
+        Gate { state: state.clone(), origins: allowed_origins(&state.config.server).into() }
+    }
+}
+
+/// This service's own origins: the public URL's, and on a loopback bind the loopback names at the
+/// bound port (a developer's page or inspector on `http://localhost:8080` is this service).
+/// Nothing else: a DNS-rebinding page reaches a loopback or private address under its own
+/// host name, and its `Origin` names that host.
+fn allowed_origins(server: &crate::config::ServerConfig) -> Vec<url::Origin> {
+    let mut urls = vec![server.public_url.clone()];
+    if server.binds_loopback() {
+        let port = server.bind.port();
+        urls.extend(["127.0.0.1", "localhost", "[::1]"].map(|host| format!("http://{host}:{port}")));
+    }
+    urls.iter().filter_map(|u| url::Url::parse(u).ok()).map(|u| u.origin()).collect()
+}
+
+/// Whether a present `Origin` header names one of `allowed` (scheme, host and port; a default
+/// port written or not). `null` and anything unparsable are refused.
+fn origin_allowed(value: &HeaderValue, allowed: &[url::Origin]) -> bool {
+    let Some(url) = value.to_str().ok().and_then(|v| url::Url::parse(v).ok()) else { return false };
+    let origin = url.origin();
+    origin.is_tuple() && allowed.contains(&origin)
+}
+
+/// Refuses a browser's cross-origin request (the MCP transport's rule against DNS rebinding),
+/// then authenticates an MCP request as the API does; only API keys are accepted (an agent holds
+/// a key, and a key's scopes decide which tools it sees). Requests without `Origin` are not from
+/// a web page (MCP clients, the CLI) and pass.
+pub async fn require_api_key(gate: axum::extract::State<Gate>, request: Request, next: Next) -> Response {
+    if let Some(origin) = request.headers().get(header::ORIGIN)
+        && !origin_allowed(origin, &gate.origins)
+    {
+        return ApiError::forbidden("origin_not_allowed", "Requests from another site's pages are not allowed here")
+            .into_response();
+    }
+    let state = &gate.state;
     let (mut parts, body) = request.into_parts();
-    let principal = match Principal::from_request_parts(&mut parts, &state.0).await {
+    let principal = match Principal::from_request_parts(&mut parts, state).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -128,7 +173,7 @@ pub async fn require_api_key(state: axum::extract::State<AppState>, request: Req
         )
         .into_response();
     }
-    let origin = match Origin::from_request_parts(&mut parts, &state.0).await {
+    let origin = match Origin::from_request_parts(&mut parts, state).await {
         Ok(origin) => Origin { channel: Channel::Mcp, ..origin },
         Err(e) => return e.into_response(),
     };

@@ -146,13 +146,17 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
+/// A page of the local provider, with the dashboard's security headers: it holds a Pay button
+/// that grants a plan, so it must not be framed (clickjacking), sniffed or cached. The
+/// dashboard's stylesheet, not an inline style, which its policy refuses.
+fn page(title: &str, body: &str) -> Response {
+    let html = Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}\
-         button{{font-size:1.1rem;padding:.6rem 1.4rem}}</style></head><body><h1>{t}</h1>{body}</body></html>",
-        t = escape(title)
-    ))
+         <link rel=\"stylesheet\" href=\"{style}\"></head><body class=\"public\"><main><h1>{t}</h1>{body}</main></body></html>",
+        t = escape(title),
+        style = crate::dashboard::assets::style_path(),
+    ));
+    crate::dashboard::with_secure_headers(html.into_response())
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -162,7 +166,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 /// The local provider's checkout page, with its Pay button.
 #[utoipa::path(get, path = "/billing/local/checkout/{session_id}", tag = "billing-local",
     params(("session_id" = String, Path)), responses((status = 200, content_type = "text/html", body = String), (status = 404, body = ErrorBody)))]
-async fn local_checkout_page(state: AppState, Path(session_id): Path<String>) -> ApiResult<Html<String>> {
+async fn local_checkout_page(state: AppState, Path(session_id): Path<String>) -> ApiResult<Response> {
     let billing = state.billing();
     let LocalCheckout { row, plan } = billing.local_checkout(&session_id).await?;
     let price = plan.price(row.billing_cycle);
@@ -200,14 +204,13 @@ async fn local_checkout_pay(
     Ok(page(
         "Payment received",
         &format!("<p>Your tenant is now on the {} plan. You can close this page.</p>", escape(&row.plan_id)),
-    )
-    .into_response())
+    ))
 }
 
 /// The local provider's billing portal.
 #[utoipa::path(get, path = "/billing/local/portal/{token}", tag = "billing-local",
     params(("token" = String, Path)), responses((status = 200, content_type = "text/html", body = String), (status = 404, body = ErrorBody)))]
-async fn local_portal_page(state: AppState, Path(token): Path<String>) -> ApiResult<Html<String>> {
+async fn local_portal_page(state: AppState, Path(token): Path<String>) -> ApiResult<Response> {
     let billing = state.billing();
     let tenant_id = billing.local_portal_tenant(&token)?;
     let view = billing.subscription(&tenant_id).await?;
@@ -245,7 +248,7 @@ async fn local_portal_cancel(
     if wants_json(&headers) {
         return Ok(Json(view).into_response());
     }
-    Ok(page("Canceled", "<p>The subscription ends at the end of its period.</p>").into_response())
+    Ok(page("Canceled", "<p>The subscription ends at the end of its period.</p>"))
 }
 
 /// What a sign-up with a plan answers: a checkout (paid plan) or a token pair (free plan).

@@ -10,14 +10,14 @@ use serde_json::{Value, json};
 use crate::common::{TEST_SEED, TestApp, token};
 
 /// Signs `claims` with the key of `seed` and the app's `kid` (or another).
-fn sign(seed: [u8; 32], kid: &str, claims: &Value) -> String {
+pub fn sign(seed: [u8; 32], kid: &str, claims: &Value) -> String {
     let der = SigningKey::from_bytes(&seed).to_pkcs8_der().unwrap();
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap()
 }
 
-fn claims_of(access_token: &str) -> Value {
+pub fn claims_of(access_token: &str) -> Value {
     let payload = access_token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }

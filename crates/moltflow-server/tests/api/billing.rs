@@ -216,6 +216,47 @@ async fn cancel_keeps_the_plan_until_the_period_ends() {
     assert_eq!(app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'plan.changed'").await, 2);
 }
 
+/// The local provider's pages are served beside the dashboard and hold a button that grants a
+/// plan: the same headers as the dashboard's pages (no framing, no sniffing, no caching).
+#[track_caller]
+fn assert_page_headers(what: &str, page: &reqwest::Response) {
+    let header = |name: &str| page.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(page.status(), 200, "{what}");
+    assert_eq!(header("content-security-policy").as_deref(), Some(moltflow_server::dashboard::CSP), "{what}");
+    assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"), "{what}");
+    assert_eq!(header("referrer-policy").as_deref(), Some("same-origin"), "{what}");
+    assert_eq!(header("x-frame-options").as_deref(), Some("DENY"), "{what}");
+    assert_eq!(header("cache-control").as_deref(), Some("no-store"), "{what}");
+    assert!(header("content-type").is_some_and(|t| t.starts_with("text/html")), "{what}");
+}
+
+#[tokio::test]
+async fn every_page_of_the_local_provider_carries_the_dashboards_security_headers() {
+    let (app, _, at) = app_with_owner().await;
+    let url = app
+        .post("/billing/checkout", json!({"plan_id": "pro", "billing_cycle": "monthly"}), Some(&at))
+        .await
+        .body["checkout_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pay_page = app.client.get(&url).send().await.unwrap();
+    assert_page_headers("the pay page", &pay_page);
+    let html = pay_page.text().await.unwrap();
+    // The policy refuses inline style: the page takes the dashboard's stylesheet.
+    assert!(!html.contains("<style"), "{html}");
+    let style = html.split("href=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap().to_owned();
+    assert!(style.starts_with("/assets/style."), "{html}");
+    assert_eq!(app.client.get(format!("{}{style}", app.base)).send().await.unwrap().status(), 200);
+
+    assert_page_headers("payment received", &app.client.post(&url).send().await.unwrap());
+    assert_page_headers("already paid", &app.client.get(&url).send().await.unwrap());
+    let portal =
+        app.post("/billing/portal", json!({}), Some(&at)).await.body["portal_url"].as_str().unwrap().to_owned();
+    assert_page_headers("the portal", &app.client.get(&portal).send().await.unwrap());
+    assert_page_headers("canceled", &app.client.post(&portal).send().await.unwrap());
+}
+
 #[tokio::test]
 async fn the_webhook_is_off_without_a_secret() {
     let app = TestApp::spawn().await;

@@ -170,6 +170,55 @@ async fn too_many_sign_ins_say_when_to_retry() {
 }
 
 #[tokio::test]
+async fn signed_in_page_views_share_the_users_rate_with_its_api_calls_and_past_it_get_a_429_page() {
+    let app = TestApp::spawn_with(&[("rate_limits", "free=5")]).await;
+    let mut browser = Browser::new(&app);
+    browser.register("busy@example.com").await;
+    let csrf = browser.get("/profile").await.csrf();
+    let mut served = 1;
+    let refused = loop {
+        let page = browser.get("/profile").await;
+        if page.status != 200 {
+            break page;
+        }
+        assert_eq!(page.header("ratelimit-limit"), Some("5"), "a page view is counted like an API call");
+        served += 1;
+        assert!(served <= 5, "more page views served than the rate allows");
+    };
+    assert_eq!((served, refused.status), (5, 429), "{}", refused.body);
+    let retry: u64 = refused.header("retry-after").and_then(|s| s.parse().ok()).expect("Retry-After");
+    assert!((1..=12).contains(&retry), "retry-after {retry}");
+    assert_eq!(refused.header("content-security-policy"), Some(CSP));
+    for said in ["Too many requests", "more than 5 requests in a minute", "pages and API calls", "Try again in"] {
+        assert!(refused.body.contains(said), "{said:?} not in {}", refused.body);
+    }
+    // A form is a page view too, refused before it runs: nothing changes.
+    let form = [("csrf", csrf.as_str()), ("full_name", "Renamed"), ("timezone", "UTC"), ("locale", "en")];
+    let page = browser.post("/profile", &form).await;
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE full_name = 'Renamed'").await, 0);
+    // The stylesheet and script are not counted: they answer while the pages wait.
+    for path in [moltflow_server::dashboard::assets::style_path(), moltflow_server::dashboard::assets::script_path()] {
+        for _ in 0..5 {
+            assert_eq!(browser.get(path).await.status, 200, "{path}");
+        }
+    }
+
+    // The same person's API calls draw on the same budget, and the other way round.
+    let api = app.login("busy@example.com", PASSWORD).await;
+    app.get("/auth/me", Some(&token(&api.body, "access_token"))).await.assert(429, "rate_limited");
+    let mut other = Browser::new(&app);
+    other.register("api-first@example.com").await;
+    let access = token(&app.login("api-first@example.com", PASSWORD).await.body, "access_token");
+    for _ in 0..5 {
+        assert_eq!(app.get("/auth/me", Some(&access)).await.status, 200);
+    }
+    let page = other.get("/profile").await;
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert!(page.header("retry-after").is_some());
+}
+
+#[tokio::test]
 async fn the_verification_link_only_asks_and_its_button_proves_the_mailbox() {
     let app = TestApp::spawn().await;
     let mut browser = Browser::new(&app);

@@ -29,9 +29,62 @@ async fn the_session_cookie_is_http_only_lax_and_secure_only_on_https() {
     let https = TestApp::spawn_with(&[("public_url", "https://admin.example.com")]).await;
     let mut browser = Browser::new(&https);
     let page = browser.register("secure@example.com").await;
-    let cookie = page.set_cookie("mf_session").expect("a session cookie");
+    let cookie = page.set_cookie("__Host-mf_session").expect("a session cookie");
     assert!(cookie.contains("; Secure"), "{cookie}");
     assert!(browser.signed_in().await, "the cookie works behind the https public URL");
+}
+
+/// What a browser demands of a `__Host-` cookie before it keeps it.
+#[track_caller]
+fn assert_host_cookie(set_cookie: &str) {
+    assert!(set_cookie.starts_with("__Host-"), "{set_cookie}");
+    for flag in ["; Secure", "; Path=/", "; HttpOnly", "; SameSite=Lax"] {
+        assert!(set_cookie.contains(flag), "{flag} missing: {set_cookie}");
+    }
+    assert!(!set_cookie.to_ascii_lowercase().contains("domain="), "{set_cookie}");
+}
+
+#[tokio::test]
+async fn behind_https_the_cookies_take_the_host_prefix_and_the_plain_names_are_not_read() {
+    let app = TestApp::spawn_with(&[("public_url", "https://admin.example.com")]).await;
+    let mut browser = Browser::new(&app);
+    let page = browser.get("/sign-in").await;
+    assert_host_cookie(&page.set_cookie("__Host-mf_csrf").expect("a pre-session cookie"));
+    assert!(page.set_cookie("mf_csrf").is_none());
+    let page = browser.register("host@example.com").await;
+    assert_host_cookie(&page.set_cookie("__Host-mf_session").expect("a session cookie"));
+    assert!(page.set_cookie("mf_session").is_none());
+    assert!(browser.signed_in().await);
+
+    // The round trip: sign out (the prefixed cookie is the one cleared), sign in again.
+    let page = browser.submit("/profile", "/sign-out", &[]).await;
+    assert_eq!((page.status, page.location()), (303, "/sign-in?flash=signed_out"), "{}", page.body);
+    let cleared = page.set_cookie("__Host-mf_session").expect("the cookie is cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_host_cookie(&cleared);
+    assert!(!browser.signed_in().await);
+    let page = browser.sign_in("host@example.com", PASSWORD).await;
+    assert_eq!((page.status, page.location()), (303, "/"), "{}", page.body);
+    assert!(browser.signed_in().await);
+
+    // A live session's secret under the plain name opens nothing here: anyone who can plant that
+    // name (a sibling subdomain, a plain-http answer) would get round the prefix.
+    let raw = browser.cookies.remove("__Host-mf_session").expect("the session cookie");
+    browser.cookies.insert("mf_session".into(), raw.clone());
+    assert!(!browser.signed_in().await, "the unprefixed session cookie was read");
+    browser.cookies.insert("__Host-mf_session".into(), raw);
+    assert!(browser.signed_in().await);
+
+    // Nor does a pre-session secret: the form is refused and nobody signs in.
+    let mut other = Browser::new(&app);
+    let form = other.get("/sign-in").await;
+    let secret = other.cookies.remove("__Host-mf_csrf").expect("the pre-session cookie");
+    other.cookies.insert("mf_csrf".into(), secret);
+    let fields = [("csrf", form.csrf()), ("email", "host@example.com".into()), ("password", PASSWORD.into())];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = other.post("/sign-in", &fields).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.set_cookie("__Host-mf_session").is_none() && refused.set_cookie("mf_session").is_none());
 }
 
 #[tokio::test]
@@ -88,7 +141,9 @@ async fn signing_out_on_a_page_ends_the_session_and_everywhere_ends_the_apis_too
 
 #[tokio::test]
 async fn an_idle_session_ends_after_12_hours_and_any_session_after_30_days() {
-    let app = TestApp::spawn().await;
+    // Page views count against the user's rate, which in memory is measured in real time: the
+    // 68 views below are days apart on the service's clock but a burst to the limiter.
+    let app = TestApp::spawn_with(&[("rate_limits", "free=600")]).await;
     let mut browser = Browser::new(&app);
     browser.register("idle@example.com").await;
     let hour = Duration::from_secs(3600);

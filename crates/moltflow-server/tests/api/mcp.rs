@@ -177,3 +177,80 @@ async fn tenant_tools_answer_what_their_routes_answer_errors_included() {
         assert_eq!((&body["code"], &body["detail"]), (&route.body["code"], &route.body["detail"]), "{query}");
     }
 }
+
+/// `tools/list` with an `Origin` header as a browser page sends it (none: an MCP client).
+async fn list_from(app: &TestApp, key: Option<&str>, origin: Option<&str>) -> crate::common::Resp {
+    let mut req = app
+        .client
+        .post(format!("{}/mcp", app.base))
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}));
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    app.send(req).await
+}
+
+#[tokio::test]
+async fn a_page_of_another_origin_is_refused_before_anything_runs_and_clients_without_origin_work() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("mcp-origin@example.com").await;
+    let key = app.create_key(&token(&pair, "access_token"), &["*"]).await["raw_key"].as_str().unwrap().to_owned();
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+
+    // A DNS-rebinding page reaches this port under its own name; a page elsewhere names itself.
+    for evil in [
+        format!("http://rebind.attacker.example:{port}"),
+        "https://attacker.example".to_owned(),
+        format!("https://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{}", port.parse::<u16>().unwrap() ^ 1),
+        "null".to_owned(),
+        "not an origin".to_owned(),
+    ] {
+        for key in [Some(key.as_str()), None] {
+            let r = list_from(&app, key, Some(&evil)).await;
+            r.assert(403, "origin_not_allowed");
+            assert!(r.body["detail"].is_string() && r.body["request_id"].is_string(), "{}", r.body);
+        }
+    }
+
+    let own = list_from(&app, Some(&key), Some(&app.base)).await;
+    assert_eq!(own.status, 200, "the service's own origin: {}", own.body);
+    assert!(!tool_names(&own.body).is_empty());
+    let client = list_from(&app, Some(&key), None).await;
+    assert_eq!(client.status, 200, "no Origin: not a browser: {}", client.body);
+    list_from(&app, None, None).await.assert(401, "not_authenticated");
+}
+
+#[tokio::test]
+async fn the_allowed_origins_are_the_public_urls_and_on_a_loopback_bind_the_loopback_names_at_its_port() {
+    let public = [("public_url", "https://admin.example.com"), ("bind", "127.0.0.1:8080")];
+    let app = TestApp::spawn_with(&public).await;
+    let pair = app.register("mcp-origins@example.com").await;
+    let key = app.create_key(&token(&pair, "access_token"), &["*"]).await["raw_key"].as_str().unwrap().to_owned();
+    for allowed in [
+        "https://admin.example.com",
+        "https://admin.example.com:443",
+        "https://ADMIN.example.com",
+        "http://localhost:8080",
+        "http://127.0.0.1:8080",
+        "http://[::1]:8080",
+    ] {
+        let r = list_from(&app, Some(&key), Some(allowed)).await;
+        assert_eq!(r.status, 200, "{allowed}: {}", r.body);
+    }
+    for refused in ["http://admin.example.com", "https://admin.example.com:8443", "http://localhost:3000"] {
+        list_from(&app, Some(&key), Some(refused)).await.assert(403, "origin_not_allowed");
+    }
+
+    // Bound to every interface, the service is reached at its public URL: `localhost` in a page's
+    // origin is the browser's own machine, not this service.
+    let open = TestApp::spawn_with(&[("public_url", "https://admin.example.com"), ("bind", "0.0.0.0:8080")]).await;
+    let pair = open.register("mcp-open@example.com").await;
+    let key = open.create_key(&token(&pair, "access_token"), &["*"]).await["raw_key"].as_str().unwrap().to_owned();
+    assert_eq!(list_from(&open, Some(&key), Some("https://admin.example.com")).await.status, 200);
+    list_from(&open, Some(&key), Some("http://localhost:8080")).await.assert(403, "origin_not_allowed");
+}

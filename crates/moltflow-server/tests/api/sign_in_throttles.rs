@@ -10,7 +10,8 @@ use moltflow_store::Backend;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{PASSWORD, Resp, TestApp, token};
+use crate::auth_tokens::{claims_of, sign};
+use crate::common::{PASSWORD, Resp, TEST_SEED, TestApp, token};
 
 /// Argon2 at the production cost: each check takes long enough that a burst is all in flight
 /// before the first one finishes, as it is against a real server.
@@ -172,4 +173,49 @@ async fn a_failed_login_does_the_same_work_for_known_and_unknown_emails_and_neve
         )
         .await;
     assert_eq!(user_id, 1, "the row names the account");
+}
+
+#[tokio::test]
+async fn a_validly_signed_token_unknown_here_is_not_throttled_as_a_guess_while_forged_ones_are() {
+    let app = TestApp::spawn().await;
+    let pair = app.register("owner@example.com").await;
+    let access = token(&pair, "access_token");
+    let kid = app.state.jwt.kid().to_owned();
+    // What another node behind the same load balancer issues for this session: signed with the
+    // shared key, a string this node has never seen.
+    let minted = |seed: [u8; 32], jti: &str| {
+        let mut claims = claims_of(&access);
+        claims["jti"] = json!(jti);
+        sign(seed, &kid, &claims)
+    };
+
+    for _ in 0..100 {
+        app.get("/auth/me", Some("not-a-jwt")).await.assert(401, "invalid_token");
+    }
+    app.get("/auth/me", Some("not-a-jwt")).await.assert(429, "rate_limited");
+    app.get("/auth/me", Some(&minted([9; 32], "forged"))).await.assert(429, "rate_limited");
+    let mut expired = claims_of(&access);
+    expired["exp"] = json!(expired["iat"].as_i64().unwrap() - 60);
+    app.get("/auth/me", Some(&sign(TEST_SEED, &kid, &expired))).await.assert(429, "rate_limited");
+
+    let from_another_node = app.get("/auth/me", Some(&minted(TEST_SEED, "peer-1"))).await;
+    assert_eq!(from_another_node.status, 200, "{}", from_another_node.body);
+    assert_eq!(from_another_node.body["email"], "owner@example.com");
+    // On PostgreSQL, a token a second node really issued.
+    if let Some(peer) = app.spawn_peer().await {
+        let issued = peer.login("owner@example.com", PASSWORD).await;
+        assert_eq!(issued.status, 200, "{}", issued.body);
+        let r = app.get("/auth/me", Some(&token(&issued.body, "access_token"))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    app.get("/auth/me", Some("not-a-jwt")).await.assert(429, "rate_limited");
+
+    // A good signature on a revoked session is still a failure, counted after the check.
+    app.advance(Duration::from_secs(60));
+    assert_eq!(app.post("/auth/logout", json!({}), Some(&access)).await.status, 204);
+    for _ in 0..99 {
+        app.get("/auth/me", Some("not-a-jwt")).await.assert(401, "invalid_token");
+    }
+    app.get("/auth/me", Some(&minted(TEST_SEED, "peer-2"))).await.assert(401, "invalid_token");
+    app.get("/auth/me", Some("not-a-jwt")).await.assert(429, "rate_limited");
 }
