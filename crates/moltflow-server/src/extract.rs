@@ -190,27 +190,46 @@ pub fn request_client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
 
 /// Walks `X-Forwarded-For` from the right while the hop is a trusted proxy; the first untrusted
 /// address is the client.
+///
+/// A hop that cannot be read (`unknown`, an obfuscated name, a header that is not text) ends the
+/// walk at the last trusted address, the proxy that forwarded that hop: everything left of it
+/// was written by whoever connected to that proxy, so skipping the hop would let a client name
+/// its own address (and leave every per-IP limit and audit entry to it). Counting everyone
+/// behind that proxy as one address fails closed instead.
 fn client_ip(peer: IpAddr, parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let forwarded: Vec<IpAddr> = parts
+    let hops: Vec<Option<IpAddr>> = parts
         .headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
+        .flat_map(|v| match v.to_str() {
+            Ok(text) => text.split(',').map(forwarded_hop).collect(),
+            Err(_) => vec![None],
+        })
         .collect();
     let mut client = peer;
-    for ip in forwarded.into_iter().rev() {
+    for hop in hops.into_iter().rev() {
+        let Some(ip) = hop else { break };
         client = ip;
         if !is_trusted(&ip) {
             break;
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` entry as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`,
+/// `[2001:db8::1]` or `[2001:db8::1]:443`, with white space around.
+fn forwarded_hop(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
+        .or_else(|| entry.strip_prefix('[')?.strip_suffix(']')?.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6))
 }
 
 /// Query-string parameters, checked one by one so that a bad value answers `422` at
@@ -253,5 +272,90 @@ impl QueryParams {
             ));
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(peer: &str, trusted: &[&str], forwarded: &[&str]) -> IpAddr {
+        let mut request = axum::http::Request::builder();
+        for value in forwarded {
+            request = request.header("x-forwarded-for", *value);
+        }
+        let (parts, ()) = request.body(()).expect("a request").into_parts();
+        let trusted: Vec<ipnet::IpNet> = trusted.iter().map(|t| t.parse().expect("a CIDR")).collect();
+        client_ip(peer.parse().expect("an address"), &parts, &trusted)
+    }
+
+    #[test]
+    fn every_way_proxies_write_an_address_is_read() {
+        for (entry, ip) in [
+            ("198.51.100.7", "198.51.100.7"),
+            ("198.51.100.7:5678", "198.51.100.7"),
+            ("  198.51.100.7:5678\t", "198.51.100.7"),
+            ("2001:db8::7", "2001:db8::7"),
+            ("[2001:db8::7]", "2001:db8::7"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+            (" [2001:db8::7]:443 ", "2001:db8::7"),
+        ] {
+            assert_eq!(forwarded_hop(entry), Some(ip.parse().unwrap()), "{entry:?}");
+        }
+        for entry in [
+            "unknown",
+            "_hidden",
+            "_SEVKISEK",
+            "",
+            "198.51.100.7:",
+            "198.51.100.7:99999",
+            "[198.51.100.7]",
+            "2001:db8::7:443]",
+            "fe80::1%eth0",
+            "evil.example",
+            "\"198.51.100.7\"",
+        ] {
+            assert_eq!(forwarded_hop(entry), None, "{entry:?}");
+        }
+    }
+
+    #[test]
+    fn the_walk_stops_at_the_first_untrusted_or_unreadable_hop() {
+        let proxy = "10.0.0.1";
+        let trusted = ["10.0.0.0/8"];
+        let cases: &[(&[&str], &str)] = &[
+            (&["203.0.113.9"], "203.0.113.9"),
+            (&["203.0.113.9, 10.0.0.2"], "203.0.113.9"),
+            // The client's own entry on the left never wins over what the proxy saw.
+            (&["1.2.3.4, 203.0.113.9"], "203.0.113.9"),
+            (&["1.2.3.4, 203.0.113.9:5678"], "203.0.113.9"),
+            (&["1.2.3.4, [2001:db8::9]:5678"], "2001:db8::9"),
+            (&["1.2.3.4,   2001:db8::9  "], "2001:db8::9"),
+            (&["1.2.3.4", "203.0.113.9:5678"], "203.0.113.9"),
+            // Unreadable: the proxy that forwarded it is the client.
+            (&["1.2.3.4, unknown"], "10.0.0.1"),
+            (&["1.2.3.4, _hidden"], "10.0.0.1"),
+            (&["1.2.3.4, "], "10.0.0.1"),
+            (&["1.2.3.4, garbage, 10.0.0.2"], "10.0.0.2"),
+            (&["1.2.3.4, unknown:80, 10.0.0.2:4000"], "10.0.0.2"),
+            // Every hop trusted: the leftmost is the last one known.
+            (&["10.0.0.3, 10.0.0.2"], "10.0.0.3"),
+            // No header: the proxy itself.
+            (&[], "10.0.0.1"),
+        ];
+        for (forwarded, client) in cases {
+            assert_eq!(walk(proxy, &trusted, forwarded), client.parse::<IpAddr>().unwrap(), "{forwarded:?}");
+        }
+        // A peer that is not a trusted proxy is the client whatever it forwards.
+        assert_eq!(walk("203.0.113.50", &trusted, &["1.2.3.4"]), "203.0.113.50".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_forwarded_header_that_is_not_text_ends_the_walk() {
+        let mut request = axum::http::Request::builder().header("x-forwarded-for", "1.2.3.4");
+        request = request.header("x-forwarded-for", axum::http::HeaderValue::from_bytes(b"\xff1.2.3.4").unwrap());
+        let (parts, ()) = request.body(()).unwrap().into_parts();
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(client_ip("10.0.0.1".parse().unwrap(), &parts, &trusted), "10.0.0.1".parse::<IpAddr>().unwrap());
     }
 }

@@ -57,7 +57,7 @@ pub async fn run(client: &ClientArgs) -> CliResult {
     })?;
     let scopes = match me.body["auth"]["scopes"].as_array() {
         Some(names) => ScopeSet::from_names(names.iter().filter_map(|n| n.as_str())).expanded(),
-        None => scopes_by_probing(&api).await,
+        None => scopes_by_probing(&api).await?,
     };
     let server = McpServer::new(Arc::new(OverHttp { api, scopes }));
     let running = server
@@ -80,14 +80,17 @@ const PROBES: &[(&str, &str)] = &[
     ("account:manage", "/api-keys"),
 ];
 
-async fn scopes_by_probing(api: &Api) -> ScopeSet {
+/// A probe the API did not answer (unreachable, or a redirect to another origin that was not
+/// followed) says nothing about the key: it stops the start instead of hiding tools.
+async fn scopes_by_probing(api: &Api) -> CliResult<ScopeSet> {
     let mut held = ScopeSet::empty();
     for (name, path) in PROBES {
-        if let Some(scope) = moltflow_core::Scope::parse(name)
-            && api.get(path).await.is_ok()
-        {
-            held = held.union(ScopeSet::from_scopes([scope]));
+        let Some(scope) = moltflow_core::Scope::parse(name) else { continue };
+        match api.get(path).await {
+            Ok(_) => held = held.union(ScopeSet::from_scopes([scope])),
+            Err(f) if f.status.is_none() => return Err(f),
+            Err(_) => {}
         }
     }
-    held
+    Ok(held)
 }

@@ -8,8 +8,9 @@ use moltflow_types::{AcceptInvitationRequest, LoginRequest, RegisterRequest};
 use serde::Deserialize;
 
 use crate::dashboard::csrf::{PreSession, Public, Signed};
-use crate::dashboard::errors::{PageResult, safe_next};
+use crate::dashboard::errors::PageResult;
 use crate::dashboard::forms::{Field, FormErrors, csrf_field};
+use crate::dashboard::next::{safe_next, safe_next_with};
 use crate::dashboard::session::{self, Client, MaybeViewer};
 use crate::dashboard::{kit, layout, overview};
 use crate::error::ApiError;
@@ -304,9 +305,7 @@ pub struct ResendForm {
 /// `POST /verify-email/resend`: the banner's button.
 pub async fn resend_verification(state: AppState, Signed { viewer, form }: Signed<ResendForm>) -> PageResult {
     state.verification().resend(&viewer.principal).await?;
-    let next = safe_next(form.next.as_deref());
-    let glue = if next.contains('?') { '&' } else { '?' };
-    Ok(Redirect::to(&format!("{next}{glue}flash=verification_sent")).into_response())
+    Ok(Redirect::to(&safe_next_with(form.next.as_deref(), "flash", "verification_sent")).into_response())
 }
 
 #[derive(Default, Deserialize)]

@@ -1,7 +1,9 @@
 //! CSV downloads (RFC 4180, CRLF) of a [`Table`], safe to open in a spreadsheet: a text cell that
-//! a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return first) is
-//! written with a leading `'`, which spreadsheets show as text. Plain numbers (`-5`, `+4155550123`
-//! is not one: it is a phone number and gets the quote too) are written as they are.
+//! a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return first, also
+//! after leading spaces, and their full-width forms) is written with a leading `'`, which
+//! spreadsheets show as text (OWASP's advice on CSV injection). Plain numbers of numeric columns
+//! (`-5`; `+4155550123` is not one: it is a phone number and gets the quote too) are written as
+//! they are.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -28,8 +30,20 @@ fn write_row<'a>(out: &mut String, cells: impl Iterator<Item = (&'a str, bool)>)
     out.push_str("\r\n");
 }
 
+/// What makes a spreadsheet read a cell as a formula when it comes first. Excel reads the
+/// full-width forms (`＝`) as their ASCII letters, so they start formulas too; the small forms
+/// (`﹦`) fold to the same under Unicode normalisation and are treated alike.
+const FORMULA_STARTS: [char; 14] = ['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠', '﹦', '﹢', '﹣', '﹫'];
+
+/// Whether a spreadsheet could run `text` as a formula. Spreadsheets skip leading spaces (and
+/// line breaks) before deciding, so `  =1+1` is a formula as much as `=1+1`; tab and carriage
+/// return are formula starts themselves.
+fn looks_like_formula(text: &str) -> bool {
+    text.trim_start_matches(|c: char| c.is_whitespace() && !matches!(c, '\t' | '\r')).starts_with(FORMULA_STARTS)
+}
+
 fn write_cell(out: &mut String, text: &str, numeric: bool) {
-    let neutralise = !(numeric && is_plain_number(text)) && text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let neutralise = !(numeric && is_plain_number(text)) && looks_like_formula(text);
     let quote = neutralise || text.contains([',', '"', '\r', '\n']);
     if quote {
         out.push('"');
@@ -97,6 +111,40 @@ mod tests {
         assert_eq!(one("+14155550123", false), "\"'+14155550123\"");
         // A formula in a numeric column is still neutralised: only plain numbers pass.
         assert_eq!(one("=1+1", true), "\"'=1+1\"");
+    }
+
+    #[test]
+    fn formulas_behind_spaces_or_in_full_width_are_written_as_text() {
+        let cases = [
+            ("  =HYPERLINK(\"http://x\")", "\"'  =HYPERLINK(\"\"http://x\"\")\""),
+            (" +1", "\"' +1\""),
+            ("   -1+2", "\"'   -1+2\""),
+            (" @SUM(A1)", "\"' @SUM(A1)\""),
+            (" \t=1", "\"' \t=1\""),
+            ("\r=1", "\"'\r=1\""),
+            ("\n=1", "\"'\n=1\""),
+            ("\u{a0}\u{3000}=1", "\"'\u{a0}\u{3000}=1\""),
+            ("＝1+1", "\"'＝1+1\""),
+            ("＋1", "\"'＋1\""),
+            ("－1", "\"'－1\""),
+            ("＠SUM(A1)", "\"'＠SUM(A1)\""),
+            ("  ＝1+1", "\"'  ＝1+1\""),
+            ("﹦1+1", "\"'﹦1+1\""),
+            // In a numeric column only a plain number is left alone.
+            (" -5", "\"' -5\""),
+            ("－5", "\"'－5\""),
+        ];
+        for (text, written) in cases {
+            assert_eq!(one(text, false), written, "{text:?}");
+            assert_eq!(one(text, true), written, "{text:?} in a numeric column");
+        }
+    }
+
+    #[test]
+    fn text_with_a_formula_character_later_is_left_alone() {
+        for text in ["a=1", "name=bot, scopes=*", "2026-11-01", "x -1", "Ana Lima", "moltflow-cli/0.1.0"] {
+            assert_eq!(one(text, false), if text.contains(',') { format!("\"{text}\"") } else { text.to_owned() });
+        }
     }
 
     #[test]

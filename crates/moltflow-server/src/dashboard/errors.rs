@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use crate::dashboard::layout;
+use crate::dashboard::next::safe_next;
 use crate::error::ApiError;
 use crate::request_context::current_request_id;
 use crate::services::failure::Failure;
@@ -64,6 +65,9 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
             PageError::SignIn { next } => {
+                // The sign-in page judges `next` again; judging it here too keeps a request line
+                // such as `//evil.example/…` out of the link this redirect writes.
+                let next = safe_next(Some(&next));
                 let to = if next == "/" { "/sign-in".to_owned() } else { format!("/sign-in?next={}", encode(&next)) };
                 Redirect::to(&to).into_response()
             }
@@ -116,15 +120,4 @@ fn api_error_page(err: ApiError) -> Response {
 /// Percent-encodes a path for a query parameter.
 pub fn encode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-/// A path on this site to go to after signing in: only a local absolute path, never `//host` or
-/// a backslash trick, so the parameter cannot send anyone elsewhere.
-pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.contains("://") => {
-            n.chars().filter(|c| !c.is_control()).collect()
-        }
-        _ => "/".to_owned(),
-    }
 }

@@ -3,7 +3,8 @@
 //!
 //! Each module has one job: `session` (the cookie and who is signed in), `csrf` (form tokens and
 //! the Origin check), `forms` (field errors and form controls), `layout` (the page shell),
-//! `assets` (the embedded stylesheet and script), `errors` (pages for what went wrong); then
+//! `assets` (the embedded stylesheet and script), `errors` (pages for what went wrong), `next`
+//! (where a page may send a browser that asked to go somewhere); then
 //! one module per page group. How to add a page: `docs/dashboard.md`.
 
 use axum::Router;
@@ -28,6 +29,7 @@ pub mod keys;
 pub mod kit;
 pub mod layout;
 pub mod members_page;
+pub mod next;
 pub mod overview;
 pub mod profile;
 pub mod recovery;

@@ -199,3 +199,80 @@ async fn a_signed_out_visitor_is_sent_to_sign_in_and_back_but_never_elsewhere() 
         assert_eq!(page.location(), "/", "{evil} must not be followed");
     }
 }
+
+/// What a redirect may write: a path of this site, as clean text (no control character or white
+/// space a browser would drop to read `//host`).
+#[track_caller]
+fn assert_local(location: &str, next: &str) {
+    assert!(
+        location.starts_with('/')
+            && !location[1..].starts_with(['/', '\\'])
+            && !location.contains('\\')
+            && !location.chars().any(|c| c.is_control() || c.is_whitespace()),
+        "{next:?} sent the browser to {location:?}"
+    );
+}
+
+/// `next=` as written in a query string: the form decoder turns `%09` into a tab and `%252f`
+/// into `%2f` before any page sees it.
+const ENCODED_ESCAPES: [&str; 8] = [
+    "/%09/evil.example",
+    "/%0a/evil.example",
+    "/%0d/evil.example",
+    "%09//evil.example",
+    "/%252f%252fevil.example",
+    "/%255cevil.example",
+    "/%2e%2e//evil.example",
+    "%EF%BC%8F%EF%BC%8Fevil.example",
+];
+
+#[tokio::test]
+async fn a_signed_in_visitor_is_never_sent_elsewhere_by_an_encoded_next() {
+    let app = TestApp::spawn().await;
+    app.register("escape@example.com").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in("escape@example.com", PASSWORD).await;
+    assert!(browser.signed_in().await);
+    for next in ENCODED_ESCAPES {
+        let page = browser.get(&format!("/sign-in?next={next}")).await;
+        assert_eq!(page.status, 303, "{next}: {}", page.body);
+        assert_eq!(page.location(), "/", "{next}");
+    }
+    // A local target, query and all, is still where the visitor goes.
+    let page = browser.get("/sign-in?next=%2Fkeys%3Fpage%3D2").await;
+    assert_eq!(page.location(), "/keys?page=2");
+
+    // The same values sent by the sign-in form itself.
+    let mut other = Browser::new(&app);
+    for next in ["/\t/evil.example", "/\n/evil.example", "/ /evil.example", "/%2f%2fevil.example"] {
+        other.cookies.remove("mf_session");
+        let form = other
+            .get(&format!("/sign-in?next={}", form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()))
+            .await;
+        assert_eq!(form.input_value("next").as_deref(), Some("/"), "{next:?} offered in the form");
+        let page = other
+            .post(
+                "/sign-in",
+                &[("csrf", &form.csrf()), ("email", "escape@example.com"), ("password", PASSWORD), ("next", next)],
+            )
+            .await;
+        assert_eq!((page.status, page.location()), (303, "/"), "{next:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_verification_banners_button_returns_only_to_a_page_of_this_site() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    browser.register("banner@example.com").await;
+    for next in
+        ["/\t/evil.example", "/\r\n/evil.example", "/%2509/evil.example", "//evil.example", "https://evil.example"]
+    {
+        let page = browser.submit("/profile", "/verify-email/resend", &[("next", next)]).await;
+        assert_eq!(page.status, 303, "{next:?}: {}", page.body);
+        assert_local(page.location(), next);
+        assert_eq!(page.location(), "/?flash=verification_sent", "{next:?}");
+    }
+    let page = browser.submit("/profile", "/verify-email/resend", &[("next", "/keys?page=2#new")]).await;
+    assert_eq!(page.location(), "/keys?page=2&flash=verification_sent#new");
+}

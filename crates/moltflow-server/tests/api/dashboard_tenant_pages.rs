@@ -516,3 +516,55 @@ async fn members_are_invited_changed_and_removed_by_an_owner() {
     assert_eq!(r.status, 303);
     assert_eq!(app.count(&format!("SELECT COUNT(*) FROM users WHERE id = '{member_id}'")).await, 0);
 }
+
+#[tokio::test]
+async fn a_formula_in_an_audited_value_is_text_in_the_csv_and_unchanged_on_the_page() {
+    let app = TestApp::spawn().await;
+    let owner = app.register("owner@example.com").await;
+    let access = token(&owner, "access_token");
+    // The user agent is whatever the client sends, and the audit log keeps it as sent.
+    let sent = ["=HYPERLINK(\"http://evil.example\",\"x\")", "-2+3", "@SUM(A1)"];
+    for agent in sent {
+        let r = app
+            .client
+            .post(app.url("/api-keys"))
+            .bearer_auth(&access)
+            .header("user-agent", agent)
+            .json(&json!({"name": "bot", "scopes": ["usage:read"]}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 201);
+    }
+    // A header reaches the server trimmed and in ASCII, so leading spaces and a full-width `＝`
+    // reach the log another way (another version's rows, an import); the CSV must not count on
+    // their absence.
+    let tenant = owner["user"]["tenant_id"].as_str().unwrap();
+    let stored = ["  =HYPERLINK(\"http://evil.example/2\",\"y\")", "＝1+1"];
+    for (i, agent) in stored.iter().enumerate() {
+        let row = "INSERT INTO audit_logs (id, tenant_id, at, actor_type, action, user_agent, details) \
+                   VALUES ($1, $2, 1700000000000, 'user', 'api_key.created', $3, '{}')";
+        assert_eq!(app.exec(row, &[&format!("zz-stored-{i}"), tenant, agent]).await, 1);
+    }
+    let formulas = [sent.as_slice(), stored.as_slice()].concat();
+    let web = Web::signed_in(&app, "owner@example.com").await;
+    let page = web.get("/audit?action=api_key.created").await;
+    let shown = table_cells(&page.html, "Audit log entries, newest first");
+    let agents: Vec<&str> = shown[1..].iter().map(|row| row[5].as_str()).collect();
+    assert_eq!(agents.len(), formulas.len(), "{shown:?}");
+    for agent in formulas {
+        assert!(agents.contains(&agent.trim()), "the page shows {agent:?} as sent: {agents:?}");
+    }
+
+    let csv = web.get("/audit.csv?action=api_key.created").await;
+    assert_eq!(csv.status, 200);
+    for written in [
+        "\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\"",
+        "\"'  =HYPERLINK(\"\"http://evil.example/2\"\",\"\"y\"\")\"",
+        "\"'＝1+1\"",
+        "\"'-2+3\"",
+        "\"'@SUM(A1)\"",
+    ] {
+        assert!(csv.html.contains(&format!(",{written},")), "{written} in {}", csv.html);
+    }
+}

@@ -197,7 +197,7 @@ async fn list_from(app: &TestApp, key: Option<&str>, origin: Option<&str>) -> cr
 #[tokio::test]
 async fn a_page_of_another_origin_is_refused_before_anything_runs_and_clients_without_origin_work() {
     let app = TestApp::spawn().await;
-    let pair = app.register("mcp-origin@example.com").await;
+    let pair = app.register_verified("mcp-origin@example.com").await;
     let key = app.create_key(&token(&pair, "access_token"), &["*"]).await["raw_key"].as_str().unwrap().to_owned();
     let port = app.base.rsplit(':').next().unwrap().to_owned();
 
@@ -229,7 +229,7 @@ async fn a_page_of_another_origin_is_refused_before_anything_runs_and_clients_wi
 async fn the_allowed_origins_are_the_public_urls_and_on_a_loopback_bind_the_loopback_names_at_its_port() {
     let public = [("public_url", "https://admin.example.com"), ("bind", "127.0.0.1:8080")];
     let app = TestApp::spawn_with(&public).await;
-    let pair = app.register("mcp-origins@example.com").await;
+    let pair = app.register_verified("mcp-origins@example.com").await;
     let key = app.create_key(&token(&pair, "access_token"), &["*"]).await["raw_key"].as_str().unwrap().to_owned();
     for allowed in [
         "https://admin.example.com",

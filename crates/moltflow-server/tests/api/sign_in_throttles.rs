@@ -219,3 +219,38 @@ async fn a_validly_signed_token_unknown_here_is_not_throttled_as_a_guess_while_f
     app.get("/auth/me", Some(&minted(TEST_SEED, "peer-2"))).await.assert(401, "invalid_token");
     app.get("/auth/me", Some("not-a-jwt")).await.assert(429, "rate_limited");
 }
+
+#[tokio::test]
+async fn a_port_or_an_unreadable_hop_from_the_proxy_does_not_let_a_client_pick_its_address() {
+    let app = TestApp::spawn_with(&[("trusted_proxies", "127.0.0.1")]).await;
+    // The client writes a new address of its own each time; the proxy appends what it saw, here
+    // with the port some proxies add, or a name it will not reveal.
+    let login = |forwarded: String, i: usize| {
+        app.client
+            .post(app.url("/auth/login"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"email": format!("user{i}@example.com"), "password": "whatever-123"}))
+    };
+    // Counted as 198.51.100.7, then as the proxy itself (127.0.0.1): one budget each.
+    for proxy_wrote in ["198.51.100.7:5678", "unknown"] {
+        for i in 0..30 {
+            let forwarded = format!("203.0.113.{i}, {proxy_wrote}");
+            app.send(login(forwarded, i)).await.assert(401, "invalid_credentials");
+        }
+        let refused = app.send(login(format!("203.0.113.99, {proxy_wrote}"), 99)).await;
+        refused.assert(429, "rate_limited");
+    }
+
+    // The audit log names the address the proxy saw, not the one the client wrote.
+    app.register("ana@example.com").await;
+    let wrong = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("x-forwarded-for", "203.0.113.200, 192.0.2.44:1234")
+        .json(&json!({"email": "ana@example.com", "password": "wrong-password-123"}));
+    app.send(wrong).await.assert(401, "invalid_credentials");
+    app.flush_audit().await;
+    let sql = "SELECT COUNT(*) FROM audit_logs WHERE action = 'login.failed' AND ip = $1";
+    assert_eq!(app.count_with(sql, &["192.0.2.44"]).await, 1);
+    assert_eq!(app.count_with(sql, &["203.0.113.200"]).await, 0);
+}

@@ -19,7 +19,8 @@ pub enum Class {
     Conflict,
     /// Rate limit or plan quota (`429`).
     Limited,
-    /// The server failed or could not be reached (`5xx`, connection errors, unreadable answers).
+    /// The server failed or could not be reached (`5xx`, connection errors, unreadable answers, a
+    /// redirect to another origin).
     Server,
 }
 
@@ -92,6 +93,13 @@ impl Failure {
     }
 
     pub fn network(err: &reqwest::Error, url: &str) -> Failure {
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            if let Some(other) = cause.downcast_ref::<OtherOrigin>() {
+                return Failure::new(Class::Server, other.to_string());
+            }
+            source = cause.source();
+        }
         let why = if err.is_connect() {
             "cannot connect".to_owned()
         } else if err.is_timeout() {
@@ -109,6 +117,26 @@ impl Failure {
         ExitCode::from(self.class.exit_code())
     }
 }
+
+/// The API answered with a redirect to another origin, which the client does not follow.
+#[derive(Debug)]
+pub struct OtherOrigin {
+    pub from: String,
+    pub to: String,
+}
+
+impl fmt::Display for OtherOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the server at {} redirected to another origin, {}; not followed, so your credentials and request \
+             were not sent there (if the service lives there, set MOLTFLOW_API_URL to its /api/v2 address)",
+            self.from, self.to
+        )
+    }
+}
+
+impl std::error::Error for OtherOrigin {}
 
 /// `body.scopes.0: Unknown scope "x"` from a FastAPI-style `{loc, msg}` item.
 fn describe_validation_item(item: &Value) -> String {

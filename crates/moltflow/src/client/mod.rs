@@ -52,6 +52,7 @@ impl Api {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
+            .redirect(same_origin_only())
             .build()
             .map_err(|e| Failure::new(failure::Class::Server, format!("cannot build the HTTP client: {e}")))?;
         Ok(Api {
@@ -167,6 +168,36 @@ impl Api {
             return Err(f);
         }
         Err(Failure::from_api(status, &body, text, retry_after.as_deref()))
+    }
+}
+
+/// Redirects within the API's origin are followed (at most [`MAX_REDIRECTS`]); one to another
+/// origin (scheme, host or port) is refused before anything is sent there. reqwest drops only
+/// `Authorization` and cookies on such a hop: `X-API-Key` and, on a 307 or 308, the body (a
+/// login's password, a refresh token) would go along.
+fn same_origin_only() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let to = attempt.url().origin();
+        let from = attempt.previous().first().map(url::Url::origin);
+        match from {
+            Some(from) if from != to => {
+                let other = failure::OtherOrigin { from: from.ascii_serialization(), to: describe(attempt.url()) };
+                attempt.error(other)
+            }
+            _ if attempt.previous().len() > MAX_REDIRECTS => attempt.error("too many redirects"),
+            _ => attempt.follow(),
+        }
+    })
+}
+
+/// reqwest's own limit.
+const MAX_REDIRECTS: usize = 10;
+
+/// Where a redirect pointed: its origin, or the whole address when it has none (`file:`, `data:`).
+fn describe(url: &url::Url) -> String {
+    match url.origin() {
+        origin @ url::Origin::Tuple(..) => origin.ascii_serialization(),
+        url::Origin::Opaque(_) => url.as_str().chars().take(100).collect(),
     }
 }
 

@@ -30,6 +30,7 @@ impl Drop for Node {
     }
 }
 
+#[allow(dead_code)] // not every test file starts a server
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
