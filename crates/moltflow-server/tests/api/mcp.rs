@@ -249,7 +249,7 @@ async fn the_allowed_origins_are_the_public_urls_and_on_a_loopback_bind_the_loop
     // Bound to every interface, the service is reached at its public URL: `localhost` in a page's
     // origin is the browser's own machine, not this service.
     let open = TestApp::spawn_with(&[("public_url", "https://admin.example.com"), ("bind", "0.0.0.0:8080")]).await;
-    let pair = open.register("mcp-open@example.com").await;
+    let pair = open.register_verified("mcp-open@example.com").await;
     let key = open.create_key(&token(&pair, "access_token"), &["*"]).await["raw_key"].as_str().unwrap().to_owned();
     assert_eq!(list_from(&open, Some(&key), Some("https://admin.example.com")).await.status, 200);
     list_from(&open, Some(&key), Some("http://localhost:8080")).await.assert(403, "origin_not_allowed");
