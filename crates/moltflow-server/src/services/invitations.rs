@@ -227,9 +227,8 @@ impl Invitations<'_> {
     /// registered without proof of the mailbox, which this invitation now gives: everything set up
     /// in it is taken back (API.md §3), committed although the answer is a conflict.
     async fn address_taken(&self, mut tx: Tx, existing: &UserRow, origin: &Origin, now: i64) -> Failure {
-        let taken = || Failure::conflict("email_taken", "An account with this email already exists");
         if existing.email_verified {
-            return taken();
+            return Failure::conflict("email_taken", "An account with this email already exists");
         }
         let secured = async {
             let Some(taken) =
