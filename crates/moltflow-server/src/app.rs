@@ -126,7 +126,7 @@ mod tests {
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
         let _guard = tracing::subscriber::set_default(subscriber);
-        crate::telemetry::log_panics();
+        moltflow_app::telemetry::log_panics();
         let router: Router =
             Router::new().route("/boom", get(boom)).route("/fine", get(fine)).layer(panic_guard()).layer(ObserveLayer);
 

@@ -7,8 +7,8 @@ use moltflow_types::{ErrorBody, ValidationErrorBody, ValidationItem};
 use serde_json::Value;
 
 use crate::request_context::current_request_id;
-pub use crate::services::failure::store_unavailable;
-use crate::services::failure::{Failure, Issue, Refusal, Segment};
+pub use moltflow_app::services::failure::store_unavailable;
+use moltflow_app::services::failure::{Failure, Issue, Refusal, Segment};
 
 #[derive(Debug)]
 pub enum Detail {

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{ApiError, item};
-pub use crate::services::origin::{Channel, Origin};
 use crate::state::AppState;
+pub use moltflow_app::services::origin::{Channel, Origin};
 
 /// A JSON request body; an empty body is `422 missing`.
 pub struct JsonBody<T>(pub T);

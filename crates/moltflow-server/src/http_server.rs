@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
-use crate::config::Config;
+use moltflow_app::config::Config;
 
 /// How long the client of a request taking too long to arrive has to take its `408`.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);

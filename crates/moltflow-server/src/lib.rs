@@ -2,14 +2,10 @@
 //! runs it.
 
 pub mod app;
-pub mod auth;
-pub mod billing;
-pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod http_server;
-pub mod mail;
 pub mod mcp;
 pub mod middleware;
 pub mod principal;
@@ -17,14 +13,8 @@ pub mod request_context;
 pub mod request_id;
 pub mod routes;
 pub mod serve;
-pub mod services;
 pub mod startup;
 pub mod state;
-pub mod telemetry;
-pub mod tls;
-pub mod wiring;
-pub mod workers;
 
 pub use app::app;
-pub use config::Config;
 pub use state::AppState;

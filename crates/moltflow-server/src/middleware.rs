@@ -14,10 +14,10 @@ use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 
-use crate::auth::rate_limit;
 use crate::error::ApiError;
 use crate::request_context::{self, RequestContext};
 use crate::request_id;
+use moltflow_app::auth::rate_limit::RateInfo;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -114,7 +114,7 @@ fn finish(
     route: &str,
 ) -> Response {
     if let Some(context) = context {
-        rate_limit::apply_headers(response.headers_mut(), context.rate());
+        apply_rate_headers(response.headers_mut(), context.rate());
         response.headers_mut().insert(&request_id::HEADER, context.id().header_value());
     }
     let status = response.status().as_u16();
@@ -219,11 +219,20 @@ impl RequestSeries {
     /// labels the same series.
     fn registered(method: &'static str, route: &str, status: u16) -> RequestSeries {
         // Handles registered before the recorder is installed would record nowhere, forever.
-        crate::telemetry::metrics_handle();
+        moltflow_app::telemetry::metrics_handle();
         let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
         RequestSeries {
             requests: metrics::counter!("http_requests_total", &labels),
             duration: metrics::histogram!("http_request_duration_seconds", &labels),
         }
+    }
+}
+
+/// Adds `RateLimit-*` headers for the request's rate decision, if its principal was counted.
+fn apply_rate_headers(headers: &mut axum::http::HeaderMap, decision: Option<RateInfo>) {
+    if let Some(info) = decision {
+        headers.insert("ratelimit-limit", axum::http::HeaderValue::from(info.limit));
+        headers.insert("ratelimit-remaining", axum::http::HeaderValue::from(info.remaining));
+        headers.insert("ratelimit-reset", axum::http::HeaderValue::from(info.reset));
     }
 }

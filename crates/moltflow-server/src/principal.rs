@@ -12,14 +12,14 @@ use moltflow_core::Scope;
 use moltflow_core::api_key::is_well_formed;
 use moltflow_core::secret::{Sha256Hex, constant_time_eq};
 
-use crate::auth::cache::{CachedKey, KeyState};
-use crate::auth::jwt::{Claims, TokenError};
-use crate::auth::rate_limit::PrincipalRates as _;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::request_client_ip;
 use crate::state::AppState;
+use moltflow_app::auth::cache::{CachedKey, KeyState};
+use moltflow_app::auth::jwt::{Claims, TokenError};
+use moltflow_app::auth::rate_limit::PrincipalRates as _;
 
-pub use crate::services::principal::{Credential, Principal};
+pub use moltflow_app::services::principal::{Credential, Principal};
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
@@ -209,7 +209,6 @@ async fn authenticate_session(state: &AppState, claims: Arc<Claims>, now: i64) -
             method: session.method.clone(),
             created_at: session.created_at,
         },
-        me_body: session.me_body.clone(),
     })
 }
 
@@ -237,7 +236,6 @@ fn authenticate_api_key(state: &AppState, key: &KeyState, hash: &str, now: i64) 
         user: member.user.clone(),
         plan_id: member.plan_id.clone(),
         credential: Credential::ApiKey { key_id: key.id.clone() },
-        me_body: key.me_body.clone(),
     })
 }
 

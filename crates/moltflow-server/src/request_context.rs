@@ -7,8 +7,8 @@ use std::future::Future;
 
 use tokio::task::futures::TaskLocalFuture;
 
-use crate::auth::rate_limit::RateInfo;
 use crate::request_id::RequestId;
+use moltflow_app::auth::rate_limit::RateInfo;
 
 pub struct RequestContext {
     id: RequestId,

@@ -6,12 +6,12 @@ use tokio::net::TcpListener;
 use crate::app::app;
 use moltflow_core::billing::Provider;
 
-use crate::config::Config;
 use crate::http_server::{self, Deadlines};
-use crate::mail::worker::OutboxWorker;
 use crate::startup::Summary;
 use crate::state::AppState;
-use crate::workers;
+use moltflow_app::config::Config;
+use moltflow_app::mail::worker::OutboxWorker;
+use moltflow_app::workers;
 
 /// Opens the configured database and applies pending migrations; answers how many were applied.
 pub async fn open_store(config: &Config) -> anyhow::Result<(Store, usize)> {
@@ -51,8 +51,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("MOLTFLOW_BIND: cannot listen on {}: {e}", config.server.bind))?;
     let (store, applied) = open_store(&config).await?;
     let state = AppState::new(config.clone(), store.clone()).await?;
-    let workers = workers::spawn(&state);
-    let outbox = OutboxWorker::spawn(state.clone())?;
+    let workers = workers::spawn(&state.0);
+    let outbox = OutboxWorker::spawn(state.0.clone())?;
     let redis_up = state.limits.shared.as_ref().map(|s| s.is_up());
     Summary::new(&config, listener.local_addr()?, applied, redis_up).announce(&config.telemetry.log_format);
     http_server::serve(listener, app(state), Deadlines::of(&config), shutdown_signal()).await?;

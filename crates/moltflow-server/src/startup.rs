@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 
 use moltflow_core::billing::Provider;
 
-use crate::config::{Config, LogFormat};
+use moltflow_app::config::{Config, LogFormat};
 
 pub struct Summary {
     /// The dashboard (a browser opens it).

@@ -15,8 +15,9 @@ use commands::keys::KeysCommand;
 use commands::members::MembersCommand;
 use commands::settings::SettingsCommand;
 use commands::usage::UsageCommand;
-use moltflow_server::config::{Config, Loaded, LogFormat};
-use moltflow_server::{serve, telemetry};
+use moltflow_app::config::{Config, Loaded, LogFormat};
+use moltflow_app::telemetry;
+use moltflow_server::serve;
 
 #[derive(Parser)]
 #[command(name = "moltflow", version, about = "MoltFlow admin service: auth, API keys, billing, usage, tenants")]
@@ -30,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Apply migrations and serve the HTTP API (configuration from MOLTFLOW_* and moltflow.toml).
-    #[command(after_help = moltflow_server::config::settings::help_text())]
+    #[command(after_help = moltflow_app::config::settings::help_text())]
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
@@ -176,7 +177,7 @@ fn main() -> ExitCode {
             Command::HashBench { threads, seconds } => {
                 let threads = threads.unwrap_or(config.auth.hash_concurrency);
                 let rate =
-                    moltflow_server::auth::password::measure_verify_rate(&config.auth.hash_params, threads, seconds)?;
+                    moltflow_app::auth::password::measure_verify_rate(&config.auth.hash_params, threads, seconds)?;
                 println!("argon2id verify: {rate:.1}/s with {threads} thread(s)");
                 Ok(())
             }

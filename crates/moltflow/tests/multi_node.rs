@@ -80,7 +80,7 @@ impl Cluster {
             );
             return None;
         };
-        moltflow_server::tls::install_crypto_provider();
+        moltflow_app::tls::install_crypto_provider();
         let schema = format!("mn_{}", std::process::id());
         let store = Store::connect_with_schema(&url, 2, Some(&schema)).await.expect("connect");
         let dir = std::env::temp_dir().join(format!("moltflow-multi-node-{}", std::process::id()));

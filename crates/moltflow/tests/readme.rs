@@ -3,7 +3,7 @@
 //! its own line). The walk-throughs themselves were run twice against `moltflow serve`; this keeps
 //! later edits to the same rules.
 
-use moltflow_server::config::settings::SETTINGS;
+use moltflow_app::config::settings::SETTINGS;
 
 const README: &str = include_str!("../../../README.md");
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");

@@ -19,9 +19,9 @@ use crate::dashboard::forms::{FormErrors, csrf_field};
 use crate::dashboard::kit::{self, when_or};
 use crate::dashboard::session::{Client, Viewer};
 use crate::extract::QueryParams;
-use crate::services::audit::Actor;
-use crate::services::billing;
 use crate::state::AppState;
+use moltflow_app::services::audit::Actor;
+use moltflow_app::services::billing;
 
 #[derive(Deserialize)]
 pub struct CheckoutForm {

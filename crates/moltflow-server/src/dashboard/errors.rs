@@ -9,7 +9,7 @@ use crate::dashboard::layout;
 use crate::dashboard::next::safe_next;
 use crate::error::ApiError;
 use crate::request_context::current_request_id;
-use crate::services::failure::Failure;
+use moltflow_app::services::failure::Failure;
 
 #[derive(Debug)]
 pub enum PageError {

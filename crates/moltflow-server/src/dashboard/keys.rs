@@ -25,9 +25,9 @@ use crate::dashboard::forms::{Field, FormErrors, csrf_field};
 use crate::dashboard::kit::{self, when, when_or};
 use crate::dashboard::session::{Client, Viewer};
 use crate::extract::QueryParams;
-use crate::services::api_keys::{KeyPage, KeyPageRequest, KeyState};
-use crate::services::failure::Failure;
 use crate::state::AppState;
+use moltflow_app::services::api_keys::{KeyPage, KeyPageRequest, KeyState};
+use moltflow_app::services::failure::Failure;
 
 /// Form nonces already used, kept a day (longer than anyone keeps a form open).
 static SPENT: LazyLock<moka::sync::Cache<String, ()>> = LazyLock::new(|| {

@@ -1,5 +1,5 @@
 //! The dashboard: server-rendered pages (maud) served at `/` by the same binary, on the same
-//! port, over the same use cases as the API (`crate::services`), with the API's own sessions.
+//! port, over the same use cases as the API (`moltflow_app::services`), with the API's own sessions.
 //!
 //! Each module has one job: `session` (the cookie and who is signed in), `csrf` (form tokens and
 //! the Origin check), `forms` (field errors and form controls), `layout` (the page shell),

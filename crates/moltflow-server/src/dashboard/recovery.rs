@@ -14,8 +14,8 @@ use crate::dashboard::forms::{Field, FormErrors, csrf_field};
 use crate::dashboard::session::{self, Client};
 use crate::extract::QueryParams;
 use crate::routes::auth_mail::request_mail_link;
-use crate::services::recovery::{ACCEPTED, LinkRequest};
 use crate::state::AppState;
+use moltflow_app::services::recovery::{ACCEPTED, LinkRequest};
 
 #[derive(Default, Deserialize)]
 pub struct EmailForm {

@@ -16,14 +16,14 @@ use moltflow_store::web_sessions::{
 };
 use moltflow_types::TokenPair;
 
-use crate::auth::rate_limit::PrincipalRates as _;
 use crate::dashboard::csrf;
 use crate::dashboard::errors::{PageError, PageResult};
 use crate::error::ApiError;
-use crate::services::origin::{Channel, Origin};
-use crate::services::principal::{Credential, Principal};
-use crate::services::sessions::REFRESH_TOKEN_LIFETIME_MS;
 use crate::state::AppState;
+use moltflow_app::auth::rate_limit::PrincipalRates as _;
+use moltflow_app::services::origin::{Channel, Origin};
+use moltflow_app::services::principal::{Credential, Principal};
+use moltflow_app::services::sessions::REFRESH_TOKEN_LIFETIME_MS;
 
 pub const COOKIE_NAME: CookieName = CookieName { plain: "mf_session", prefixed: "__Host-mf_session" };
 /// A session unused this long ends (a shared computer left signed in).
@@ -166,7 +166,6 @@ pub async fn load(headers: &HeaderMap, state: &AppState) -> PageResult<Option<Vi
             method: session.method.clone(),
             created_at: session.created_at,
         },
-        me_body: session.me_body.clone(),
     };
     Ok(Some(Viewer { principal, csrf: csrf::token_for(raw), token_hash }))
 }

@@ -15,8 +15,8 @@ use crate::dashboard::forms::{FormErrors, csrf_field};
 use crate::dashboard::kit::{self, when};
 use crate::dashboard::session::{Client, Viewer};
 use crate::extract::QueryParams;
-use crate::services::failure::{Failure, Segment};
 use crate::state::AppState;
+use moltflow_app::services::failure::{Failure, Segment};
 
 #[derive(Default, Deserialize)]
 pub struct SettingsForm {

@@ -1,7 +1,7 @@
 //! Tool calls on `/mcp` run the use cases directly, as the API key that authenticated the MCP
 //! request, with an [`Origin`] that says MCP (so audit entries record `"via": "mcp"`). The answer
 //! is what the API route would have answered: the same JSON on success, the same error body and
-//! status for a [`Failure`](crate::services::failure::Failure) — both come from the same use case
+//! status for a [`Failure`](moltflow_app::services::failure::Failure) — both come from the same use case
 //! and the same mapping in `error.rs`.
 
 use moltflow_types::{CheckoutRequest, CreateApiKeyRequest, RotateApiKeyRequest, UpdateTenantSettings};
@@ -14,10 +14,10 @@ use super::handler::ApiAnswer;
 use super::tools::ToolSpec;
 use crate::error::ApiError;
 use crate::extract::{QueryParams, parse};
-use crate::services::failure::Outcome;
-use crate::services::origin::Origin;
-use crate::services::principal::Principal;
-use crate::state::App;
+use moltflow_app::App;
+use moltflow_app::services::failure::Outcome;
+use moltflow_app::services::origin::Origin;
+use moltflow_app::services::principal::Principal;
 
 /// Runs `tool` with `args`; `None` for a tool that still goes through the API router. A tool
 /// call without an argument that names what to act on is a protocol error, as it is over stdio.

@@ -132,7 +132,7 @@ impl Gate {
 /// bound port (a developer's page or inspector on `http://localhost:8080` is this service).
 /// Nothing else: a DNS-rebinding page reaches a loopback or private address under its own
 /// host name, and its `Origin` names that host.
-fn allowed_origins(server: &crate::config::ServerConfig) -> Vec<url::Origin> {
+fn allowed_origins(server: &moltflow_app::config::ServerConfig) -> Vec<url::Origin> {
     let mut urls = vec![server.public_url.clone()];
     if server.binds_loopback() {
         let port = server.bind.port();

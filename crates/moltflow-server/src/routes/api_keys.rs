@@ -13,8 +13,8 @@ use crate::error::ApiResult;
 use crate::extract::{JsonBody, OptionalJsonBody, Origin};
 use crate::principal::{AccountManage, Authorized};
 use crate::routes::ApiRoutes as _;
-use crate::services::api_keys as keys;
 use crate::state::AppState;
+use moltflow_app::services::api_keys as keys;
 
 type Caller = Authorized<AccountManage>;
 

@@ -1,8 +1,7 @@
 //! `/auth/*`: register, login, refresh, me, logout (API.md §3).
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use moltflow_core::clock::rfc3339;
 use moltflow_types::{
     AuthInfo, ErrorBody, LoginRequest, LogoutRequest, MeResponse, RefreshRequest, RegisterRequest, TokenPair,
@@ -73,16 +72,8 @@ async fn refresh(state: AppState, meta: Origin, JsonBody(req): JsonBody<RefreshR
     (status = 401, description = "Not authenticated, or bad credentials", body = ErrorBody),
     (status = 403, description = "Key lacks `account:read`", body = ErrorBody),
 ))]
-async fn me(principal: Authorized<AccountRead>) -> ApiResult<Response> {
-    let body = match principal.me_body.get() {
-        Some(body) => body.clone(),
-        None => {
-            let rendered =
-                axum::body::Bytes::from(serde_json::to_vec(&me_body(&principal)).map_err(anyhow::Error::from)?);
-            principal.me_body.get_or_init(|| rendered).clone()
-        }
-    };
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+async fn me(principal: Authorized<AccountRead>) -> Json<MeResponse> {
+    Json(me_body(&principal))
 }
 
 fn me_body(principal: &Principal) -> MeResponse {

@@ -15,8 +15,8 @@ use crate::extract::{JsonBody, Origin};
 use crate::principal::UserSession;
 use crate::routes::ApiRoutes as _;
 use crate::routes::throttle;
-use crate::services::recovery::{ACCEPTED, LinkRequest, parse_mail_request};
 use crate::state::AppState;
+use moltflow_app::services::recovery::{ACCEPTED, LinkRequest, parse_mail_request};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -165,6 +165,6 @@ pub async fn request_mail_link(state: &AppState, origin: &Origin, email: &str, r
         }
     };
     throttle(limiter, origin, detail, state.clock.now_ms()).await?;
-    state.mail_link_in_background(parse_mail_request(email)?, request);
+    state.0.mail_link_in_background(parse_mail_request(email)?, request);
     Ok(())
 }

@@ -13,16 +13,16 @@ use secrecy::ExposeSecret;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::billing::{events, signature};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, OptionalJsonBody, Origin, RawBody};
 use crate::principal::{Authorized, BillingManage, BillingRead};
 use crate::routes::ApiRoutes as _;
 use crate::routes::throttle;
-use crate::services::audit::Actor;
-use crate::services::billing::{EventOutcome, LocalCheckout};
-use crate::services::signup::SignupOutcome;
 use crate::state::AppState;
+use moltflow_app::billing::{events, signature};
+use moltflow_app::services::audit::Actor;
+use moltflow_app::services::billing::{EventOutcome, LocalCheckout};
+use moltflow_app::services::signup::SignupOutcome;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -6,10 +6,10 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
-use crate::auth::throttle::{IpRates as _, IpThrottle};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Origin;
 use crate::state::AppState;
+use moltflow_app::auth::throttle::{IpRates as _, IpThrottle};
 
 pub mod api_keys;
 pub mod auth;

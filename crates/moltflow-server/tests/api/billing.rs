@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use moltflow_server::billing::signature::sign;
+use moltflow_app::billing::signature::sign;
 use serde_json::{Value, json};
 
 use crate::common::{PASSWORD, TestApp, app_with_owner, token};
@@ -435,7 +435,7 @@ async fn stripe_checkout_portal_and_cancel_make_the_documented_calls() {
     assert_eq!(s.field("customer"), Some("cus_mock1"));
     for req in mock.requests() {
         assert!(req.idempotency_key.as_deref().is_some_and(|k| !k.is_empty()), "{req:?}");
-        assert_eq!(req.stripe_version.as_deref(), Some(moltflow_server::billing::stripe::API_VERSION));
+        assert_eq!(req.stripe_version.as_deref(), Some(moltflow_app::billing::stripe::API_VERSION));
     }
     // A second checkout reuses the customer.
     app.post("/billing/checkout", json!({"plan_id": "pro", "billing_cycle": "monthly"}), Some(&at)).await;

@@ -1,8 +1,8 @@
 //! What `apply_event` answers for each kind of provider event, and what it leaves behind; and a
 //! stored subscription status that no variant names (roles have a CHECK constraint instead).
 
-use moltflow_server::billing::events::{BillingEvent, parse_stripe};
-use moltflow_server::services::billing::{EventOutcome, Ignored};
+use moltflow_app::billing::events::{BillingEvent, parse_stripe};
+use moltflow_app::services::billing::{EventOutcome, Ignored};
 use serde_json::{Value, json};
 
 use crate::billing::{event, now_s, tenant_of};

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::Once;
 
 use base64::Engine;
-use moltflow_server::mail::worker::{Outbox, OutboxWorker};
-use moltflow_server::{AppState, Config, app};
+use moltflow_app::Config;
+use moltflow_app::mail::worker::{Outbox, OutboxWorker};
+use moltflow_server::{AppState, app};
 use moltflow_store::{PoolSettings, Store};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -21,7 +22,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: AppState,
     pub store: Store,
-    _workers: moltflow_server::workers::Workers,
+    _workers: moltflow_app::workers::Workers,
     /// Where the file transport writes `.eml` files (when no SMTP URL is configured).
     pub mail_dir: PathBuf,
     /// The database URL and PostgreSQL schema, for a second node over the same data.
@@ -139,7 +140,7 @@ impl TestApp {
         redis: Option<&SharedRedis>,
     ) -> TestApp {
         backend_note();
-        moltflow_server::tls::install_crypto_provider();
+        moltflow_app::tls::install_crypto_provider();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("moltflow-test-{id}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -194,7 +195,7 @@ impl TestApp {
         let store = Store::connect_with(&url, pool, schema.as_deref()).await.expect("connect");
         store.migrate().await.expect("migrate");
         let state = AppState::new(config, store.clone()).await.expect("state");
-        let workers = moltflow_server::workers::spawn(&state);
+        let workers = moltflow_app::workers::spawn(&state.0);
         // On PostgreSQL the revocation listener flushes the authentication cache when it first
         // connects: a test that started before would see its cached states dropped at a moment
         // it does not choose.
@@ -208,7 +209,7 @@ impl TestApp {
                 .await
                 .expect("the revocation listener connects");
         }
-        let worker = with_worker.then(|| OutboxWorker::spawn(state.clone()).expect("outbox worker"));
+        let worker = with_worker.then(|| OutboxWorker::spawn(state.0.clone()).expect("outbox worker"));
         let router = app(state.clone());
         let deadlines = moltflow_server::http_server::Deadlines::of(&state.config);
         tokio::spawn(moltflow_server::http_server::serve(listener, router, deadlines, std::future::pending()));
@@ -369,7 +370,7 @@ impl TestApp {
     /// Runs the outbox once, as the worker would: every mail due now is delivered (or fails and
     /// is rescheduled). Returns how many were attempted.
     pub async fn deliver_mail(&self) -> usize {
-        Outbox::new(self.state.clone()).expect("outbox").run_once().await
+        Outbox::new(self.state.0.clone()).expect("outbox").run_once().await
     }
 
     /// Waits until every API-key use noted so far has its `last_used_at` written.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use moltflow_server::mail::worker::OutboxWorker;
+use moltflow_app::mail::worker::OutboxWorker;
 use serde_json::json;
 
 use crate::common::{PASSWORD, TestApp, token};
@@ -99,7 +99,7 @@ async fn the_worker_delivers_queued_mail_and_mail_survives_its_restart() {
     app.worker.take().expect("worker").stop().await;
     app.register("bea@example.com").await;
     assert_eq!(app.count("SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL").await, 1, "queued, not sent");
-    app.worker = Some(OutboxWorker::spawn(app.state.clone()).expect("worker"));
+    app.worker = Some(OutboxWorker::spawn(app.state.0.clone()).expect("worker"));
     let mail = sink.wait_for(2).await.remove(1);
     assert_eq!(mail.rcpt, ["bea@example.com"]);
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use moltflow_server::auth::revocation::Invalidation;
+use moltflow_app::auth::revocation::Invalidation;
 use moltflow_store::signals::{Heard, LISTENER_APPLICATION_NAME};
 use reqwest::Method;
 use serde_json::json;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use moltflow_server::mail::worker::Outbox;
+use moltflow_app::mail::worker::Outbox;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
@@ -104,7 +104,7 @@ impl SmtpSink {
         let caller = std::panic::Location::caller();
         async move {
             if let Some(state) = &self.outbox {
-                Outbox::new(state.clone()).expect("outbox").run_once().await;
+                Outbox::new(state.0.clone()).expect("outbox").run_once().await;
                 let got = self.mails();
                 assert!(got.len() >= n, "{caller}: expected {n} mails, the SMTP server has {}", got.len());
                 return got;

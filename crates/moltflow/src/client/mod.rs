@@ -43,7 +43,7 @@ pub const MCP_USER_AGENT: &str = concat!("moltflow-mcp/", env!("CARGO_PKG_VERSIO
 impl Api {
     /// A client of `api_url` without credentials (for sign-in and public routes).
     pub fn anonymous(api_url: &str) -> CliResult<Api> {
-        moltflow_server::tls::install_crypto_provider();
+        moltflow_app::tls::install_crypto_provider();
         let parsed = url::Url::parse(api_url)
             .map_err(|e| Failure::usage(format!("MOLTFLOW_API_URL {api_url:?} is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use moltflow_server::mail::worker::Outbox;
+use moltflow_app::mail::worker::Outbox;
 
 use crate::common::TestApp;
 use crate::smtp::{Mail, SmtpFault, SmtpSink};
@@ -15,7 +15,7 @@ const BACKOFF: Duration = Duration::from_secs(60);
 async fn driven_outbox() -> (TestApp, SmtpSink, Outbox) {
     let sink = SmtpSink::start().await;
     let app = TestApp::spawn_with(&[("smtp_url", &sink.url()), ("test_mail_backoff_ms", "60000")]).await;
-    let outbox = Outbox::new(app.state.clone()).expect("outbox");
+    let outbox = Outbox::new(app.state.0.clone()).expect("outbox");
     (app, sink, outbox)
 }
 

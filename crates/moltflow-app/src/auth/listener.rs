@@ -12,13 +12,15 @@
 //! (messages from other nodes applied), `moltflow_revocation_delay_seconds` (from the sender's
 //! announcement to applied here), `moltflow_auth_cache_flushes_total`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moltflow_store::signals::{Heard, Listener, Signals, notify};
 use tokio::sync::watch;
 
 use super::revocation::{Invalidation, Message, epoch_micros};
-use crate::state::AppState;
+
+use crate::state::App;
 
 /// Quiet this long, the listener sends a heartbeat.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -34,7 +36,7 @@ enum Ended {
 }
 
 /// Runs until `stop`; returns at once on SQLite.
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: Arc<App>, mut stop: watch::Receiver<bool>) {
     let Some(signals) = state.store.signals().cloned() else { return };
     let connected = metrics::gauge!("moltflow_revocation_listener_connected");
     connected.set(0.0);
@@ -101,7 +103,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 
 /// Applies what the listener hears until its connection is lost or the task is stopped.
 async fn listen(
-    state: &AppState,
+    state: &Arc<App>,
     signals: &Signals,
     listener: &mut Listener,
     stop: &mut watch::Receiver<bool>,
@@ -130,7 +132,7 @@ async fn listen(
 }
 
 /// A message to every listener, this one included: proof that the connection still delivers.
-async fn heartbeat(state: &AppState, signals: &Signals) {
+async fn heartbeat(state: &Arc<App>, signals: &Signals) {
     let text = Invalidation::default().messages(state.auth_cache.node_id()).concat();
     let sent = async {
         let mut conn = state.store.conn().await?;
@@ -141,7 +143,7 @@ async fn heartbeat(state: &AppState, signals: &Signals) {
     }
 }
 
-async fn apply(state: &AppState, payload: &str) {
+async fn apply(state: &Arc<App>, payload: &str) {
     let message: Message = match serde_json::from_str(payload) {
         Ok(m) => m,
         Err(e) => {

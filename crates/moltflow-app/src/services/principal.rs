@@ -26,8 +26,6 @@ pub struct Principal {
     /// What the caller may do, with implied scopes expanded.
     pub scopes: ScopeSet,
     pub credential: Credential,
-    /// Where `/auth/me` keeps its rendered body for this caller's cached state.
-    pub me_body: crate::auth::cache::MeBody,
 }
 
 impl Principal {

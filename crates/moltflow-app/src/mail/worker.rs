@@ -2,6 +2,7 @@
 //! a retry with exponential backoff. It wakes when a mail is queued and polls besides, so rows
 //! left by a restart, another node or a failed attempt are picked up too.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
@@ -11,7 +12,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::transport::{Delivered, DeliveryError, Transport};
-use crate::state::AppState;
+
+use crate::state::App;
 
 const BATCH: i64 = 10;
 /// How long a claim lasts: a node that dies mid-batch leaves its rows to the others after this.
@@ -25,7 +27,7 @@ pub struct OutboxWorker {
 }
 
 impl OutboxWorker {
-    pub fn spawn(state: AppState) -> anyhow::Result<OutboxWorker> {
+    pub fn spawn(state: Arc<App>) -> anyhow::Result<OutboxWorker> {
         let outbox = Outbox::new(state)?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(outbox, stopped));
@@ -39,21 +41,21 @@ impl OutboxWorker {
 }
 
 /// The outbox with its transport: what the worker runs, and what tests drive a pass at a time
-/// ([`Outbox::run_once`]) with the clock they move (`AppState::clock`).
+/// ([`Outbox::run_once`]) with the clock they move (`App::clock`).
 pub struct Outbox {
-    state: AppState,
+    state: Arc<App>,
     transport: Transport,
     from: Mailbox,
 }
 
 impl Outbox {
-    pub fn new(state: AppState) -> anyhow::Result<Outbox> {
+    pub fn new(state: Arc<App>) -> anyhow::Result<Outbox> {
         let transport = Transport::from_config(&state.config)?;
         let from: Mailbox = state.config.mail.from.parse().map_err(|e| anyhow::anyhow!("MOLTFLOW_MAIL_FROM: {e}"))?;
         Ok(Outbox { state, transport, from })
     }
 
-    /// Attempts every mail due now (as `AppState::clock` reads it) once; answers how many. Mail
+    /// Attempts every mail due now (as `App::clock` reads it) once; answers how many. Mail
     /// requests answered already and still being queued on a task of their own are waited for
     /// first, so that a pass after a request sees its mail.
     pub async fn run_once(&self) -> usize {
@@ -115,7 +117,7 @@ async fn run(outbox: Outbox, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-async fn claim(state: &AppState, now: i64) -> moltflow_store::Result<Vec<OutboxRow>> {
+async fn claim(state: &Arc<App>, now: i64) -> moltflow_store::Result<Vec<OutboxRow>> {
     let mut tx = state.store.begin().await?;
     let rows = claim_due_mail(&mut tx, now, now + CLAIM_MS, BATCH).await?;
     tx.commit().await?;
@@ -123,7 +125,7 @@ async fn claim(state: &AppState, now: i64) -> moltflow_store::Result<Vec<OutboxR
 }
 
 async fn record(
-    state: &AppState,
+    state: &Arc<App>,
     row: &OutboxRow,
     outcome: Result<Delivered, DeliveryError>,
 ) -> moltflow_store::Result<()> {

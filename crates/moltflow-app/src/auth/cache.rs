@@ -85,8 +85,6 @@ pub struct SessionState {
     pub member: Option<Member>,
     pub method: String,
     pub created_at: i64,
-    /// The `/auth/me` body of this state, rendered on first use.
-    pub me_body: MeBody,
     reading: Reading,
 }
 
@@ -99,10 +97,6 @@ impl SessionState {
         }
     }
 }
-
-/// A rendered `/auth/me` body, shared by the requests that see the same cached state (it depends
-/// only on that state, which is re-read every second).
-pub type MeBody = Arc<std::sync::OnceLock<axum::body::Bytes>>;
 
 /// An API key as authentication needs it, relative to the secret that found it.
 #[derive(Debug)]
@@ -120,8 +114,6 @@ pub struct KeyState {
     pub member: Option<Member>,
     /// Last use written (or about to be): `last_used_at` is written at most once a minute.
     pub last_used_at: AtomicI64,
-    /// The `/auth/me` body of this state, rendered on first use.
-    pub me_body: MeBody,
     /// Whether a success with this state has been noted among the known-valid keys.
     pub noted_valid: AtomicBool,
     reading: Reading,
@@ -283,15 +275,12 @@ impl AuthCache {
         let stamp = self.staleness.stamp();
         let mut conn = store.conn().await?;
         let Some(session) = find_session(&mut conn, session_id).await? else {
-            let (method, me_body) = (String::new(), MeBody::default());
-            let loaded_at = now;
             return Ok(Arc::new(SessionState {
                 revoked: true,
                 member: None,
-                method,
+                method: String::new(),
                 created_at: 0,
-                me_body,
-                reading: Reading::new(stamp, loaded_at),
+                reading: Reading::new(stamp, now),
             }));
         };
         let member = load_member(&mut conn, &session.user_id).await?;
@@ -300,7 +289,6 @@ impl AuthCache {
             member,
             method: session.method,
             created_at: session.created_at,
-            me_body: MeBody::default(),
             reading: Reading::new(stamp, now),
         }))
     }
@@ -368,7 +356,6 @@ impl AuthCache {
         let stored_hash =
             if via_previous { row.previous_key_hash.clone().unwrap_or_default() } else { row.key_hash.clone() };
         Ok(Some(Arc::new(KeyState {
-            me_body: MeBody::default(),
             noted_valid: AtomicBool::new(false),
             stored_hash,
             scopes: ScopeSet::from_names(row.scopes.split_whitespace()).expanded(),

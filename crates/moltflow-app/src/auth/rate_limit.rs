@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 
-use axum::http::{HeaderMap, HeaderValue};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter, clock::Clock, clock::DefaultClock};
@@ -154,15 +153,6 @@ impl<M: PrincipalRates, R: PrincipalRates> PrincipalRates for Chosen<M, R> {
 
 /// The limiter the service uses: per node, or shared when Redis is configured.
 pub type PrincipalLimiter = Chosen<MemoryPrincipalRates, super::shared::rates::SharedPrincipalRates>;
-
-/// Adds `RateLimit-*` headers for the request's rate decision, if its principal was counted.
-pub fn apply_headers(headers: &mut HeaderMap, decision: Option<RateInfo>) {
-    if let Some(info) = decision {
-        headers.insert("ratelimit-limit", HeaderValue::from(info.limit));
-        headers.insert("ratelimit-remaining", HeaderValue::from(info.remaining));
-        headers.insert("ratelimit-reset", HeaderValue::from(info.reset));
-    }
-}
 
 #[cfg(test)]
 mod tests {

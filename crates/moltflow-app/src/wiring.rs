@@ -17,7 +17,9 @@ use crate::services::tenant::Settings;
 use crate::services::usage::Usage;
 use crate::services::users::Users;
 use crate::services::verification::Verification;
-use crate::state::{App, AppState};
+use std::sync::Arc;
+
+use crate::state::App;
 
 impl App {
     pub fn api_keys(&self) -> ApiKeys<'_> {
@@ -116,10 +118,10 @@ impl App {
     }
 }
 
-impl AppState {
+impl App {
     /// Runs [`Recovery::mail_link`] off the request path: a mail request is answered at once, the
     /// same for a known and an unknown address, whatever the lookup finds or costs.
-    pub fn mail_link_in_background(&self, email: Email, request: LinkRequest) {
+    pub fn mail_link_in_background(self: &Arc<Self>, email: Email, request: LinkRequest) {
         let state = self.clone();
         // Counted before the request answers, so that a pass of the outbox after it waits for this.
         let queueing = state.mailer.queueing.start();

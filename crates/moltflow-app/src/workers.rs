@@ -8,14 +8,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::last_used;
-use crate::state::AppState;
+use std::sync::Arc;
+
+use crate::state::App;
 
 pub struct Workers {
     stop: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,
 }
 
-pub fn spawn(state: &AppState) -> Workers {
+pub fn spawn(state: &Arc<App>) -> Workers {
     let (stop, stopped) = watch::channel(false);
     let mut handles = Vec::new();
     if let Some(rx) = state.last_used.take_receiver() {
@@ -47,7 +49,7 @@ impl Workers {
 /// The Prometheus recorder keeps every histogram sample until it is folded into the buckets, which
 /// happens on a scrape or on upkeep. Without a scraper, samples would pile up for ever (tens of MB a
 /// minute under load), so upkeep runs here whether or not anyone reads `/metrics`.
-async fn metrics_upkeep(state: AppState, mut stop: watch::Receiver<bool>) {
+async fn metrics_upkeep(state: Arc<App>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(crate::telemetry::METRICS_UPKEEP_INTERVAL);
     loop {
         tokio::select! {
@@ -58,7 +60,7 @@ async fn metrics_upkeep(state: AppState, mut stop: watch::Receiver<bool>) {
 }
 
 /// Periodic clean-up: limiter state, ended local subscriptions, expired usage idempotency keys.
-async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
+async fn housekeeping(state: Arc<App>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
