@@ -8,7 +8,6 @@ use axum::http::HeaderName;
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use moltflow_core::Scope;
 use moltflow_core::api_key::is_well_formed;
 use moltflow_core::secret::{Sha256Hex, constant_time_eq};
 
@@ -19,7 +18,8 @@ use moltflow_app::auth::cache::{CachedKey, KeyState};
 use moltflow_app::auth::jwt::{Claims, TokenError};
 use moltflow_app::auth::rate_limit::PrincipalRates as _;
 
-pub use moltflow_app::services::principal::{Credential, Principal};
+pub use moltflow_app::services::principal::guards::*;
+pub use moltflow_app::services::principal::{Authorized, Credential, Principal, ScopeGuard, UserSession};
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
@@ -239,75 +239,42 @@ fn authenticate_api_key(state: &AppState, key: &KeyState, hash: &str, now: i64) 
     })
 }
 
-/// A scope a route requires, as a type, so that the guard runs before the body is read: a caller
-/// without the scope gets `403` whatever it sent.
-pub trait ScopeGuard {
-    const SCOPE: Scope;
-}
+/// The caller, authorised for `G::SCOPE` before the body is read: a caller without the scope
+/// gets `403` whatever it sent. It carries the use case's proof, `Authorized<G>`.
+pub struct Caller<G>(pub Authorized<G>);
 
-/// The caller, authorised for `G::SCOPE`.
-pub struct Authorized<G>(pub Principal, std::marker::PhantomData<G>);
-
-impl<G> std::ops::Deref for Authorized<G> {
-    type Target = Principal;
-    fn deref(&self) -> &Principal {
+impl<G> std::ops::Deref for Caller<G> {
+    type Target = Authorized<G>;
+    fn deref(&self) -> &Authorized<G> {
         &self.0
     }
 }
 
-impl<G: ScopeGuard + Send + Sync> FromRequestParts<AppState> for Authorized<G> {
+impl<G: ScopeGuard + Send + Sync> FromRequestParts<AppState> for Caller<G> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = Principal::from_request_parts(parts, state).await?;
-        principal.require(G::SCOPE)?;
-        Ok(Authorized(principal, std::marker::PhantomData))
+        Ok(Caller(Authorized::new(principal)?))
     }
 }
-
-macro_rules! scope_guards {
-    ($($name:ident = $scope:ident),* $(,)?) => {
-        $(
-            #[doc = concat!("Requires `Scope::", stringify!($scope), "`.")]
-            pub struct $name;
-            impl ScopeGuard for $name {
-                const SCOPE: Scope = Scope::$scope;
-            }
-        )*
-    };
-}
-
-scope_guards!(
-    AccountRead = ACCOUNT_READ,
-    AccountManage = ACCOUNT_MANAGE,
-    SettingsRead = SETTINGS_READ,
-    SettingsManage = SETTINGS_MANAGE,
-    UsageRead = USAGE_READ,
-    UsageWrite = USAGE_WRITE,
-    BillingRead = BILLING_READ,
-    BillingManage = BILLING_MANAGE,
-    MembersRead = MEMBERS_READ,
-    MembersManage = MEMBERS_MANAGE,
-    AuditRead = AUDIT_READ,
-);
 
 /// The caller, which must be a user signed in with an access token (not an API key): checked
 /// before the body is read, so a key gets `403 user_principal_required` whatever it sent.
-pub struct UserSession(pub Principal);
+pub struct SignedIn(pub UserSession);
 
-impl std::ops::Deref for UserSession {
-    type Target = Principal;
-    fn deref(&self) -> &Principal {
+impl std::ops::Deref for SignedIn {
+    type Target = UserSession;
+    fn deref(&self) -> &UserSession {
         &self.0
     }
 }
 
-impl FromRequestParts<AppState> for UserSession {
+impl FromRequestParts<AppState> for SignedIn {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = Principal::from_request_parts(parts, state).await?;
-        principal.require_user()?;
-        Ok(UserSession(principal))
+        Ok(SignedIn(UserSession::new(principal)?))
     }
 }

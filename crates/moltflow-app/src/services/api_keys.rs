@@ -22,7 +22,8 @@ use crate::services::audit::{self, Actor, Entry};
 use crate::services::cursor;
 use crate::services::failure::{Failure, Issues, Outcome, check_name};
 use crate::services::origin::Origin;
-use crate::services::principal::Principal;
+use crate::services::principal::guards::AccountManage;
+use crate::services::principal::{Authorized, Principal};
 use crate::services::standing::{current_caller, require_verified};
 
 /// What the API-key use cases work with.
@@ -115,7 +116,7 @@ fn actor(p: &Principal) -> Actor {
 
 impl ApiKeys<'_> {
     /// The keys the caller may see, newest first, revoked ones included.
-    pub async fn list(&self, p: &Principal) -> Outcome<Vec<ApiKey>> {
+    pub async fn list(&self, p: &Authorized<AccountManage>) -> Outcome<Vec<ApiKey>> {
         let now = self.clock.now_ms();
         let mut conn = self.store.conn().await?;
         let rows = list_api_keys(&mut conn, p.tenant_id(), visible_creator(p)).await?;
@@ -123,7 +124,7 @@ impl ApiKeys<'_> {
     }
 
     /// A page of the keys the caller may see, newest first. Issues are at `cursor` and `search`.
-    pub async fn page(&self, p: &Principal, req: KeyPageRequest<'_>) -> Outcome<KeyPage> {
+    pub async fn page(&self, p: &Authorized<AccountManage>, req: KeyPageRequest<'_>) -> Outcome<KeyPage> {
         let before = match req.cursor.filter(|c| !c.trim().is_empty()) {
             None => None,
             Some(raw) => Some(decode_cursor(raw).ok_or_else(|| cursor::invalid("use the link to the next page"))?),
@@ -166,11 +167,16 @@ impl ApiKeys<'_> {
         }
     }
 
-    pub async fn get(&self, p: &Principal, id: &str) -> Outcome<ApiKey> {
+    pub async fn get(&self, p: &Authorized<AccountManage>, id: &str) -> Outcome<ApiKey> {
         Ok(to_dto(&self.find_visible(p, id).await?, self.clock.now_ms()))
     }
 
-    pub async fn create(&self, p: &Principal, req: CreateApiKeyRequest, origin: &Origin) -> Outcome<ApiKeyWithSecret> {
+    pub async fn create(
+        &self,
+        p: &Authorized<AccountManage>,
+        req: CreateApiKeyRequest,
+        origin: &Origin,
+    ) -> Outcome<ApiKeyWithSecret> {
         let now = self.clock.now_ms();
         let new = validate_create(req, now)?;
         p.require_within(new.set, "You cannot grant scopes you do not hold")?;
@@ -203,7 +209,7 @@ impl ApiKeys<'_> {
     }
 
     /// Idempotent: revoking a revoked key answers the same and records nothing new.
-    pub async fn revoke(&self, p: &Principal, id: &str, origin: &Origin) -> Outcome<()> {
+    pub async fn revoke(&self, p: &Authorized<AccountManage>, id: &str, origin: &Origin) -> Outcome<()> {
         let now = self.clock.now_ms();
         let row = self.find_visible(p, id).await?;
         let change = Invalidation::default()
@@ -222,7 +228,7 @@ impl ApiKeys<'_> {
     /// A new secret for the key; the old one keeps working for `grace_period_minutes`.
     pub async fn rotate(
         &self,
-        p: &Principal,
+        p: &Authorized<AccountManage>,
         id: &str,
         req: RotateApiKeyRequest,
         origin: &Origin,

@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::services::cursor;
 use crate::services::failure::{Failure, Outcome};
 use crate::services::origin::Origin;
-use crate::services::principal::Principal;
+use crate::services::principal::Authorized;
+use crate::services::principal::guards::AuditRead;
 
 /// What reading the audit log works with.
 pub struct AuditLog<'a> {
@@ -81,7 +82,7 @@ impl AuditLog<'_> {
     /// fields `cursor` and `action`.
     pub async fn list(
         &self,
-        p: &Principal,
+        p: &Authorized<AuditRead>,
         limit: i64,
         cursor: Option<&str>,
         action: Option<&str>,

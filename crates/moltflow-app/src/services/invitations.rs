@@ -25,7 +25,8 @@ use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Issues, Outcome, check_name};
 use crate::services::mailbox_proof::{self, Proof};
 use crate::services::origin::Origin;
-use crate::services::principal::Principal;
+use crate::services::principal::guards::{MembersManage, MembersRead};
+use crate::services::principal::{Authorized, Principal};
 use crate::services::sessions::{Tokens, open_session};
 use crate::services::standing::{current_caller, require_verified};
 
@@ -118,7 +119,12 @@ async fn inviter_may_still_grant(tx: &mut Tx, invitation: &InvitationRow) -> Out
 }
 
 impl Invitations<'_> {
-    pub async fn invite(&self, p: &Principal, req: InviteRequest, origin: &Origin) -> Outcome<Invitation> {
+    pub async fn invite(
+        &self,
+        p: &Authorized<MembersManage>,
+        req: InviteRequest,
+        origin: &Origin,
+    ) -> Outcome<Invitation> {
         let mut issues = Issues::default();
         let email = Email::parse(&req.email).map_err(|e| issues.fail("email", e.to_string(), "value_error")).ok();
         let role = match req.role.as_deref().unwrap_or("member").parse::<Role>() {
@@ -194,14 +200,14 @@ impl Invitations<'_> {
     }
 
     /// The tenant's invitations, newest first, with their status.
-    pub async fn list(&self, p: &Principal) -> Outcome<Vec<Invitation>> {
+    pub async fn list(&self, p: &Authorized<MembersRead>) -> Outcome<Vec<Invitation>> {
         let now = self.clock.now_ms();
         let mut conn = self.store.conn().await?;
         Ok(list_invitations(&mut conn, p.tenant_id()).await?.iter().map(|row| to_dto(row, now)).collect())
     }
 
     /// Idempotent: revoking an accepted or revoked invitation answers the same and changes nothing.
-    pub async fn revoke(&self, p: &Principal, id: &str, origin: &Origin) -> Outcome<()> {
+    pub async fn revoke(&self, p: &Authorized<MembersManage>, id: &str, origin: &Origin) -> Outcome<()> {
         if !is_uuid(id) {
             return Err(Failure::NotFound("Invitation"));
         }

@@ -22,7 +22,8 @@ use crate::auth::revocation::Invalidation;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Outcome};
 use crate::services::origin::Origin;
-use crate::services::principal::Principal;
+use crate::services::principal::guards::{MembersManage, MembersRead};
+use crate::services::principal::{Authorized, Principal};
 use crate::services::standing::{current_caller, require_verified};
 
 /// What the member use cases work with.
@@ -82,14 +83,14 @@ impl Members<'_> {
     }
 
     /// The tenant's users, oldest first.
-    pub async fn list(&self, p: &Principal) -> Outcome<Vec<TenantMember>> {
+    pub async fn list(&self, p: &Authorized<MembersRead>) -> Outcome<Vec<TenantMember>> {
         let mut conn = self.store.conn().await?;
         Ok(list_tenant_users(&mut conn, p.tenant_id()).await?.iter().map(to_dto).collect())
     }
 
     pub async fn change_role(
         &self,
-        p: &Principal,
+        p: &Authorized<MembersManage>,
         user_id: &str,
         role: &str,
         origin: &Origin,
@@ -149,7 +150,7 @@ impl Members<'_> {
 
     /// Removes a member: their sessions, keys and pending invitations stop working at once, then the
     /// account is deleted.
-    pub async fn remove(&self, p: &Principal, user_id: &str, origin: &Origin) -> Outcome<()> {
+    pub async fn remove(&self, p: &Authorized<MembersManage>, user_id: &str, origin: &Origin) -> Outcome<()> {
         if !is_uuid(user_id) {
             return Err(member_not_found());
         }

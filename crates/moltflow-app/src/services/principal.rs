@@ -2,6 +2,8 @@
 //! scopes it holds. How a request proves who it is lives with each way in (`crate::principal`
 //! for the API and MCP, the dashboard's session cookie); what the caller may do is decided here.
 
+use std::marker::PhantomData;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use moltflow_core::scope::ScopeSet;
@@ -78,4 +80,120 @@ impl Principal {
             Credential::ApiKey { key_id } => ("api_key", key_id.clone()),
         }
     }
+}
+
+/// A scope a use case requires, as a type: a use case that takes [`Authorized<G>`] cannot be
+/// called by a way in that did not check `G::SCOPE` first.
+pub trait ScopeGuard {
+    const SCOPE: Scope;
+}
+
+/// The caller, proven to hold `G::SCOPE`. Only [`Authorized::new`] (or [`Principal::authorize`])
+/// makes one, so holding it is the proof.
+pub struct Authorized<G> {
+    principal: Principal,
+    guard: PhantomData<fn() -> G>,
+}
+
+impl<G: ScopeGuard> Authorized<G> {
+    /// `403 insufficient_scope` naming `G::SCOPE` unless the caller holds it.
+    pub fn new(principal: Principal) -> Outcome<Self> {
+        principal.require(G::SCOPE)?;
+        Ok(Authorized { principal, guard: PhantomData })
+    }
+}
+
+impl<G> Authorized<G> {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl<G> Clone for Authorized<G> {
+    fn clone(&self) -> Self {
+        Authorized { principal: self.principal.clone(), guard: PhantomData }
+    }
+}
+
+impl<G> Deref for Authorized<G> {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+/// The caller, proven to be a user signed in with a session (an access token or the dashboard's
+/// cookie), not an API key: what only the person may do (sign out, change the password, delete
+/// the account).
+#[derive(Clone)]
+pub struct UserSession {
+    principal: Principal,
+}
+
+impl UserSession {
+    /// `403 user_principal_required` for an API key.
+    pub fn new(principal: Principal) -> Outcome<Self> {
+        principal.require_user()?;
+        Ok(UserSession { principal })
+    }
+
+    pub fn session_id(&self) -> &str {
+        match &self.principal.credential {
+            Credential::Session { session_id, .. } => session_id,
+            // `new` admits sessions only.
+            Credential::ApiKey { .. } => "",
+        }
+    }
+}
+
+impl Deref for UserSession {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl Principal {
+    /// This caller's proof for `G`, or `403 insufficient_scope`.
+    pub fn authorize<G: ScopeGuard>(&self) -> Outcome<Authorized<G>> {
+        Authorized::new(self.clone())
+    }
+
+    /// This caller's proof of a user session, or `403 user_principal_required`.
+    pub fn user_session(&self) -> Outcome<UserSession> {
+        UserSession::new(self.clone())
+    }
+}
+
+/// The guards, one type per scope a use case requires.
+pub mod guards {
+    use moltflow_core::Scope;
+
+    use super::ScopeGuard;
+
+    macro_rules! scope_guards {
+        ($($name:ident = $scope:ident),* $(,)?) => {
+            $(
+                #[doc = concat!("Requires `Scope::", stringify!($scope), "`.")]
+                pub struct $name;
+                impl ScopeGuard for $name {
+                    const SCOPE: Scope = Scope::$scope;
+                }
+            )*
+        };
+    }
+
+    scope_guards!(
+        AccountRead = ACCOUNT_READ,
+        AccountManage = ACCOUNT_MANAGE,
+        SettingsRead = SETTINGS_READ,
+        SettingsManage = SETTINGS_MANAGE,
+        UsageRead = USAGE_READ,
+        UsageWrite = USAGE_WRITE,
+        BillingRead = BILLING_READ,
+        BillingManage = BILLING_MANAGE,
+        MembersRead = MEMBERS_READ,
+        MembersManage = MEMBERS_MANAGE,
+        AuditRead = AUDIT_READ,
+    );
 }

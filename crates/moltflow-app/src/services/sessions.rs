@@ -19,7 +19,7 @@ use crate::auth::revocation::Invalidation;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Outcome};
 use crate::services::origin::Origin;
-use crate::services::principal::Principal;
+use crate::services::principal::UserSession;
 
 pub const REFRESH_TOKEN_LIFETIME_MS: i64 = 30 * DAY_MS;
 /// A rotated refresh token presented again within this window is a client racing itself.
@@ -189,7 +189,7 @@ impl Sessions<'_> {
     }
 
     /// Revokes the caller's session, or every session of the user.
-    pub async fn logout(&self, p: &Principal, all: bool, origin: &Origin) -> Outcome<()> {
+    pub async fn logout(&self, p: &UserSession, all: bool, origin: &Origin) -> Outcome<()> {
         let session_id = p.require_user()?;
         let user = &p.user;
         let now = self.clock.now_ms();

@@ -10,7 +10,8 @@ use serde_json::json;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Issues, Outcome};
 use crate::services::origin::Origin;
-use crate::services::principal::Principal;
+use crate::services::principal::Authorized;
+use crate::services::principal::guards::{AuditRead, SettingsManage, SettingsRead};
 
 /// What the tenant-settings use cases work with.
 pub struct Settings<'a> {
@@ -75,7 +76,7 @@ fn check_numbers(issues: &mut Issues, numbers: &[String]) -> Vec<String> {
 
 impl Settings<'_> {
     /// The tenant's settings (defaults until first changed).
-    pub async fn get(&self, p: &Principal) -> Outcome<TenantSettings> {
+    pub async fn get(&self, p: &Authorized<SettingsRead>) -> Outcome<TenantSettings> {
         let tenant_id = p.tenant_id();
         let mut conn = self.store.conn().await?;
         let row = find_settings(&mut conn, tenant_id).await?.unwrap_or_else(|| defaults(tenant_id));
@@ -84,7 +85,12 @@ impl Settings<'_> {
 
     /// Applies a partial update; a present `ai_consent_enabled` appends a consent record in the same
     /// transaction, and both are audited.
-    pub async fn update(&self, p: &Principal, patch: UpdateTenantSettings, origin: &Origin) -> Outcome<TenantSettings> {
+    pub async fn update(
+        &self,
+        p: &Authorized<SettingsManage>,
+        patch: UpdateTenantSettings,
+        origin: &Origin,
+    ) -> Outcome<TenantSettings> {
         let mut issues = Issues::default();
         let numbers = patch.allowed_numbers.as_deref().map(|n| check_numbers(&mut issues, n));
         issues.finish()?;
@@ -152,7 +158,7 @@ impl Settings<'_> {
     }
 
     /// The tenant's consent records, newest first, `limit` of them (the caller bounds it).
-    pub async fn consents(&self, p: &Principal, limit: i64) -> Outcome<Vec<ConsentRecord>> {
+    pub async fn consents(&self, p: &Authorized<AuditRead>, limit: i64) -> Outcome<Vec<ConsentRecord>> {
         let mut conn = self.store.conn().await?;
         let rows = list_consents(&mut conn, p.tenant_id(), limit).await?;
         Ok(rows

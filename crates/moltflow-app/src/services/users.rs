@@ -24,7 +24,8 @@ use crate::services::billing::{Billing, live_provider_subscription};
 use crate::services::failure::{Failure, Issues, Outcome, check_name};
 use crate::services::one_time::TokenKind;
 use crate::services::origin::Origin;
-use crate::services::principal::{Credential, Principal};
+use crate::services::principal::guards::{AccountManage, AccountRead};
+use crate::services::principal::{Authorized, Credential, Principal, UserSession};
 
 /// What the caller's-own-account use cases work with.
 pub struct Users<'a> {
@@ -69,12 +70,16 @@ impl Users<'_> {
     }
 
     /// `GET /users/me`.
-    pub async fn get_me(&self, principal: &Principal) -> Outcome<UserProfile> {
+    pub async fn get_me(&self, principal: &Authorized<AccountRead>) -> Outcome<UserProfile> {
         Ok(profile(&self.current_user(principal).await?))
     }
 
     /// `PATCH /users/me`: any of `full_name`, `timezone` (IANA), `locale` (BCP 47).
-    pub async fn update_me(&self, principal: &Principal, req: UpdateProfileRequest) -> Outcome<UserProfile> {
+    pub async fn update_me(
+        &self,
+        principal: &Authorized<AccountManage>,
+        req: UpdateProfileRequest,
+    ) -> Outcome<UserProfile> {
         let mut issues = Issues::default();
         let full_name = req.full_name.as_deref().map(|n| check_name(&mut issues, "full_name", n, 100));
         let timezone = req.timezone.as_deref().and_then(|tz| match tz.trim().parse::<chrono_tz::Tz>() {
@@ -127,7 +132,7 @@ impl Users<'_> {
 
     /// `POST /auth/set-password`: a first password, or a change proven with `current_password`.
     /// A change ends the user's other sessions.
-    pub async fn set_password(&self, principal: &Principal, req: SetPasswordRequest, origin: &Origin) -> Outcome<()> {
+    pub async fn set_password(&self, principal: &UserSession, req: SetPasswordRequest, origin: &Origin) -> Outcome<()> {
         let session_id = principal.require_user()?.to_owned();
         let user = self.current_user(principal).await?;
         if let Some(stored) = &user.password_hash {
@@ -163,7 +168,7 @@ impl Users<'_> {
     /// `DELETE /users/me`: erases the account, and the tenant with it when the user was its only
     /// member (after ending its subscription at the billing provider); the last owner of a tenant
     /// with other members gets `409 last_owner`.
-    pub async fn delete_me(&self, principal: &Principal, req: DeleteAccountRequest, origin: &Origin) -> Outcome<()> {
+    pub async fn delete_me(&self, principal: &UserSession, req: DeleteAccountRequest, origin: &Origin) -> Outcome<()> {
         principal.require_user()?;
         let user = self.current_user(principal).await?;
         match (&user.password_hash, &principal.credential) {

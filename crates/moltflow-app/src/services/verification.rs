@@ -13,7 +13,7 @@ use crate::services::mailbox_proof::{self, Proof, TakenBack};
 use crate::services::mailing::{send_link, under_hourly_cap};
 use crate::services::one_time::{self, TokenKind};
 use crate::services::origin::Origin;
-use crate::services::principal::Principal;
+use crate::services::principal::UserSession;
 
 /// What the verification use cases work with.
 pub struct Verification<'a> {
@@ -64,7 +64,7 @@ impl Verification<'_> {
 
     /// `POST /auth/verify-email/resend`: a new link unless the email is verified already or the
     /// address had its 3 mails this hour.
-    pub async fn resend(&self, p: &Principal) -> Outcome<()> {
+    pub async fn resend(&self, p: &UserSession) -> Outcome<()> {
         p.require_user()?;
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;

@@ -196,7 +196,7 @@ pub struct Empty {}
 
 /// `POST /sign-out`: ends this session, for the API too.
 pub async fn sign_out(state: AppState, Client(meta): Client, Signed { viewer, .. }: Signed<Empty>) -> PageResult {
-    state.sessions().logout(&viewer.principal, false, &meta).await?;
+    state.sessions().logout(&viewer.principal.user_session()?, false, &meta).await?;
     session::forget(&state, &viewer).await?;
     let mut response = Redirect::to("/sign-in?flash=signed_out").into_response();
     response.headers_mut().append(session::SET, session::clear(&state));
@@ -304,7 +304,7 @@ pub struct ResendForm {
 
 /// `POST /verify-email/resend`: the banner's button.
 pub async fn resend_verification(state: AppState, Signed { viewer, form }: Signed<ResendForm>) -> PageResult {
-    state.verification().resend(&viewer.principal).await?;
+    state.verification().resend(&viewer.principal.user_session()?).await?;
     Ok(Redirect::to(&safe_next_with(form.next.as_deref(), "flash", "verification_sent")).into_response())
 }
 

@@ -17,6 +17,7 @@ use crate::dashboard::session::Viewer;
 use crate::dashboard::table::{Cell, Table};
 use crate::extract::QueryParams;
 use crate::state::AppState;
+use moltflow_app::services::principal::guards::*;
 
 pub const PAGE_SIZE: i64 = 50;
 
@@ -83,7 +84,7 @@ async fn load(state: &AppState, viewer: &Viewer, q: &QueryParams) -> Result<Audi
     let action = q.get("action").map(str::trim).filter(|a| !a.is_empty());
     state
         .audit_log()
-        .list(&viewer.principal, PAGE_SIZE, q.get("cursor"), action)
+        .list(&viewer.principal.authorize::<AuditRead>()?, PAGE_SIZE, q.get("cursor"), action)
         .await
         .map_err(crate::error::ApiError::from_query)
 }
@@ -95,7 +96,7 @@ fn no_audit_access(viewer: &Viewer) -> Response {
 
 /// `GET /audit?action=&cursor=`.
 pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult {
-    if !viewer.may("audit:read") {
+    if !viewer.may(Scope::AUDIT_READ) {
         return Ok(no_audit_access(&viewer));
     }
     let action = q.get("action").map(str::trim).unwrap_or("");

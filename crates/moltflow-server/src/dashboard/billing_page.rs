@@ -20,8 +20,8 @@ use crate::dashboard::kit::{self, when_or};
 use crate::dashboard::session::{Client, Viewer};
 use crate::extract::QueryParams;
 use crate::state::AppState;
-use moltflow_app::services::audit::Actor;
 use moltflow_app::services::billing;
+use moltflow_app::services::principal::guards::*;
 
 #[derive(Deserialize)]
 pub struct CheckoutForm {
@@ -72,7 +72,7 @@ fn plan_card(viewer: &Viewer, plan: &PlanView, sub: &SubscriptionView, cycle: &s
             p.muted { (plan.description) }
             (limit_rows(&plan.limits))
             ul.features { @for f in &plan.features { li { (f) } } }
-            @if viewer.may("billing:manage") && !free && !current {
+            @if viewer.may(Scope::BILLING_MANAGE) && !free && !current {
                 form method="post" action="/billing/upgrade" {
                     (csrf_field(&viewer.csrf))
                     input type="hidden" name="plan_id" value=(plan.plan_id);
@@ -91,9 +91,9 @@ async fn render(
     errors: &FormErrors,
     flash: Option<&str>,
 ) -> PageResult {
-    let sub = state.billing().subscription(viewer.principal.tenant_id()).await?;
+    let sub = state.billing().subscription(&viewer.principal.authorize::<BillingRead>()?).await?;
     let plans: Vec<PlanView> = state.plans.plans().iter().map(billing::plan_view).collect();
-    let manage = viewer.may("billing:manage");
+    let manage = viewer.may(Scope::BILLING_MANAGE);
     let paid = sub.plan_id != DEFAULT_PLAN;
     let body = html! {
         (errors.summary())
@@ -158,7 +158,7 @@ pub async fn checkout(
         success_url: None,
         cancel_url: None,
     };
-    match state.billing().checkout(&viewer.principal, request, &meta).await {
+    match state.billing().checkout(&viewer.principal.authorize::<BillingManage>()?, request, &meta).await {
         Ok(c) => Ok(go_to(&state, &viewer, &c.checkout_url, "the payment page")),
         Err(err) => render(&state, &viewer, cycle, &FormErrors::from_error(err)?, None).await,
     }
@@ -168,7 +168,7 @@ pub async fn checkout(
 pub async fn portal(state: AppState, Signed { viewer, .. }: Signed<Vec<(String, String)>>) -> PageResult {
     viewer.principal.require(Scope::BILLING_MANAGE)?;
     let return_url = format!("{}/billing", state.config.server.public_url);
-    match state.billing().portal(viewer.principal.tenant_id(), Some(&return_url)).await {
+    match state.billing().portal(&viewer.principal.authorize::<BillingManage>()?, Some(&return_url)).await {
         Ok(p) => Ok(go_to(&state, &viewer, &p.portal_url, "the billing portal")),
         Err(err) => render(&state, &viewer, "monthly", &FormErrors::from_error(err)?, None).await,
     }
@@ -177,7 +177,7 @@ pub async fn portal(state: AppState, Signed { viewer, .. }: Signed<Vec<(String, 
 /// `GET /billing/cancel-subscription`: the confirmation step.
 pub async fn cancel_page(state: AppState, viewer: Viewer) -> PageResult {
     viewer.principal.require(Scope::BILLING_MANAGE)?;
-    let sub = state.billing().subscription(viewer.principal.tenant_id()).await?;
+    let sub = state.billing().subscription(&viewer.principal.authorize::<BillingRead>()?).await?;
     let question = html! {
         "Cancel the " strong { (sub.display_name) } " plan? It stays until "
         (when_or(sub.current_period_end.as_deref(), "the end of the period"))
@@ -202,9 +202,7 @@ pub async fn cancel(
     Client(meta): Client,
     Signed { viewer, .. }: Signed<Vec<(String, String)>>,
 ) -> PageResult {
-    viewer.principal.require(Scope::BILLING_MANAGE)?;
-    let (kind, id) = viewer.principal.actor();
-    match state.billing().cancel(viewer.principal.tenant_id(), Actor { kind, id: Some(id) }, &meta).await {
+    match state.billing().cancel(&viewer.principal.authorize::<BillingManage>()?, &meta).await {
         Ok(_) => Ok(Redirect::to("/billing?flash=canceled").into_response()),
         Err(err) => render(&state, &viewer, "monthly", &FormErrors::from_error(err)?, None).await,
     }

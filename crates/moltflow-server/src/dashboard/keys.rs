@@ -28,6 +28,7 @@ use crate::extract::QueryParams;
 use crate::state::AppState;
 use moltflow_app::services::api_keys::{KeyPage, KeyPageRequest, KeyState};
 use moltflow_app::services::failure::Failure;
+use moltflow_app::services::principal::guards::*;
 
 /// Form nonces already used, kept a day (longer than anyone keeps a form open).
 static SPENT: LazyLock<moka::sync::Cache<String, ()>> = LazyLock::new(|| {
@@ -114,10 +115,16 @@ fn state_of(key: &ApiKey) -> &'static str {
 }
 
 async fn creators(state: &AppState, viewer: &Viewer) -> PageResult<Vec<(String, String)>> {
-    if !viewer.may("members:read") {
+    if !viewer.may(Scope::MEMBERS_READ) {
         return Ok(Vec::new());
     }
-    Ok(state.members().list(&viewer.principal).await?.into_iter().map(|m| (m.user_id, m.full_name)).collect())
+    Ok(state
+        .members()
+        .list(&viewer.principal.authorize::<MembersRead>()?)
+        .await?
+        .into_iter()
+        .map(|m| (m.user_id, m.full_name))
+        .collect())
 }
 
 fn list(viewer: &Viewer, keys: &[ApiKey], names: &[(String, String)]) -> Markup {
@@ -305,15 +312,16 @@ async fn render(
         cursor: Some(listing.cursor.as_str()),
         limit: PAGE_SIZE,
     };
-    let (page, list_errors) = match state.api_keys().page(&viewer.principal, request).await {
-        Ok(page) => (page, FormErrors::default()),
-        Err(err) => (KeyPage { items: Vec::new(), next_cursor: None }, FormErrors::from_error(err)?),
-    };
+    let (page, list_errors) =
+        match state.api_keys().page(&viewer.principal.authorize::<AccountManage>()?, request).await {
+            Ok(page) => (page, FormErrors::default()),
+            Err(err) => (KeyPage { items: Vec::new(), next_cursor: None }, FormErrors::from_error(err)?),
+        };
     let names = creators(state, viewer).await?;
     let on_later_page = !listing.cursor.trim().is_empty();
     let body = html! {
         section.card aria-labelledby="keys-title" {
-            h2 #keys-title { @if viewer.may("members:manage") { "Your workspace's keys" } @else { "Your keys" } }
+            h2 #keys-title { @if viewer.may(Scope::MEMBERS_MANAGE) { "Your workspace's keys" } @else { "Your keys" } }
             (filter_form(listing, &list_errors))
             @if page.items.is_empty() && (listing.is_filtered() || on_later_page) {
                 p { "No key matches." }
@@ -342,7 +350,7 @@ fn no_key_access(viewer: &Viewer) -> Response {
 
 /// `GET /keys`.
 pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult {
-    if !viewer.may("account:manage") {
+    if !viewer.may(Scope::ACCOUNT_MANAGE) {
         return Ok(no_key_access(&viewer));
     }
     let listing = Listing::from_query(&q);
@@ -388,7 +396,7 @@ pub async fn create(
         if !first_use(form.nonce.as_deref()) {
             return Ok(shown_once());
         }
-        match state.api_keys().create(&viewer.principal, request, &meta).await {
+        match state.api_keys().create(&viewer.principal.authorize::<AccountManage>()?, request, &meta).await {
             Ok(made) => return Ok(secret_page(&viewer, &made, false)),
             Err(err) => {
                 if let Some(n) = &form.nonce {
@@ -402,7 +410,7 @@ pub async fn create(
 }
 
 async fn visible_key(state: &AppState, viewer: &Viewer, id: &str) -> PageResult<ApiKey> {
-    Ok(state.api_keys().get(&viewer.principal, id).await?)
+    Ok(state.api_keys().get(&viewer.principal.authorize::<AccountManage>()?, id).await?)
 }
 
 /// `GET /keys/{id}/revoke`: the confirmation step.
@@ -434,7 +442,7 @@ pub async fn revoke(
     Signed { viewer, .. }: Signed<Vec<(String, String)>>,
 ) -> PageResult {
     viewer.principal.require(Scope::ACCOUNT_MANAGE)?;
-    state.api_keys().revoke(&viewer.principal, &id, &meta).await?;
+    state.api_keys().revoke(&viewer.principal.authorize::<AccountManage>()?, &id, &meta).await?;
     Ok(Redirect::to("/keys?flash=key_revoked").into_response())
 }
 
@@ -486,7 +494,12 @@ pub async fn rotate(
     }
     let made = state
         .api_keys()
-        .rotate(&viewer.principal, &id, RotateApiKeyRequest { grace_period_minutes: Some(grace) }, &meta)
+        .rotate(
+            &viewer.principal.authorize::<AccountManage>()?,
+            &id,
+            RotateApiKeyRequest { grace_period_minutes: Some(grace) },
+            &meta,
+        )
         .await?;
     Ok(secret_page(&viewer, &made, true))
 }

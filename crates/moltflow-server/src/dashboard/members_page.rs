@@ -18,6 +18,7 @@ use crate::dashboard::kit::{self, when};
 use crate::dashboard::session::{Client, Viewer};
 use crate::extract::QueryParams;
 use crate::state::AppState;
+use moltflow_app::services::principal::guards::*;
 
 #[derive(Default, Deserialize)]
 pub struct InviteForm {
@@ -41,7 +42,7 @@ fn grantable_roles(viewer: &Viewer) -> &'static [&'static str] {
 /// Whether the viewer may change or remove `target` (an owner only by an owner; nobody here acts
 /// on themselves: their own account is on the profile page).
 fn may_manage(viewer: &Viewer, target: &TenantMember) -> bool {
-    viewer.may("members:manage")
+    viewer.may(Scope::MEMBERS_MANAGE)
         && target.user_id != viewer.user().id
         && (viewer.principal.role == Role::Owner || target.role != "owner")
 }
@@ -97,10 +98,10 @@ fn invitation_rows(viewer: &Viewer, list: &[Invitation]) -> Markup {
             div.table-wrap tabindex="0" role="region" aria-label="Pending invitations" { table {
                 caption.visually-hidden { "Pending invitations" }
                 thead { tr { th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Sent" } th scope="col" { "Expires" }
-                    @if viewer.may("members:manage") { th scope="col" { "Actions" } } } }
+                    @if viewer.may(Scope::MEMBERS_MANAGE) { th scope="col" { "Actions" } } } }
                 tbody { @for i in pending { tr {
                     th scope="row" { (i.email) } td { (capital(&i.role)) } td { (when(&i.created_at)) } td { (when(&i.expires_at)) }
-                    @if viewer.may("members:manage") { td {
+                    @if viewer.may(Scope::MEMBERS_MANAGE) { td {
                         form.inline method="post" action=(format!("/members/invitations/{}/revoke", i.id))
                             data-confirm=(format!("Revoke the invitation of {}?", i.email)) {
                             (csrf_field(&viewer.csrf))
@@ -142,9 +143,9 @@ async fn render(
     list_errors: &FormErrors,
     flash: Option<&str>,
 ) -> PageResult {
-    let list = state.members().list(&viewer.principal).await?;
-    let pending = state.invitations().list(&viewer.principal).await?;
-    let manage = viewer.may("members:manage");
+    let list = state.members().list(&viewer.principal.authorize::<MembersRead>()?).await?;
+    let pending = state.invitations().list(&viewer.principal.authorize::<MembersRead>()?).await?;
+    let manage = viewer.may(Scope::MEMBERS_MANAGE);
     let body = html! {
         section.card aria-labelledby="members-title" {
             h2 #members-title { "Members" }
@@ -169,7 +170,7 @@ async fn render(
 
 /// `GET /members`.
 pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult {
-    if !viewer.may("members:read") {
+    if !viewer.may(Scope::MEMBERS_READ) {
         return Ok(kit::page(&viewer, "/members", "Members", None, StatusCode::OK, kit::read_only("nothing here")));
     }
     let none = FormErrors::default();
@@ -180,7 +181,7 @@ pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult
 pub async fn invite(state: AppState, Client(meta): Client, Signed { viewer, form }: Signed<InviteForm>) -> PageResult {
     viewer.principal.require(Scope::MEMBERS_MANAGE)?;
     let request = InviteRequest { email: form.email.clone(), role: Some(form.role.clone()).filter(|r| !r.is_empty()) };
-    match state.invitations().invite(&viewer.principal, request, &meta).await {
+    match state.invitations().invite(&viewer.principal.authorize::<MembersManage>()?, request, &meta).await {
         Ok(_) => Ok(Redirect::to("/members?flash=invited").into_response()),
         Err(err) => {
             let errors = FormErrors::from_error(err)?;
@@ -197,7 +198,7 @@ pub async fn revoke_invitation(
     Signed { viewer, .. }: Signed<Vec<(String, String)>>,
 ) -> PageResult {
     viewer.principal.require(Scope::MEMBERS_MANAGE)?;
-    state.invitations().revoke(&viewer.principal, &id, &meta).await?;
+    state.invitations().revoke(&viewer.principal.authorize::<MembersManage>()?, &id, &meta).await?;
     Ok(Redirect::to("/members?flash=invitation_revoked").into_response())
 }
 
@@ -209,7 +210,11 @@ pub async fn change_role(
     Signed { viewer, form }: Signed<RoleForm>,
 ) -> PageResult {
     viewer.principal.require(Scope::MEMBERS_MANAGE)?;
-    match state.members().change_role(&viewer.principal, &user_id, &form.role, &meta).await {
+    match state
+        .members()
+        .change_role(&viewer.principal.authorize::<MembersManage>()?, &user_id, &form.role, &meta)
+        .await
+    {
         Ok(_) => Ok(Redirect::to("/members?flash=role_changed").into_response()),
         Err(err) => {
             let errors = FormErrors::from_error(err)?;
@@ -221,7 +226,7 @@ pub async fn change_role(
 /// `GET /members/{user_id}/remove`: the confirmation step.
 pub async fn remove_page(state: AppState, viewer: Viewer, Path(user_id): Path<String>) -> PageResult {
     viewer.principal.require(Scope::MEMBERS_MANAGE)?;
-    let list = state.members().list(&viewer.principal).await?;
+    let list = state.members().list(&viewer.principal.authorize::<MembersRead>()?).await?;
     let Some(target) = list.iter().find(|m| m.user_id == user_id) else {
         return Err(crate::error::ApiError::missing("Member").into());
     };
@@ -250,7 +255,7 @@ pub async fn remove(
     Signed { viewer, .. }: Signed<Vec<(String, String)>>,
 ) -> PageResult {
     viewer.principal.require(Scope::MEMBERS_MANAGE)?;
-    match state.members().remove(&viewer.principal, &user_id, &meta).await {
+    match state.members().remove(&viewer.principal.authorize::<MembersManage>()?, &user_id, &meta).await {
         Ok(()) => Ok(Redirect::to("/members?flash=member_removed").into_response()),
         Err(err) => {
             let errors = FormErrors::from_error(err)?;

@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
+use moltflow_core::Scope;
 use moltflow_core::period::Day;
 use moltflow_types::{MetricUsage, SubscriptionView, UsageCurrent};
 
@@ -13,6 +14,7 @@ use crate::dashboard::kit::{self, when_or};
 use crate::dashboard::session::Viewer;
 use crate::dashboard::usage_view;
 use crate::state::AppState;
+use moltflow_app::services::principal::guards::*;
 
 /// One quota's meter: the label, then `used / limit` in words and as a `<meter>`.
 fn meter(id: &str, label: &str, m: &MetricUsage, monthly: bool) -> Markup {
@@ -52,17 +54,17 @@ fn plan_card(viewer: &Viewer, sub: &SubscriptionView) -> Markup {
             } @else if sub.current_period_end.is_some() {
                 p.muted { "Renews on " (when_or(sub.current_period_end.as_deref(), "")) "." }
             }
-            @if viewer.may("billing:manage") { p { a href="/billing" { "Plans and billing" } } }
+            @if viewer.may(Scope::BILLING_MANAGE) { p { a href="/billing" { "Plans and billing" } } }
         }
     }
 }
 
 /// `GET /` for a signed-in viewer.
 pub async fn page(state: &AppState, viewer: Viewer, flash: Option<&str>) -> PageResult<Response> {
-    let tenant = viewer.principal.tenant_id();
-    let current: UsageCurrent = state.usage().current(tenant).await?;
-    let sub = state.billing().subscription(tenant).await?;
-    let daily = state.usage().daily(tenant, None, None).await?;
+    let reader = viewer.principal.authorize::<UsageRead>()?;
+    let current: UsageCurrent = state.usage().current(&reader).await?;
+    let sub = state.billing().subscription(&viewer.principal.authorize::<BillingRead>()?).await?;
+    let daily = state.usage().daily(&reader, None, None).await?;
     let today = Day::of_ms(state.clock.now_ms());
     let counts: Vec<u64> = daily.days.iter().map(|d| d.messages).collect();
     let outlook = forecast(&counts, current.metrics.messages.limit, today);
@@ -85,7 +87,7 @@ pub async fn page(state: &AppState, viewer: Viewer, flash: Option<&str>) -> Page
             h2 #pace-title { "Messages this month" }
             p.forecast { (outlook.sentence("messages")) }
             @if outlook.suggests_upgrade() {
-                @if viewer.may("billing:manage") {
+                @if viewer.may(Scope::BILLING_MANAGE) {
                     p { a.button href="/billing" { "Upgrade your plan" } }
                 } @else {
                     p.muted { "An owner of your workspace can upgrade the plan." }

@@ -14,6 +14,8 @@ use crate::dashboard::layout;
 use crate::dashboard::session::{self, Client, Viewer};
 use crate::extract::QueryParams;
 use crate::state::AppState;
+use moltflow_app::services::principal::guards::*;
+use moltflow_core::Scope;
 
 #[derive(Default, Deserialize)]
 pub struct ProfileForm {
@@ -45,7 +47,7 @@ struct Shown<'a> {
 
 fn render(viewer: &Viewer, shown: Shown) -> Response {
     let user = viewer.user();
-    let may_edit = viewer.may("account:manage");
+    let may_edit = viewer.may(Scope::ACCOUNT_MANAGE);
     let has_password = user.password_hash.is_some();
     let status =
         if !shown.profile_errors.is_empty() { shown.profile_errors.status() } else { shown.password_errors.status() };
@@ -132,7 +134,7 @@ pub async fn update(state: AppState, Signed { viewer, form }: Signed<ProfileForm
         timezone: Some(form.timezone.clone()),
         locale: Some(form.locale.clone()),
     };
-    match state.users().update_me(&viewer.principal, request).await {
+    match state.users().update_me(&viewer.principal.authorize::<AccountManage>()?, request).await {
         Ok(_) => Ok(Redirect::to("/profile?flash=profile_saved").into_response()),
         Err(err) => {
             let shown = Shown {
@@ -158,7 +160,7 @@ pub async fn change_password(
     } else {
         let current = Some(form.current_password.clone()).filter(|p| !p.is_empty());
         let request = SetPasswordRequest { password: form.password.clone(), current_password: current };
-        match state.users().set_password(&viewer.principal, request, &meta).await {
+        match state.users().set_password(&viewer.principal.user_session()?, request, &meta).await {
             Ok(()) => return Ok(Redirect::to("/profile?flash=password_changed").into_response()),
             Err(err) => errors = FormErrors::from_error(err)?,
         }
@@ -174,7 +176,7 @@ pub async fn sign_out_everywhere(
     Client(meta): Client,
     Signed { viewer, .. }: Signed<Empty>,
 ) -> PageResult {
-    state.sessions().logout(&viewer.principal, true, &meta).await?;
+    state.sessions().logout(&viewer.principal.user_session()?, true, &meta).await?;
     session::forget(&state, &viewer).await?;
     let mut response = Redirect::to("/sign-in?flash=signed_out_everywhere").into_response();
     response.headers_mut().append(session::SET, session::clear(&state));
@@ -225,7 +227,11 @@ pub async fn delete(state: AppState, Client(meta): Client, Signed { viewer, form
         return Ok(delete_form(&viewer, &errors));
     }
     let current = Some(form.current_password.clone()).filter(|p| !p.is_empty());
-    match state.users().delete_me(&viewer.principal, DeleteAccountRequest { current_password: current }, &meta).await {
+    match state
+        .users()
+        .delete_me(&viewer.principal.user_session()?, DeleteAccountRequest { current_password: current }, &meta)
+        .await
+    {
         Ok(()) => {
             let mut response = Redirect::to("/sign-in?flash=account_deleted").into_response();
             response.headers_mut().append(session::SET, session::clear(&state));

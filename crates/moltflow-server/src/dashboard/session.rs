@@ -45,8 +45,8 @@ pub struct Viewer {
 impl Viewer {
     /// Whether the viewer's role allows `scope` (the API's role → scope sets): pages hide what
     /// would answer 403.
-    pub fn may(&self, scope: &str) -> bool {
-        Scope::parse(scope).is_some_and(|s| self.principal.scopes.contains(s))
+    pub fn may(&self, scope: Scope) -> bool {
+        self.principal.scopes.contains(scope)
     }
 
     pub fn user(&self) -> &moltflow_store::accounts::UserRow {

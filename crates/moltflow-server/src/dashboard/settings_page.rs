@@ -17,6 +17,7 @@ use crate::dashboard::session::{Client, Viewer};
 use crate::extract::QueryParams;
 use crate::state::AppState;
 use moltflow_app::services::failure::{Failure, Segment};
+use moltflow_app::services::principal::guards::*;
 
 #[derive(Default, Deserialize)]
 pub struct SettingsForm {
@@ -148,7 +149,7 @@ fn consent_section(
             h2 #consent-title { "AI processing consent" }
             p { "AI processing is " strong { @if s.ai_consent_enabled { "allowed" } @else { "not allowed" } } " for this workspace." }
             p.muted { "Each change is recorded for GDPR and never edited or deleted: who made it, when, from which IP address and browser (user agent), and the consent text's version." }
-            @if viewer.may("settings:manage") {
+            @if viewer.may(Scope::SETTINGS_MANAGE) {
                 form.inline method="post" action="/settings/ai-consent" {
                     (csrf_field(&viewer.csrf))
                     @if s.ai_consent_enabled {
@@ -182,10 +183,19 @@ fn consent_section(
 }
 
 async fn render(state: &AppState, viewer: &Viewer, current: &TenantSettings, shown: Shown<'_>) -> PageResult {
-    let history =
-        if viewer.may("audit:read") { Some(state.settings().consents(&viewer.principal, 50).await?) } else { None };
-    let names: Vec<(String, String)> = if viewer.may("members:read") {
-        state.members().list(&viewer.principal).await?.into_iter().map(|m| (m.user_id, m.full_name)).collect()
+    let history = if viewer.may(Scope::AUDIT_READ) {
+        Some(state.settings().consents(&viewer.principal.authorize::<AuditRead>()?, 50).await?)
+    } else {
+        None
+    };
+    let names: Vec<(String, String)> = if viewer.may(Scope::MEMBERS_READ) {
+        state
+            .members()
+            .list(&viewer.principal.authorize::<MembersRead>()?)
+            .await?
+            .into_iter()
+            .map(|m| (m.user_id, m.full_name))
+            .collect()
     } else {
         Vec::new()
     };
@@ -193,7 +203,7 @@ async fn render(state: &AppState, viewer: &Viewer, current: &TenantSettings, sho
     let body = html! {
         section.card aria-labelledby="numbers-title" {
             h2 #numbers-title { "Messaging" }
-            @if viewer.may("settings:manage") { (settings_form(viewer, &shown)) } @else { (settings_read_only(current)) }
+            @if viewer.may(Scope::SETTINGS_MANAGE) { (settings_form(viewer, &shown)) } @else { (settings_read_only(current)) }
         }
         (consent_section(viewer, current, history.as_deref(), &names))
     };
@@ -202,7 +212,7 @@ async fn render(state: &AppState, viewer: &Viewer, current: &TenantSettings, sho
 
 /// `GET /settings`.
 pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult {
-    let current = state.settings().get(&viewer.principal).await?;
+    let current = state.settings().get(&viewer.principal.authorize::<SettingsRead>()?).await?;
     let shown = Shown { flash: kit::flash(q.get("flash")), ..Shown::stored(&current) };
     render(&state, &viewer, &current, shown).await
 }
@@ -217,13 +227,13 @@ pub async fn save(state: AppState, Client(meta): Client, Signed { viewer, form }
         ai_consent_enabled: None,
         chat_history_access_enabled: Some(form.chat_history_access_enabled.is_some()),
     };
-    let err = match state.settings().update(&viewer.principal, patch, &meta).await {
+    let err = match state.settings().update(&viewer.principal.authorize::<SettingsManage>()?, patch, &meta).await {
         Ok(_) => return Ok(Redirect::to("/settings?flash=settings_saved").into_response()),
         Err(err) => err,
     };
     let number_errors = number_errors(&err, &lines);
     let errors = if number_errors.is_empty() { FormErrors::from_error(err)? } else { FormErrors::default() };
-    let current = state.settings().get(&viewer.principal).await?;
+    let current = state.settings().get(&viewer.principal.authorize::<SettingsRead>()?).await?;
     let shown = Shown {
         numbers_text: form.allowed_numbers,
         require_approval: form.require_approval.is_some(),
@@ -248,7 +258,7 @@ pub async fn consent(
         ai_consent_enabled: Some(form.granted == "true"),
         chat_history_access_enabled: None,
     };
-    state.settings().update(&viewer.principal, patch, &meta).await?;
+    state.settings().update(&viewer.principal.authorize::<SettingsManage>()?, patch, &meta).await?;
     Ok(Redirect::to("/settings?flash=consent_recorded").into_response())
 }
 

@@ -5,6 +5,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::html;
+use moltflow_core::Scope;
 use moltflow_core::period::Month;
 
 use crate::dashboard::csv;
@@ -15,6 +16,7 @@ use crate::dashboard::session::Viewer;
 use crate::dashboard::usage_view::{daily_chart, daily_table, history_chart, history_table};
 use crate::extract::QueryParams;
 use crate::state::AppState;
+use moltflow_app::services::principal::guards::*;
 
 /// The month asked for (`None`: this month); an empty picker means this month too.
 fn month_param(q: &QueryParams) -> Option<&str> {
@@ -27,17 +29,16 @@ fn no_usage_access(viewer: &Viewer) -> Response {
 
 /// `GET /usage?month=YYYY-MM`.
 pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult {
-    if !viewer.may("usage:read") {
+    let Ok(reader) = viewer.principal.authorize::<UsageRead>() else {
         return Ok(no_usage_access(&viewer));
-    }
-    let tenant = viewer.principal.tenant_id();
+    };
     let asked = month_param(&q);
-    let (daily, errors) = match state.usage().daily(tenant, asked, None).await {
+    let (daily, errors) = match state.usage().daily(&reader, asked, None).await {
         Ok(d) => (d, FormErrors::default()),
         // A bad month is said beside the picker, and this month is shown meanwhile.
-        Err(err) => (state.usage().daily(tenant, None, None).await?, FormErrors::from_error(err)?),
+        Err(err) => (state.usage().daily(&reader, None, None).await?, FormErrors::from_error(err)?),
     };
-    let history = state.usage().history(tenant, None).await?;
+    let history = state.usage().history(&reader, None).await?;
     let shown_month = if errors.is_empty() { asked.unwrap_or(&daily.month) } else { asked.unwrap_or("") };
     let this_month = Month::of_ms(state.clock.now_ms()).to_string();
     let chart = daily_chart(&daily, "usage-daily", true);
@@ -68,18 +69,18 @@ pub async fn page(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult
 
 /// `GET /usage/daily.csv?month=`: the day × session table of that month, as shown.
 pub async fn daily_csv(state: AppState, viewer: Viewer, q: QueryParams) -> PageResult {
-    if !viewer.may("usage:read") {
+    if !viewer.may(Scope::USAGE_READ) {
         return Ok(no_usage_access(&viewer));
     }
-    let daily = state.usage().daily(viewer.principal.tenant_id(), month_param(&q), None).await?;
+    let daily = state.usage().daily(&viewer.principal.authorize::<UsageRead>()?, month_param(&q), None).await?;
     Ok(csv::download(&format!("usage-{}.csv", daily.month), &daily_table(&daily)).into_response())
 }
 
 /// `GET /usage/history.csv`: the 12-month table, as shown.
 pub async fn history_csv(state: AppState, viewer: Viewer) -> PageResult {
-    if !viewer.may("usage:read") {
+    if !viewer.may(Scope::USAGE_READ) {
         return Ok(no_usage_access(&viewer));
     }
-    let history = state.usage().history(viewer.principal.tenant_id(), None).await?;
+    let history = state.usage().history(&viewer.principal.authorize::<UsageRead>()?, None).await?;
     Ok(csv::download("usage-history.csv", &history_table(&history)).into_response())
 }

@@ -18,6 +18,18 @@ use moltflow_app::App;
 use moltflow_app::services::failure::Outcome;
 use moltflow_app::services::origin::Origin;
 use moltflow_app::services::principal::Principal;
+use moltflow_app::services::principal::guards::*;
+
+/// The use case's proof for `$guard`, or the tool call's refusal (the tool table lists the same
+/// scope, so a caller only gets here with it; the use case still asks).
+macro_rules! proof {
+    ($principal:expr, $guard:ident) => {
+        match $principal.authorize::<$guard>() {
+            Ok(proof) => proof,
+            Err(failure) => return Some(Ok(answer::<()>(Err(failure)))),
+        }
+    };
+}
 
 /// Runs `tool` with `args`; `None` for a tool that still goes through the API router. A tool
 /// call without an argument that names what to act on is a protocol error, as it is over stdio.
@@ -29,9 +41,9 @@ pub async fn run(
     args: &Map<String, Value>,
 ) -> Option<Result<ApiAnswer, ErrorData>> {
     let answer = match tool.name {
-        "list_api_keys" => answer(app.api_keys().list(p).await),
+        "list_api_keys" => answer(app.api_keys().list(&proof!(p, AccountManage)).await),
         "create_api_key" => match input::<CreateApiKeyRequest>(args, &["name", "scopes", "expires_in_days"]) {
-            Ok(req) => answer(app.api_keys().create(p, req, origin).await),
+            Ok(req) => answer(app.api_keys().create(&proof!(p, AccountManage), req, origin).await),
             Err(refused) => refused,
         },
         "rotate_api_key" => {
@@ -40,29 +52,32 @@ pub async fn run(
                 Err(e) => return Some(Err(e)),
             };
             match input::<RotateApiKeyRequest>(args, &["grace_period_minutes"]) {
-                Ok(req) => answer(app.api_keys().rotate(p, &id, req, origin).await),
+                Ok(req) => answer(app.api_keys().rotate(&proof!(p, AccountManage), &id, req, origin).await),
                 Err(refused) => refused,
             }
         }
         "revoke_api_key" => match id(args) {
-            Ok(id) => answer(app.api_keys().revoke(p, &id, origin).await.map(|()| Value::Null)),
+            Ok(id) => answer(app.api_keys().revoke(&proof!(p, AccountManage), &id, origin).await.map(|()| Value::Null)),
             Err(e) => return Some(Err(e)),
         },
-        "get_tenant_settings" => answer(app.settings().get(p).await),
+        "get_tenant_settings" => answer(app.settings().get(&proof!(p, SettingsRead)).await),
         "update_tenant_settings" => match input::<UpdateTenantSettings>(
             args,
             &["allowed_numbers", "require_approval", "ai_consent_enabled", "chat_history_access_enabled"],
         ) {
-            Ok(patch) => answer(app.settings().update(p, patch, origin).await),
+            Ok(patch) => answer(app.settings().update(&proof!(p, SettingsManage), patch, origin).await),
             Err(refused) => refused,
         },
-        "list_members" => answer(app.members().list(p).await),
+        "list_members" => answer(app.members().list(&proof!(p, MembersRead)).await),
         "list_audit_logs" => {
             // Read as the route reads its query string, so the `422`s are the route's.
             let query = query_of(args, &["limit", "cursor", "action"]);
             match query.int("limit", 50, 1, 200) {
                 Ok(limit) => {
-                    let page = app.audit_log().list(p, limit, query.get("cursor"), query.get("action")).await;
+                    let page = app
+                        .audit_log()
+                        .list(&proof!(p, AuditRead), limit, query.get("cursor"), query.get("action"))
+                        .await;
                     match page {
                         Ok(page) => answer(Ok(page)),
                         Err(failure) => refusal(ApiError::from_query(failure)),
@@ -71,22 +86,22 @@ pub async fn run(
                 Err(refused) => refusal(refused),
             }
         }
-        "get_subscription" => answer(app.billing().subscription(p.tenant_id()).await),
+        "get_subscription" => answer(app.billing().subscription(&proof!(p, BillingRead)).await),
         "list_plans" => answer(Ok(app.billing().plans())),
         "create_checkout_link" => match input::<CheckoutRequest>(args, &["plan_id", "billing_cycle"]) {
-            Ok(req) => answer(app.billing().checkout(p, req, origin).await),
+            Ok(req) => answer(app.billing().checkout(&proof!(p, BillingManage), req, origin).await),
             Err(refused) => refused,
         },
-        "create_portal_link" => answer(app.billing().portal(p.tenant_id(), None).await),
-        "get_usage_current" => answer(app.usage().current(p.tenant_id()).await),
+        "create_portal_link" => answer(app.billing().portal(&proof!(p, BillingManage), None).await),
+        "get_usage_current" => answer(app.usage().current(&proof!(p, UsageRead)).await),
         "get_usage_daily" => {
             let query = query_of(args, &["month", "session_id"]);
-            let daily = app.usage().daily(p.tenant_id(), query.get("month"), query.get("session_id")).await;
+            let daily = app.usage().daily(&proof!(p, UsageRead), query.get("month"), query.get("session_id")).await;
             query_answer(daily)
         }
         "get_usage_history" => {
             let query = query_of(args, &["months"]);
-            query_answer(app.usage().history(p.tenant_id(), query.get("months")).await)
+            query_answer(app.usage().history(&proof!(p, UsageRead), query.get("months")).await)
         }
         _ => return None,
     };

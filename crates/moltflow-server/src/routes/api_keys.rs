@@ -11,12 +11,12 @@ use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, OptionalJsonBody, Origin};
-use crate::principal::{AccountManage, Authorized};
+use crate::principal::{AccountManage, Caller};
 use crate::routes::ApiRoutes as _;
 use crate::state::AppState;
 use moltflow_app::services::api_keys as keys;
 
-type Caller = Authorized<AccountManage>;
+type KeyManager = Caller<AccountManage>;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -32,7 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     (status = 401, body = ErrorBody),
     (status = 403, description = "Missing `account:manage`", body = ErrorBody),
 ))]
-async fn list_api_keys(state: AppState, principal: Caller) -> ApiResult<Json<Vec<ApiKey>>> {
+async fn list_api_keys(state: AppState, principal: KeyManager) -> ApiResult<Json<Vec<ApiKey>>> {
     Ok(Json(state.api_keys().list(&principal.0).await?))
 }
 
@@ -46,7 +46,7 @@ async fn list_api_keys(state: AppState, principal: Caller) -> ApiResult<Json<Vec
 ))]
 async fn create_api_key(
     state: AppState,
-    principal: Caller,
+    principal: KeyManager,
     meta: Origin,
     JsonBody(req): JsonBody<CreateApiKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyWithSecret>)> {
@@ -59,7 +59,7 @@ async fn create_api_key(
     (status = 401, body = ErrorBody),
     (status = 403, body = ErrorBody),
 ))]
-async fn list_scopes(_caller: Caller) -> ApiResult<Json<ScopeCatalogue>> {
+async fn list_scopes(_caller: KeyManager) -> ApiResult<Json<ScopeCatalogue>> {
     Ok(Json(keys::catalogue()))
 }
 
@@ -71,7 +71,7 @@ async fn list_scopes(_caller: Caller) -> ApiResult<Json<ScopeCatalogue>> {
     (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody),
 ))]
-async fn get_api_key(state: AppState, principal: Caller, Path(id): Path<String>) -> ApiResult<Json<ApiKey>> {
+async fn get_api_key(state: AppState, principal: KeyManager, Path(id): Path<String>) -> ApiResult<Json<ApiKey>> {
     Ok(Json(state.api_keys().get(&principal.0, &id).await?))
 }
 
@@ -85,7 +85,7 @@ async fn get_api_key(state: AppState, principal: Caller, Path(id): Path<String>)
 ))]
 async fn revoke_api_key(
     state: AppState,
-    principal: Caller,
+    principal: KeyManager,
     meta: Origin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -106,7 +106,7 @@ async fn revoke_api_key(
 ))]
 async fn rotate_api_key(
     state: AppState,
-    principal: Caller,
+    principal: KeyManager,
     meta: Origin,
     Path(id): Path<String>,
     OptionalJsonBody(req): OptionalJsonBody<RotateApiKeyRequest>,

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, OptionalJsonBody, Origin};
-use crate::principal::{AccountRead, Authorized, Credential, Principal, UserSession};
+use crate::principal::{AccountRead, Caller, Credential, Principal, SignedIn};
 use crate::routes::ApiRoutes as _;
 use crate::routes::throttle;
 use crate::state::AppState;
@@ -72,7 +72,7 @@ async fn refresh(state: AppState, meta: Origin, JsonBody(req): JsonBody<RefreshR
     (status = 401, description = "Not authenticated, or bad credentials", body = ErrorBody),
     (status = 403, description = "Key lacks `account:read`", body = ErrorBody),
 ))]
-async fn me(principal: Authorized<AccountRead>) -> Json<MeResponse> {
+async fn me(principal: Caller<AccountRead>) -> Json<MeResponse> {
     Json(me_body(&principal))
 }
 
@@ -105,7 +105,7 @@ fn me_body(principal: &Principal) -> MeResponse {
 ))]
 async fn logout(
     state: AppState,
-    principal: UserSession,
+    principal: SignedIn,
     meta: Origin,
     OptionalJsonBody(req): OptionalJsonBody<LogoutRequest>,
 ) -> ApiResult<StatusCode> {

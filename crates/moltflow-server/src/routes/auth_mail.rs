@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, Origin};
-use crate::principal::UserSession;
+use crate::principal::SignedIn;
 use crate::routes::ApiRoutes as _;
 use crate::routes::throttle;
 use crate::state::AppState;
@@ -98,7 +98,7 @@ async fn verify_email(
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Called with an API key (`user_principal_required`)", body = ErrorBody),
 ))]
-async fn resend_verification(state: AppState, principal: UserSession) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
+async fn resend_verification(state: AppState, principal: SignedIn) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
     state.verification().resend(&principal).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -146,7 +146,7 @@ async fn verify_magic_link(
 ))]
 async fn set_password(
     state: AppState,
-    principal: UserSession,
+    principal: SignedIn,
     meta: Origin,
     JsonBody(req): JsonBody<SetPasswordRequest>,
 ) -> ApiResult<Json<DoneBody>> {

@@ -15,12 +15,11 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, OptionalJsonBody, Origin, RawBody};
-use crate::principal::{Authorized, BillingManage, BillingRead};
+use crate::principal::{BillingManage, BillingRead, Caller};
 use crate::routes::ApiRoutes as _;
 use crate::routes::throttle;
 use crate::state::AppState;
 use moltflow_app::billing::{events, signature};
-use moltflow_app::services::audit::Actor;
 use moltflow_app::services::billing::{EventOutcome, LocalCheckout};
 use moltflow_app::services::signup::SignupOutcome;
 
@@ -47,8 +46,8 @@ async fn list_plans(state: AppState) -> Json<Vec<PlanView>> {
 #[utoipa::path(get, path = "/billing/subscription", tag = "billing", security(("bearer" = []), ("api_key" = [])), responses(
     (status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
 ))]
-async fn get_subscription(state: AppState, caller: Authorized<BillingRead>) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(state.billing().subscription(caller.tenant_id()).await?))
+async fn get_subscription(state: AppState, caller: Caller<BillingRead>) -> ApiResult<Json<SubscriptionView>> {
+    Ok(Json(state.billing().subscription(&caller).await?))
 }
 
 /// Start a checkout for a paid plan (owners, or `billing:manage`).
@@ -63,7 +62,7 @@ async fn get_subscription(state: AppState, caller: Authorized<BillingRead>) -> A
 ))]
 async fn create_checkout(
     state: AppState,
-    caller: Authorized<BillingManage>,
+    caller: Caller<BillingManage>,
     meta: Origin,
     JsonBody(req): JsonBody<CheckoutRequest>,
 ) -> ApiResult<Json<CheckoutResponse>> {
@@ -79,10 +78,10 @@ async fn create_checkout(
 ))]
 async fn create_portal(
     state: AppState,
-    caller: Authorized<BillingManage>,
+    caller: Caller<BillingManage>,
     OptionalJsonBody(req): OptionalJsonBody<PortalRequest>,
 ) -> ApiResult<Json<PortalResponse>> {
-    Ok(Json(state.billing().portal(caller.tenant_id(), req.return_url.as_deref()).await?))
+    Ok(Json(state.billing().portal(&caller, req.return_url.as_deref()).await?))
 }
 
 /// Cancel at the end of the period; the plan stays until then.
@@ -93,11 +92,10 @@ async fn create_portal(
 ))]
 async fn cancel_subscription(
     state: AppState,
-    caller: Authorized<BillingManage>,
+    caller: Caller<BillingManage>,
     meta: Origin,
 ) -> ApiResult<Json<SubscriptionView>> {
-    let (kind, id) = caller.actor();
-    Ok(Json(state.billing().cancel(caller.tenant_id(), Actor { kind, id: Some(id) }, &meta).await?))
+    Ok(Json(state.billing().cancel(&caller, &meta).await?))
 }
 
 /// Sign up with a plan: creates the tenant and owner like register; a paid plan answers a
@@ -196,9 +194,8 @@ async fn local_checkout_pay(
     Path(session_id): Path<String>,
 ) -> ApiResult<Response> {
     let billing = state.billing();
-    let row = billing.complete_local_checkout(&session_id).await?;
+    let (row, view) = billing.complete_local_checkout(&session_id).await?;
     if wants_json(&headers) {
-        let view = billing.subscription(&row.tenant_id).await?;
         return Ok(Json(view).into_response());
     }
     Ok(page(
@@ -212,8 +209,7 @@ async fn local_checkout_pay(
     params(("token" = String, Path)), responses((status = 200, content_type = "text/html", body = String), (status = 404, body = ErrorBody)))]
 async fn local_portal_page(state: AppState, Path(token): Path<String>) -> ApiResult<Response> {
     let billing = state.billing();
-    let tenant_id = billing.local_portal_tenant(&token)?;
-    let view = billing.subscription(&tenant_id).await?;
+    let view = billing.local_portal_subscription(&token).await?;
     let action = if view.cancel_at_period_end || view.plan_id == moltflow_core::plan::DEFAULT_PLAN {
         String::new()
     } else {
@@ -242,9 +238,7 @@ async fn local_portal_cancel(
     Path(token): Path<String>,
 ) -> ApiResult<Response> {
     let billing = state.billing();
-    let tenant_id = billing.local_portal_tenant(&token)?;
-    let actor = Actor { kind: "system", id: Some("local-portal".into()) };
-    let view = billing.cancel(&tenant_id, actor, &meta).await?;
+    let view = billing.cancel_from_local_portal(&token, &meta).await?;
     if wants_json(&headers) {
         return Ok(Json(view).into_response());
     }

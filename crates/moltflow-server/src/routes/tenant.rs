@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Origin, QueryParams};
-use crate::principal::{AuditRead, Authorized, MembersManage, MembersRead, SettingsManage, SettingsRead};
+use crate::principal::{AuditRead, Caller, MembersManage, MembersRead, SettingsManage, SettingsRead};
 use crate::routes::ApiRoutes as _;
 use crate::state::AppState;
 
@@ -32,7 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/tenant/settings", tag = "tenant", security(("bearer" = []), ("api_key" = [])), responses(
     (status = 200, body = TenantSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
 ))]
-async fn get_settings(state: AppState, caller: Authorized<SettingsRead>) -> ApiResult<Json<TenantSettings>> {
+async fn get_settings(state: AppState, caller: Caller<SettingsRead>) -> ApiResult<Json<TenantSettings>> {
     Ok(Json(state.settings().get(&caller).await?))
 }
 
@@ -46,7 +46,7 @@ async fn get_settings(state: AppState, caller: Authorized<SettingsRead>) -> ApiR
 ))]
 async fn update_settings(
     state: AppState,
-    caller: Authorized<SettingsManage>,
+    caller: Caller<SettingsManage>,
     meta: Origin,
     JsonBody(patch): JsonBody<UpdateTenantSettings>,
 ) -> ApiResult<Json<TenantSettings>> {
@@ -61,7 +61,7 @@ async fn update_settings(
 ))]
 async fn list_consents(
     state: AppState,
-    caller: Authorized<AuditRead>,
+    caller: Caller<AuditRead>,
     query: QueryParams,
 ) -> ApiResult<Json<Vec<ConsentRecord>>> {
     let limit = query.int("limit", 100, 1, 500)?;
@@ -72,7 +72,7 @@ async fn list_consents(
 #[utoipa::path(get, path = "/tenant/members", tag = "members", security(("bearer" = []), ("api_key" = [])), responses(
     (status = 200, body = Vec<TenantMember>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
 ))]
-async fn list_members(state: AppState, caller: Authorized<MembersRead>) -> ApiResult<Json<Vec<TenantMember>>> {
+async fn list_members(state: AppState, caller: Caller<MembersRead>) -> ApiResult<Json<Vec<TenantMember>>> {
     Ok(Json(state.members().list(&caller).await?))
 }
 
@@ -87,7 +87,7 @@ async fn list_members(state: AppState, caller: Authorized<MembersRead>) -> ApiRe
 ))]
 async fn change_member_role(
     state: AppState,
-    caller: Authorized<MembersManage>,
+    caller: Caller<MembersManage>,
     meta: Origin,
     Path(user_id): Path<String>,
     JsonBody(req): JsonBody<ChangeRoleRequest>,
@@ -103,7 +103,7 @@ async fn change_member_role(
 ))]
 async fn remove_member(
     state: AppState,
-    caller: Authorized<MembersManage>,
+    caller: Caller<MembersManage>,
     meta: Origin,
     Path(user_id): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -121,11 +121,7 @@ async fn remove_member(
     (status = 200, body = AuditPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 422, body = ValidationErrorBody),
 ))]
-async fn list_audit_logs(
-    state: AppState,
-    caller: Authorized<AuditRead>,
-    query: QueryParams,
-) -> ApiResult<Json<AuditPage>> {
+async fn list_audit_logs(state: AppState, caller: Caller<AuditRead>, query: QueryParams) -> ApiResult<Json<AuditPage>> {
     let limit = query.int("limit", 50, 1, 200)?;
     let page = state.audit_log().list(&caller, limit, query.get("cursor"), query.get("action")).await;
     Ok(Json(page.map_err(ApiError::from_query)?))
@@ -143,7 +139,7 @@ async fn list_audit_logs(
 ))]
 async fn create_invitation(
     state: AppState,
-    caller: Authorized<MembersManage>,
+    caller: Caller<MembersManage>,
     meta: Origin,
     JsonBody(req): JsonBody<InviteRequest>,
 ) -> ApiResult<(StatusCode, Json<Invitation>)> {
@@ -154,7 +150,7 @@ async fn create_invitation(
 #[utoipa::path(get, path = "/tenant/invitations", tag = "members", security(("bearer" = []), ("api_key" = [])), responses(
     (status = 200, body = Vec<Invitation>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
 ))]
-async fn list_invitations(state: AppState, caller: Authorized<MembersRead>) -> ApiResult<Json<Vec<Invitation>>> {
+async fn list_invitations(state: AppState, caller: Caller<MembersRead>) -> ApiResult<Json<Vec<Invitation>>> {
     Ok(Json(state.invitations().list(&caller).await?))
 }
 
@@ -166,7 +162,7 @@ async fn list_invitations(state: AppState, caller: Authorized<MembersRead>) -> A
 ))]
 async fn revoke_invitation(
     state: AppState,
-    caller: Authorized<MembersManage>,
+    caller: Caller<MembersManage>,
     meta: Origin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryParams};
-use crate::principal::{Authorized, UsageRead, UsageWrite};
+use crate::principal::{Caller, UsageRead, UsageWrite};
 use crate::routes::ApiRoutes as _;
 use crate::state::AppState;
 
@@ -43,10 +43,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 ))]
 async fn ingest_events(
     state: AppState,
-    principal: Authorized<UsageWrite>,
+    principal: Caller<UsageWrite>,
     JsonBody(req): JsonBody<UsageEventsRequest>,
 ) -> ApiResult<(StatusCode, Json<UsageEventsResponse>)> {
-    let out = state.usage().ingest_events(principal.tenant_id(), req).await?;
+    let out = state.usage().ingest_events(&principal, req).await?;
     Ok((StatusCode::ACCEPTED, Json(out)))
 }
 
@@ -63,10 +63,10 @@ async fn ingest_events(
 ))]
 async fn consume(
     state: AppState,
-    principal: Authorized<UsageWrite>,
+    principal: Caller<UsageWrite>,
     JsonBody(req): JsonBody<ConsumeRequest>,
 ) -> ApiResult<Json<ConsumeResponse>> {
-    Ok(Json(state.usage().consume(principal.tenant_id(), req).await?))
+    Ok(Json(state.usage().consume(&principal, req).await?))
 }
 
 /// Set current counts of sessions, groups or labels (those present in the body).
@@ -79,10 +79,10 @@ async fn consume(
 ))]
 async fn set_gauges(
     state: AppState,
-    principal: Authorized<UsageWrite>,
+    principal: Caller<UsageWrite>,
     JsonBody(req): JsonBody<GaugesRequest>,
 ) -> ApiResult<Json<Gauges>> {
-    Ok(Json(state.usage().set_gauges(principal.tenant_id(), req).await?))
+    Ok(Json(state.usage().set_gauges(&principal, req).await?))
 }
 
 /// This month's usage of every metric against the tenant's plan.
@@ -91,8 +91,8 @@ async fn set_gauges(
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Lacks `usage:read`", body = ErrorBody),
 ))]
-async fn current(state: AppState, principal: Authorized<UsageRead>) -> ApiResult<Json<UsageCurrent>> {
-    Ok(Json(state.usage().current(principal.tenant_id()).await?))
+async fn current(state: AppState, principal: Caller<UsageRead>) -> ApiResult<Json<UsageCurrent>> {
+    Ok(Json(state.usage().current(&principal).await?))
 }
 
 /// Monthly counters, newest first, this month included.
@@ -106,11 +106,11 @@ async fn current(state: AppState, principal: Authorized<UsageRead>) -> ApiResult
 ))]
 async fn history(
     state: AppState,
-    principal: Authorized<UsageRead>,
+    principal: Caller<UsageRead>,
     query: QueryParams,
 ) -> ApiResult<Json<Vec<UsageMonth>>> {
     let months = query.get("months");
-    Ok(Json(state.usage().history(principal.tenant_id(), months).await.map_err(ApiError::from_query)?))
+    Ok(Json(state.usage().history(&principal, months).await.map_err(ApiError::from_query)?))
 }
 
 /// Daily usage of one month, every day up to today, with messages per WhatsApp session.
@@ -125,8 +125,8 @@ async fn history(
     (status = 403, description = "Lacks `usage:read`", body = ErrorBody),
     (status = 422, description = "`month` malformed or out of range", body = ValidationErrorBody),
 ))]
-async fn daily(state: AppState, principal: Authorized<UsageRead>, query: QueryParams) -> ApiResult<Json<UsageDaily>> {
+async fn daily(state: AppState, principal: Caller<UsageRead>, query: QueryParams) -> ApiResult<Json<UsageDaily>> {
     let (month, session_id) = (query.get("month"), query.get("session_id"));
-    let out = state.usage().daily(principal.tenant_id(), month, session_id).await.map_err(ApiError::from_query)?;
+    let out = state.usage().daily(&principal, month, session_id).await.map_err(ApiError::from_query)?;
     Ok(Json(out))
 }

@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, OptionalJsonBody, Origin};
-use crate::principal::{AccountManage, AccountRead, Authorized, UserSession};
+use crate::principal::{AccountManage, AccountRead, Caller, SignedIn};
 use crate::routes::ApiRoutes as _;
 use crate::state::AppState;
 
@@ -22,7 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     (status = 401, description = "Not authenticated", body = ErrorBody),
     (status = 403, description = "Key lacks `account:read`", body = ErrorBody),
 ))]
-async fn get_me(state: AppState, principal: Authorized<AccountRead>) -> ApiResult<Json<UserProfile>> {
+async fn get_me(state: AppState, principal: Caller<AccountRead>) -> ApiResult<Json<UserProfile>> {
     Ok(Json(state.users().get_me(&principal).await?))
 }
 
@@ -35,7 +35,7 @@ async fn get_me(state: AppState, principal: Authorized<AccountRead>) -> ApiResul
 ))]
 async fn update_me(
     state: AppState,
-    principal: Authorized<AccountManage>,
+    principal: Caller<AccountManage>,
     JsonBody(req): JsonBody<UpdateProfileRequest>,
 ) -> ApiResult<Json<UserProfile>> {
     Ok(Json(state.users().update_me(&principal, req).await?))
@@ -58,7 +58,7 @@ async fn update_me(
 ))]
 async fn delete_me(
     state: AppState,
-    principal: UserSession,
+    principal: SignedIn,
     meta: Origin,
     OptionalJsonBody(req): OptionalJsonBody<DeleteAccountRequest>,
 ) -> ApiResult<StatusCode> {

@@ -12,11 +12,25 @@ use crate::billing::Provider;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Outcome};
 use crate::services::origin::Origin;
+use crate::services::principal::Authorized;
+use crate::services::principal::guards::BillingManage;
 
 impl Billing<'_> {
     /// Cancels at the period's end (`no_subscription` when there is no paid one); answers the
     /// subscription as it now is.
-    pub async fn cancel(&self, tenant_id: &str, actor: Actor, origin: &Origin) -> Outcome<SubscriptionView> {
+    pub async fn cancel(&self, p: &Authorized<BillingManage>, origin: &Origin) -> Outcome<SubscriptionView> {
+        let (kind, id) = p.actor();
+        self.cancel_for(p.tenant_id(), Actor { kind, id: Some(id) }, origin).await
+    }
+
+    /// The local portal's cancel button: its token (an hour's, handed to the tenant's owner) is
+    /// the proof.
+    pub async fn cancel_from_local_portal(&self, token: &str, origin: &Origin) -> Outcome<SubscriptionView> {
+        let tenant_id = self.local_portal_tenant(token)?;
+        self.cancel_for(&tenant_id, Actor { kind: "system", id: Some("local-portal".into()) }, origin).await
+    }
+
+    async fn cancel_for(&self, tenant_id: &str, actor: Actor, origin: &Origin) -> Outcome<SubscriptionView> {
         let sub = {
             let mut conn = self.store.conn().await?;
             find_subscription(&mut conn, tenant_id).await?
@@ -51,6 +65,6 @@ impl Billing<'_> {
             audit::record_at(&mut tx, entry, now).await?;
             tx.commit().await?;
         }
-        self.subscription(tenant_id).await
+        self.subscription_of(tenant_id).await
     }
 }

@@ -15,7 +15,8 @@ use crate::billing::{Provider, ProviderError};
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Issues, Outcome, Refusal};
 use crate::services::origin::Origin;
-use crate::services::principal::Principal;
+use crate::services::principal::Authorized;
+use crate::services::principal::guards::BillingManage;
 
 /// The cycle the request names; an unknown one is recorded in `issues` (whose `finish` then
 /// fails, so the monthly placeholder returned with it is never used).
@@ -101,7 +102,7 @@ impl<'a> Billing<'a> {
     }
 
     /// Opens a checkout with the provider; the caller stores it (`store_checkout`).
-    pub async fn open_checkout(&self, tenant_id: &str, email: &str, intent: &Intent<'_>) -> Outcome<Opened> {
+    pub(crate) async fn open_checkout(&self, tenant_id: &str, email: &str, intent: &Intent<'_>) -> Outcome<Opened> {
         let now = self.clock.now_ms();
         let row = |id: String, url: String, provider: ProviderKind| CheckoutRow {
             id,
@@ -152,7 +153,7 @@ impl<'a> Billing<'a> {
     }
 
     /// Stores an opened checkout (and the provider's customer) in `tx`.
-    pub async fn store_checkout(&self, tx: &mut Tx, opened: &Opened) -> Outcome<()> {
+    pub(crate) async fn store_checkout(&self, tx: &mut Tx, opened: &Opened) -> Outcome<()> {
         let row = &opened.row;
         if let Some(customer) = &opened.customer {
             insert_customer(tx, &row.tenant_id, self.provider.kind(), customer, row.created_at).await?;
@@ -163,7 +164,12 @@ impl<'a> Billing<'a> {
 
     /// A checkout of a paid plan for the caller's tenant (`already_on_plan` when it has that
     /// plan and cycle already).
-    pub async fn checkout(&self, p: &Principal, req: CheckoutRequest, origin: &Origin) -> Outcome<CheckoutResponse> {
+    pub async fn checkout(
+        &self,
+        p: &Authorized<BillingManage>,
+        req: CheckoutRequest,
+        origin: &Origin,
+    ) -> Outcome<CheckoutResponse> {
         let intent = self.validate_intent(
             &req.plan_id,
             &req.billing_cycle,

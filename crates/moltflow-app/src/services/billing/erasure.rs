@@ -25,7 +25,7 @@ impl Billing<'_> {
     /// Cancels the tenant's live subscription at the provider now (not at the period's end). A
     /// failure (`Upstream` or `Unavailable` from the provider) means nothing was ended and the
     /// caller must erase nothing. A local subscription is erased with its tenant.
-    pub async fn end_subscription_before_erasure(&self, tenant_id: &str) -> Outcome<()> {
+    pub(crate) async fn end_subscription_before_erasure(&self, tenant_id: &str) -> Outcome<()> {
         let sub = {
             let mut conn = self.store.conn().await?;
             live_provider_subscription(&mut conn, tenant_id).await?

@@ -7,6 +7,7 @@ use moltflow_core::clock::DAY_MS;
 use moltflow_core::plan::Plan;
 use moltflow_core::subscription::Event;
 use moltflow_store::billing::{CheckoutRow, complete_checkout, find_checkout, subscriptions_ending};
+use moltflow_types::SubscriptionView;
 
 use super::Billing;
 use crate::billing::events::BillingEvent;
@@ -36,8 +37,9 @@ impl<'a> Billing<'a> {
         Ok(LocalCheckout { row, plan })
     }
 
-    /// The local provider's pay button: completes the checkout through `apply_event`.
-    pub async fn complete_local_checkout(&self, id: &str) -> Outcome<CheckoutRow> {
+    /// The local provider's pay button: completes the checkout through `apply_event`; answers the
+    /// checkout and the tenant's subscription as it now is.
+    pub async fn complete_local_checkout(&self, id: &str) -> Outcome<(CheckoutRow, SubscriptionView)> {
         let row = self.find_local_checkout(id).await?;
         let now = self.clock.now_ms();
         let period = match row.billing_cycle {
@@ -64,7 +66,8 @@ impl<'a> Billing<'a> {
         let mut tx = self.store.begin().await?;
         complete_checkout(&mut tx, &row.id, now).await?;
         tx.commit().await?;
-        Ok(row)
+        let subscription = self.subscription_of(&row.tenant_id).await?;
+        Ok((row, subscription))
     }
 
     /// Local subscriptions set to cancel whose period has ended become canceled (the local

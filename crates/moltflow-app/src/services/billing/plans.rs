@@ -10,6 +10,8 @@ use moltflow_types::{PlanLimits, PlanPrice, PlanPrices, PlanView, SubscriptionSt
 
 use super::Billing;
 use crate::services::failure::{Failure, Outcome};
+use crate::services::principal::Authorized;
+use crate::services::principal::guards::BillingRead;
 
 pub fn limits_view(plan: &Plan) -> PlanLimits {
     PlanLimits {
@@ -77,7 +79,13 @@ impl Billing<'_> {
 
     /// The tenant's subscription: its status, and the plan and limits in force (the free plan's
     /// while it is `unpaid`, whatever it is subscribed to).
-    pub async fn subscription(&self, tenant_id: &str) -> Outcome<SubscriptionView> {
+    pub async fn subscription(&self, p: &Authorized<BillingRead>) -> Outcome<SubscriptionView> {
+        self.subscription_of(p.tenant_id()).await
+    }
+
+    /// [`Billing::subscription`] of a tenant the caller has proven access to some other way (a
+    /// local checkout id or portal token, a use case of this crate).
+    pub(crate) async fn subscription_of(&self, tenant_id: &str) -> Outcome<SubscriptionView> {
         let now = self.clock.now_ms();
         let mut conn = self.store.conn().await?;
         let tenant = find_tenant(&mut conn, tenant_id).await?.ok_or(Failure::NotFound("Tenant"))?;

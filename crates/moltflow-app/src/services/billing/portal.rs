@@ -3,15 +3,18 @@
 
 use moltflow_core::secret::new_token;
 use moltflow_store::billing::find_customer;
-use moltflow_types::PortalResponse;
+use moltflow_types::{PortalResponse, SubscriptionView};
 
 use super::Billing;
 use crate::billing::Provider;
 use crate::services::failure::{Failure, Issues, Outcome};
+use crate::services::principal::Authorized;
+use crate::services::principal::guards::BillingManage;
 
 impl Billing<'_> {
     /// A portal link for the tenant's billing customer (`no_billing_customer` before any checkout).
-    pub async fn portal(&self, tenant_id: &str, return_url: Option<&str>) -> Outcome<PortalResponse> {
+    pub async fn portal(&self, p: &Authorized<BillingManage>, return_url: Option<&str>) -> Outcome<PortalResponse> {
+        let tenant_id = p.tenant_id();
         let mut issues = Issues::default();
         let return_url = self.check_redirect(&mut issues, "return_url", return_url, self.public_url.to_owned());
         issues.finish()?;
@@ -40,7 +43,13 @@ impl Billing<'_> {
     }
 
     /// The tenant a local portal session was opened for (`NotFound` once it expired).
-    pub fn local_portal_tenant(&self, token: &str) -> Outcome<String> {
+    pub(crate) fn local_portal_tenant(&self, token: &str) -> Outcome<String> {
         self.local_portals.get(token).ok_or(Failure::NotFound("Portal session"))
+    }
+
+    /// The subscription a local portal page shows; its token is the proof.
+    pub async fn local_portal_subscription(&self, token: &str) -> Outcome<SubscriptionView> {
+        let tenant_id = self.local_portal_tenant(token)?;
+        self.subscription_of(&tenant_id).await
     }
 }

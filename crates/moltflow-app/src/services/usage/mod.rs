@@ -20,6 +20,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::services::failure::{Failure, Issues, Outcome, Refusal};
+use crate::services::principal::Authorized;
+use crate::services::principal::guards::UsageWrite;
 use writer::{ConsumeJob, ConsumeOutcome, EventsJob, UsageWriter, WriterError};
 
 /// What the usage use cases work with.
@@ -44,7 +46,12 @@ const MAX_GAUGE: u64 = 1_000_000_000;
 
 impl Usage<'_> {
     /// Counts a batch of events once per id: how many were new, how many replays.
-    pub async fn ingest_events(&self, tenant_id: &str, req: UsageEventsRequest) -> Outcome<UsageEventsResponse> {
+    pub async fn ingest_events(
+        &self,
+        p: &Authorized<UsageWrite>,
+        req: UsageEventsRequest,
+    ) -> Outcome<UsageEventsResponse> {
+        let tenant_id = p.tenant_id();
         let events = validate_events(req, self.clock.now_ms())?;
         let outcome =
             self.writer.events(EventsJob { tenant_id: tenant_id.to_owned(), events }).await.map_err(writer_error)?;
@@ -60,7 +67,8 @@ impl Usage<'_> {
 
     /// Checks and counts quota atomically; `Limited` (`quota_exceeded`) when it would pass the
     /// plan's limit.
-    pub async fn consume(&self, tenant_id: &str, req: ConsumeRequest) -> Outcome<ConsumeResponse> {
+    pub async fn consume(&self, p: &Authorized<UsageWrite>, req: ConsumeRequest) -> Outcome<ConsumeResponse> {
+        let tenant_id = p.tenant_id();
         let mut issues = Issues::default();
         let metric = check_counter(&mut issues, "metric", &req.metric);
         let quantity = check_quantity(&mut issues, "quantity", &req.quantity);
@@ -123,7 +131,8 @@ impl Usage<'_> {
     }
 
     /// Sets the gauges present in the request; answers every gauge.
-    pub async fn set_gauges(&self, tenant_id: &str, req: GaugesRequest) -> Outcome<Gauges> {
+    pub async fn set_gauges(&self, p: &Authorized<UsageWrite>, req: GaugesRequest) -> Outcome<Gauges> {
+        let tenant_id = p.tenant_id();
         let mut checks = Issues::default();
         let mut values = Vec::new();
         for (metric, value) in

@@ -17,6 +17,8 @@ use moltflow_types::{
 
 use super::Usage;
 use crate::services::failure::{Failure, Outcome};
+use crate::services::principal::Authorized;
+use crate::services::principal::guards::UsageRead;
 
 /// Months before this are refused by `/usage/daily`: the service did not exist.
 const FIRST_MONTH: (i32, u8) = (2000, 1);
@@ -55,7 +57,8 @@ impl Usage<'_> {
     }
 
     /// `GET /usage/current`.
-    pub async fn current(&self, tenant_id: &str) -> Outcome<UsageCurrent> {
+    pub async fn current(&self, p: &Authorized<UsageRead>) -> Outcome<UsageCurrent> {
+        let tenant_id = p.tenant_id();
         let s = self.snapshot(tenant_id).await?;
         let metric = |m: Metric| {
             let used = s.used.get(&m).copied().unwrap_or(0);
@@ -78,7 +81,7 @@ impl Usage<'_> {
     }
 
     /// The `usage` block of `GET /billing/subscription`: the same numbers as `/usage/current`.
-    pub async fn subscription_usage(&self, tenant_id: &str) -> Outcome<SubscriptionUsage> {
+    pub(crate) async fn subscription_usage(&self, tenant_id: &str) -> Outcome<SubscriptionUsage> {
         let s = self.snapshot(tenant_id).await?;
         let n = |m: Metric| s.used.get(&m).copied().unwrap_or(0);
         Ok(SubscriptionUsage {
@@ -91,7 +94,8 @@ impl Usage<'_> {
     }
 
     /// `GET /usage/history?months=`: this month and the `months - 1` before it, newest first.
-    pub async fn history(&self, tenant_id: &str, months: Option<&str>) -> Outcome<Vec<UsageMonth>> {
+    pub async fn history(&self, p: &Authorized<UsageRead>, months: Option<&str>) -> Outcome<Vec<UsageMonth>> {
+        let tenant_id = p.tenant_id();
         let months = match months {
             None => 12,
             Some(raw) => match raw.trim().parse::<u32>() {
@@ -128,7 +132,13 @@ impl Usage<'_> {
     }
 
     /// `GET /usage/daily?month=&session_id=`: every day of the month up to today, zero-filled.
-    pub async fn daily(&self, tenant_id: &str, month: Option<&str>, session_id: Option<&str>) -> Outcome<UsageDaily> {
+    pub async fn daily(
+        &self,
+        p: &Authorized<UsageRead>,
+        month: Option<&str>,
+        session_id: Option<&str>,
+    ) -> Outcome<UsageDaily> {
+        let tenant_id = p.tenant_id();
         let today = Day::of_ms(self.clock.now_ms());
         let month = match month {
             None => today.month(),
