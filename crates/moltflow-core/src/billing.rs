@@ -20,7 +20,8 @@ impl Provider {
 crate::text_enum!(Provider, "billing provider", [Provider::Local, Provider::Stripe]);
 
 /// How often a subscription is billed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BillingCycle {
     /// The default wherever nothing says otherwise (a free plan, an event without a cycle).
     #[default]

@@ -1,5 +1,6 @@
 //! Mail-driven authentication (API.md §3) and the caller's own profile (API.md §4).
 
+use moltflow_core::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -64,7 +65,8 @@ pub struct UserProfile {
     pub id: String,
     pub email: String,
     pub full_name: String,
-    pub role: String,
+    #[schema(value_type = String)]
+    pub role: Role,
     pub tenant_id: String,
     pub email_verified: bool,
     pub has_password: bool,

@@ -1,5 +1,6 @@
 //! Authentication bodies (API.md §3).
 
+use moltflow_core::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -52,7 +53,8 @@ pub struct UserSummary {
     pub email: String,
     pub full_name: String,
     /// `owner`, `admin` or `member`.
-    pub role: String,
+    #[schema(value_type = String)]
+    pub role: Role,
     pub tenant_id: String,
 }
 
@@ -95,7 +97,8 @@ pub struct MeResponse {
     pub id: String,
     pub email: String,
     pub full_name: String,
-    pub role: String,
+    #[schema(value_type = String)]
+    pub role: Role,
     pub tenant_id: String,
     pub email_verified: bool,
     pub has_password: bool,

@@ -1,5 +1,6 @@
 //! Billing bodies (API.md §6).
 
+use moltflow_core::billing::BillingCycle;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -84,7 +85,8 @@ pub struct SubscriptionView {
     pub display_name: String,
     pub status: SubscriptionStatus,
     /// `monthly` or `yearly`.
-    pub billing_cycle: String,
+    #[schema(value_type = String)]
+    pub billing_cycle: BillingCycle,
     /// The end of the billing period (what is paid for, and when a cancelled plan ends). Quotas do
     /// not follow it: they count the calendar month (UTC) and reset on the 1st, see
     /// `GET /usage/current` `period_end`.

@@ -1,5 +1,6 @@
 //! Tenant settings, consent records, members and the audit log (API.md §8).
 
+use moltflow_core::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -55,7 +56,8 @@ pub struct TenantMember {
     pub user_id: String,
     pub email: String,
     pub full_name: String,
-    pub role: String,
+    #[schema(value_type = String)]
+    pub role: Role,
     pub email_verified: bool,
     pub created_at: String,
 }
@@ -115,7 +117,8 @@ pub struct InviteRequest {
 pub struct Invitation {
     pub id: String,
     pub email: String,
-    pub role: String,
+    #[schema(value_type = String)]
+    pub role: Role,
     /// `pending`, `accepted`, `revoked` or `expired`.
     pub status: String,
     pub invited_by: Option<String>,

@@ -30,6 +30,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Service(ServiceCommand),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The service's own commands: they read the configuration.
+#[derive(Subcommand)]
+enum ServiceCommand {
     /// Apply migrations and serve the HTTP API (configuration from MOLTFLOW_* and moltflow.toml).
     #[command(after_help = moltflow_app::config::settings::help_text())]
     Serve,
@@ -43,6 +52,12 @@ enum Command {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
+}
+
+/// Commands of the API's client (and the shell completions): they never read the service's
+/// configuration.
+#[derive(Subcommand)]
+enum ClientCommand {
     /// API keys: list, create, show, rotate, revoke, scopes.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -75,36 +90,37 @@ enum Command {
     },
 }
 
-/// Runs a client subcommand; `None` for the service's own commands.
-fn run_client(cli: &Cli) -> Option<ExitCode> {
-    let client = &cli.client;
-    if let Command::Completions { shell } = &cli.command {
-        clap_complete::generate(*shell, &mut Cli::command(), "moltflow", &mut std::io::stdout());
-        return Some(ExitCode::SUCCESS);
+/// Runs a client subcommand.
+fn run_client(client: &ClientArgs, command: &ClientCommand) -> ExitCode {
+    if !matches!(command, ClientCommand::Mcp) {
+        stop_quietly_on_a_closed_pipe();
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("moltflow: cannot start the async runtime: {e}");
-            return Some(ExitCode::from(8));
+            return ExitCode::from(8);
         }
     };
     let result = runtime.block_on(async {
-        match &cli.command {
-            Command::Keys(c) => Some(commands::keys::run(client, c).await),
-            Command::Usage(c) => Some(commands::usage::run(client, c).await),
-            Command::Billing(c) => Some(commands::billing::run(client, c).await),
-            Command::Settings(c) => Some(commands::settings::run(client, c).await),
-            Command::Members(c) => Some(commands::members::run(client, c).await),
-            Command::Audit(a) => Some(commands::account::audit(client, a).await),
-            Command::Whoami => Some(commands::account::whoami(client).await),
-            Command::Login(a) => Some(commands::account::login(client, a).await),
-            Command::Logout(a) => Some(commands::account::logout(client, a).await),
-            Command::Mcp => Some(mcp_stdio::run(client).await),
-            Command::Serve | Command::Migrate | Command::HashBench { .. } | Command::Completions { .. } => None,
+        match command {
+            ClientCommand::Keys(c) => commands::keys::run(client, c).await,
+            ClientCommand::Usage(c) => commands::usage::run(client, c).await,
+            ClientCommand::Billing(c) => commands::billing::run(client, c).await,
+            ClientCommand::Settings(c) => commands::settings::run(client, c).await,
+            ClientCommand::Members(c) => commands::members::run(client, c).await,
+            ClientCommand::Audit(a) => commands::account::audit(client, a).await,
+            ClientCommand::Whoami => commands::account::whoami(client).await,
+            ClientCommand::Login(a) => commands::account::login(client, a).await,
+            ClientCommand::Logout(a) => commands::account::logout(client, a).await,
+            ClientCommand::Mcp => mcp_stdio::run(client).await,
+            ClientCommand::Completions { shell } => {
+                clap_complete::generate(*shell, &mut Cli::command(), "moltflow", &mut std::io::stdout());
+                Ok(())
+            }
         }
-    })?;
-    Some(match result {
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             match (&failure.raw_body, client.json) {
@@ -113,7 +129,7 @@ fn run_client(cli: &Cli) -> Option<ExitCode> {
             }
             failure.exit_code()
         }
-    })
+    }
 }
 
 /// Argon2id allocates a 19 MiB block per hash on blocking threads; glibc's adaptive mmap
@@ -130,12 +146,27 @@ fn return_large_allocations_to_the_system() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn return_large_allocations_to_the_system() {}
 
+/// `moltflow audit --json | head`: when the reader goes away the command ends as Unix tools do
+/// (killed by `SIGPIPE`, no output), instead of Rust's default of ignoring the signal and then
+/// panicking in `println!`. Not for `moltflow mcp`, whose peer closing the pipe is an answer.
+#[cfg(unix)]
+fn stop_quietly_on_a_closed_pipe() {
+    // SAFETY: restores the default disposition of one signal, before any thread writes.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn stop_quietly_on_a_closed_pipe() {}
+
 fn main() -> ExitCode {
     return_large_allocations_to_the_system();
     let cli = Cli::parse();
-    if let Some(code) = run_client(&cli) {
-        return code;
-    }
+    let service = match cli.command {
+        Command::Client(command) => return run_client(&cli.client, &command),
+        Command::Service(service) => service,
+    };
     let Loaded { config, warnings } = match Config::load() {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -156,9 +187,9 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve => serve::serve(config).await,
-            Command::Migrate => {
+        match service {
+            ServiceCommand::Serve => serve::serve(config).await,
+            ServiceCommand::Migrate => {
                 let (store, applied) = serve::open_store(&config).await?;
                 store.close().await;
                 let database = moltflow_server::startup::describe_database(&config.database.url);
@@ -174,15 +205,13 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
-            Command::HashBench { threads, seconds } => {
+            ServiceCommand::HashBench { threads, seconds } => {
                 let threads = threads.unwrap_or(config.auth.hash_concurrency);
                 let rate =
                     moltflow_app::auth::password::measure_verify_rate(&config.auth.hash_params, threads, seconds)?;
                 println!("argon2id verify: {rate:.1}/s with {threads} thread(s)");
                 Ok(())
             }
-            // The client commands ran in `run_client` and returned before the configuration was read.
-            _ => Ok(()),
         }
     });
     match result {

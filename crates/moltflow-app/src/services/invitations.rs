@@ -64,7 +64,7 @@ pub fn to_dto(row: &InvitationRow, now: i64) -> Invitation {
     Invitation {
         id: row.id.clone(),
         email: row.email.clone(),
-        role: row.role.as_str().to_owned(),
+        role: row.role,
         status: status_of(row, now).to_owned(),
         invited_by: row.invited_by.clone(),
         created_at: rfc3339(row.created_at),

@@ -40,7 +40,7 @@ pub fn to_dto(u: &UserRow) -> TenantMember {
         user_id: u.id.clone(),
         email: u.email.clone(),
         full_name: u.full_name.clone(),
-        role: u.role.as_str().to_owned(),
+        role: u.role,
         email_verified: u.email_verified,
         created_at: rfc3339(u.created_at),
     }

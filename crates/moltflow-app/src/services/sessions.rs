@@ -117,7 +117,7 @@ pub fn summary(user: &UserRow) -> UserSummary {
         id: user.id.clone(),
         email: user.email.clone(),
         full_name: user.full_name.clone(),
-        role: user.role.as_str().to_owned(),
+        role: user.role,
         tenant_id: user.tenant_id.clone(),
     }
 }

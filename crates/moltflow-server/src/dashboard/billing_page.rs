@@ -58,7 +58,7 @@ fn limit_rows(l: &PlanLimits) -> Markup {
 
 fn plan_card(viewer: &Viewer, plan: &PlanView, sub: &SubscriptionView, cycle: &str) -> Markup {
     let amount = if cycle == "yearly" { plan.prices.yearly.amount_cents } else { plan.prices.monthly.amount_cents };
-    let current = plan.plan_id == sub.plan_id && (plan.plan_id == DEFAULT_PLAN || sub.billing_cycle == cycle);
+    let current = plan.plan_id == sub.plan_id && (plan.plan_id == DEFAULT_PLAN || sub.billing_cycle.as_str() == cycle);
     let free = plan.prices.monthly.amount_cents == 0 && plan.prices.yearly.amount_cents == 0;
     let heading = format!("plan-{}", plan.plan_id);
     html! {

@@ -44,7 +44,7 @@ fn grantable_roles(viewer: &Viewer) -> &'static [&'static str] {
 fn may_manage(viewer: &Viewer, target: &TenantMember) -> bool {
     viewer.may(Scope::MEMBERS_MANAGE)
         && target.user_id != viewer.user().id
-        && (viewer.principal.role == Role::Owner || target.role != "owner")
+        && (viewer.principal.role == Role::Owner || target.role != Role::Owner)
 }
 
 fn role_select(id: &str, roles: &[&str], selected: &str) -> Markup {
@@ -72,14 +72,14 @@ fn member_rows(viewer: &Viewer, list: &[TenantMember]) -> Markup {
                     td { (m.email) @if !m.email_verified { " " span.muted { "(unverified)" } } }
                     td {
                         // An admin may only move admins down to member: the select would offer nothing else.
-                        @if may_manage(viewer, m) && (roles.len() > 1 || m.role == "admin") {
+                        @if may_manage(viewer, m) && (roles.len() > 1 || m.role == Role::Admin) {
                             form.inline-form method="post" action=(format!("/members/{}/role", m.user_id)) {
                                 (csrf_field(&viewer.csrf))
                                 label.visually-hidden for=(format!("role-{}", m.user_id)) { "Role of " (m.full_name) }
-                                (role_select(&format!("role-{}", m.user_id), roles, &m.role))
+                                (role_select(&format!("role-{}", m.user_id), roles, m.role.as_str()))
                                 button.secondary type="submit" { "Change" span.visually-hidden { " the role of " (m.full_name) } }
                             }
-                        } @else { (capital(&m.role)) }
+                        } @else { (capital(m.role.as_str())) }
                     }
                     td { (when(&m.created_at)) }
                     td { @if may_manage(viewer, m) {
@@ -100,7 +100,7 @@ fn invitation_rows(viewer: &Viewer, list: &[Invitation]) -> Markup {
                 thead { tr { th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Sent" } th scope="col" { "Expires" }
                     @if viewer.may(Scope::MEMBERS_MANAGE) { th scope="col" { "Actions" } } } }
                 tbody { @for i in pending { tr {
-                    th scope="row" { (i.email) } td { (capital(&i.role)) } td { (when(&i.created_at)) } td { (when(&i.expires_at)) }
+                    th scope="row" { (i.email) } td { (capital(i.role.as_str())) } td { (when(&i.created_at)) } td { (when(&i.expires_at)) }
                     @if viewer.may(Scope::MEMBERS_MANAGE) { td {
                         form.inline method="post" action=(format!("/members/invitations/{}/revoke", i.id))
                             data-confirm=(format!("Revoke the invitation of {}?", i.email)) {

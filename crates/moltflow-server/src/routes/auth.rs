@@ -88,7 +88,7 @@ fn me_body(principal: &Principal) -> MeResponse {
         id: user.id.clone(),
         email: user.email.clone(),
         full_name: user.full_name.clone(),
-        role: user.role.as_str().to_owned(),
+        role: user.role,
         tenant_id: user.tenant_id.clone(),
         email_verified: user.email_verified,
         has_password: user.password_hash.is_some(),

@@ -220,7 +220,7 @@ async fn local_portal_page(state: AppState, Path(token): Path<String>) -> ApiRes
         &format!(
             "<p>Plan: <strong>{}</strong> ({}), status {}.</p><p>Renews or ends: {}{}</p>{action}",
             escape(&view.display_name),
-            escape(&view.billing_cycle),
+            escape(view.billing_cycle.as_str()),
             escape(view.status.as_str()),
             escape(view.current_period_end.as_deref().unwrap_or("-")),
             if view.cancel_at_period_end { " (cancels then)" } else { "" },

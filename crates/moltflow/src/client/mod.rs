@@ -7,10 +7,12 @@ pub mod stored_login;
 
 use std::time::Duration;
 
+use moltflow_types::RefreshRequest;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use failure::{CliResult, Failure};
+use failure::{Class, CliResult, Failure};
 use stored_login::{StoredLogin, now_secs};
 
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8080/api/v2";
@@ -19,6 +21,16 @@ pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8080/api/v2";
 pub struct Reply {
     pub body: Value,
     pub text: String,
+}
+
+impl Reply {
+    /// The body as the contract's type for this answer (`moltflow_types`): a field the server
+    /// renamed or dropped is said here, not found missing later.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> CliResult<T> {
+        serde_json::from_value(self.body.clone()).map_err(|e| {
+            Failure::new(Class::Server, format!("the server's answer is not what this client expects: {e}"))
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -89,14 +101,20 @@ impl Api {
 
     /// Trades the stored refresh token for a new pair and stores it (the old one is spent).
     async fn refresh(&self, login: StoredLogin) -> CliResult<StoredLogin> {
-        let reply = self.post("/auth/refresh", json!({"refresh_token": login.refresh_token})).await.map_err(|f| {
-            if f.class == failure::Class::Auth {
-                let _ = StoredLogin::remove();
-                Failure::new(failure::Class::Auth, format!("your login has ended ({f}); run `moltflow login` again"))
-            } else {
-                f
-            }
-        })?;
+        let reply = self
+            .post("/auth/refresh", &RefreshRequest { refresh_token: login.refresh_token.clone() })
+            .await
+            .map_err(|f| {
+                if f.class == failure::Class::Auth {
+                    let _ = StoredLogin::remove();
+                    Failure::new(
+                        failure::Class::Auth,
+                        format!("your login has ended ({f}); run `moltflow login` again"),
+                    )
+                } else {
+                    f
+                }
+            })?;
         let stored = self.store_pair(&login.email, &reply.body)?;
         Ok(stored)
     }
@@ -121,8 +139,9 @@ impl Api {
         self.send(Method::GET, path, None).await
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> CliResult<Reply> {
-        self.send(Method::POST, path, Some(body)).await
+    /// A `POST` of a request body (a `moltflow_types` request, or a `Value` read from a file).
+    pub async fn post(&self, path: &str, body: &impl Serialize) -> CliResult<Reply> {
+        self.send(Method::POST, path, Some(to_body(body)?)).await
     }
 
     /// A `POST` without a body (routes that take none, like `/billing/cancel`).
@@ -130,8 +149,8 @@ impl Api {
         self.send(Method::POST, path, None).await
     }
 
-    pub async fn patch(&self, path: &str, body: Value) -> CliResult<Reply> {
-        self.send(Method::PATCH, path, Some(body)).await
+    pub async fn patch(&self, path: &str, body: &impl Serialize) -> CliResult<Reply> {
+        self.send(Method::PATCH, path, Some(to_body(body)?)).await
     }
 
     pub async fn delete(&self, path: &str) -> CliResult<Reply> {
@@ -204,4 +223,9 @@ fn describe(url: &url::Url) -> String {
 /// A path segment given on the command line, percent-encoded so that an id cannot change the route.
 pub fn segment(raw: &str) -> String {
     url::form_urlencoded::byte_serialize(raw.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+/// A request body as JSON (a typed request cannot fail to serialise; said plainly if it did).
+fn to_body(body: &impl Serialize) -> CliResult<Value> {
+    serde_json::to_value(body).map_err(|e| Failure::usage(format!("cannot write the request body: {e}")))
 }

@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal};
 
 use clap::Args;
-use serde_json::json;
+use moltflow_types::{EmailRequest, LoginRequest, LogoutRequest, TokenRequest};
 
 use super::{ClientArgs, print_json_text, query};
 use crate::client::failure::{Class, CliResult, Failure};
@@ -30,20 +30,20 @@ pub struct LoginArgs {
 pub async fn login(client: &ClientArgs, args: &LoginArgs) -> CliResult {
     let api = Api::anonymous(&client.api_url)?;
     let reply = if let Some(link) = &args.magic_link_token {
-        api.post("/auth/magic-link/verify", json!({"token": token_from_link(link)})).await?
+        api.post("/auth/magic-link/verify", &TokenRequest { token: token_from_link(link) }).await?
     } else {
         let email = match &args.email {
             Some(e) => e.clone(),
             None => prompt_line("Email: ")?,
         };
         if args.magic_link {
-            api.post("/auth/magic-link/request", json!({"email": email})).await?;
+            api.post("/auth/magic-link/request", &EmailRequest { email: email.clone() }).await?;
             eprintln!("If {email} has an account, a sign-in link is on its way (valid 15 minutes).");
             let link = prompt_line("Paste the link (or its token) from the mail: ")?;
-            api.post("/auth/magic-link/verify", json!({"token": token_from_link(&link)})).await?
+            api.post("/auth/magic-link/verify", &TokenRequest { token: token_from_link(&link) }).await?
         } else {
             let password = read_password(args.password_stdin)?;
-            api.post("/auth/login", json!({"email": email, "password": password})).await?
+            api.post("/auth/login", &LoginRequest { email: email.clone(), password }).await?
         }
     };
     let email = reply.body["user"]["email"].as_str().unwrap_or_default().to_owned();
@@ -112,7 +112,7 @@ pub async fn logout(client: &ClientArgs, args: &LogoutArgs) -> CliResult {
     };
     // Ends the session on the server too; a login that already ended is still removed here.
     let ended = match Api::authenticated(&client.api_url, None).await {
-        Ok(api) => api.post("/auth/logout", json!({"all_sessions": args.all})).await.map(|_| ()),
+        Ok(api) => api.post("/auth/logout", &LogoutRequest { all_sessions: Some(args.all) }).await.map(|_| ()),
         Err(f) => Err(f),
     };
     StoredLogin::remove()?;

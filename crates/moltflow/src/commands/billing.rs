@@ -1,7 +1,8 @@
 //! `moltflow billing plans|subscription|checkout|portal|cancel`.
 
 use clap::Subcommand;
-use serde_json::{Value, json};
+use moltflow_types::{CheckoutRequest, PortalRequest};
+use serde_json::Value;
 
 use super::{ClientArgs, confirm};
 use crate::client::Api;
@@ -46,12 +47,22 @@ pub async fn run(client: &ClientArgs, command: &BillingCommand) -> CliResult {
             client.emit(&reply, subscription_text);
         }
         BillingCommand::Checkout { plan, cycle } => {
-            let reply = api.post("/billing/checkout", json!({"plan_id": plan, "billing_cycle": cycle})).await?;
+            let reply = api
+                .post(
+                    "/billing/checkout",
+                    &CheckoutRequest {
+                        plan_id: plan.clone(),
+                        billing_cycle: cycle.clone(),
+                        success_url: None,
+                        cancel_url: None,
+                    },
+                )
+                .await?;
             client
                 .emit(&reply, |r| format!("Open this link to pay for {plan} ({cycle}):\n{}", cell(&r["checkout_url"])));
         }
         BillingCommand::Portal => {
-            let reply = api.post("/billing/portal", json!({})).await?;
+            let reply = api.post("/billing/portal", &PortalRequest { return_url: None }).await?;
             client.emit(&reply, |r| format!("Billing portal:\n{}", cell(&r["portal_url"])));
         }
         BillingCommand::Cancel { yes } => {

@@ -1,11 +1,11 @@
 //! `moltflow keys list|create|show|rotate|revoke|scopes`.
 
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use moltflow_types::{ApiKey, ApiKeyWithSecret, CreateApiKeyRequest, RotateApiKeyRequest, ScopeCatalogue};
 
 use super::{ClientArgs, confirm};
 use crate::client::failure::{CliResult, Failure};
-use crate::client::render::{cell, fields, table};
+use crate::client::render::{fields, table};
 use crate::client::{Api, segment};
 
 #[derive(Subcommand, Debug)]
@@ -55,35 +55,38 @@ pub async fn run(client: &ClientArgs, command: &KeysCommand) -> CliResult {
     match command {
         KeysCommand::List => {
             let reply = api.get("/api-keys").await?;
-            client.emit(&reply, |keys| keys_table(keys.as_array().map(Vec::as_slice).unwrap_or_default()));
+            client.emit_as(&reply, |keys: &Vec<ApiKey>| keys_table(keys))?;
         }
         KeysCommand::Create(args) => {
             let scopes = requested_scopes(&api, args).await?;
-            let mut body = json!({"name": args.name, "scopes": scopes});
-            if let Some(days) = args.expires_in_days {
-                body["expires_in_days"] = json!(days);
-            }
-            let reply = api.post("/api-keys", body).await?;
-            client.emit(&reply, |key| format!("{}\n\n{}", key_fields(key), secret_notice(key)));
+            let body = CreateApiKeyRequest {
+                name: args.name.clone(),
+                scopes,
+                expires_in_days: args.expires_in_days.map(i64::from),
+            };
+            let reply = api.post("/api-keys", &body).await?;
+            client.emit_as(&reply, |made: &ApiKeyWithSecret| {
+                format!("{}\n\n{}", key_fields(&made.key), secret_notice(made))
+            })?;
             if client.json {
                 eprintln!("{}", SECRET_WARNING);
             }
         }
         KeysCommand::Show { id } => {
             let reply = api.get(&format!("/api-keys/{}", segment(id))).await?;
-            client.emit(&reply, key_fields);
+            client.emit_as(&reply, key_fields)?;
         }
         KeysCommand::Rotate { id, grace_minutes } => {
-            let body = json!({"grace_period_minutes": grace_minutes});
-            let reply = api.post(&format!("/api-keys/{}/rotate", segment(id)), body).await?;
-            client.emit(&reply, |key| {
+            let body = RotateApiKeyRequest { grace_period_minutes: Some(i64::from(*grace_minutes)) };
+            let reply = api.post(&format!("/api-keys/{}/rotate", segment(id)), &body).await?;
+            client.emit_as(&reply, |made: &ApiKeyWithSecret| {
                 let grace = if *grace_minutes == 0 {
                     "The old secret stopped working now.".to_owned()
                 } else {
                     format!("The old secret keeps working for {grace_minutes} minute(s).")
                 };
-                format!("{}\n\n{}\n{grace}", key_fields(key), secret_notice(key))
-            });
+                format!("{}\n\n{}\n{grace}", key_fields(&made.key), secret_notice(made))
+            })?;
             if client.json {
                 eprintln!("{}", SECRET_WARNING);
             }
@@ -95,7 +98,7 @@ pub async fn run(client: &ClientArgs, command: &KeysCommand) -> CliResult {
         }
         KeysCommand::Scopes => {
             let reply = api.get("/api-keys/scopes").await?;
-            client.emit(&reply, scopes_text);
+            client.emit_as(&reply, scopes_text)?;
         }
     }
     Ok(())
@@ -103,21 +106,20 @@ pub async fn run(client: &ClientArgs, command: &KeysCommand) -> CliResult {
 
 const SECRET_WARNING: &str = "Copy the secret now: it is shown only once and cannot be shown again.";
 
-fn secret_notice(key: &Value) -> String {
-    format!("secret  {}\n{SECRET_WARNING}", cell(&key["raw_key"]))
+fn secret_notice(made: &ApiKeyWithSecret) -> String {
+    format!("secret  {}\n{SECRET_WARNING}", made.raw_key)
 }
 
 /// The scopes of `--scope` and `--preset` together, in order, without repeats.
 async fn requested_scopes(api: &Api, args: &CreateArgs) -> CliResult<Vec<String>> {
     let mut scopes: Vec<String> = Vec::new();
     if let Some(name) = &args.preset {
-        let catalogue = api.get("/api-keys/scopes").await?.body;
-        let presets = catalogue["presets"].as_array().cloned().unwrap_or_default();
-        let preset = presets.iter().find(|p| p["name"].as_str() == Some(name.as_str())).ok_or_else(|| {
-            let names: Vec<String> = presets.iter().map(|p| cell(&p["name"])).collect();
+        let catalogue: ScopeCatalogue = api.get("/api-keys/scopes").await?.parse()?;
+        let preset = catalogue.presets.iter().find(|p| p.name == *name).ok_or_else(|| {
+            let names: Vec<&str> = catalogue.presets.iter().map(|p| p.name.as_str()).collect();
             Failure::usage(format!("unknown preset {name:?}; presets: {}", names.join(", ")))
         })?;
-        scopes.extend(preset["scopes"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned));
+        scopes.extend(preset.scopes.iter().cloned());
     }
     for s in &args.scopes {
         let s = s.trim();
@@ -131,17 +133,21 @@ async fn requested_scopes(api: &Api, args: &CreateArgs) -> CliResult<Vec<String>
     Ok(scopes)
 }
 
-fn state(key: &Value) -> String {
-    if !key["revoked_at"].is_null() {
-        "revoked".to_owned()
-    } else if key["is_active"] == json!(false) {
-        "expired".to_owned()
+fn state(key: &ApiKey) -> &'static str {
+    if key.revoked_at.is_some() {
+        "revoked"
+    } else if !key.is_active {
+        "expired"
     } else {
-        "active".to_owned()
+        "active"
     }
 }
 
-fn keys_table(keys: &[Value]) -> String {
+fn when(at: &Option<String>, none: &str) -> String {
+    at.clone().unwrap_or_else(|| none.to_owned())
+}
+
+fn keys_table(keys: &[ApiKey]) -> String {
     if keys.is_empty() {
         return "No API keys yet: `moltflow keys create --name NAME --preset read-only`.".to_owned();
     }
@@ -149,38 +155,37 @@ fn keys_table(keys: &[Value]) -> String {
         ["ID", "NAME", "PREFIX", "SCOPES", "CREATED BY", "LAST USED", "EXPIRES", "STATE"],
         keys.iter().map(|k| {
             [
-                cell(&k["id"]),
-                cell(&k["name"]),
-                cell(&k["key_prefix"]),
-                cell(&k["scopes"]),
-                cell(&k["created_by"]),
-                cell(&k["last_used_at"]),
-                if k["expires_at"].is_null() { "never".to_owned() } else { cell(&k["expires_at"]) },
-                state(k),
+                k.id.clone(),
+                k.name.clone(),
+                k.key_prefix.clone(),
+                k.scopes.join(" "),
+                k.created_by.clone(),
+                when(&k.last_used_at, "-"),
+                when(&k.expires_at, "never"),
+                state(k).to_owned(),
             ]
         }),
     )
 }
 
-fn key_fields(key: &Value) -> String {
+fn key_fields(key: &ApiKey) -> String {
     fields(&[
-        ("id", cell(&key["id"])),
-        ("name", cell(&key["name"])),
-        ("prefix", cell(&key["key_prefix"])),
-        ("scopes", cell(&key["scopes"])),
-        ("state", state(key)),
-        ("created", cell(&key["created_at"])),
-        ("created by", cell(&key["created_by"])),
-        ("last used", cell(&key["last_used_at"])),
-        ("expires", if key["expires_at"].is_null() { "never".to_owned() } else { cell(&key["expires_at"]) }),
+        ("id", key.id.clone()),
+        ("name", key.name.clone()),
+        ("prefix", key.key_prefix.clone()),
+        ("scopes", key.scopes.join(" ")),
+        ("state", state(key).to_owned()),
+        ("created", key.created_at.clone()),
+        ("created by", key.created_by.clone()),
+        ("last used", when(&key.last_used_at, "-")),
+        ("expires", when(&key.expires_at, "never")),
     ])
 }
 
-fn scopes_text(catalogue: &Value) -> String {
-    let scopes = catalogue["scopes"].as_array().cloned().unwrap_or_default();
-    let presets = catalogue["presets"].as_array().cloned().unwrap_or_default();
+fn scopes_text(catalogue: &ScopeCatalogue) -> String {
     let scope_table =
-        table(["SCOPE", "DESCRIPTION"], scopes.iter().map(|s| [cell(&s["scope"]), cell(&s["description"])]));
-    let preset_table = table(["PRESET", "SCOPES"], presets.iter().map(|p| [cell(&p["name"]), cell(&p["scopes"])]));
+        table(["SCOPE", "DESCRIPTION"], catalogue.scopes.iter().map(|s| [s.scope.clone(), s.description.clone()]));
+    let preset_table =
+        table(["PRESET", "SCOPES"], catalogue.presets.iter().map(|p| [p.name.clone(), p.scopes.join(" ")]));
     format!("{scope_table}\n\n{preset_table}")
 }

@@ -1,7 +1,8 @@
 //! `moltflow members list|invite|role|remove|invitations`.
 
 use clap::Subcommand;
-use serde_json::{Value, json};
+use moltflow_types::{ChangeRoleRequest, InviteRequest};
+use serde_json::Value;
 
 use super::{ClientArgs, confirm};
 use crate::client::failure::CliResult;
@@ -43,7 +44,9 @@ pub async fn run(client: &ClientArgs, command: &MembersCommand) -> CliResult {
             client.emit(&reply, members_table);
         }
         MembersCommand::Invite { email, role } => {
-            let reply = api.post("/tenant/invitations", json!({"email": email, "role": role})).await?;
+            let reply = api
+                .post("/tenant/invitations", &InviteRequest { email: email.clone(), role: Some(role.clone()) })
+                .await?;
             client.emit(&reply, |i| {
                 format!(
                     "Invited {} as {} (invitation {}, expires {}).",
@@ -55,7 +58,9 @@ pub async fn run(client: &ClientArgs, command: &MembersCommand) -> CliResult {
             });
         }
         MembersCommand::Role { user_id, role } => {
-            let reply = api.patch(&format!("/tenant/members/{}", segment(user_id)), json!({"role": role})).await?;
+            let reply = api
+                .patch(&format!("/tenant/members/{}", segment(user_id)), &ChangeRoleRequest { role: role.clone() })
+                .await?;
             client.emit(&reply, |m| format!("{} is now {}.", cell(&m["email"]), cell(&m["role"])));
         }
         MembersCommand::Remove { user_id, yes } => {

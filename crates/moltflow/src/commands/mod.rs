@@ -36,6 +36,24 @@ impl ClientArgs {
     }
 
     /// Prints the reply: its JSON as it came with `--json`, otherwise what `human` makes of it.
+    /// As [`ClientArgs::emit`], the body read as the contract's type `T` for the human text
+    /// (`--json` prints the server's text as it came).
+    pub fn emit_as<T: serde::de::DeserializeOwned>(
+        &self,
+        reply: &Reply,
+        human: impl FnOnce(&T) -> String,
+    ) -> CliResult {
+        if self.json {
+            print_json_text(&reply.text);
+        } else {
+            let text = human(&reply.parse::<T>()?);
+            if !text.is_empty() {
+                println!("{text}");
+            }
+        }
+        Ok(())
+    }
+
     pub fn emit(&self, reply: &Reply, human: impl FnOnce(&Value) -> String) {
         if self.json {
             print_json_text(&reply.text);

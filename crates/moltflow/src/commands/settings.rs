@@ -33,7 +33,7 @@ pub async fn run(client: &ClientArgs, command: &SettingsCommand) -> CliResult {
     let api = client.api().await?;
     let reply = match command {
         SettingsCommand::Get => api.get("/tenant/settings").await?,
-        SettingsCommand::Set(args) => api.patch("/tenant/settings", changes(args)?).await?,
+        SettingsCommand::Set(args) => api.patch("/tenant/settings", &changes(args)?).await?,
     };
     client.emit(&reply, settings_text);
     Ok(())

@@ -3,6 +3,7 @@
 use std::io::Read;
 
 use clap::{Args, Subcommand};
+use moltflow_types::ConsumeRequest;
 use serde_json::{Value, json};
 
 use super::{ClientArgs, query};
@@ -89,14 +90,13 @@ pub async fn run(client: &ClientArgs, command: &UsageCommand) -> CliResult {
             });
         }
         UsageCommand::Consume(args) => {
-            let mut body = json!({"metric": args.metric, "quantity": args.quantity});
-            if let Some(s) = &args.session {
-                body["session_id"] = json!(s);
-            }
-            if let Some(k) = &args.idempotency_key {
-                body["idempotency_key"] = json!(k);
-            }
-            let reply = api.post("/usage/consume", body).await?;
+            let body = ConsumeRequest {
+                metric: args.metric.clone(),
+                quantity: args.quantity.into(),
+                session_id: args.session.clone(),
+                idempotency_key: args.idempotency_key.clone(),
+            };
+            let reply = api.post("/usage/consume", &body).await?;
             client.emit(&reply, |r| {
                 format!(
                     "allowed: {} {}; used {}, {} remaining",
@@ -109,7 +109,7 @@ pub async fn run(client: &ClientArgs, command: &UsageCommand) -> CliResult {
         }
         UsageCommand::Events(args) => {
             let body = events_body(args)?;
-            let reply = api.post("/usage/events", body).await?;
+            let reply = api.post("/usage/events", &body).await?;
             client
                 .emit(&reply, |r| format!("accepted {}, duplicates {}", cell(&r["accepted"]), cell(&r["duplicates"])));
         }
