@@ -70,7 +70,7 @@ impl Config {
         let map = raw.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect();
         Self::from_map(&map).map_err(|mut e| {
             let key = e.variable.strip_prefix("MOLTFLOW_").unwrap_or_default().to_lowercase();
-            if let Some((_, sources::Origin::File(file))) = raw.get(&key) {
+            if let Some((_, sources::ValueSource::File(file))) = raw.get(&key) {
                 e.variable = format!("{file}: {key}");
             }
             e
@@ -154,12 +154,13 @@ mod tests {
 
     #[test]
     fn bad_values_from_the_file_name_the_file_and_key() {
-        use sources::Origin;
-        let file = Origin::File("moltflow.toml".into());
-        let raw = [("bind".to_owned(), ("x".to_owned(), file)), ("log".to_owned(), ("warn".to_owned(), Origin::Env))];
+        use sources::ValueSource;
+        let file = ValueSource::File("moltflow.toml".into());
+        let raw =
+            [("bind".to_owned(), ("x".to_owned(), file)), ("log".to_owned(), ("warn".to_owned(), ValueSource::Env))];
         let e = Config::from_sources(&raw.into_iter().collect()).unwrap_err();
         assert!(e.to_string().starts_with("moltflow.toml: bind: invalid socket address"), "{e}");
-        let raw = [("bind".to_owned(), ("x".to_owned(), Origin::Env))];
+        let raw = [("bind".to_owned(), ("x".to_owned(), ValueSource::Env))];
         let e = Config::from_sources(&raw.into_iter().collect()).unwrap_err();
         assert!(e.to_string().starts_with("MOLTFLOW_BIND: "), "{e}");
     }

@@ -21,7 +21,7 @@ use crate::auth::shared::SharedStore;
 use crate::auth::shared::rates::{SharedIpRates, SharedPrincipalRates};
 use crate::auth::store::Chosen;
 use crate::auth::throttle::{IpLimiter, IpRates, IpThrottle};
-use crate::billing::{PriceIds, Provider, stripe::StripeClient};
+use crate::billing::{PriceIds, ProviderClient, stripe::StripeClient};
 use crate::config::Config;
 use crate::mail::Mailer;
 use crate::services::audit_queue::AuditQueue;
@@ -30,7 +30,7 @@ use crate::telemetry;
 
 /// Per-principal rates, per-IP and per-account throttles (API.md §3, §9): counted in this node's
 /// memory, or with `MOLTFLOW_REDIS_URL` in Redis for every node (per node again while it is down).
-pub struct Limits {
+pub struct RateLimits {
     /// Requests per principal by plan (API.md §9).
     pub principal: PrincipalLimiter,
     pub login_ip: IpThrottle,
@@ -44,8 +44,8 @@ pub struct Limits {
     pub shared: Option<Arc<SharedStore>>,
 }
 
-impl Limits {
-    pub fn new(config: &Config) -> anyhow::Result<Limits> {
+impl RateLimits {
+    pub fn new(config: &Config) -> anyhow::Result<RateLimits> {
         let scale = config.limits.rate_limit_scale;
         let shared = match &config.limits.redis_url {
             Some(url) => Some(Arc::new(
@@ -61,7 +61,7 @@ impl Limits {
                 None => Chosen::PerNode(per_node),
             }
         };
-        Ok(Limits {
+        Ok(RateLimits {
             principal: match &shared {
                 Some(store) => {
                     Chosen::Shared(SharedPrincipalRates::new(store.clone(), &config.limits.rate_limits, scale))
@@ -88,27 +88,27 @@ impl Limits {
     }
 }
 
-/// Billing: the provider, Stripe prices by plan and cycle, and the local provider's portal
-/// sessions (token → tenant, kept in memory for an hour).
-pub struct Billing {
-    pub provider: Provider,
+/// What taking payments needs: the provider's client, Stripe prices by plan and cycle, and the
+/// local provider's portal sessions (token → tenant, kept in memory for an hour).
+pub struct Payments {
+    pub provider: ProviderClient,
     pub prices: PriceIds,
     pub local_portals: crate::services::billing::LocalPortals,
 }
 
-impl Billing {
+impl Payments {
     /// Builds the provider a valid configuration names (`Config` checked the Stripe secret and
     /// prices when it was read).
-    fn new(config: &crate::config::BillingConfig) -> anyhow::Result<Billing> {
+    fn new(config: &crate::config::BillingConfig) -> anyhow::Result<Payments> {
         let provider = match (config.provider, &config.stripe_secret_key) {
-            (moltflow_core::billing::Provider::Stripe, Some(secret)) => Provider::Stripe(StripeClient::new(
+            (moltflow_core::billing::Provider::Stripe, Some(secret)) => ProviderClient::Stripe(StripeClient::new(
                 &config.stripe_api_base,
                 secret.clone(),
                 std::time::Duration::from_millis(config.stripe_timeout_ms),
             )?),
-            _ => Provider::Local,
+            _ => ProviderClient::Local,
         };
-        Ok(Billing {
+        Ok(Payments {
             provider,
             prices: config.prices.clone(),
             local_portals: moka::sync::Cache::builder()
@@ -121,19 +121,19 @@ impl Billing {
 
 pub struct App {
     pub config: Config,
-    pub billing: Billing,
+    pub payments: Payments,
     pub store: Store,
     pub jwt: JwtKeys,
     pub hasher: PasswordHasher,
     pub auth_cache: AuthCache,
     pub last_used: LastUsed,
-    pub limits: Limits,
+    pub rate_limits: RateLimits,
     pub mailer: Mailer,
     pub metrics: PrometheusHandle,
     /// The plan catalogue (built in, or from `MOLTFLOW_PLANS_FILE`) that quotas and billing read.
     pub plans: Arc<PlanCatalogue>,
     /// Group-commit writer of usage events and consumes.
-    pub usage: UsageWriter,
+    pub usage_writer: UsageWriter,
     /// Everyone's clock: every use case, throttle, writer and worker reads this one (tests move it
     /// forward).
     pub clock: Clock,
@@ -150,26 +150,26 @@ impl App {
         let hasher = PasswordHasher::new(&config.auth.hash_params, config.auth.hash_concurrency)?;
         // The recorder first: the shared limits register their gauges as they are built.
         let metrics = telemetry::metrics_handle();
-        let limits = Limits::new(&config)?;
-        if let Some(shared) = &limits.shared {
+        let rate_limits = RateLimits::new(&config)?;
+        if let Some(shared) = &rate_limits.shared {
             // One probe now, so that a Redis that answers shares limits from the first request.
             shared.probe().await;
         }
-        let billing = Billing::new(&config.billing)?;
+        let payments = Payments::new(&config.billing)?;
         let mailer = Mailer::new(&config)?;
         let plans = config.billing.plans.clone();
-        let usage = UsageWriter::spawn(store.clone(), plans.clone());
+        let usage_writer = UsageWriter::spawn(store.clone(), plans.clone());
         Ok(App {
             jwt,
             hasher,
             plans,
-            billing,
-            limits,
+            payments,
+            rate_limits,
             mailer,
             auth_cache: AuthCache::with_refresh_wait(config.auth.state_refresh_wait),
             last_used: LastUsed::default(),
             metrics,
-            usage,
+            usage_writer,
             clock: Clock::default(),
             audit_queue: AuditQueue::default(),
             store,

@@ -37,7 +37,7 @@ impl App {
             hasher: &self.hasher,
             mailer: &self.mailer,
             tokens: self.tokens(),
-            lockout: &self.limits.login_lockout,
+            lockout: &self.rate_limits.login_lockout,
             audit_queue: &self.audit_queue,
         }
     }
@@ -53,7 +53,7 @@ impl App {
             hasher: &self.hasher,
             mailer: &self.mailer,
             tokens: self.tokens(),
-            lockout: &self.limits.login_lockout,
+            lockout: &self.rate_limits.login_lockout,
         }
     }
 
@@ -66,7 +66,7 @@ impl App {
             store: &self.store,
             clock: &self.clock,
             hasher: &self.hasher,
-            lockout: &self.limits.login_lockout,
+            lockout: &self.rate_limits.login_lockout,
             auth_cache: &self.auth_cache,
             billing: self.billing(),
         }
@@ -95,7 +95,7 @@ impl App {
     }
 
     pub fn usage(&self) -> Usage<'_> {
-        Usage { store: &self.store, clock: &self.clock, plans: &self.plans, writer: &self.usage }
+        Usage { store: &self.store, clock: &self.clock, plans: &self.plans, writer: &self.usage_writer }
     }
 
     pub fn billing(&self) -> Billing<'_> {
@@ -103,9 +103,9 @@ impl App {
             store: &self.store,
             clock: &self.clock,
             plans: &self.plans,
-            provider: &self.billing.provider,
-            prices: &self.billing.prices,
-            local_portals: &self.billing.local_portals,
+            provider: &self.payments.provider,
+            prices: &self.payments.prices,
+            local_portals: &self.payments.local_portals,
             public_url: &self.config.server.public_url,
             redirect_origins: &self.config.billing.redirect_origins,
             auth_cache: &self.auth_cache,

@@ -27,7 +27,7 @@ pub fn spawn(state: &Arc<App>) -> Workers {
         handles.push(tokio::spawn(crate::services::audit_queue::run(state.store.clone(), rx, stopped.clone())));
     }
     handles.push(tokio::spawn(metrics_upkeep(state.clone(), stopped.clone())));
-    if let Some(shared) = &state.limits.shared {
+    if let Some(shared) = &state.rate_limits.shared {
         let interval = state.config.limits.redis_probe_interval;
         handles.push(tokio::spawn(crate::auth::shared::probe_loop(shared.clone(), interval, stopped.clone())));
     }
@@ -65,7 +65,7 @@ async fn housekeeping(state: Arc<App>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                state.limits.sweep();
+                state.rate_limits.sweep();
                 if let Err(e) = state.billing().end_due_local_subscriptions().await {
                     tracing::warn!(error = %e, code = e.code(), "ending due local subscriptions failed");
                 }

@@ -34,7 +34,8 @@ impl FromRequestParts<AppState> for Principal {
         };
         // An MCP tool call was charged as the MCP request that carried it.
         let charged = parts.extensions.get::<crate::mcp::endpoint::ViaMcp>().is_some();
-        let decision = if charged { None } else { state.limits.principal.check(id, &principal.plan_id, now).await };
+        let decision =
+            if charged { None } else { state.rate_limits.principal.check(id, &principal.plan_id, now).await };
         match decision {
             None => {}
             Some(Ok(info)) => crate::request_context::record_rate(info),
@@ -137,7 +138,7 @@ async fn throttled(
     known_valid: impl FnOnce() -> bool,
     authentication: impl Future<Output = ApiResult<Principal>>,
 ) -> ApiResult<Principal> {
-    let throttle = &state.limits.failed_auth;
+    let throttle = &state.rate_limits.failed_auth;
     if !throttle.is_enabled() {
         return authentication.await;
     }

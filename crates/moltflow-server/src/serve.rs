@@ -53,7 +53,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(config.clone(), store.clone()).await?;
     let workers = workers::spawn(&state.0);
     let outbox = OutboxWorker::spawn(state.0.clone())?;
-    let redis_up = state.limits.shared.as_ref().map(|s| s.is_up());
+    let redis_up = state.rate_limits.shared.as_ref().map(|s| s.is_up());
     Summary::new(&config, listener.local_addr()?, applied, redis_up).announce(&config.telemetry.log_format);
     http_server::serve(listener, app(state), Deadlines::of(&config), shutdown_signal()).await?;
     tracing::info!("drained; flushing background work");

@@ -70,7 +70,7 @@ pub async fn list_api_keys(c: &mut impl AsDbConn, tenant_id: &str, created_by: O
 
 /// Which keys a page lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum KeyStateFilter {
+pub enum KeyFilter {
     #[default]
     All,
     /// Neither revoked nor expired at `now`.
@@ -79,12 +79,12 @@ pub enum KeyStateFilter {
     Inactive,
 }
 
-impl KeyStateFilter {
+impl KeyFilter {
     fn as_str(self) -> &'static str {
         match self {
-            KeyStateFilter::All => "all",
-            KeyStateFilter::Active => "active",
-            KeyStateFilter::Inactive => "inactive",
+            KeyFilter::All => "all",
+            KeyFilter::Active => "active",
+            KeyFilter::Inactive => "inactive",
         }
     }
 }
@@ -99,7 +99,7 @@ pub struct KeyPageQuery<'a> {
     /// A lower-case `LIKE` pattern (escaped with a backslash) matched against the lower-cased name
     /// and prefix.
     pub pattern: Option<&'a str>,
-    pub state: KeyStateFilter,
+    pub state: KeyFilter,
     /// The time the state filter is judged at.
     pub now: i64,
     pub limit: i64,

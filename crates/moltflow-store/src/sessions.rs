@@ -62,14 +62,6 @@ pub async fn revoke_user_sessions(c: &mut impl AsDbConn, user_id: &str, at: i64)
         .bind(user_id).bind(at).fetch_all(c).await)
 }
 
-/// Sessions revoked at or after `since` (ms): what other nodes must forget.
-#[instrument(skip_all)]
-pub async fn sessions_revoked_since(c: &mut impl AsDbConn, since: i64) -> Result<Vec<(String, i64)>> {
-    on_conn!(c, c => sqlx::query_as::<_, (String, i64)>(
-        "SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1")
-        .bind(since).fetch_all(c).await)
-}
-
 #[instrument(skip_all)]
 pub async fn insert_refresh_token(c: &mut impl AsDbConn, t: &RefreshTokenRow) -> Result<()> {
     on_conn!(c, c => sqlx::query(

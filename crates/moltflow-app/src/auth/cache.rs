@@ -197,7 +197,9 @@ impl AuthCache {
 
 async fn load_member(c: &mut impl AsDbConn, user_id: &str) -> Result<Option<Member>, StoreError> {
     let Some(user) = find_user(c, user_id).await? else { return Ok(None) };
-    let plan_id = find_tenant(c, &user.tenant_id).await?.map_or_else(|| "free".into(), |t| t.plan_id.into());
+    let plan_id = find_tenant(c, &user.tenant_id)
+        .await?
+        .map_or_else(|| moltflow_core::plan::DEFAULT_PLAN.into(), |t| t.plan_id.into());
     Ok(Some(Member { user: Arc::new(user), plan_id }))
 }
 

@@ -15,17 +15,17 @@ use moltflow_core::billing::BillingCycle;
 /// Stripe price ids by `(plan_id, billing_cycle)`.
 pub type PriceIds = HashMap<(String, BillingCycle), String>;
 
-pub enum Provider {
+pub enum ProviderClient {
     Local,
     Stripe(stripe::StripeClient),
 }
 
-impl Provider {
+impl ProviderClient {
     /// Which provider this is, as stored with the customers, checkouts and subscriptions it holds.
     pub fn kind(&self) -> moltflow_core::billing::Provider {
         match self {
-            Provider::Local => moltflow_core::billing::Provider::Local,
-            Provider::Stripe(_) => moltflow_core::billing::Provider::Stripe,
+            ProviderClient::Local => moltflow_core::billing::Provider::Local,
+            ProviderClient::Stripe(_) => moltflow_core::billing::Provider::Stripe,
         }
     }
 }

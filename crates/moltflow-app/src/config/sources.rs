@@ -11,13 +11,13 @@ use super::settings::{closest, is_foreign, is_known};
 
 /// Where one value was read.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Origin {
+pub enum ValueSource {
     Env,
     File(String),
 }
 
-/// `key → (text, origin)`; keys in lower case without the `MOLTFLOW_` prefix.
-pub type RawSettings = BTreeMap<String, (String, Origin)>;
+/// `key → (text, where it was read)`; keys in lower case without the `MOLTFLOW_` prefix.
+pub type RawSettings = BTreeMap<String, (String, ValueSource)>;
 
 fn suggestion(key: &str, spell: impl Fn(&str) -> String) -> String {
     closest(key).map(|k| format!(" (did you mean {}?)", spell(k))).unwrap_or_default()
@@ -45,7 +45,7 @@ pub fn read_file(path: &Path) -> Result<RawSettings, ConfigError> {
             variable: format!("{name}: {key}"),
             message: "must be a string, a number, a boolean or a list of those".to_owned(),
         })?;
-        out.insert(lower, (text, Origin::File(name.clone())));
+        out.insert(lower, (text, ValueSource::File(name.clone())));
     }
     Ok(out)
 }
@@ -73,7 +73,7 @@ pub fn read_env(
         let value = value
             .into_string()
             .map_err(|_| ConfigError { variable: name.to_owned(), message: "is not valid UTF-8".to_owned() })?;
-        out.insert(key, (value, Origin::Env));
+        out.insert(key, (value, ValueSource::Env));
     }
     Ok((out, warnings))
 }
@@ -124,7 +124,7 @@ mod tests {
         )
         .unwrap();
         let values = read_file(&path).unwrap();
-        let file = Origin::File(path.display().to_string());
+        let file = ValueSource::File(path.display().to_string());
         assert_eq!(values["bind"], ("0.0.0.0:1".to_owned(), file.clone()));
         assert_eq!(values["rate_limit_scale"].0, "0");
         assert_eq!(values["trusted_proxies"].0, "10.0.0.0/8,::1");

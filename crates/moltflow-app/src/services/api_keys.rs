@@ -58,14 +58,14 @@ fn key_not_found() -> Failure {
 }
 
 /// Which keys a page of the list holds (the dashboard's filter).
-pub use moltflow_store::api_keys::KeyStateFilter as KeyState;
+pub use moltflow_store::api_keys::KeyFilter;
 
 /// A page of keys asked for: at most `limit` (the caller bounds it), after the page that ended
 /// at `cursor`, whose name or prefix contains `search` (ignoring case), in `state`.
 #[derive(Clone, Debug, Default)]
 pub struct KeyPageRequest<'a> {
     pub search: Option<&'a str>,
-    pub state: KeyState,
+    pub state: KeyFilter,
     pub cursor: Option<&'a str>,
     pub limit: i64,
 }

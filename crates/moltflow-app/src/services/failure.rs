@@ -113,7 +113,9 @@ impl Failure {
             | Failure::Unknown(r) => r.code,
             Failure::Upstream(r) => r.code,
             Failure::Limited { refusal, .. } | Failure::Unavailable { refusal, .. } => refusal.code,
-            Failure::Store(_) => "database_unavailable",
+            // As the ways in answer it: an outage is retried, anything else is our fault.
+            Failure::Store(e) if store_unavailable(e) => "database_unavailable",
+            Failure::Store(_) => "internal_error",
             Failure::Unexpected(_) => "internal_error",
         }
     }

@@ -109,7 +109,7 @@ pub async fn sign_in_page(MaybeViewer(viewer): MaybeViewer, pre: PreSession, q: 
 pub async fn sign_in(state: AppState, Client(meta): Client, Public { form, pre }: Public<SignInForm>) -> PageResult {
     let request = LoginRequest { email: form.email.clone(), password: form.password.clone() };
     let attempt = match throttle(
-        &state.limits.login_ip,
+        &state.rate_limits.login_ip,
         &meta,
         "Too many login attempts from this address",
         state.clock.now_ms(),
@@ -175,13 +175,17 @@ pub async fn register(state: AppState, Client(meta): Client, Public { form, pre 
         full_name: form.full_name.clone(),
         tenant_name,
     };
-    let attempt =
-        match throttle(&state.limits.register_ip, &meta, "Too many sign-ups from this address", state.clock.now_ms())
-            .await
-        {
-            Ok(()) => state.auth().register(request, &meta).await.map_err(ApiError::from),
-            Err(refused) => Err(refused),
-        };
+    let attempt = match throttle(
+        &state.rate_limits.register_ip,
+        &meta,
+        "Too many sign-ups from this address",
+        state.clock.now_ms(),
+    )
+    .await
+    {
+        Ok(()) => state.auth().register(request, &meta).await.map_err(ApiError::from),
+        Err(refused) => Err(refused),
+    };
     match attempt {
         Ok(pair) => {
             let cookie = session::start(&state, &pair).await?;

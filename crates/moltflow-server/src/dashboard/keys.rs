@@ -26,7 +26,7 @@ use crate::dashboard::kit::{self, when, when_or};
 use crate::dashboard::session::{Client, Viewer};
 use crate::extract::QueryParams;
 use crate::state::AppState;
-use moltflow_app::services::api_keys::{KeyPage, KeyPageRequest, KeyState};
+use moltflow_app::services::api_keys::{KeyFilter, KeyPage, KeyPageRequest};
 use moltflow_app::services::failure::Failure;
 use moltflow_app::services::principal::guards::*;
 
@@ -227,7 +227,7 @@ pub const PAGE_SIZE: i64 = 50;
 struct Listing {
     search: String,
     /// Any other value of `state` lists every key, as the `<select>`'s first option does.
-    state: KeyState,
+    state: KeyFilter,
     cursor: String,
 }
 
@@ -235,9 +235,9 @@ impl Listing {
     fn from_query(q: &QueryParams) -> Listing {
         let get = |name: &str| q.get(name).map(str::to_owned).unwrap_or_default();
         let state = match q.get("state") {
-            Some("active") => KeyState::Active,
-            Some("inactive") => KeyState::Inactive,
-            _ => KeyState::All,
+            Some("active") => KeyFilter::Active,
+            Some("inactive") => KeyFilter::Inactive,
+            _ => KeyFilter::All,
         };
         Listing { search: get("search"), state, cursor: get("cursor") }
     }
@@ -245,14 +245,14 @@ impl Listing {
     /// The state as the filter's `<select>` names it ("" for every state).
     fn state_value(&self) -> &'static str {
         match self.state {
-            KeyState::All => "",
-            KeyState::Active => "active",
-            KeyState::Inactive => "inactive",
+            KeyFilter::All => "",
+            KeyFilter::Active => "active",
+            KeyFilter::Inactive => "inactive",
         }
     }
 
     fn is_filtered(&self) -> bool {
-        !self.search.trim().is_empty() || self.state != KeyState::All
+        !self.search.trim().is_empty() || self.state != KeyFilter::All
     }
 
     /// `/keys?search=…&state=…` with the filter kept, then `cursor` when given.
@@ -261,7 +261,7 @@ impl Listing {
         if !self.search.trim().is_empty() {
             parts.push(format!("search={}", encode(self.search.trim())));
         }
-        if self.state != KeyState::All {
+        if self.state != KeyFilter::All {
             parts.push(format!("state={}", self.state_value()));
         }
         if let Some(c) = cursor {

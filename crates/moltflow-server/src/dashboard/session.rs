@@ -135,7 +135,7 @@ pub async fn load(headers: &HeaderMap, state: &AppState) -> PageResult<Option<Vi
     // A page view counts against the same per-principal rate as an API call, keyed by the same
     // user id: one budget per person whichever way in, so the dashboard is no unlimited back door
     // to the use cases (and the database) behind the API's limits. Checked before the write below.
-    match state.limits.principal.check(&member.user.id, &member.plan_id, now).await {
+    match state.rate_limits.principal.check(&member.user.id, &member.plan_id, now).await {
         None => {}
         Some(Ok(info)) => crate::request_context::record_rate(info),
         Some(Err((info, wait))) => {

@@ -39,7 +39,8 @@ async fn register(
     meta: Origin,
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenPair>)> {
-    throttle(&state.limits.register_ip, &meta, "Too many sign-ups from this address", state.clock.now_ms()).await?;
+    throttle(&state.rate_limits.register_ip, &meta, "Too many sign-ups from this address", state.clock.now_ms())
+        .await?;
     let pair = state.auth().register(req, &meta).await?;
     Ok((StatusCode::CREATED, Json(pair)))
 }
@@ -52,7 +53,8 @@ async fn register(
     (status = 429, description = "Five passwords of this account checked in 15 minutes (`login_locked`), or too many attempts from this network (`rate_limited`)", body = ErrorBody),
 ))]
 async fn login(state: AppState, meta: Origin, JsonBody(req): JsonBody<LoginRequest>) -> ApiResult<Json<TokenPair>> {
-    throttle(&state.limits.login_ip, &meta, "Too many login attempts from this address", state.clock.now_ms()).await?;
+    throttle(&state.rate_limits.login_ip, &meta, "Too many login attempts from this address", state.clock.now_ms())
+        .await?;
     Ok(Json(state.auth().login(req, &meta).await?))
 }
 

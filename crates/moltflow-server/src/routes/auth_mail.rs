@@ -159,9 +159,11 @@ async fn set_password(
 /// whether or not the address has an account.
 pub async fn request_mail_link(state: &AppState, origin: &Origin, email: &str, request: LinkRequest) -> ApiResult<()> {
     let (limiter, detail) = match request {
-        LinkRequest::MagicLink => (&state.limits.magic_link_ip, "Too many sign-in link requests from this address"),
+        LinkRequest::MagicLink => {
+            (&state.rate_limits.magic_link_ip, "Too many sign-in link requests from this address")
+        }
         LinkRequest::PasswordReset => {
-            (&state.limits.forgot_password_ip, "Too many password reset requests from this address")
+            (&state.rate_limits.forgot_password_ip, "Too many password reset requests from this address")
         }
     };
     throttle(limiter, origin, detail, state.clock.now_ms()).await?;

@@ -110,14 +110,16 @@ async fn signup_checkout(
     state: AppState,
     meta: Origin,
     JsonBody(req): JsonBody<SignupCheckoutRequest>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, Json<SignupAnswer>)> {
     // Sign-ups share register's per-address budget: a flood of new tenants is throttled here,
     // at the edge, before any work.
-    throttle(&state.limits.register_ip, &meta, "Too many sign-ups from this address", state.clock.now_ms()).await?;
-    Ok(match state.signup().signup_checkout(req, &meta).await? {
-        SignupOutcome::Tokens(pair) => (StatusCode::CREATED, Json(pair)).into_response(),
-        SignupOutcome::Checkout(c) => (StatusCode::CREATED, Json(c)).into_response(),
-    })
+    throttle(&state.rate_limits.register_ip, &meta, "Too many sign-ups from this address", state.clock.now_ms())
+        .await?;
+    let answer = match state.signup().signup_checkout(req, &meta).await? {
+        SignupOutcome::Tokens(pair) => SignupAnswer::Tokens(pair),
+        SignupOutcome::Checkout(c) => SignupAnswer::Checkout(c),
+    };
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// Stripe events, verified by `Stripe-Signature`; each event id is applied once. Live only when
@@ -248,7 +250,6 @@ async fn local_portal_cancel(
 /// What a sign-up with a plan answers: a checkout (paid plan) or a token pair (free plan).
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)] // describes the answer; the handler returns either body directly
 enum SignupAnswer {
     Checkout(SignupCheckoutResponse),
     Tokens(TokenPair),

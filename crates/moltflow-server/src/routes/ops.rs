@@ -42,7 +42,7 @@ async fn readyz(state: AppState) -> Result<Json<HealthStatus>, ApiError> {
 /// Prometheus metrics: request counts and latency histograms by route and status.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(state: AppState) -> Response {
-    if let Some(shared) = &state.limits.shared {
+    if let Some(shared) = &state.rate_limits.shared {
         // As this node sees Redis now (also set on every change; refreshed here for the scrape).
         metrics::gauge!("moltflow_redis_up").set(if shared.is_up() { 1.0 } else { 0.0 });
     }

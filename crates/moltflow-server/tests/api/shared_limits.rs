@@ -219,7 +219,7 @@ async fn behind_a_proxy(redis: &SharedRedis) -> (TcpProxy, SharedRedis) {
 /// Polls (no fixed sleep) until both nodes see Redis as `up`.
 async fn wait_for_redis(nodes: &[&TestApp], up: bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while nodes.iter().any(|n| n.state.limits.shared.as_ref().expect("shared limits").is_up() != up) {
+    while nodes.iter().any(|n| n.state.rate_limits.shared.as_ref().expect("shared limits").is_up() != up) {
         assert!(std::time::Instant::now() < deadline, "Redis never seen {}", if up { "up" } else { "down" });
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

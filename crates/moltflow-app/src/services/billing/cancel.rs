@@ -8,7 +8,7 @@ use moltflow_types::SubscriptionView;
 use serde_json::json;
 
 use super::Billing;
-use crate::billing::Provider;
+use crate::billing::ProviderClient;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Outcome};
 use crate::services::origin::Origin;
@@ -40,7 +40,7 @@ impl Billing<'_> {
         };
         if !sub.cancel_at_period_end {
             let period_end = match (self.provider, sub.provider) {
-                (Provider::Stripe(stripe), ProviderKind::Stripe) => {
+                (ProviderClient::Stripe(stripe), ProviderKind::Stripe) => {
                     stripe.cancel_at_period_end(&sub.subscription_id).await?
                 }
                 _ => None,

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::Billing;
 use crate::billing::stripe::CheckoutParams;
-use crate::billing::{Provider, ProviderError};
+use crate::billing::{ProviderClient, ProviderError};
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Issues, Outcome, Refusal};
 use crate::services::origin::Origin;
@@ -115,12 +115,12 @@ impl<'a> Billing<'a> {
             completed_at: None,
         };
         match self.provider {
-            Provider::Local => {
+            ProviderClient::Local => {
                 let id = format!("cs_local_{}", new_token());
                 let url = format!("{}/api/v2/billing/local/checkout/{id}", self.public_url);
                 Ok(Opened { row: row(id, url, ProviderKind::Local), customer: None })
             }
-            Provider::Stripe(stripe) => {
+            ProviderClient::Stripe(stripe) => {
                 let existing = {
                     let unavailable = |e: moltflow_store::StoreError| ProviderError::Unavailable(e.to_string());
                     let mut conn = self.store.conn().await.map_err(unavailable)?;

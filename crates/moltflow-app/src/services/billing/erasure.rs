@@ -8,7 +8,7 @@ use moltflow_store::AsDbConn;
 use moltflow_store::billing::{SubscriptionRow, find_subscription};
 
 use super::Billing;
-use crate::billing::{Provider, ProviderError};
+use crate::billing::{ProviderClient, ProviderError};
 use crate::services::failure::Outcome;
 
 /// The tenant's subscription that the provider may still charge for (any status but
@@ -35,7 +35,7 @@ impl Billing<'_> {
             tracing::warn!(tenant_id, "live subscription without a provider id; nothing to cancel");
             return Ok(());
         }
-        let Provider::Stripe(stripe) = self.provider else {
+        let ProviderClient::Stripe(stripe) = self.provider else {
             // Stripe holds it but this node cannot reach Stripe: refuse rather than leave it charging.
             return Err(ProviderError::Unavailable(format!(
                 "subscription {} is held by {} but MOLTFLOW_BILLING_PROVIDER is not that provider",

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::Billing;
 use crate::auth::revocation::Invalidation;
-use crate::billing::Provider;
+use crate::billing::ProviderClient;
 use crate::billing::events::BillingEvent;
 use crate::services::audit::{self, Actor, Entry};
 use crate::services::failure::{Failure, Outcome as UseCaseOutcome};
@@ -198,7 +198,7 @@ impl Billing<'_> {
     async fn after_commit(&self, change: Change) {
         Invalidation::default().tenant(&change.tenant_id).apply(self.auth_cache).await;
         if let Some(old) = change.replaced.filter(|c| c.status != Status::Canceled)
-            && let (Provider::Stripe(stripe), ProviderKind::Stripe) = (self.provider, old.provider)
+            && let (ProviderClient::Stripe(stripe), ProviderKind::Stripe) = (self.provider, old.provider)
             && let Err(e) = stripe.cancel_now(&old.subscription_id).await
         {
             tracing::error!(error = %e, subscription = %old.subscription_id, "could not cancel a replaced subscription");

@@ -24,7 +24,7 @@ pub use local::LocalCheckout;
 pub use plans::{limits_view, plan_view};
 
 use crate::auth::cache::AuthCache;
-use crate::billing::{PriceIds, Provider, ProviderError};
+use crate::billing::{PriceIds, ProviderClient, ProviderError};
 use crate::services::failure::Failure;
 use crate::services::usage::Usage;
 
@@ -37,7 +37,7 @@ pub struct Billing<'a> {
     pub clock: &'a Clock,
     pub plans: &'a PlanCatalogue,
     /// The configured provider (`local`, or Stripe's client) and Stripe's price ids.
-    pub provider: &'a Provider,
+    pub provider: &'a ProviderClient,
     pub prices: &'a PriceIds,
     pub local_portals: &'a LocalPortals,
     /// This service's public URL: default redirect targets and the local provider's pages.

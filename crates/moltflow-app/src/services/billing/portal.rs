@@ -6,7 +6,7 @@ use moltflow_store::billing::find_customer;
 use moltflow_types::{PortalResponse, SubscriptionView};
 
 use super::Billing;
-use crate::billing::Provider;
+use crate::billing::ProviderClient;
 use crate::services::failure::{Failure, Issues, Outcome};
 use crate::services::principal::Authorized;
 use crate::services::principal::guards::BillingManage;
@@ -29,12 +29,12 @@ impl Billing<'_> {
             ));
         };
         let portal_url = match self.provider {
-            Provider::Local => {
+            ProviderClient::Local => {
                 let token = new_token();
                 self.local_portals.insert(token.clone(), tenant_id.to_owned());
                 format!("{}/api/v2/billing/local/portal/{token}", self.public_url)
             }
-            Provider::Stripe(stripe) => {
+            ProviderClient::Stripe(stripe) => {
                 let key = format!("portal-{}", uuid::Uuid::new_v4());
                 stripe.create_portal_session(&customer, &return_url, &key).await?
             }
