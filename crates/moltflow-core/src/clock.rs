@@ -3,10 +3,18 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch, now, on the system clock. Private: every decision of the
+/// service reads its [`Clock`] (which tests move); the few that must follow another party's real
+/// time call [`real_time_ms`] and say why.
+fn now_ms() -> i64 {
     // SystemTime directly: this runs several times per authenticated request.
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Real time, for what another party's clock decides (a Stripe signature's 5-minute tolerance,
+/// a timestamp that only records when something was made): not moved by [`Clock::advance`].
+pub fn real_time_ms() -> i64 {
+    now_ms()
 }
 
 /// `2026-01-15T10:00:00Z` (or with milliseconds when they are not zero).
@@ -16,8 +24,8 @@ pub fn rfc3339(ms: i64) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
-/// The time the throttles read: the system clock, which tests move forward with [`Clock::advance`]
-/// instead of sleeping.
+/// The service's time, which every use case, throttle, writer and worker reads: the system clock,
+/// which tests move forward with [`Clock::advance`] instead of sleeping.
 #[derive(Debug, Default)]
 pub struct Clock {
     offset_ms: std::sync::atomic::AtomicI64,

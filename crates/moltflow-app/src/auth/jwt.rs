@@ -5,7 +5,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use moltflow_core::clock::now_ms;
+use moltflow_core::clock::real_time_ms;
 use moltflow_core::ids::new_id;
 use moltflow_core::secret::{random_bytes, sha256_hex};
 use moltflow_store::{Store, signing_keys};
@@ -85,7 +85,8 @@ impl JwtKeys {
         let mut conn = store.conn().await?;
         if signing_keys::find_signing_key(&mut conn).await?.is_none() {
             let seed = random_bytes::<32>();
-            signing_keys::insert_signing_key(&mut conn, &new_id(), &STANDARD.encode(seed), now_ms()).await?;
+            // Only records when the key was made, before any clock is injected.
+            signing_keys::insert_signing_key(&mut conn, &new_id(), &STANDARD.encode(seed), real_time_ms()).await?;
         }
         let (_, stored) = signing_keys::find_signing_key(&mut conn)
             .await?

@@ -2,7 +2,6 @@
 //! transaction ([`Mailer::enqueue`]); the [`worker`] delivers it over SMTP, or as an `.eml` file
 //! when no SMTP server is configured, with retries and exponential backoff.
 
-use moltflow_core::clock::now_ms;
 use moltflow_core::ids::new_id;
 use moltflow_store::AsDbConn;
 use moltflow_store::mail::{OutboxRow, insert_mail};
@@ -101,8 +100,8 @@ impl Mailer {
 
     /// Renders a mail and queues it in the caller's transaction. `to` must be a validated address
     /// (`moltflow_core::Email`): it becomes the `To` header. The row is stamped `queued_at`, the
-    /// use case's clock reading, because the per-address caps count rows on that clock; it is due
-    /// at once on the worker's (system) clock.
+    /// use case's reading of the service clock, which the per-address caps count on and the
+    /// worker reads too; it is due at once.
     pub async fn enqueue(
         &self,
         c: &mut impl AsDbConn,
@@ -112,7 +111,6 @@ impl Mailer {
         queued_at: i64,
     ) -> moltflow_store::Result<()> {
         let mail = self.templates.render(kind, vars);
-        let now = now_ms();
         insert_mail(
             c,
             &OutboxRow {
@@ -123,7 +121,7 @@ impl Mailer {
                 text_body: mail.text,
                 html_body: mail.html,
                 created_at: queued_at,
-                next_attempt_at: now,
+                next_attempt_at: queued_at,
                 attempts: 0,
                 last_error: None,
                 sent_at: None,

@@ -175,8 +175,7 @@ pub async fn load(headers: &HeaderMap, state: &AppState) -> PageResult<Option<Vi
 async fn expire(state: &AppState, row: &WebSessionRow) -> PageResult<()> {
     let mut tx = state.store.begin().await?;
     delete_web_session(&mut tx, &row.token_hash).await?;
-    let revoked =
-        moltflow_store::sessions::revoke_session(&mut tx, &row.session_id, moltflow_core::clock::now_ms()).await?;
+    let revoked = moltflow_store::sessions::revoke_session(&mut tx, &row.session_id, state.clock.now_ms()).await?;
     tx.commit().await?;
     if revoked {
         state.auth_cache.forget_sessions(std::slice::from_ref(&row.session_id)).await;

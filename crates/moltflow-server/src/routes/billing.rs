@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use moltflow_core::clock::now_ms;
+use moltflow_core::clock::real_time_ms;
 use moltflow_types::{
     CheckoutRequest, CheckoutResponse, ErrorBody, PlanView, PortalRequest, PortalResponse, SignupCheckoutRequest,
     SignupCheckoutResponse, SubscriptionView, TokenPair, ValidationErrorBody, WebhookAck,
@@ -134,7 +134,8 @@ async fn stripe_webhook(state: AppState, headers: HeaderMap, RawBody(body): RawB
         return Err(ApiError::missing("Webhook endpoint (no MOLTFLOW_STRIPE_WEBHOOK_SECRET configured)"));
     };
     let header = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
-    signature::verify(header, &body, secret.expose_secret(), now_ms() / 1000)
+    // Stripe signed with its clock: the tolerance is judged in real time, not the service's.
+    signature::verify(header, &body, secret.expose_secret(), real_time_ms() / 1000)
         .map_err(|e| ApiError::bad_request("invalid_signature", format!("Webhook signature rejected: {e}")))?;
     let event = events::parse_stripe(&body)
         .map_err(|e| ApiError::bad_request("invalid_event", format!("Not a Stripe event: {e}")))?;

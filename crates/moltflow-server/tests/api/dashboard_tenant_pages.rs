@@ -369,7 +369,7 @@ async fn the_usage_csv_holds_exactly_the_table_shown() {
     let web = Web::signed_in(&app, "owner@example.com").await;
     let page = web.get("/usage").await;
     assert_eq!(page.status, 200, "{}", page.html);
-    let month = moltflow_core::period::Month::of_ms(moltflow_core::clock::now_ms()).to_string();
+    let month = moltflow_core::period::Month::of_ms(app.state.clock.now_ms()).to_string();
     let shown = table_cells(&page.html, &format!("Usage per day and WhatsApp session, {month}"));
     assert_eq!(
         shown[0],

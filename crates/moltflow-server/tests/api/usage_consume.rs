@@ -1,7 +1,7 @@
 //! `POST /usage/consume`: atomic check-and-count against the plan, idempotency, concurrency.
 
 use futures::future::join_all;
-use moltflow_core::clock::now_ms;
+
 use moltflow_core::clock::rfc3339;
 use moltflow_core::period::Month;
 use serde_json::json;
@@ -20,7 +20,7 @@ async fn consume_counts_until_the_plan_limit_then_answers_429_with_the_numbers()
     );
     let over = app.post("/usage/consume", json!({"metric": "messages", "quantity": 21}), Some(&t)).await;
     over.assert(429, "quota_exceeded");
-    let resets_at = rfc3339(Month::of_ms(now_ms()).end_ms());
+    let resets_at = rfc3339(Month::of_ms(app.state.clock.now_ms()).end_ms());
     assert_eq!(
         (&over.body["limit"], &over.body["used"], &over.body["resets_at"]),
         (&json!(50), &json!(30), &json!(resets_at))
@@ -218,4 +218,23 @@ async fn idempotency_keys_are_forgotten_after_35_days() {
     app.state.usage().sweep_idempotency_keys().await.unwrap();
     assert_eq!(app.count("SELECT COUNT(*) FROM usage_consumptions").await, 0);
     assert_eq!(app.post("/usage/consume", body, Some(&t)).await.body["used"], 2);
+}
+
+#[tokio::test]
+async fn a_consume_counts_in_the_month_of_the_service_clock() {
+    let app = TestApp::spawn().await;
+    let (t, _) = owner(&app, "ana@example.com").await;
+    // A key, not the 30-minute access token: the clock moves a month.
+    let key = app.create_key(&t, &["usage:write", "usage:read"]).await["raw_key"].as_str().unwrap().to_owned();
+    let t = key;
+    let r = app.post("/usage/consume", json!({"metric": "messages", "quantity": 50}), Some(&t)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Next month on the service's clock: a fresh quota, counted there and reported there.
+    let next = Month::of_ms(app.state.clock.now_ms()).next();
+    app.advance(std::time::Duration::from_millis((next.start_ms() - app.state.clock.now_ms() + 60_000) as u64));
+    let r = app.post("/usage/consume", json!({"metric": "messages", "quantity": 7}), Some(&t)).await;
+    assert_eq!((r.status, &r.body["used"], &r.body["remaining"]), (200, &json!(7), &json!(43)), "{}", r.body);
+    let current = app.get("/usage/current", Some(&t)).await.body;
+    assert_eq!(current["metrics"]["messages"]["used"], 7, "{current}");
+    assert_eq!(current["period_start"], rfc3339(next.start_ms()));
 }

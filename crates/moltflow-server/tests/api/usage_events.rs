@@ -1,6 +1,6 @@
 //! `POST /usage/events`: batches counted once per event id, and bad batches refused whole.
 
-use moltflow_core::clock::{DAY_MS, MINUTE_MS, now_ms, rfc3339};
+use moltflow_core::clock::{DAY_MS, MINUTE_MS, rfc3339};
 use moltflow_core::period::Month;
 use serde_json::{Value, json};
 
@@ -21,7 +21,7 @@ async fn events_count_once_per_id_and_replays_are_duplicates() {
     let app = TestApp::spawn().await;
     let (t, _) = owner(&app, "ana@example.com").await;
     // A minute ago, unless that was last month (the first minute of a month): this month's count.
-    let now = now_ms();
+    let now = app.state.clock.now_ms();
     let earlier = if Month::of_ms(now - MINUTE_MS) == Month::of_ms(now) { now - MINUTE_MS } else { now };
     let batch = json!({"events": [
         {"id": "e1", "metric": "messages", "quantity": 3, "session_id": "wa-1"},
@@ -69,11 +69,11 @@ async fn bad_events_are_refused_whole_and_nothing_is_counted() {
         (event(&long, "messages", json!(1)), "id"),
         (event("fine", "messages", json!(1)), "id"),
         (
-            json!({"id": "a", "metric": "messages", "quantity": 1, "timestamp": rfc3339(now_ms() - 36 * DAY_MS)}),
+            json!({"id": "a", "metric": "messages", "quantity": 1, "timestamp": rfc3339(app.state.clock.now_ms() - 36 * DAY_MS)}),
             "timestamp",
         ),
         (
-            json!({"id": "a", "metric": "messages", "quantity": 1, "timestamp": rfc3339(now_ms() + 10 * MINUTE_MS)}),
+            json!({"id": "a", "metric": "messages", "quantity": 1, "timestamp": rfc3339(app.state.clock.now_ms() + 10 * MINUTE_MS)}),
             "timestamp",
         ),
         (json!({"id": "a", "metric": "messages", "quantity": 1, "timestamp": "yesterday"}), "timestamp"),

@@ -1,6 +1,6 @@
 //! `/usage/current`, `/usage/history`, `/usage/daily` and `PUT /usage/gauges`.
 
-use moltflow_core::clock::{DAY_MS, now_ms, rfc3339};
+use moltflow_core::clock::{DAY_MS, rfc3339};
 use moltflow_core::period::{Day, Month};
 use moltflow_store::usage::{MonthlyKey, add_monthly};
 use serde_json::json;
@@ -13,7 +13,7 @@ async fn current_reports_counters_and_gauges_against_the_plan() {
     let (t, tenant) = owner(&app, "ana@example.com").await;
     let fresh = app.get("/usage/current", Some(&t)).await;
     assert_eq!(fresh.status, 200);
-    let month = Month::of_ms(now_ms());
+    let month = Month::of_ms(app.state.clock.now_ms());
     assert_eq!(fresh.body["period_start"], rfc3339(month.start_ms()));
     assert_eq!(fresh.body["period_end"], rfc3339(month.end_ms()));
     assert_eq!(fresh.body["plan_id"], "free");
@@ -73,7 +73,7 @@ async fn bad_gauges_are_refused_and_change_nothing() {
 async fn history_lists_months_newest_first_zero_filled() {
     let app = TestApp::spawn().await;
     let (t, tenant) = owner(&app, "ana@example.com").await;
-    let this = Month::of_ms(now_ms());
+    let this = Month::of_ms(app.state.clock.now_ms());
     let two_ago = this.prev().prev();
     let twelve_ago = (0..12).fold(this, |m, _| m.prev());
     let key = |tenant: &str, month: Month, metric| MonthlyKey {
@@ -113,7 +113,7 @@ async fn daily_fills_every_day_up_to_today_with_sessions_of_this_tenant_only() {
     let app = TestApp::spawn().await;
     let (a, _) = owner(&app, "a@example.com").await;
     let (b, _) = owner(&app, "b@example.com").await;
-    let now = now_ms();
+    let now = app.state.clock.now_ms();
     let today = Day::of_ms(now);
     let events = json!({"events": [
         {"id": "1", "metric": "messages", "quantity": 3, "session_id": "wa-sales"},
@@ -163,7 +163,7 @@ async fn daily_fills_every_day_up_to_today_with_sessions_of_this_tenant_only() {
 async fn daily_refuses_malformed_and_out_of_range_months() {
     let app = TestApp::spawn().await;
     let (t, _) = owner(&app, "ana@example.com").await;
-    let next = Month::of_ms(now_ms()).next();
+    let next = Month::of_ms(app.state.clock.now_ms()).next();
     for bad in ["2026-13", "2026-1", "26-01", "1999-12", "abcd", "", &next.to_string(), "2026-01-01"] {
         let r = app.get(&format!("/usage/daily?month={bad}"), Some(&t)).await;
         r.assert(422, "validation_error");
@@ -179,7 +179,7 @@ async fn daily_shows_late_events_and_grants_after_the_month_was_read() {
     let app = TestApp::spawn().await;
     let (t, tenant) = owner(&app, "ana@example.com").await;
     set_plan(&app, &tenant, "business").await;
-    let now = now_ms();
+    let now = app.state.clock.now_ms();
     let prev = Month::of_ms(now).prev();
     // Noon of the last day of last month: at most 31.5 days old, so still accepted.
     let late_at = prev.end_ms() - 12 * 3_600_000;
@@ -208,7 +208,7 @@ async fn daily_shows_late_events_and_grants_after_the_month_was_read() {
     assert_eq!(day_of(&app.get(&format!("/usage/daily?month={prev}"), Some(&t)).await.body, &late_day)["messages"], 4);
 
     // A grant shows up in the current month's report read before it.
-    let today = Day::of_ms(now_ms()).to_string();
+    let today = Day::of_ms(app.state.clock.now_ms()).to_string();
     let r = app
         .post("/usage/consume", json!({"metric": "ai_replies", "quantity": 2, "session_id": "wa-2"}), Some(&t))
         .await;

@@ -52,9 +52,13 @@ impl Usage<'_> {
         req: UsageEventsRequest,
     ) -> Outcome<UsageEventsResponse> {
         let tenant_id = p.tenant_id();
-        let events = validate_events(req, self.clock.now_ms())?;
-        let outcome =
-            self.writer.events(EventsJob { tenant_id: tenant_id.to_owned(), events }).await.map_err(writer_error)?;
+        let now = self.clock.now_ms();
+        let events = validate_events(req, now)?;
+        let outcome = self
+            .writer
+            .events(EventsJob { tenant_id: tenant_id.to_owned(), events, now })
+            .await
+            .map_err(writer_error)?;
         Ok(UsageEventsResponse { accepted: outcome.accepted, duplicates: outcome.duplicates })
     }
 
@@ -69,6 +73,7 @@ impl Usage<'_> {
     /// plan's limit.
     pub async fn consume(&self, p: &Authorized<UsageWrite>, req: ConsumeRequest) -> Outcome<ConsumeResponse> {
         let tenant_id = p.tenant_id();
+        let now = self.clock.now_ms();
         let mut issues = Issues::default();
         let metric = check_counter(&mut issues, "metric", &req.metric);
         let quantity = check_quantity(&mut issues, "quantity", &req.quantity);
@@ -84,6 +89,7 @@ impl Usage<'_> {
             quantity,
             session_id: req.session_id,
             idempotency_key: req.idempotency_key,
+            now,
         };
         let granted = |used: i64, limit: Option<i64>| {
             let used = used.max(0) as u64;
@@ -109,7 +115,7 @@ impl Usage<'_> {
             }
             ConsumeOutcome::Denied { used, limit, month } => {
                 let resets_at = month.end_ms();
-                let wait = ((resets_at - self.clock.now_ms()).max(1000) / 1000) as u64;
+                let wait = ((resets_at - now).max(1000) / 1000) as u64;
                 let name = match metric {
                     Metric::AiReplies => "AI replies".to_owned(),
                     other => other.as_str().replace('_', " "),

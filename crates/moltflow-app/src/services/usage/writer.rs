@@ -17,7 +17,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use moltflow_core::clock::now_ms;
 use moltflow_core::period::{Day, Month};
 use moltflow_core::plan::{DEFAULT_PLAN, Limits, PlanCatalogue};
 use moltflow_core::usage::Metric;
@@ -41,6 +40,8 @@ const QUEUE: usize = 16_384;
 pub struct EventsJob {
     pub tenant_id: String,
     pub events: Vec<EventRow>,
+    /// The use case's reading of the service clock (tests move it).
+    pub now: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,9 @@ pub struct ConsumeJob {
     pub quantity: i64,
     pub session_id: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The use case's reading of the service clock: the month it counts in, and the one its
+    /// answer's `resets_at` names.
+    pub now: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +85,15 @@ pub enum ConsumeOutcome {
 enum Job {
     Events(EventsJob, oneshot::Sender<Result<EventsOutcome, WriterError>>),
     Consume(ConsumeJob, oneshot::Sender<Result<ConsumeOutcome, WriterError>>),
+}
+
+impl Job {
+    fn now(&self) -> i64 {
+        match self {
+            Job::Events(job, _) => job.now,
+            Job::Consume(job, _) => job.now,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,7 +231,9 @@ type Touched = BTreeSet<(String, String)>;
 /// Applies `jobs` in one transaction; outcomes in job order, valid only once committed, and the
 /// months whose daily sums changed.
 async fn apply(store: &Store, plans: &PlanCatalogue, jobs: &[Job]) -> moltflow_store::Result<(Vec<Outcome>, Touched)> {
-    let now = now_ms();
+    // A batch counts in the month its first job read: jobs of one batch arrived within
+    // milliseconds, and a job at a month's edge is counted in the month its caller was told.
+    let now = jobs.first().map_or(0, Job::now);
     let month = Month::of_ms(now);
     let mut tx = store.begin().await?;
     let mut counters = Counters::lock(&mut tx, jobs, &month).await?;
