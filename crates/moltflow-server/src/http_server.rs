@@ -52,8 +52,8 @@ tokio::task_local! {
 /// The peer address of the connection whose request is being served, if any.
 ///
 /// Kept for the connection's task rather than put in each request's extensions as
-/// `ConnectInfo`: one more extension made every request grow its extension map, a few
-/// allocations per request for an address only throttles read (issue 15). Code that serves a
+/// `ConnectInfo`: one more extension made every request grow its extension map, allocations
+/// per request for an address only throttles read (BENCHMARKS.md, "the request path"). Code that serves a
 /// request on another task (the MCP service's tool calls) gets `ConnectInfo` from
 /// [`with_connect_info`].
 pub fn connection_peer() -> Option<SocketAddr> {
@@ -190,8 +190,8 @@ async fn request_timeout(mut stream: TcpStream) -> std::io::Result<()> {
 
 /// hyper's timer for one connection, which it asks for a new sleep for the headers of every
 /// request. `TokioTimer` would make each a tokio timer of its own, registered in the runtime's
-/// timer wheel and removed again (a lock each way, and a runtime handle looked up): a few per cent
-/// of a cheap request (issue 15). Here every sleep of the connection moves one long-lived tokio
+/// timer wheel and removed again (a lock each way, and a runtime handle looked up; BENCHMARKS.md,
+/// "the request path"). Here every sleep of the connection moves one long-lived tokio
 /// timer instead; moving a registered timer later is an atomic update.
 ///
 /// hyper's HTTP/1 server has one sleep of a connection in use at a time (the header read

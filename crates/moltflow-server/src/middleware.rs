@@ -36,8 +36,7 @@ impl<S> tower::Layer<S> for ObserveLayer {
 /// A route observed: its request id, span, time limit, rate-limit headers, metrics and log line.
 ///
 /// A service of its own rather than `axum::middleware::from_fn`, which clones the whole inner
-/// stack into a boxed service for every request: on a cheap request (`/auth/me` with a cached
-/// key) that cloning was a measurable share of the CPU (issue 15).
+/// stack into a boxed service for every request (its cost: BENCHMARKS.md, "the request path").
 #[derive(Clone, Debug)]
 pub struct Observe<S> {
     inner: S,
@@ -73,8 +72,8 @@ pin_project! {
     /// it is finished as `finish` says.
     ///
     /// A future of its own rather than an `async` block: each `async` wrapper (the context, the
-    /// span, the time limit) moved the route's whole future into the next one, and those copies
-    /// were the largest single cost of a cheap request (issue 15).
+    /// span, the time limit) moved the route's whole future into the next one (BENCHMARKS.md, "the
+    /// request path").
     pub struct Observed<F> {
         #[pin]
         scoped: TaskLocalFuture<RequestContext, TimeLimited<F>>,
@@ -180,36 +179,33 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// The request counter and latency histogram of one method, route and status, registered once.
-/// Naming a series on each request (label strings, a key hashed and looked up in the registry)
-/// was ~5 % of the CPU of a cheap request. Routes are the router's patterns (or `unmatched`),
-/// methods and statuses few: the series stay bounded as before.
+/// The request counter and latency histogram of one method, route and status, registered once
+/// (naming a series on each request means label strings and a registry lookup; see
+/// BENCHMARKS.md, "request metrics"). Routes are the router's patterns (or `unmatched`), methods
+/// and statuses few: the series stay bounded.
 struct RequestSeries {
     requests: metrics::Counter,
     duration: metrics::Histogram,
 }
 
-/// One thread's series, by the address and length of the route's pattern (the router keeps each
-/// pattern in one place for its life), method and status; the pattern itself is kept to be
-/// compared, for a router dropped and another's pattern allocated at the same address.
-type LocalSeries = HashMap<(usize, usize, &'static str, u16), (Box<str>, RequestSeries), foldhash::fast::RandomState>;
+/// One worker thread's series, by route pattern, then method and status.
+type LocalSeries = HashMap<Box<str>, HashMap<(&'static str, u16), RequestSeries, Hasher>, Hasher>;
+type Hasher = foldhash::fast::RandomState;
 
 thread_local! {
-    /// Found here, a series costs no lock shared with the other workers (a read lock's count was
-    /// a cache line both workers wrote on every request).
+    /// Per thread, so that finding a series takes no lock the workers share.
     static LOCAL_SERIES: std::cell::RefCell<LocalSeries> = Default::default();
 }
 
 impl RequestSeries {
     /// Counts a request and records how long it took.
     fn record(method: &'static str, route: &str, status: u16, elapsed: Duration) {
-        let key = (route.as_ptr() as usize, route.len(), method, status);
         LOCAL_SERIES.with_borrow_mut(|local| {
-            let (pattern, series) =
-                local.entry(key).or_insert_with(|| (route.into(), Self::registered(method, route, status)));
-            if **pattern != *route {
-                (*pattern, *series) = (route.into(), Self::registered(method, route, status));
+            if !local.contains_key(route) {
+                local.insert(route.into(), HashMap::default());
             }
+            let Some(by_route) = local.get_mut(route) else { return };
+            let series = by_route.entry((method, status)).or_insert_with(|| Self::registered(method, route, status));
             series.requests.increment(1);
             series.duration.record(elapsed.as_secs_f64());
         });

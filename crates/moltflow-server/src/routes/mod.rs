@@ -66,9 +66,10 @@ pub const API_PREFIX: &str = "/api/v2";
 pub trait ApiRoutes {
     /// Adds a documented route at its path and at the same path under [`API_PREFIX`].
     ///
-    /// Registered twice rather than `Router::nest`ed: a nested route rewrote each request's URI
-    /// (a `format!` and a new `Uri`) and wrapped the route in two more boxed services, a few per
-    /// cent of a cheap request's CPU (issue 15).
+    /// Registered twice rather than `Router::nest`ed: a nested route rewrites each request's URI
+    /// (a `format!` and a new `Uri`) and wraps the route in two more boxed services (what that
+    /// costs: BENCHMARKS.md, "the request path"). Keep every route added through here, so that
+    /// both paths answer the same (API.md §1).
     fn api_routes(self, routes: UtoipaMethodRouter<AppState>) -> Self;
 }
 
