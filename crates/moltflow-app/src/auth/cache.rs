@@ -13,13 +13,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use moltflow_core::scope::ScopeSet;
-use moltflow_store::accounts::{UserRow, find_tenant, find_user};
+use moltflow_store::accounts::{find_tenant, find_user};
 use moltflow_store::api_keys::find_api_key_by_hash;
 use moltflow_store::sessions::find_session;
 use moltflow_store::{AsDbConn, Store, StoreError};
 
+pub use super::cached_state::{CachedKey, KeyState, Member, SessionState};
+use super::cached_state::{Reading, key_dependencies};
 use super::jwt::{ACCESS_TOKEN_SECONDS, Claims};
-use super::staleness::{Dependencies, Kind, Staleness, Stamp};
+use super::staleness::{Dependencies, Kind, Staleness};
 
 /// How long a session or key state is trusted before it is read again.
 const STATE_TTL: Duration = Duration::from_secs(1);
@@ -36,27 +38,6 @@ const REFRESH_AFTER_MS: i64 = STATE_TTL_MS * 3 / 4;
 /// state it has: a slow or unreachable database must not hold a request whose state is valid.
 const REFRESH_WAIT: Duration = Duration::from_millis(250);
 
-/// When a cached state was read (clock time, and the change generation its read began at), and
-/// whether a request is reading it again.
-#[derive(Debug)]
-struct Reading {
-    stamp: Stamp,
-    at: i64,
-    /// Taken by the one request that reads the state again ahead of its expiry.
-    refreshing: AtomicBool,
-}
-
-impl Reading {
-    fn new(stamp: Stamp, at: i64) -> Reading {
-        Reading { stamp, at, refreshing: AtomicBool::new(false) }
-    }
-
-    /// Whether the caller is the one request to read the state again.
-    fn claim_refresh(&self) -> bool {
-        !self.refreshing.swap(true, Ordering::AcqRel)
-    }
-}
-
 /// What a request may do with a cached state.
 #[derive(Debug, PartialEq, Eq)]
 enum Usable {
@@ -69,73 +50,6 @@ enum Usable {
 /// How long a key secret that authenticated stays known valid after its last load, for the
 /// failed-authentication throttle (a key in use is loaded again every second).
 const KNOWN_KEY_TTL: Duration = Duration::from_secs(3600);
-
-/// A user with the plan of its tenant, as of the last load.
-#[derive(Debug)]
-pub struct Member {
-    pub user: Arc<UserRow>,
-    /// Shared with every principal made from this state (one reference count, not a copy).
-    pub plan_id: Arc<str>,
-}
-
-/// A session as authentication needs it.
-#[derive(Debug)]
-pub struct SessionState {
-    pub revoked: bool,
-    pub member: Option<Member>,
-    pub method: String,
-    pub created_at: i64,
-    reading: Reading,
-}
-
-impl SessionState {
-    fn dependencies<'a>(&'a self, id: &'a str) -> Dependencies<'a> {
-        Dependencies {
-            own: (Kind::Session, id),
-            user: self.member.as_ref().map(|m| m.user.id.as_str()),
-            tenant: self.member.as_ref().map(|m| m.user.tenant_id.as_str()),
-        }
-    }
-}
-
-/// An API key as authentication needs it, relative to the secret that found it.
-#[derive(Debug)]
-pub struct KeyState {
-    pub id: String,
-    pub tenant_id: String,
-    /// The stored hash the presented secret matched.
-    pub stored_hash: String,
-    /// The key's scopes with the ones they imply.
-    pub scopes: ScopeSet,
-    pub expires_at: Option<i64>,
-    pub revoked: bool,
-    /// Found through the previous secret of a rotation: valid until this time only.
-    pub previous_until: Option<i64>,
-    pub member: Option<Member>,
-    /// Last use written (or about to be): `last_used_at` is written at most once a minute.
-    pub last_used_at: AtomicI64,
-    /// Whether a success with this state has been noted among the known-valid keys.
-    pub noted_valid: AtomicBool,
-    reading: Reading,
-}
-
-/// What the cache holds for a key hash, as a request at a given time may use it.
-pub enum CachedKey {
-    /// A state fresh and current enough to use as it is.
-    Usable(Arc<KeyState>),
-    /// No key has this hash (a recent read found none).
-    Unknown,
-    /// Nothing usable: the state must be read (again).
-    Absent,
-}
-
-fn key_dependencies<'a>(key: &'a KeyState, hash: &'a str) -> Dependencies<'a> {
-    Dependencies {
-        own: (Kind::KeyHash, hash),
-        user: key.member.as_ref().map(|m| m.user.id.as_str()),
-        tenant: Some(key.tenant_id.as_str()),
-    }
-}
 
 /// The caches' hasher: seeded at random like the standard one, and a fraction of its cost on the
 /// keys hashed on every request (a key's 64 hex digits, a 300-byte token).

@@ -2,6 +2,7 @@
 //! database, `last_used_at` bookkeeping, and rate limits (per node, or shared through Redis).
 
 pub mod cache;
+mod cached_state;
 pub mod failed_auth;
 pub mod jwt;
 pub mod last_used;

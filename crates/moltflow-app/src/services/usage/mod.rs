@@ -3,6 +3,7 @@
 //! cases are methods of [`Usage`], which borrows what they read and write.
 
 pub mod cache;
+mod counters;
 pub mod report;
 pub mod writer;
 

@@ -10,11 +10,16 @@ use tracing::instrument;
 
 use crate::{AsDbConn, DbConn, Result, on_conn};
 
+mod consumptions;
+mod events;
+pub use consumptions::{ConsumptionRow, delete_consumptions_before, find_consumptions, insert_consumptions};
+pub use events::{Fresh, insert_events};
+
 /// Rows per multi-row statement. Far below SQLite's 32766-parameter cap, and small on purpose:
 /// SQLite finds `$n` parameters by a linear scan of the statement's parameter list (when preparing,
 /// and sqlx again when binding), so one statement of n parameters costs O(n²). Measured on a
 /// 1000-event batch: one 7000-parameter statement ~100 ms, chunks of 64 rows a few ms.
-const CHUNK: usize = 64;
+pub(super) const CHUNK: usize = 64;
 
 #[derive(Clone, Debug)]
 pub struct EventRow {
@@ -80,18 +85,7 @@ pub struct MonthlyRow {
     pub used: i64,
 }
 
-#[derive(Clone, Debug, FromRow)]
-pub struct ConsumptionRow {
-    pub tenant_id: String,
-    pub idempotency_key: String,
-    pub metric: String,
-    pub quantity: i64,
-    pub used: i64,
-    pub limit_value: Option<i64>,
-    pub at: i64,
-}
-
-fn values_clause(rows: usize, columns: usize) -> String {
+pub(super) fn values_clause(rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ",(" });
@@ -105,76 +99,6 @@ fn values_clause(rows: usize, columns: usize) -> String {
         sql.push(')');
     }
     sql
-}
-
-/// Which events of a batch were new for the tenant (the others were stored before: duplicates).
-#[derive(Debug, PartialEq, Eq)]
-pub enum Fresh {
-    All,
-    /// The ids of the events that were inserted (fewer than the batch).
-    Only(HashSet<String>),
-}
-
-impl Fresh {
-    pub fn contains(&self, event_id: &str) -> bool {
-        match self {
-            Fresh::All => true,
-            Fresh::Only(ids) => ids.contains(event_id),
-        }
-    }
-}
-
-/// Inserts the events whose id is new for the tenant (ids within `events` must be distinct).
-///
-/// The whole batch is ONE statement with a fixed number of parameters, so the cost is linear in
-/// the batch: on SQLite the rows travel as one JSON text read by `json_each` (binding thousands of
-/// `$n` parameters is quadratic, see [`CHUNK`]); on PostgreSQL as one array per column read by
-/// `UNNEST`. The SQL differs per backend only here.
-#[instrument(skip_all)]
-pub async fn insert_events(c: &mut impl AsDbConn, tenant_id: &str, events: &[EventRow]) -> Result<Fresh> {
-    if events.is_empty() {
-        return Ok(Fresh::All);
-    }
-    let ids: Vec<String> = match c.db_conn() {
-        DbConn::Sqlite(c) => {
-            // `WHERE true`: SQLite's parser needs it between `SELECT … FROM` and `ON CONFLICT`.
-            sqlx::query_scalar::<_, String>(
-                "INSERT INTO usage_events (tenant_id, event_id, metric, quantity, session_id, day, at) \
-                 SELECT $1, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each($2) WHERE true \
-                 ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
-            )
-            .bind(tenant_id)
-            .bind(events_json(events))
-            .fetch_all(c)
-            .await?
-        }
-        DbConn::Postgres(c) => {
-            sqlx::query_scalar::<_, String>(
-                "INSERT INTO usage_events (tenant_id, event_id, metric, quantity, session_id, day, at) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[]) \
-                 ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
-            )
-            .bind(tenant_id)
-            .bind(events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.metric).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.quantity).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.session_id.as_deref()).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.day.as_str()).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
-            .fetch_all(c)
-            .await?
-        }
-    };
-    Ok(if ids.len() == events.len() { Fresh::All } else { Fresh::Only(ids.into_iter().collect()) })
-}
-
-/// `[[event_id, metric, quantity, session_id|null, day, at], …]`: one batch as one JSON text.
-fn events_json(events: &[EventRow]) -> String {
-    let rows: Vec<_> = events
-        .iter()
-        .map(|e| (e.event_id.as_str(), e.metric, e.quantity, e.session_id.as_deref(), e.day.as_str(), e.at))
-        .collect();
-    serde_json::to_string(&rows).unwrap_or_default()
 }
 
 /// Adds to daily sums; keys must be distinct (PostgreSQL refuses to update one row twice).
@@ -436,90 +360,6 @@ pub async fn write_sums(c: &mut impl AsDbConn, w: &SumWrites) -> Result<()> {
     add_daily(c, &w.add_daily).await
 }
 
-/// The stored consumes of `(tenant_id, idempotency_key)` pairs (those not found are left out).
-#[instrument(skip_all)]
-pub async fn find_consumptions(c: &mut impl AsDbConn, keys: &[(&str, &str)]) -> Result<Vec<ConsumptionRow>> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    match c.db_conn() {
-        DbConn::Sqlite(c) => {
-            let mut rows = Vec::new();
-            for (tenant_id, key) in keys {
-                let row = sqlx::query_as::<_, ConsumptionRow>(
-                    "SELECT tenant_id, idempotency_key, metric, quantity, used, limit_value, at \
-                     FROM usage_consumptions WHERE tenant_id = $1 AND idempotency_key = $2",
-                )
-                .bind(tenant_id)
-                .bind(key)
-                .fetch_optional(&mut *c)
-                .await?;
-                rows.extend(row);
-            }
-            Ok(rows)
-        }
-        DbConn::Postgres(c) => Ok(sqlx::query_as::<_, ConsumptionRow>(
-            "SELECT u.tenant_id, u.idempotency_key, u.metric, u.quantity, u.used, u.limit_value, u.at \
-             FROM usage_consumptions u JOIN UNNEST($1::text[], $2::text[]) AS k(tenant_id, idempotency_key) \
-             ON u.tenant_id = k.tenant_id AND u.idempotency_key = k.idempotency_key",
-        )
-        .bind(keys.iter().map(|(t, _)| *t).collect::<Vec<_>>())
-        .bind(keys.iter().map(|(_, k)| *k).collect::<Vec<_>>())
-        .fetch_all(c)
-        .await?),
-    }
-}
-
-/// Records granted consumes under their keys (distinct); the `(tenant_id, idempotency_key)` of
-/// those inserted: a key missing from the answer was taken meanwhile by another node.
-#[instrument(skip_all)]
-pub async fn insert_consumptions(c: &mut impl AsDbConn, rows: &[ConsumptionRow]) -> Result<HashSet<(String, String)>> {
-    if rows.is_empty() {
-        return Ok(HashSet::new());
-    }
-    match c.db_conn() {
-        DbConn::Sqlite(c) => {
-            let mut inserted = HashSet::with_capacity(rows.len());
-            for r in rows {
-                let n = sqlx::query(
-                    "INSERT INTO usage_consumptions (tenant_id, idempotency_key, metric, quantity, used, limit_value, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
-                )
-                .bind(&r.tenant_id)
-                .bind(&r.idempotency_key)
-                .bind(&r.metric)
-                .bind(r.quantity)
-                .bind(r.used)
-                .bind(r.limit_value)
-                .bind(r.at)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-                if n == 1 {
-                    inserted.insert((r.tenant_id.clone(), r.idempotency_key.clone()));
-                }
-            }
-            Ok(inserted)
-        }
-        DbConn::Postgres(c) => Ok(sqlx::query_as::<_, (String, String)>(
-            "INSERT INTO usage_consumptions (tenant_id, idempotency_key, metric, quantity, used, limit_value, at) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]) \
-             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING tenant_id, idempotency_key",
-        )
-        .bind(rows.iter().map(|r| r.tenant_id.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.idempotency_key.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.metric.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.quantity).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.used).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.limit_value).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
-        .fetch_all(c)
-        .await?
-        .into_iter()
-        .collect()),
-    }
-}
-
 #[instrument(skip_all)]
 pub async fn set_gauge(c: &mut impl AsDbConn, tenant_id: &str, metric: &str, value: i64, now: i64) -> Result<()> {
     on_conn!(c, c => sqlx::query(
@@ -537,11 +377,4 @@ pub async fn gauges(c: &mut impl AsDbConn, tenant_id: &str) -> Result<Vec<(Strin
         "SELECT metric, value FROM usage_gauges WHERE tenant_id = $1")
         .bind(tenant_id)
         .fetch_all(c).await)
-}
-
-/// Forgets idempotency keys of consumes granted before `at`; the number forgotten.
-#[instrument(skip_all)]
-pub async fn delete_consumptions_before(c: &mut impl AsDbConn, at: i64) -> Result<u64> {
-    on_conn!(c, c => sqlx::query("DELETE FROM usage_consumptions WHERE at < $1")
-        .bind(at).execute(c).await.map(|r| r.rows_affected()))
 }
