@@ -166,7 +166,7 @@ fn humanize(message: &str, kind: &str) -> String {
 }
 
 /// Who is on the other end (the client IP, from `X-Forwarded-For` only behind a trusted proxy,
-/// and its user agent) and whether the request is an MCP tool call.
+/// and its user agent), on the API's channel: another way in says its own (`/mcp` does).
 impl FromRequestParts<AppState> for Origin {
     type Rejection = ApiError;
 
@@ -177,9 +177,7 @@ impl FromRequestParts<AppState> for Origin {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().filter(|c| !c.is_control()).take(512).collect());
-        let channel =
-            if parts.extensions.get::<crate::mcp::endpoint::ViaMcp>().is_some() { Channel::Mcp } else { Channel::Api };
-        Ok(Origin { ip, user_agent, channel })
+        Ok(Origin { ip, user_agent, channel: Channel::Api })
     }
 }
 
