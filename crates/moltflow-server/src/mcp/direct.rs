@@ -143,6 +143,7 @@ mod tests {
             || Failure::unavailable("billing_unavailable", "Away", Some(5)),
             || Failure::unavailable("mail_unavailable", "Away", None),
             || Failure::upstream("stripe_error", "Stripe failed"),
+            || Failure::Store(moltflow_store::StoreError::corrupt("a row")),
             || Failure::unexpected(anyhow::anyhow!("a bug")),
         ]
     }
