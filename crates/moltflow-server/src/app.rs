@@ -20,8 +20,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub fn app(state: AppState) -> Router {
     let (api, _) = routes::api().split_for_parts();
     let api = api.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state.clone());
-    // MCP tool calls run the API's routes in process, through the same layers as any request.
-    let mcp = Router::new().route_service("/mcp", mcp::endpoint::service(&state, guarded(api.clone()))).route_layer(
+    let mcp = Router::new().route_service("/mcp", mcp::endpoint::service(&state)).route_layer(
         axum::middleware::from_fn_with_state(mcp::endpoint::Gate::new(&state), mcp::endpoint::require_api_key),
     );
     guarded(api.merge(mcp).merge(dashboard::router(state)))

@@ -8,10 +8,10 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
-use crate::error::{ApiError, item};
+use crate::error::ApiError;
 use crate::state::AppState;
+use moltflow_app::services::failure::{Failure, FieldPath, Issue, Outcome, Segment};
 pub use moltflow_app::services::origin::{Channel, Origin};
 
 /// A JSON request body; an empty body is `422 missing`.
@@ -99,29 +99,34 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
             return ApiError::bad_request("malformed_json", format!("Malformed JSON: {syntax}"));
         }
-        let mut loc: Vec<Value> = vec![Value::String("body".into())];
-        for segment in err.path().iter() {
-            use serde_path_to_error::Segment;
-            match segment {
-                Segment::Seq { index } => loc.push(Value::from(*index)),
-                Segment::Map { key } | Segment::Enum { variant: key } => loc.push(Value::String(key.clone())),
-                Segment::Unknown => {}
-            }
-        }
-        let message = inner.to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-        let (kind, field) = classify(&message);
-        if let Some(field) = field.map(Value::String)
-            && loc.last() != Some(&field)
-        {
-            loc.push(field);
-        }
-        let mut it = item(&[], humanize(&message, kind), kind);
-        it.loc = loc;
-        ApiError::validation(vec![it])
+        ApiError::from(Failure::Invalid(vec![shape_issue(&err)]))
     })?;
     de.end().map_err(|e| ApiError::bad_request("malformed_json", format!("Malformed JSON: {e}")))?;
     Ok(value)
+}
+
+/// Where and why a JSON document of the right syntax does not fit the type it was read as: the
+/// issue a route answers for its body, and MCP for a tool's arguments (read from a `Value`).
+pub fn shape_issue(err: &serde_path_to_error::Error<serde_json::Error>) -> Issue {
+    use serde_path_to_error::Segment as At;
+    let mut path: Vec<Segment> = err
+        .path()
+        .iter()
+        .filter_map(|segment| match segment {
+            At::Seq { index } => Some(Segment::Index(*index)),
+            At::Map { key } | At::Enum { variant: key } => Some(Segment::Field(key.clone())),
+            At::Unknown => None,
+        })
+        .collect();
+    let message = err.inner().to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+    let (kind, field) = classify(&message);
+    if let Some(field) = field.map(Segment::Field)
+        && path.last() != Some(&field)
+    {
+        path.push(field);
+    }
+    Issue { field: FieldPath(path), message: humanize(&message, kind), kind }
 }
 
 /// Maps a serde message to a pydantic-style error type, and the field it names if it is missing
@@ -161,7 +166,7 @@ fn humanize(message: &str, kind: &str) -> String {
 }
 
 /// Who is on the other end (the client IP, from `X-Forwarded-For` only behind a trusted proxy,
-/// and its user agent) and whether the request is an MCP tool call.
+/// and its user agent), on the API's channel: another way in says its own (`/mcp` does).
 impl FromRequestParts<AppState> for Origin {
     type Rejection = ApiError;
 
@@ -172,9 +177,7 @@ impl FromRequestParts<AppState> for Origin {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().filter(|c| !c.is_control()).take(512).collect());
-        let channel =
-            if parts.extensions.get::<crate::mcp::endpoint::ViaMcp>().is_some() { Channel::Mcp } else { Channel::Api };
-        Ok(Origin { ip, user_agent, channel })
+        Ok(Origin { ip, user_agent, channel: Channel::Api })
     }
 }
 
@@ -251,22 +254,26 @@ impl QueryParams {
         self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    /// An integer within `min..=max`, or `default` when absent.
+    /// An integer within `min..=max`, or `default` when absent (the `422` at `["query", name]`).
     pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+        self.int_within(name, default, min, max).map_err(ApiError::from_query)
+    }
+
+    /// [`QueryParams::int`] for a way in that maps the failure itself (MCP's tool arguments).
+    pub fn int_within(&self, name: &str, default: i64, min: i64, max: i64) -> Outcome<i64> {
         let Some(raw) = self.get(name) else { return Ok(default) };
-        let loc = ["query", name];
         let n: i64 =
-            raw.trim().parse().map_err(|_| ApiError::invalid(&loc, "Input should be a valid integer", "int_type"))?;
+            raw.trim().parse().map_err(|_| Failure::invalid(name, "Input should be a valid integer", "int_type"))?;
         if n < min {
-            return Err(ApiError::invalid(
-                &loc,
+            return Err(Failure::invalid(
+                name,
                 format!("Input should be greater than or equal to {min}"),
                 "greater_than_equal",
             ));
         }
         if n > max {
-            return Err(ApiError::invalid(
-                &loc,
+            return Err(Failure::invalid(
+                name,
                 format!("Input should be less than or equal to {max}"),
                 "less_than_equal",
             ));

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::ConnectInfo;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -53,19 +52,11 @@ tokio::task_local! {
 ///
 /// Kept for the connection's task rather than put in each request's extensions as
 /// `ConnectInfo`: one more extension made every request grow its extension map, allocations
-/// per request for an address only throttles read (BENCHMARKS.md, "the request path"). Code that serves a
-/// request on another task (the MCP service's tool calls) gets `ConnectInfo` from
-/// [`with_connect_info`].
+/// per request for an address only throttles and [`Origin`](crate::extract::Origin) read
+/// (BENCHMARKS.md, "the request path"). Code that serves a request on another task must read it first (`/mcp` builds its tool
+/// calls' `Origin` before the MCP service spawns them).
 pub fn connection_peer() -> Option<SocketAddr> {
     PEER.try_with(|peer| *peer).ok()
-}
-
-/// `request` with the connection's address as `ConnectInfo`, for code that serves it on another task.
-pub fn with_connect_info<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
-    if let Some(peer) = connection_peer() {
-        request.extensions_mut().insert(ConnectInfo(peer));
-    }
-    request
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight

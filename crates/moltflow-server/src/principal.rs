@@ -32,11 +32,7 @@ impl FromRequestParts<AppState> for Principal {
             Credential::Session { .. } => &principal.user.id,
             Credential::ApiKey { key_id } => key_id,
         };
-        // An MCP tool call was charged as the MCP request that carried it.
-        let charged = parts.extensions.get::<crate::mcp::endpoint::ViaMcp>().is_some();
-        let decision =
-            if charged { None } else { state.rate_limits.principal.check(id, &principal.plan_id, now).await };
-        match decision {
+        match state.rate_limits.principal.check(id, &principal.plan_id, now).await {
             None => {}
             Some(Ok(info)) => crate::request_context::record_rate(info),
             Some(Err((info, wait))) => {

@@ -1,11 +1,12 @@
 //! `moltflow mcp`: the MCP server over stdio, what an agent's MCP configuration launches. It
 //! reaches the admin API at `MOLTFLOW_API_URL` over HTTP with `MOLTFLOW_API_KEY`, so the key's
-//! scopes, the rate limit and the audit log apply exactly as for any API client.
+//! scopes, the rate limit and the audit log apply exactly as for any API client. Each tool call
+//! sends its row's route (`moltflow_server::mcp::tools`), the table `/mcp` runs in process.
 
 use std::sync::Arc;
 
 use moltflow_core::scope::ScopeSet;
-use moltflow_server::mcp::handler::{ApiAnswer, Backend, McpServer};
+use moltflow_server::mcp::handler::{Answer, Backend, McpServer};
 use moltflow_server::mcp::tools::ToolSpec;
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServiceExt};
@@ -29,15 +30,15 @@ impl Backend for OverHttp {
         _: &RequestContext<RoleServer>,
         tool: &'static ToolSpec,
         args: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<ApiAnswer, ErrorData> {
-        let call = tool.api_call(&args).map_err(|why| ErrorData::invalid_params(why, None))?;
+    ) -> Result<Answer, ErrorData> {
+        let call = tool.route.call(&args)?;
         let method = reqwest::Method::from_bytes(call.method.as_bytes())
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         match self.api.send(method, &call.path, call.body).await {
-            Ok(reply) => Ok(ApiAnswer { status: 200, body: reply.body }),
+            Ok(reply) => Ok(Answer::Done(reply.body)),
             Err(f) => match f.raw_body.as_deref().and_then(|raw| serde_json::from_str(raw).ok()) {
                 // The API answered with an error: the agent reads it as a failed tool call.
-                Some(body) => Ok(ApiAnswer { status: f.status.unwrap_or(500), body }),
+                Some(body) => Ok(Answer::Refused { status: f.status.unwrap_or(500), body }),
                 None => Err(ErrorData::internal_error(f.message, None)),
             },
         }

@@ -1,160 +1,164 @@
-//! Tool calls on `/mcp` run the use cases directly, as the API key that authenticated the MCP
-//! request, with an [`Origin`] that says MCP (so audit entries record `"via": "mcp"`). The answer
-//! is what the API route would have answered: the same JSON on success, the same error body and
-//! status for a [`Failure`](moltflow_app::services::failure::Failure) — both come from the same use case
-//! and the same mapping in `error.rs`.
+//! `/mcp`'s backend: a tool call runs its row's use case in process, as the API key that
+//! authenticated the MCP request, with the [`Origin`] the endpoint built (channel MCP, so audit
+//! entries record `"via": "mcp"`). A use case's [`Failure`] becomes the tool error here, once:
+//! the status and JSON body the API's route would answer (`error.rs` maps it for the API; a test
+//! below keeps the two alike).
 
-use moltflow_types::{CheckoutRequest, CreateApiKeyRequest, RotateApiKeyRequest, UpdateTenantSettings};
-use rmcp::ErrorData;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
-
-use super::handler::ApiAnswer;
-use super::tools::ToolSpec;
-use crate::error::ApiError;
-use crate::extract::{QueryParams, parse};
-use moltflow_app::App;
-use moltflow_app::services::failure::Outcome;
+use moltflow_app::services::failure::{Failure, Issue, Refusal, Segment, store_unavailable};
 use moltflow_app::services::origin::Origin;
 use moltflow_app::services::principal::Principal;
-use moltflow_app::services::principal::guards::*;
+use moltflow_core::scope::ScopeSet;
+use moltflow_types::{ErrorBody, ValidationErrorBody, ValidationItem};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer};
+use serde_json::{Map, Value};
 
-/// The use case's proof for `$guard`, or the tool call's refusal (the tool table lists the same
-/// scope, so a caller only gets here with it; the use case still asks).
-macro_rules! proof {
-    ($principal:expr, $guard:ident) => {
-        match $principal.authorize::<$guard>() {
-            Ok(proof) => proof,
-            Err(failure) => return Some(Ok(answer::<()>(Err(failure)))),
-        }
-    };
+use super::handler::{Answer, Backend};
+use super::tools::{Refused, ToolSpec};
+use crate::state::AppState;
+
+/// Who an MCP request acts for, put in its extensions by the endpoint: the key, where the
+/// request came from, and the request's id. The MCP service runs tool calls on tasks of their
+/// own, out of reach of the connection's peer address and the request's context, so the endpoint
+/// reads them first.
+#[derive(Clone, Debug)]
+pub struct McpCaller {
+    pub principal: Principal,
+    pub origin: Origin,
+    pub request_id: String,
 }
 
-/// Runs `tool` with `args`; `None` for a tool that still goes through the API router. A tool
-/// call without an argument that names what to act on is a protocol error, as it is over stdio.
-pub async fn run(
-    app: &App,
-    p: &Principal,
-    origin: &Origin,
-    tool: &ToolSpec,
-    args: &Map<String, Value>,
-) -> Option<Result<ApiAnswer, ErrorData>> {
-    let answer = match tool.name {
-        "list_api_keys" => answer(app.api_keys().list(&proof!(p, AccountManage)).await),
-        "create_api_key" => match input::<CreateApiKeyRequest>(args, &["name", "scopes", "expires_in_days"]) {
-            Ok(req) => answer(app.api_keys().create(&proof!(p, AccountManage), req, origin).await),
-            Err(refused) => refused,
-        },
-        "rotate_api_key" => {
-            let id = match id(args) {
-                Ok(id) => id,
-                Err(e) => return Some(Err(e)),
+pub struct Direct {
+    state: AppState,
+}
+
+impl Direct {
+    pub fn new(state: AppState) -> Direct {
+        Direct { state }
+    }
+}
+
+fn caller(context: &RequestContext<RoleServer>) -> Result<&McpCaller, ErrorData> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<McpCaller>())
+        .ok_or_else(|| ErrorData::internal_error("the MCP request was not authenticated", None))
+}
+
+impl Backend for Direct {
+    async fn scopes(&self, context: &RequestContext<RoleServer>) -> Result<ScopeSet, ErrorData> {
+        Ok(caller(context)?.principal.scopes)
+    }
+
+    async fn call(
+        &self,
+        context: &RequestContext<RoleServer>,
+        tool: &'static ToolSpec,
+        args: Map<String, Value>,
+    ) -> Result<Answer, ErrorData> {
+        let caller = caller(context)?;
+        match tool.run(&self.state, &caller.principal, &caller.origin, args).await {
+            Ok(body) => Ok(Answer::Done(body)),
+            Err(Refused::Failed(failure)) => Ok(refusal(failure, tool.route.input_place(), &caller.request_id)),
+            Err(Refused::Protocol(error)) => Err(error),
+        }
+    }
+}
+
+/// `failure` as the route would answer it; input issues located in `place` (`body`, `query`).
+pub fn refusal(failure: Failure, place: &str, request_id: &str) -> Answer {
+    let (status, refusal) = match failure {
+        Failure::Invalid(issues) => {
+            let body = ValidationErrorBody {
+                detail: issues.into_iter().map(|issue| located(place, issue)).collect(),
+                code: "validation_error".to_owned(),
+                request_id: request_id.to_owned(),
             };
-            match input::<RotateApiKeyRequest>(args, &["grace_period_minutes"]) {
-                Ok(req) => answer(app.api_keys().rotate(&proof!(p, AccountManage), &id, req, origin).await),
-                Err(refused) => refused,
-            }
+            return Answer::Refused { status: 422, body: serde_json::to_value(body).unwrap_or(Value::Null) };
         }
-        "revoke_api_key" => match id(args) {
-            Ok(id) => answer(app.api_keys().revoke(&proof!(p, AccountManage), &id, origin).await.map(|()| Value::Null)),
-            Err(e) => return Some(Err(e)),
-        },
-        "get_tenant_settings" => answer(app.settings().get(&proof!(p, SettingsRead)).await),
-        "update_tenant_settings" => match input::<UpdateTenantSettings>(
-            args,
-            &["allowed_numbers", "require_approval", "ai_consent_enabled", "chat_history_access_enabled"],
-        ) {
-            Ok(patch) => answer(app.settings().update(&proof!(p, SettingsManage), patch, origin).await),
-            Err(refused) => refused,
-        },
-        "list_members" => answer(app.members().list(&proof!(p, MembersRead)).await),
-        "list_audit_logs" => {
-            // Read as the route reads its query string, so the `422`s are the route's.
-            let query = query_of(args, &["limit", "cursor", "action"]);
-            match query.int("limit", 50, 1, 200) {
-                Ok(limit) => {
-                    let page = app
-                        .audit_log()
-                        .list(&proof!(p, AuditRead), limit, query.get("cursor"), query.get("action"))
-                        .await;
-                    match page {
-                        Ok(page) => answer(Ok(page)),
-                        Err(failure) => refusal(ApiError::from_query(failure)),
-                    }
-                }
-                Err(refused) => refusal(refused),
-            }
+        Failure::Rejected(r) => (400, r),
+        Failure::Unauthenticated(r) => (401, r),
+        Failure::Forbidden(r) => (403, r),
+        Failure::NotFound(what) => (404, Refusal::new("not_found", format!("{what} not found"))),
+        Failure::Unknown(r) => (404, r),
+        Failure::Conflict(r) => (409, r),
+        Failure::Limited { refusal, .. } => (429, refusal),
+        Failure::Unavailable { refusal, .. } => (503, refusal),
+        Failure::Upstream(r) => (502, r),
+        Failure::Store(err) if store_unavailable(&err) => {
+            crate::error::log_unavailable(&err);
+            (503, Refusal::new("database_unavailable", "The database is unavailable; retry shortly"))
         }
-        "get_subscription" => answer(app.billing().subscription(&proof!(p, BillingRead)).await),
-        "list_plans" => answer(Ok(app.billing().plans())),
-        "create_checkout_link" => match input::<CheckoutRequest>(args, &["plan_id", "billing_cycle"]) {
-            Ok(req) => answer(app.billing().checkout(&proof!(p, BillingManage), req, origin).await),
-            Err(refused) => refused,
-        },
-        "create_portal_link" => answer(app.billing().portal(&proof!(p, BillingManage), None).await),
-        "get_usage_current" => answer(app.usage().current(&proof!(p, UsageRead)).await),
-        "get_usage_daily" => {
-            let query = query_of(args, &["month", "session_id"]);
-            let daily = app.usage().daily(&proof!(p, UsageRead), query.get("month"), query.get("session_id")).await;
-            query_answer(daily)
-        }
-        "get_usage_history" => {
-            let query = query_of(args, &["months"]);
-            query_answer(app.usage().history(&proof!(p, UsageRead), query.get("months")).await)
-        }
-        _ => return None,
+        Failure::Store(err) => internal(err),
+        Failure::Unexpected(err) => internal(format!("{err:#}")),
     };
-    Some(Ok(answer))
-}
-
-/// The outcome of a use case whose input the route reads from the query string (its `422`s are
-/// located in the query).
-fn query_answer<T: Serialize>(outcome: Outcome<T>) -> ApiAnswer {
-    match outcome {
-        Ok(value) => answer(Ok(value)),
-        Err(failure) => refusal(ApiError::from_query(failure)),
+    let body = ErrorBody { detail: refusal.detail, code: refusal.code.to_owned(), request_id: request_id.to_owned() };
+    let mut body = serde_json::to_value(body).unwrap_or(Value::Null);
+    if let (Some(extra), Value::Object(map)) = (refusal.extra, &mut body) {
+        map.extend(extra);
     }
+    Answer::Refused { status, body }
 }
 
-/// A use case's outcome as the API would answer it.
-fn answer<T: Serialize>(outcome: Outcome<T>) -> ApiAnswer {
-    match outcome {
-        Ok(value) => ApiAnswer { status: 200, body: serde_json::to_value(value).unwrap_or(Value::Null) },
-        Err(failure) => refusal(ApiError::from(failure)),
+/// Logs the cause (never shown to the agent) and answers `500`.
+fn internal(err: impl std::fmt::Display) -> (u16, Refusal) {
+    tracing::error!(error = %err, "unexpected error");
+    (500, Refusal::new("internal_error", "Internal server error"))
+}
+
+/// An issue as a `422` item: `["body", "scopes", 2]` for the field path `scopes.2`.
+fn located(place: &str, issue: Issue) -> ValidationItem {
+    let mut loc = vec![Value::String(place.to_owned())];
+    loc.extend(issue.field.0.into_iter().map(|segment| match segment {
+        Segment::Field(name) => Value::String(name),
+        Segment::Index(i) => Value::from(i),
+    }));
+    ValidationItem { loc, msg: issue.message, kind: issue.kind.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use moltflow_app::services::failure::Issue;
+
+    use super::*;
+    use crate::error::ApiError;
+
+    /// One failure of each kind the API tells apart (built twice: a failure is not `Clone`).
+    fn failures() -> Vec<fn() -> Failure> {
+        vec![
+            || {
+                Failure::Invalid(vec![
+                    Issue::new("scopes.2", "Unknown scope", "value_error"),
+                    Issue::new("name", "x", "missing"),
+                ])
+            },
+            || Failure::rejected("invalid_token", "Spent"),
+            || Failure::not_authenticated(),
+            || Failure::Forbidden(Refusal::new("insufficient_scope", "Needs it").with("required_scope", "audit:read")),
+            || Failure::NotFound("API key"),
+            || Failure::Unknown(Refusal::new("plan_not_found", "No such plan")),
+            || Failure::conflict("already_revoked", "Revoked"),
+            || Failure::limited("quota_exceeded", "Used up", 30),
+            || Failure::unavailable("billing_unavailable", "Away", Some(5)),
+            || Failure::unavailable("mail_unavailable", "Away", None),
+            || Failure::upstream("stripe_error", "Stripe failed"),
+            || Failure::Store(moltflow_store::StoreError::corrupt("a row")),
+            || Failure::unexpected(anyhow::anyhow!("a bug")),
+        ]
     }
-}
 
-fn refusal(err: ApiError) -> ApiAnswer {
-    ApiAnswer { status: err.status.as_u16(), body: err.body() }
-}
-
-/// The tool's arguments named in `fields`, read as the route reads its JSON body (same `422`s).
-fn input<T: DeserializeOwned>(args: &Map<String, Value>, fields: &[&str]) -> Result<T, ApiAnswer> {
-    let body: Map<String, Value> =
-        args.iter().filter(|(k, _)| fields.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
-    parse(Value::Object(body).to_string().as_bytes()).map_err(refusal)
-}
-
-/// The tool's arguments named in `names` as the route's query parameters: strings and numbers as
-/// they would be written in the query string, anything else left out.
-fn query_of(args: &Map<String, Value>, names: &[&str]) -> QueryParams {
-    QueryParams(
-        names
-            .iter()
-            .filter_map(|name| match args.get(*name) {
-                Some(Value::String(s)) => Some(((*name).to_owned(), s.clone())),
-                Some(Value::Number(n)) => Some(((*name).to_owned(), n.to_string())),
-                _ => None,
-            })
-            .collect(),
-    )
-}
-
-/// The `id` argument (the route's path parameter).
-fn id(args: &Map<String, Value>) -> Result<String, ErrorData> {
-    match args.get("id").and_then(Value::as_str) {
-        Some(id) if !id.is_empty() => Ok(id.to_owned()),
-        _ => Err(ErrorData::invalid_params("`id` (the API key's id) is required", None)),
+    #[test]
+    fn a_failure_is_the_tool_error_the_route_would_answer() {
+        // Outside a request, as here, the API's body names the empty request id.
+        for (n, failure) in failures().into_iter().enumerate() {
+            for place in ["body", "query"] {
+                let api = if place == "body" { ApiError::from(failure()) } else { ApiError::from_query(failure()) };
+                let Answer::Refused { status, body } = refusal(failure(), place, "") else { panic!("{n}: answered") };
+                assert_eq!((status, &body), (api.status.as_u16(), &api.body()), "failure {n} in the {place}");
+            }
+        }
+        let Answer::Refused { body, .. } = refusal(Failure::NotFound("API key"), "body", "req-1") else { panic!() };
+        assert_eq!(body["request_id"], "req-1");
     }
 }

@@ -1,118 +1,24 @@
 //! `/mcp`: the MCP server over streamable HTTP, inside `moltflow serve`. A request needs an API
 //! key (`Authorization: Bearer mf_…` or `X-API-Key`), authenticated and rate limited as the API
-//! does; each tool call then runs its use case directly as that key (`direct.rs`), so scopes,
-//! validation and the audit log are the API's own. `whoami` alone runs the `/auth/me` route in
-//! process, whose body is rendered and cached by the authentication layer. A request whose
+//! does, once per MCP request; each tool call then runs its use case directly as that key
+//! (`direct.rs`), so scopes, validation and the audit log are the API's own. A request whose
 //! `Origin` is not this service's own is refused first (`403 origin_not_allowed`, see [`Gate`]).
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::body::Body;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use moltflow_core::scope::ScopeSet;
-use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, RoleServer};
-use serde_json::{Map, Value};
-use tower::ServiceExt;
 
-use super::direct;
-use super::handler::{ApiAnswer, Backend, McpServer};
-use super::tools::ToolSpec;
+use super::direct::{Direct, McpCaller};
+use super::handler::McpServer;
 use crate::error::ApiError;
 use crate::extract::{Channel, Origin};
 use crate::principal::{Credential, Principal};
 use crate::state::AppState;
-
-/// Marks a request made by an MCP tool call: its audit entries say `via: mcp`, and the rate
-/// limit was already charged for the MCP request that carried it.
-#[derive(Clone, Copy, Debug)]
-pub struct ViaMcp;
-
-/// The key that authenticated an MCP request and where it came from, put in the request's
-/// extensions by [`require_api_key`].
-#[derive(Clone, Debug)]
-struct McpCaller {
-    principal: Principal,
-    origin: Origin,
-}
-
-/// The bodies a tool may read back; larger answers are an error rather than unbounded memory.
-const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
-
-/// Runs tool calls on the use cases (or, for the rest, through the API router in process).
-pub struct InProcess {
-    state: AppState,
-    api: Router,
-}
-
-fn parts(context: &RequestContext<RoleServer>) -> Result<&axum::http::request::Parts, ErrorData> {
-    context
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .ok_or_else(|| ErrorData::internal_error("the MCP request lost its HTTP parts", None))
-}
-
-impl Backend for InProcess {
-    async fn scopes(&self, context: &RequestContext<RoleServer>) -> Result<ScopeSet, ErrorData> {
-        parts(context)?
-            .extensions
-            .get::<McpCaller>()
-            .map(|c| c.principal.scopes)
-            .ok_or_else(|| ErrorData::internal_error("the MCP request was not authenticated", None))
-    }
-
-    async fn call(
-        &self,
-        context: &RequestContext<RoleServer>,
-        tool: &'static ToolSpec,
-        args: Map<String, Value>,
-    ) -> Result<ApiAnswer, ErrorData> {
-        let outer = parts(context)?;
-        let caller = outer
-            .extensions
-            .get::<McpCaller>()
-            .ok_or_else(|| ErrorData::internal_error("the MCP request was not authenticated", None))?;
-        if let Some(answer) = direct::run(&self.state, &caller.principal, &caller.origin, tool, &args).await {
-            return answer;
-        }
-        let call = tool.api_call(&args).map_err(|why| ErrorData::invalid_params(why, None))?;
-        let mut request =
-            Request::builder().method(call.method).uri(format!("{}{}", crate::routes::API_PREFIX, call.path));
-        for name in [&header::AUTHORIZATION, &header::USER_AGENT, &crate::principal::X_API_KEY] {
-            if let Some(v) = outer.headers.get(name) {
-                request = request.header(name, v.clone());
-            }
-        }
-        if let Some(id) = outer.headers.get("x-request-id") {
-            request = request.header("x-request-id", id.clone());
-        }
-        let body = match call.body {
-            Some(b) => {
-                request = request.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let mut request = request.body(body).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        if let Some(peer) = outer.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
-            request.extensions_mut().insert(*peer);
-        }
-        request.extensions_mut().insert(ViaMcp);
-        let response = self.api.clone().oneshot(request).await.map_err(|e| match e {})?;
-        let status = response.status().as_u16();
-        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES)
-            .await
-            .map_err(|e| ErrorData::internal_error(format!("reading the API's answer: {e}"), None))?;
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-        Ok(ApiAnswer { status, body })
-    }
-}
 
 /// What `/mcp` checks before it serves a request: the state, and the origins a browser page
 /// may call it from.
@@ -177,15 +83,15 @@ pub async fn require_api_key(gate: axum::extract::State<Gate>, request: Request,
         Ok(origin) => Origin { channel: Channel::Mcp, ..origin },
         Err(e) => return e.into_response(),
     };
-    parts.extensions.insert(McpCaller { principal, origin });
-    // The MCP service may run a tool call on a task of its own, out of the connection's reach.
-    next.run(crate::http_server::with_connect_info(Request::from_parts(parts, body))).await
+    let request_id = crate::request_context::current_request_id();
+    parts.extensions.insert(McpCaller { principal, origin, request_id });
+    next.run(Request::from_parts(parts, body)).await
 }
 
-/// The streamable-HTTP MCP service over `api` (the API router without `/mcp`). Stateless: any
-/// node of a deployment answers any request, so no session needs to stick to one node.
-pub fn service(state: &AppState, api: Router) -> StreamableHttpService<McpServer<InProcess>, NeverSessionManager> {
-    let backend = Arc::new(InProcess { state: state.clone(), api });
+/// The streamable-HTTP MCP service. Stateless: any node of a deployment answers any request, so
+/// no session needs to stick to one node.
+pub fn service(state: &AppState) -> StreamableHttpService<McpServer<Direct>, NeverSessionManager> {
+    let backend = Arc::new(Direct::new(state.clone()));
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     if let Ok(url) = url::Url::parse(&state.config.server.public_url)
         && let Some(host) = url.host_str()

@@ -1,6 +1,6 @@
-//! The MCP server: lists the tools the caller's scopes allow and runs a tool call as a call of
-//! the admin API, through whichever [`Backend`] the transport provides (the service itself for
-//! `/mcp`, an HTTP client for `moltflow mcp` over stdio).
+//! The MCP server: lists the tools the caller's scopes allow and runs a tool call through
+//! whichever [`Backend`] the transport provides (the row's use case for `/mcp`, the row's route
+//! over HTTP for `moltflow mcp` over stdio).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,13 +16,14 @@ use serde_json::{Value, json};
 
 use super::tools::{ToolSpec, all, find};
 
-/// An API answer as a tool sees it.
-pub struct ApiAnswer {
-    pub status: u16,
-    pub body: Value,
+/// A tool call's answer, as the API would give it: the route's JSON, or the status and error
+/// body the route would refuse with. A success carries no status: a tool result does not show one.
+pub enum Answer {
+    Done(Value),
+    Refused { status: u16, body: Value },
 }
 
-/// Who calls, and how a tool's API call reaches the API.
+/// Who calls, and how a tool call reaches the use case.
 pub trait Backend: Send + Sync + 'static {
     /// The caller's effective scopes for this MCP request (`Err` when it cannot be established).
     fn scopes(&self, context: &RequestContext<RoleServer>) -> impl Future<Output = Result<ScopeSet, ErrorData>> + Send;
@@ -33,7 +34,7 @@ pub trait Backend: Send + Sync + 'static {
         context: &RequestContext<RoleServer>,
         tool: &'static ToolSpec,
         args: serde_json::Map<String, Value>,
-    ) -> impl Future<Output = Result<ApiAnswer, ErrorData>> + Send;
+    ) -> impl Future<Output = Result<Answer, ErrorData>> + Send;
 }
 
 pub struct McpServer<B> {
@@ -63,7 +64,7 @@ fn to_tool(spec: &ToolSpec) -> Tool {
 
 /// The tools `scopes` may call.
 pub fn visible_tools(scopes: ScopeSet) -> Vec<Tool> {
-    all().filter(|t| scopes.contains(t.scope())).map(to_tool).collect()
+    all().filter(|t| scopes.contains(t.scope)).map(to_tool).collect()
 }
 
 /// A call beyond the key's scopes: a protocol error that names the missing scope.
@@ -73,19 +74,22 @@ pub fn missing_scope(tool: &ToolSpec) -> ErrorData {
             "insufficient_scope: the tool {} needs the scope {}, which this API key does not hold",
             tool.name, tool.scope
         ),
-        Some(json!({"code": "insufficient_scope", "scope": tool.scope, "tool": tool.name})),
+        Some(json!({"code": "insufficient_scope", "scope": tool.scope.name(), "tool": tool.name})),
     )
 }
 
 /// The API's JSON with a one-line summary first; an API error becomes a tool error the agent reads.
-pub fn tool_result(tool: &ToolSpec, answer: ApiAnswer) -> CallToolResult {
-    let json_text = if answer.body.is_null() { None } else { Some(answer.body.to_string()) };
-    if (200..300).contains(&answer.status) {
-        let mut content = vec![ContentBlock::text(tool.summarize(&answer.body))];
-        content.extend(json_text.map(ContentBlock::text));
-        return CallToolResult::success(content);
-    }
-    let detail = match &answer.body["detail"] {
+pub fn tool_result(tool: &ToolSpec, answer: Answer) -> CallToolResult {
+    let json_text = |body: &Value| if body.is_null() { None } else { Some(ContentBlock::text(body.to_string())) };
+    let (status, body) = match answer {
+        Answer::Done(body) => {
+            let mut content = vec![ContentBlock::text(tool.summarize(&body))];
+            content.extend(json_text(&body));
+            return CallToolResult::success(content);
+        }
+        Answer::Refused { status, body } => (status, body),
+    };
+    let detail = match &body["detail"] {
         Value::String(s) => s.clone(),
         Value::Array(items) => items
             .iter()
@@ -94,10 +98,9 @@ pub fn tool_result(tool: &ToolSpec, answer: ApiAnswer) -> CallToolResult {
             .join("; "),
         _ => "no detail".to_owned(),
     };
-    let code = answer.body["code"].as_str().unwrap_or("error");
-    let mut content =
-        vec![ContentBlock::text(format!("{} failed: {detail} ({code}, HTTP {})", tool.name, answer.status))];
-    content.extend(json_text.map(ContentBlock::text));
+    let code = body["code"].as_str().unwrap_or("error");
+    let mut content = vec![ContentBlock::text(format!("{} failed: {detail} ({code}, HTTP {status})", tool.name))];
+    content.extend(json_text(&body));
     CallToolResult::error(content)
 }
 
@@ -133,7 +136,7 @@ impl<B: Backend> ServerHandler for McpServer<B> {
         let tool = find(&request.name)
             .ok_or_else(|| ErrorData::invalid_params(format!("unknown tool {:?}", request.name), None))?;
         let scopes = self.backend.scopes(&context).await?;
-        if !scopes.contains(tool.scope()) {
+        if !scopes.contains(tool.scope) {
             return Err(missing_scope(tool));
         }
         let args = request.arguments.unwrap_or_default();

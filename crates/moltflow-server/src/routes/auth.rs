@@ -78,7 +78,8 @@ async fn me(principal: Caller<AccountRead>) -> Json<MeResponse> {
     Json(me_body(&principal))
 }
 
-fn me_body(principal: &Principal) -> MeResponse {
+/// The caller as `/auth/me` shows it (MCP's `whoami` answers the same).
+pub(crate) fn me_body(principal: &Principal) -> MeResponse {
     let user = &principal.user;
     let (method, api_key_id, session_id, scopes) = match &principal.credential {
         Credential::Session { session_id, .. } => ("jwt", None, Some(session_id.clone()), principal.role.scopes()),

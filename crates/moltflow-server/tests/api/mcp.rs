@@ -254,3 +254,111 @@ async fn the_allowed_origins_are_the_public_urls_and_on_a_loopback_bind_the_loop
     assert_eq!(list_from(&open, Some(&key), Some("https://admin.example.com")).await.status, 200);
     list_from(&open, Some(&key), Some("http://localhost:8080")).await.assert(403, "origin_not_allowed");
 }
+
+/// What a tool call came to, either way: the JSON it answered, or the status and code it was
+/// refused with.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Done(Value),
+    Refused(u16, Value),
+}
+
+/// Arguments for one call of `tool`; what it acts on is made fresh for each call. A tool added to
+/// the table without a sample here fails the test below.
+async fn sample(app: &TestApp, access: &str, tool: &str) -> Value {
+    match tool {
+        "create_api_key" => json!({"name": "sample", "scopes": ["account:manage"]}),
+        "rotate_api_key" | "revoke_api_key" => {
+            // Within the calling key's scopes: nobody takes over a key holding more.
+            let target = app.create_key(access, &["account:manage"]).await;
+            json!({"id": target["id"], "grace_period_minutes": 0})
+        }
+        "create_checkout_link" => json!({"plan_id": "pro", "billing_cycle": "monthly"}),
+        "update_tenant_settings" => json!({"require_approval": true, "ai_consent_enabled": true}),
+        "get_usage_daily" => json!({"month": "2026-11"}),
+        "get_usage_history" => json!({"months": 3}),
+        "list_audit_logs" => json!({"limit": 2, "action": "api_key.created"}),
+        "whoami"
+        | "get_subscription"
+        | "list_plans"
+        | "create_portal_link"
+        | "get_usage_current"
+        | "list_api_keys"
+        | "get_tenant_settings"
+        | "list_members" => json!({}),
+        other => panic!("no sample call for the tool {other}: add one"),
+    }
+}
+
+/// `value` without what changes between two reads of the same thing (a key's last use).
+fn steady(mut value: Value) -> Value {
+    match &mut value {
+        Value::Object(map) => {
+            map.remove("last_used_at");
+            for v in map.values_mut() {
+                *v = steady(v.take());
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| *v = steady(v.take())),
+        _ => {}
+    }
+    value
+}
+
+/// `value`'s top-level field names, or the value itself when it has none.
+fn fields(value: &Value) -> Value {
+    value.as_object().map_or_else(|| value.clone(), |m| json!(m.keys().collect::<Vec<_>>()))
+}
+
+/// `/mcp` runs each row's use case in process; `moltflow mcp` sends the row's route over HTTP.
+/// Each tool, called both ways by a key holding just the scope its row names, answers alike and
+/// is never refused for want of a scope: the runner, the route and the row agree.
+#[tokio::test]
+async fn every_tool_answers_in_process_what_its_route_answers_over_http() {
+    use moltflow_server::mcp::tools;
+
+    let app = TestApp::spawn().await;
+    let pair = app.register_verified("mcp-table@example.com").await;
+    let access = token(&pair, "access_token");
+    let mut keys = std::collections::HashMap::new();
+    for tool in tools::all() {
+        let scope = tool.scope.name();
+        if !keys.contains_key(scope) {
+            keys.insert(scope, app.create_key(&access, &[scope]).await["raw_key"].as_str().unwrap().to_owned());
+        }
+        let key = &keys[scope];
+
+        let args = sample(&app, &access, tool.name).await;
+        let (_, answer, _) =
+            rpc(&app, Some(key), None, "tools/call", json!({"name": tool.name, "arguments": args})).await;
+        let result = &answer["result"];
+        assert!(result.is_object(), "{}: {answer}", tool.name);
+        let json = result["content"][1]["text"].as_str().map_or(Value::Null, |t| serde_json::from_str(t).unwrap());
+        let in_process = if result["isError"] == true {
+            let line = result["content"][0]["text"].as_str().unwrap_or_default();
+            let status = line.rsplit("HTTP ").next().and_then(|s| s.trim_end_matches(')').parse().ok()).unwrap_or(0);
+            Seen::Refused(status, json["code"].clone())
+        } else {
+            Seen::Done(json)
+        };
+
+        let args = sample(&app, &access, tool.name).await;
+        let call = tool.route.call(args.as_object().unwrap()).unwrap();
+        let method = reqwest::Method::from_bytes(call.method.as_bytes()).unwrap();
+        let r = app.with_key(method, &call.path, key, call.body).await;
+        let over_http = if (200..300).contains(&r.status) {
+            Seen::Done(r.body)
+        } else {
+            Seen::Refused(r.status, r.body["code"].clone())
+        };
+
+        for seen in [&in_process, &over_http] {
+            assert!(!matches!(seen, Seen::Refused(_, code) if code == "insufficient_scope"), "{}: {seen:?}", tool.name);
+        }
+        match (in_process, over_http) {
+            (Seen::Done(a), Seen::Done(b)) if tool.read_only => assert_eq!(steady(a), steady(b), "{}", tool.name),
+            (Seen::Done(a), Seen::Done(b)) => assert_eq!(fields(&a), fields(&b), "{}", tool.name),
+            (a, b) => assert_eq!(a, b, "{}", tool.name),
+        }
+    }
+}

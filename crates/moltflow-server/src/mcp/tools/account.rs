@@ -1,15 +1,20 @@
 //! MCP tools about the caller's identity.
 
-use super::{ToolSpec, get, no_input, text};
+use moltflow_app::services::principal::ScopeGuard;
+use moltflow_app::services::principal::guards::AccountRead;
+
+use super::{Route, ToolSpec, done, no_input, text};
+use crate::routes::auth::me_body;
 
 pub const TOOLS: &[ToolSpec] = &[ToolSpec {
     name: "whoami",
     description: "Who this API key acts for: the user, role, tenant and the key's effective scopes.",
-    scope: "account:read",
+    scope: AccountRead::SCOPE,
     read_only: true,
     destructive: false,
     schema: no_input,
-    call: |_| Ok(get("/auth/me")),
+    route: Route::get("/auth/me"),
+    run: |call| Box::pin(async move { done(Ok(me_body(call.proof::<AccountRead>()?.principal()))) }),
     summary: |me| {
         format!(
             "{} ({}) in tenant {}; scopes: {}",

@@ -1,18 +1,21 @@
 //! MCP tools about the subscription, the plans, checkout and portal links.
 
+use moltflow_app::services::principal::ScopeGuard;
+use moltflow_app::services::principal::guards::{BillingManage, BillingRead};
 use serde_json::json;
 
-use super::{ApiCall, ToolSpec, body_of, count, get, no_input, object, text};
+use super::{Route, ToolSpec, count, done, no_input, object, text};
 
 pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "get_subscription",
         description: "The tenant's current plan, subscription status, billing cycle, period end, plan limits and usage against them.",
-        scope: "billing:read",
+        scope: BillingRead::SCOPE,
         read_only: true,
         destructive: false,
         schema: no_input,
-        call: |_| Ok(get("/billing/subscription")),
+        route: Route::get("/billing/subscription"),
+        run: |call| Box::pin(async move { done(call.app.billing().subscription(&call.proof::<BillingRead>()?).await) }),
         summary: |s| {
             format!(
                 "Plan {} ({}), status {}, period ends {}",
@@ -26,11 +29,13 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "list_plans",
         description: "Every plan with its monthly and yearly price (in cents, USD) and its limits (null = unlimited).",
-        scope: "billing:read",
+        scope: BillingRead::SCOPE,
         read_only: true,
         destructive: false,
         schema: no_input,
-        call: |_| Ok(get("/billing/plans")),
+        // The route is public: the plans are no secret.
+        route: Route::get("/billing/plans"),
+        run: |call| Box::pin(async move { done(Ok(call.app.billing().plans())) }),
         summary: |plans| {
             format!(
                 "{} plans: {}",
@@ -45,7 +50,7 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "create_checkout_link",
         description: "A checkout link to upgrade the tenant to a paid plan; a person opens it to pay. `free` or the current plan and cycle is a conflict.",
-        scope: "billing:manage",
+        scope: BillingManage::SCOPE,
         read_only: false,
         destructive: false,
         schema: || {
@@ -57,11 +62,11 @@ pub const TOOLS: &[ToolSpec] = &[
                 &["plan_id", "billing_cycle"],
             )
         },
-        call: |args| {
-            Ok(ApiCall {
-                method: "POST",
-                path: "/billing/checkout".into(),
-                body: Some(body_of(args, &["plan_id", "billing_cycle"])),
+        route: Route::post("/billing/checkout").body(&["plan_id", "billing_cycle"]),
+        run: |mut call| {
+            Box::pin(async move {
+                let req = call.body()?;
+                done(call.app.billing().checkout(&call.proof::<BillingManage>()?, req, call.origin).await)
             })
         },
         summary: |r| format!("Checkout link: {}", text(&r["checkout_url"])),
@@ -69,11 +74,14 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "create_portal_link",
         description: "A link to the billing portal where a person manages invoices and the payment method.",
-        scope: "billing:manage",
+        scope: BillingManage::SCOPE,
         read_only: false,
         destructive: false,
         schema: no_input,
-        call: |_| Ok(ApiCall { method: "POST", path: "/billing/portal".into(), body: None }),
+        route: Route::post("/billing/portal"),
+        run: |call| {
+            Box::pin(async move { done(call.app.billing().portal(&call.proof::<BillingManage>()?, None).await) })
+        },
         summary: |r| format!("Billing portal: {}", text(&r["portal_url"])),
     },
 ];

@@ -1,18 +1,21 @@
 //! MCP tools about API keys: list, create, rotate, revoke.
 
-use serde_json::json;
+use moltflow_app::services::principal::ScopeGuard;
+use moltflow_app::services::principal::guards::AccountManage;
+use serde_json::{Value, json};
 
-use super::{ApiCall, ToolSpec, body_of, count, get, id_arg, no_input, object, text};
+use super::{Route, ToolSpec, count, done, no_input, object, text};
 
 pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "list_api_keys",
         description: "The tenant's API keys (members: their own), newest first, with prefix, scopes, creator, last use, expiry and whether each is active. Never the secrets.",
-        scope: "account:manage",
+        scope: AccountManage::SCOPE,
         read_only: true,
         destructive: false,
         schema: no_input,
-        call: |_| Ok(get("/api-keys")),
+        route: Route::get("/api-keys"),
+        run: |call| Box::pin(async move { done(call.app.api_keys().list(&call.proof::<AccountManage>()?).await) }),
         summary: |keys| {
             let active = keys.as_array().map_or(0, |k| k.iter().filter(|k| k["is_active"] == json!(true)).count());
             format!("{} key(s), {active} active", count(keys))
@@ -21,7 +24,7 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "create_api_key",
         description: "Create an API key with the given scopes (only scopes this key holds itself). The secret (`raw_key`) is in this result only: store it now, it is never shown again.",
-        scope: "account:manage",
+        scope: AccountManage::SCOPE,
         read_only: false,
         destructive: false,
         schema: || {
@@ -34,11 +37,11 @@ pub const TOOLS: &[ToolSpec] = &[
                 &["name", "scopes"],
             )
         },
-        call: |args| {
-            Ok(ApiCall {
-                method: "POST",
-                path: "/api-keys".into(),
-                body: Some(body_of(args, &["name", "scopes", "expires_in_days"])),
+        route: Route::post("/api-keys").body(&["name", "scopes", "expires_in_days"]),
+        run: |mut call| {
+            Box::pin(async move {
+                let req = call.body()?;
+                done(call.app.api_keys().create(&call.proof::<AccountManage>()?, req, call.origin).await)
             })
         },
         summary: |k| {
@@ -52,7 +55,7 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "rotate_api_key",
         description: "Give a key you created a new secret; the old one keeps working for the grace period only. The new secret is in this result only.",
-        scope: "account:manage",
+        scope: AccountManage::SCOPE,
         read_only: false,
         destructive: true,
         schema: || {
@@ -64,11 +67,12 @@ pub const TOOLS: &[ToolSpec] = &[
                 &["id"],
             )
         },
-        call: |args| {
-            Ok(ApiCall {
-                method: "POST",
-                path: format!("/api-keys/{}/rotate", id_arg(args)?),
-                body: Some(body_of(args, &["grace_period_minutes"])),
+        route: Route::post("/api-keys/{id}/rotate").body(&["grace_period_minutes"]),
+        run: |mut call| {
+            Box::pin(async move {
+                let id = call.id()?;
+                let req = call.body()?;
+                done(call.app.api_keys().rotate(&call.proof::<AccountManage>()?, &id, req, call.origin).await)
             })
         },
         summary: |k| {
@@ -82,11 +86,19 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "revoke_api_key",
         description: "Revoke an API key at once; services using it stop working. Revoking twice is harmless.",
-        scope: "account:manage",
+        scope: AccountManage::SCOPE,
         read_only: false,
         destructive: true,
         schema: || object(json!({"id": {"type": "string", "description": "The key's id"}}), &["id"]),
-        call: |args| Ok(ApiCall { method: "DELETE", path: format!("/api-keys/{}", id_arg(args)?), body: None }),
+        route: Route::delete("/api-keys/{id}"),
+        run: |call| {
+            Box::pin(async move {
+                let id = call.id()?;
+                let revoked = call.app.api_keys().revoke(&call.proof::<AccountManage>()?, &id, call.origin).await;
+                // The route answers `204`, no body.
+                done(revoked.map(|()| Value::Null))
+            })
+        },
         summary: |_| "Revoked".to_owned(),
     },
 ];

@@ -1,18 +1,21 @@
 //! MCP tools about tenant settings, members and the audit log.
 
+use moltflow_app::services::principal::ScopeGuard;
+use moltflow_app::services::principal::guards::{AuditRead, MembersRead, SettingsManage, SettingsRead};
 use serde_json::json;
 
-use super::{ApiCall, ToolSpec, body_of, count, get, no_input, object, query, text};
+use super::{Route, ToolSpec, count, done, no_input, object, text};
 
 pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "get_tenant_settings",
         description: "The tenant's settings: allowed sender numbers (E.164), whether sends need approval, AI consent (GDPR) and chat-history access.",
-        scope: "settings:read",
+        scope: SettingsRead::SCOPE,
         read_only: true,
         destructive: false,
         schema: no_input,
-        call: |_| Ok(get("/tenant/settings")),
+        route: Route::get("/tenant/settings"),
+        run: |call| Box::pin(async move { done(call.app.settings().get(&call.proof::<SettingsRead>()?).await) }),
         summary: |s| {
             format!(
                 "{} allowed number(s), approval {}, AI consent {}",
@@ -25,7 +28,7 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "update_tenant_settings",
         description: "Change some tenant settings; only the fields given change. Setting ai_consent_enabled records a GDPR consent entry (who, when, IP, user agent).",
-        scope: "settings:manage",
+        scope: SettingsManage::SCOPE,
         read_only: false,
         destructive: false,
         schema: || {
@@ -39,14 +42,16 @@ pub const TOOLS: &[ToolSpec] = &[
                 &[],
             )
         },
-        call: |args| {
-            Ok(ApiCall {
-                method: "PATCH",
-                path: "/tenant/settings".into(),
-                body: Some(body_of(
-                    args,
-                    &["allowed_numbers", "require_approval", "ai_consent_enabled", "chat_history_access_enabled"],
-                )),
+        route: Route::patch("/tenant/settings").body(&[
+            "allowed_numbers",
+            "require_approval",
+            "ai_consent_enabled",
+            "chat_history_access_enabled",
+        ]),
+        run: |mut call| {
+            Box::pin(async move {
+                let patch = call.body()?;
+                done(call.app.settings().update(&call.proof::<SettingsManage>()?, patch, call.origin).await)
             })
         },
         summary: |s| {
@@ -61,17 +66,18 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "list_members",
         description: "The tenant's members with their roles (owner, admin, member) and whether their email is verified.",
-        scope: "members:read",
+        scope: MembersRead::SCOPE,
         read_only: true,
         destructive: false,
         schema: no_input,
-        call: |_| Ok(get("/tenant/members")),
+        route: Route::get("/tenant/members"),
+        run: |call| Box::pin(async move { done(call.app.members().list(&call.proof::<MembersRead>()?).await) }),
         summary: |m| format!("{} member(s)", count(m)),
     },
     ToolSpec {
         name: "list_audit_logs",
         description: "The audit log, newest first: logins, key and settings changes, plan changes, member changes. Pass next_cursor as cursor for the next page.",
-        scope: "audit:read",
+        scope: AuditRead::SCOPE,
         read_only: true,
         destructive: false,
         schema: || {
@@ -84,7 +90,15 @@ pub const TOOLS: &[ToolSpec] = &[
                 &[],
             )
         },
-        call: |args| Ok(get(&format!("/audit-logs{}", query(args, &["limit", "cursor", "action"])))),
+        route: Route::get("/audit-logs").query(&["limit", "cursor", "action"]),
+        run: |call| {
+            Box::pin(async move {
+                let query = call.query();
+                let limit = query.int_within("limit", 50, 1, 200)?;
+                let proof = call.proof::<AuditRead>()?;
+                done(call.app.audit_log().list(&proof, limit, query.get("cursor"), query.get("action")).await)
+            })
+        },
         summary: |p| {
             format!(
                 "{} entr(ies){}",

@@ -1,18 +1,21 @@
 //! MCP tools about usage reports.
 
+use moltflow_app::services::principal::ScopeGuard;
+use moltflow_app::services::principal::guards::UsageRead;
 use serde_json::json;
 
-use super::{ToolSpec, count, get, metric_line, no_input, object, query, text};
+use super::{Route, ToolSpec, count, done, metric_line, no_input, object, text};
 
 pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "get_usage_current",
         description: "This month's usage per metric (messages, ai_replies, sessions, groups, labels) against the plan's limits, with what remains.",
-        scope: "usage:read",
+        scope: UsageRead::SCOPE,
         read_only: true,
         destructive: false,
         schema: no_input,
-        call: |_| Ok(get("/usage/current")),
+        route: Route::get("/usage/current"),
+        run: |call| Box::pin(async move { done(call.app.usage().current(&call.proof::<UsageRead>()?).await) }),
         summary: |u| {
             let m = &u["metrics"];
             let parts: Vec<String> = ["messages", "ai_replies", "sessions", "groups", "labels"]
@@ -25,7 +28,7 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "get_usage_daily",
         description: "Messages and AI replies per day of a month (every day up to today, zero-filled), with a per-WhatsApp-session breakdown.",
-        scope: "usage:read",
+        scope: UsageRead::SCOPE,
         read_only: true,
         destructive: false,
         schema: || {
@@ -37,7 +40,14 @@ pub const TOOLS: &[ToolSpec] = &[
                 &[],
             )
         },
-        call: |args| Ok(get(&format!("/usage/daily{}", query(args, &["month", "session_id"])))),
+        route: Route::get("/usage/daily").query(&["month", "session_id"]),
+        run: |call| {
+            Box::pin(async move {
+                let query = call.query();
+                let proof = call.proof::<UsageRead>()?;
+                done(call.app.usage().daily(&proof, query.get("month"), query.get("session_id")).await)
+            })
+        },
         summary: |d| {
             let days = d["days"].as_array().cloned().unwrap_or_default();
             let total: u64 = days.iter().map(|day| day["messages"].as_u64().unwrap_or(0)).sum();
@@ -47,7 +57,7 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "get_usage_history",
         description: "Messages and AI replies per month, newest first.",
-        scope: "usage:read",
+        scope: UsageRead::SCOPE,
         read_only: true,
         destructive: false,
         schema: || {
@@ -58,7 +68,12 @@ pub const TOOLS: &[ToolSpec] = &[
                 &[],
             )
         },
-        call: |args| Ok(get(&format!("/usage/history{}", query(args, &["months"])))),
+        route: Route::get("/usage/history").query(&["months"]),
+        run: |call| {
+            Box::pin(async move {
+                done(call.app.usage().history(&call.proof::<UsageRead>()?, call.query().get("months")).await)
+            })
+        },
         summary: |h| match h.as_array().and_then(|m| m.first()) {
             Some(m) => format!(
                 "{} month(s); {}: {} messages, {} AI replies",
