@@ -47,10 +47,10 @@ async fn list_api_keys(state: AppState, principal: KeyManager) -> ApiResult<Json
 async fn create_api_key(
     state: AppState,
     principal: KeyManager,
-    meta: Origin,
+    origin: Origin,
     JsonBody(req): JsonBody<CreateApiKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyWithSecret>)> {
-    Ok((StatusCode::CREATED, Json(state.api_keys().create(&principal.0, req, &meta).await?)))
+    Ok((StatusCode::CREATED, Json(state.api_keys().create(&principal.0, req, &origin).await?)))
 }
 
 /// The scope catalogue with a description each, and presets.
@@ -86,10 +86,10 @@ async fn get_api_key(state: AppState, principal: KeyManager, Path(id): Path<Stri
 async fn revoke_api_key(
     state: AppState,
     principal: KeyManager,
-    meta: Origin,
+    origin: Origin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.api_keys().revoke(&principal.0, &id, &meta).await?;
+    state.api_keys().revoke(&principal.0, &id, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -107,9 +107,9 @@ async fn revoke_api_key(
 async fn rotate_api_key(
     state: AppState,
     principal: KeyManager,
-    meta: Origin,
+    origin: Origin,
     Path(id): Path<String>,
     OptionalJsonBody(req): OptionalJsonBody<RotateApiKeyRequest>,
 ) -> ApiResult<Json<ApiKeyWithSecret>> {
-    Ok(Json(state.api_keys().rotate(&principal.0, &id, req, &meta).await?))
+    Ok(Json(state.api_keys().rotate(&principal.0, &id, req, &origin).await?))
 }

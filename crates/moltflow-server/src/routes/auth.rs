@@ -36,12 +36,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
 ))]
 async fn register(
     state: AppState,
-    meta: Origin,
+    origin: Origin,
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenPair>)> {
-    throttle(&state.rate_limits.register_ip, &meta, "Too many sign-ups from this address", state.clock.now_ms())
+    throttle(&state.rate_limits.register_ip, &origin, "Too many sign-ups from this address", state.clock.now_ms())
         .await?;
-    let pair = state.auth().register(req, &meta).await?;
+    let pair = state.auth().register(req, &origin).await?;
     Ok((StatusCode::CREATED, Json(pair)))
 }
 
@@ -52,10 +52,10 @@ async fn register(
     (status = 422, description = "Invalid field", body = ValidationErrorBody),
     (status = 429, description = "Five passwords of this account checked in 15 minutes (`login_locked`), or too many attempts from this network (`rate_limited`)", body = ErrorBody),
 ))]
-async fn login(state: AppState, meta: Origin, JsonBody(req): JsonBody<LoginRequest>) -> ApiResult<Json<TokenPair>> {
-    throttle(&state.rate_limits.login_ip, &meta, "Too many login attempts from this address", state.clock.now_ms())
+async fn login(state: AppState, origin: Origin, JsonBody(req): JsonBody<LoginRequest>) -> ApiResult<Json<TokenPair>> {
+    throttle(&state.rate_limits.login_ip, &origin, "Too many login attempts from this address", state.clock.now_ms())
         .await?;
-    Ok(Json(state.auth().login(req, &meta).await?))
+    Ok(Json(state.auth().login(req, &origin).await?))
 }
 
 /// Exchange a refresh token for a new pair; the old refresh token is spent.
@@ -64,8 +64,8 @@ async fn login(state: AppState, meta: Origin, JsonBody(req): JsonBody<LoginReque
     (status = 401, description = "Invalid, expired or revoked (`invalid_token`), or reused (`refresh_token_reused`)", body = ErrorBody),
     (status = 422, description = "Invalid field", body = ValidationErrorBody),
 ))]
-async fn refresh(state: AppState, meta: Origin, JsonBody(req): JsonBody<RefreshRequest>) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(state.sessions().refresh(&req.refresh_token, &meta).await?))
+async fn refresh(state: AppState, origin: Origin, JsonBody(req): JsonBody<RefreshRequest>) -> ApiResult<Json<TokenPair>> {
+    Ok(Json(state.sessions().refresh(&req.refresh_token, &origin).await?))
 }
 
 /// The caller and how it authenticated.
@@ -109,9 +109,9 @@ pub(crate) fn me_body(principal: &Principal) -> MeResponse {
 async fn logout(
     state: AppState,
     principal: SignedIn,
-    meta: Origin,
+    origin: Origin,
     OptionalJsonBody(req): OptionalJsonBody<LogoutRequest>,
 ) -> ApiResult<StatusCode> {
-    state.sessions().logout(&principal, req.all_sessions.unwrap_or(false), &meta).await?;
+    state.sessions().logout(&principal, req.all_sessions.unwrap_or(false), &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -46,10 +46,10 @@ fn done(detail: &str) -> Json<DoneBody> {
 ))]
 async fn forgot_password(
     state: AppState,
-    meta: Origin,
+    origin: Origin,
     JsonBody(req): JsonBody<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
-    request_mail_link(&state, &meta, &req.email, LinkRequest::PasswordReset).await?;
+    request_mail_link(&state, &origin, &req.email, LinkRequest::PasswordReset).await?;
     Ok(accepted())
 }
 
@@ -61,10 +61,10 @@ async fn forgot_password(
 ))]
 async fn reset_password(
     state: AppState,
-    meta: Origin,
+    origin: Origin,
     JsonBody(req): JsonBody<ResetPasswordRequest>,
 ) -> ApiResult<Json<DoneBody>> {
-    state.recovery().reset_password(req, &meta).await?;
+    state.recovery().reset_password(req, &origin).await?;
     Ok(done("Your password has been reset. Sign in with the new one."))
 }
 
@@ -77,10 +77,10 @@ async fn reset_password(
 ))]
 async fn verify_email(
     state: AppState,
-    meta: Origin,
+    origin: Origin,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> ApiResult<Json<DoneBody>> {
-    let detail = match state.verification().verify_email(&req.token, &meta).await? {
+    let detail = match state.verification().verify_email(&req.token, &origin).await? {
         None => "Your email address is verified.".to_owned(),
         Some(taken) => format!(
             "Your email address is verified. As this is the first proof of the mailbox, everything set up \
@@ -115,10 +115,10 @@ async fn resend_verification(state: AppState, principal: SignedIn) -> ApiResult<
 ))]
 async fn request_magic_link(
     state: AppState,
-    meta: Origin,
+    origin: Origin,
     JsonBody(req): JsonBody<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
-    request_mail_link(&state, &meta, &req.email, LinkRequest::MagicLink).await?;
+    request_mail_link(&state, &origin, &req.email, LinkRequest::MagicLink).await?;
     Ok(accepted())
 }
 
@@ -129,10 +129,10 @@ async fn request_magic_link(
 ))]
 async fn verify_magic_link(
     state: AppState,
-    meta: Origin,
+    origin: Origin,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(state.recovery().verify_magic_link(&req.token, &meta).await?))
+    Ok(Json(state.recovery().verify_magic_link(&req.token, &origin).await?))
 }
 
 /// Set a first password, or change it with `current_password`; a change ends the other sessions.
@@ -147,10 +147,10 @@ async fn verify_magic_link(
 async fn set_password(
     state: AppState,
     principal: SignedIn,
-    meta: Origin,
+    origin: Origin,
     JsonBody(req): JsonBody<SetPasswordRequest>,
 ) -> ApiResult<Json<DoneBody>> {
-    state.users().set_password(&principal, req, &meta).await?;
+    state.users().set_password(&principal, req, &origin).await?;
     Ok(done("Your password is set."))
 }
 

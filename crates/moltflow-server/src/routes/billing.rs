@@ -63,10 +63,10 @@ async fn get_subscription(state: AppState, caller: Caller<BillingRead>) -> ApiRe
 async fn create_checkout(
     state: AppState,
     caller: Caller<BillingManage>,
-    meta: Origin,
+    origin: Origin,
     JsonBody(req): JsonBody<CheckoutRequest>,
 ) -> ApiResult<Json<CheckoutResponse>> {
-    Ok(Json(state.billing().checkout(&caller, req, &meta).await?))
+    Ok(Json(state.billing().checkout(&caller, req, &origin).await?))
 }
 
 /// A billing portal link (owners, or `billing:manage`).
@@ -93,9 +93,9 @@ async fn create_portal(
 async fn cancel_subscription(
     state: AppState,
     caller: Caller<BillingManage>,
-    meta: Origin,
+    origin: Origin,
 ) -> ApiResult<Json<SubscriptionView>> {
-    Ok(Json(state.billing().cancel(&caller, &meta).await?))
+    Ok(Json(state.billing().cancel(&caller, &origin).await?))
 }
 
 /// Sign up with a plan: creates the tenant and owner like register; a paid plan answers a
@@ -108,14 +108,14 @@ async fn cancel_subscription(
 ))]
 async fn signup_checkout(
     state: AppState,
-    meta: Origin,
+    origin: Origin,
     JsonBody(req): JsonBody<SignupCheckoutRequest>,
 ) -> ApiResult<(StatusCode, Json<SignupAnswer>)> {
     // Sign-ups share register's per-address budget: a flood of new tenants is throttled here,
     // at the edge, before any work.
-    throttle(&state.rate_limits.register_ip, &meta, "Too many sign-ups from this address", state.clock.now_ms())
+    throttle(&state.rate_limits.register_ip, &origin, "Too many sign-ups from this address", state.clock.now_ms())
         .await?;
-    let answer = match state.signup().signup_checkout(req, &meta).await? {
+    let answer = match state.signup().signup_checkout(req, &origin).await? {
         SignupOutcome::Tokens(pair) => SignupAnswer::Tokens(pair),
         SignupOutcome::Checkout(c) => SignupAnswer::Checkout(c),
     };
@@ -237,11 +237,11 @@ async fn local_portal_page(state: AppState, Path(token): Path<String>) -> ApiRes
 async fn local_portal_cancel(
     state: AppState,
     headers: HeaderMap,
-    meta: Origin,
+    origin: Origin,
     Path(token): Path<String>,
 ) -> ApiResult<Response> {
     let billing = state.billing();
-    let view = billing.cancel_from_local_portal(&token, &meta).await?;
+    let view = billing.cancel_from_local_portal(&token, &origin).await?;
     if wants_json(&headers) {
         return Ok(Json(view).into_response());
     }

@@ -47,10 +47,10 @@ async fn get_settings(state: AppState, caller: Caller<SettingsRead>) -> ApiResul
 async fn update_settings(
     state: AppState,
     caller: Caller<SettingsManage>,
-    meta: Origin,
+    origin: Origin,
     JsonBody(patch): JsonBody<UpdateTenantSettings>,
 ) -> ApiResult<Json<TenantSettings>> {
-    Ok(Json(state.settings().update(&caller, patch, &meta).await?))
+    Ok(Json(state.settings().update(&caller, patch, &origin).await?))
 }
 
 /// Consent records, newest first (owner/admin, or `audit:read`).
@@ -88,11 +88,11 @@ async fn list_members(state: AppState, caller: Caller<MembersRead>) -> ApiResult
 async fn change_member_role(
     state: AppState,
     caller: Caller<MembersManage>,
-    meta: Origin,
+    origin: Origin,
     Path(user_id): Path<String>,
     JsonBody(req): JsonBody<ChangeRoleRequest>,
 ) -> ApiResult<Json<TenantMember>> {
-    Ok(Json(state.members().change_role(&caller, &user_id, &req.role, &meta).await?))
+    Ok(Json(state.members().change_role(&caller, &user_id, &req.role, &origin).await?))
 }
 
 /// Remove a member: their sessions, API keys and pending invitations stop working at once.
@@ -104,10 +104,10 @@ async fn change_member_role(
 async fn remove_member(
     state: AppState,
     caller: Caller<MembersManage>,
-    meta: Origin,
+    origin: Origin,
     Path(user_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.members().remove(&caller, &user_id, &meta).await?;
+    state.members().remove(&caller, &user_id, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -140,10 +140,10 @@ async fn list_audit_logs(state: AppState, caller: Caller<AuditRead>, query: Quer
 async fn create_invitation(
     state: AppState,
     caller: Caller<MembersManage>,
-    meta: Origin,
+    origin: Origin,
     JsonBody(req): JsonBody<InviteRequest>,
 ) -> ApiResult<(StatusCode, Json<Invitation>)> {
-    Ok((StatusCode::CREATED, Json(state.invitations().invite(&caller, req, &meta).await?)))
+    Ok((StatusCode::CREATED, Json(state.invitations().invite(&caller, req, &origin).await?)))
 }
 
 /// The tenant's invitations, newest first, with their status.
@@ -163,10 +163,10 @@ async fn list_invitations(state: AppState, caller: Caller<MembersRead>) -> ApiRe
 async fn revoke_invitation(
     state: AppState,
     caller: Caller<MembersManage>,
-    meta: Origin,
+    origin: Origin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.invitations().revoke(&caller, &id, &meta).await?;
+    state.invitations().revoke(&caller, &id, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -180,8 +180,8 @@ async fn revoke_invitation(
 ))]
 async fn accept_invitation(
     state: AppState,
-    meta: Origin,
+    origin: Origin,
     JsonBody(req): JsonBody<AcceptInvitationRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenPair>)> {
-    Ok((StatusCode::CREATED, Json(state.invitations().accept(req, &meta).await?)))
+    Ok((StatusCode::CREATED, Json(state.invitations().accept(req, &origin).await?)))
 }

@@ -59,9 +59,9 @@ async fn update_me(
 async fn delete_me(
     state: AppState,
     principal: SignedIn,
-    meta: Origin,
+    origin: Origin,
     OptionalJsonBody(req): OptionalJsonBody<DeleteAccountRequest>,
 ) -> ApiResult<StatusCode> {
-    state.users().delete_me(&principal, req, &meta).await?;
+    state.users().delete_me(&principal, req, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }
