@@ -39,10 +39,10 @@ pub struct Store {
     signals: Option<crate::signals::Signals>,
 }
 
-/// A connection borrowed from the pool for a few statements outside a transaction.
 /// How long a PostgreSQL connection may sit in the pool before it is pinged when borrowed.
 pub const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
+/// A connection borrowed from the pool for a few statements outside a transaction.
 pub enum Conn {
     Sqlite(PoolConnection<Sqlite>),
     Postgres(PoolConnection<Postgres>),
@@ -248,7 +248,7 @@ impl Store {
         })
     }
 
-    /// The most connections the pool opens.
+    /// The pool's size, for tests that must hold every connection at once.
     pub fn max_connections(&self) -> u32 {
         match &self.pool {
             Pool::Sqlite(p) => p.options().get_max_connections(),
@@ -256,7 +256,7 @@ impl Store {
         }
     }
 
-    /// `SELECT 1`: whether the database answers.
+    /// Whether the database answers (`/readyz`): a statement that touches no table.
     pub async fn ping(&self) -> crate::Result<()> {
         match &self.pool {
             Pool::Sqlite(p) => {
