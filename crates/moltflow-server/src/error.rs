@@ -97,7 +97,7 @@ impl ApiError {
 }
 
 /// A `422` item whose location is all names (`["query", "limit"]`); list indexes come from
-/// [`located`].
+/// `located`.
 pub fn item(loc: &[&str], msg: impl Into<String>, kind: &str) -> ValidationItem {
     ValidationItem {
         loc: loc.iter().map(|s| Value::String((*s).to_owned())).collect(),
