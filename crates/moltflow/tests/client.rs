@@ -4,10 +4,10 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{free_port, moltflow};
+use support::{eventually, free_port, moltflow};
 
 mod support;
 
@@ -47,12 +47,11 @@ impl Server {
             .spawn()
             .unwrap();
         let server = Server { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while server.call("GET", "/healthz", None, None).0 != 200 {
-            assert!(Instant::now() < deadline, "server did not become ready");
-            // Polls a process that is starting up: nothing to wait on but the socket.
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // Polls a process that is starting up: nothing to wait on but the socket.
+        eventually(Duration::from_secs(20), "the server to answer /healthz", || {
+            let (status, body) = server.call("GET", "/healthz", None, None);
+            if status == 200 { Ok(()) } else { Err((status, body)) }
+        });
         server
     }
 
@@ -117,16 +116,11 @@ impl Server {
 
     /// As [`Server::mail_token`], waiting for a mail newer than the one that carried `seen`.
     fn mail_token_other_than(&self, to: &str, kind: &str, seen: Option<&str>) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(token) = find_mail_token(&self.dir.join("mail"), to, kind).filter(|t| Some(t.as_str()) != seen)
-            {
-                return token;
-            }
-            assert!(Instant::now() < deadline, "no {kind} mail to {to}");
-            // The outbox worker delivers in the background; poll its output folder.
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // The outbox worker delivers in the background; poll its output folder.
+        eventually(Duration::from_secs(15), format!("a {kind} mail to {to}"), || {
+            let newest = find_mail_token(&self.dir.join("mail"), to, kind);
+            newest.clone().filter(|t| Some(t.as_str()) != seen).ok_or(newest)
+        })
     }
 
     fn cli(&self, key: Option<&str>, args: &[&str]) -> Run {

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Node, free_port, http, moltflow};
+use support::{Node, eventually, free_port, http, moltflow};
 
 const PASSWORD: &str = "sunny-tulip-harbor-42";
 
@@ -31,11 +31,10 @@ fn start(dir: &std::path::Path, database: &str, redis: &str, prefix: &str) -> No
         .spawn()
         .expect("start moltflow serve");
     let node = Node { port, child };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http(port, "GET", "/readyz", &[], None).is_none_or(|(s, _, _)| s != 200) {
-        assert!(Instant::now() < deadline, "node on port {port} never became ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(Duration::from_secs(60), format!("the node on port {port} to be ready"), || {
+        let ready = http(port, "GET", "/readyz", &[], None).map(|(s, _, _)| s);
+        if ready == Some(200) { Ok(()) } else { Err(ready) }
+    });
     node
 }
 

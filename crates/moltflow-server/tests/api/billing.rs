@@ -3,7 +3,7 @@ use std::time::Duration;
 use moltflow_server::billing::signature::sign;
 use serde_json::{Value, json};
 
-use crate::common::{PASSWORD, TestApp, app_with_owner, token};
+use crate::common::{PASSWORD, TestApp, app_with_owner, eventually, token};
 use crate::stripe_mock::{Failure, StripeMock};
 
 pub const WEBHOOK_SECRET: &str = "whsec_moltflow_test";
@@ -637,16 +637,13 @@ async fn stripe_provider_against_localstripe() {
     let sub: Value = sub.json().await.unwrap();
     let sub_id = sub["id"].as_str().unwrap().to_owned();
 
-    // The emulator's signed customer.subscription.created reaches the webhook.
-    let mut plan = Value::Null;
-    for _ in 0..50 {
-        // The emulator (another process) posts its webhook on its own time: poll for its effect.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        plan = app.get("/billing/subscription", Some(&at)).await.body;
-        if plan["plan_id"] == "pro" {
-            break;
-        }
-    }
+    // The emulator's signed customer.subscription.created reaches the webhook. The emulator
+    // (another process) posts its webhook on its own time: poll for its effect.
+    let subscription = async || {
+        let plan = app.get("/billing/subscription", Some(&at)).await.body;
+        if plan["plan_id"] == "pro" { Ok(plan) } else { Err(plan) }
+    };
+    let plan = eventually(Duration::from_secs(10), "the webhook of the new subscription", subscription).await;
     assert_eq!((plan["plan_id"].as_str(), plan["status"].as_str()), (Some("pro"), Some("active")), "{plan}");
 
     // Cancel goes to the emulator; the plan stays until it says the subscription ended.
@@ -656,14 +653,11 @@ async fn stripe_provider_against_localstripe() {
         auth(http.get(ls(&format!("/v1/subscriptions/{sub_id}")))).send().await.unwrap().json().await.unwrap();
     assert_eq!(remote["cancel_at_period_end"], true);
     assert_eq!(auth(http.delete(ls(&format!("/v1/subscriptions/{sub_id}")))).send().await.unwrap().status(), 200);
-    for _ in 0..50 {
-        // As above: the emulator's webhook arrives when it sends it.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        plan = app.get("/billing/subscription", Some(&at)).await.body;
-        if plan["plan_id"] == "free" {
-            break;
-        }
-    }
-    assert_eq!(plan["plan_id"], "free", "{plan}");
+    // As above: the emulator's webhook arrives when it sends it.
+    eventually(Duration::from_secs(10), "the webhook of the ended subscription", async || {
+        let plan = app.get("/billing/subscription", Some(&at)).await.body;
+        if plan["plan_id"] == "free" { Ok(()) } else { Err(plan) }
+    })
+    .await;
     let _ = http.delete(ls(&format!("/_config/webhooks/{hook_id}"))).send().await;
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Once;
+use std::time::Duration;
 
 use base64::Engine;
 use moltflow_server::mail::worker::{Outbox, OutboxWorker};
@@ -11,6 +12,9 @@ use moltflow_server::{AppState, Config, app};
 use moltflow_store::{PoolSettings, Store};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
+
+mod eventually;
+pub use eventually::{eventually, eventually_every};
 
 /// The signing key seed every test app uses, so that tests can forge tokens of their own.
 pub const TEST_SEED: [u8; 32] = [42; 32];
@@ -113,11 +117,7 @@ impl TestApp {
         // Both nodes must hear each other before a test changes anything: their listeners connect
         // to PostgreSQL in the background (real time, not the clock's).
         for node in [self, &peer] {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while !node.state.auth_cache.is_listening() {
-                assert!(std::time::Instant::now() < deadline, "the revocation listener did not connect within 10 s");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
+            node.wait_listening().await;
         }
         Some(peer)
     }
@@ -199,14 +199,8 @@ impl TestApp {
         // connects: a test that started before would see its cached states dropped at a moment
         // it does not choose.
         if store.signals().is_some() {
-            let listening = async {
-                while !state.auth_cache.is_listening() {
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                }
-            };
-            tokio::time::timeout(std::time::Duration::from_secs(10), listening)
-                .await
-                .expect("the revocation listener connects");
+            let listening = async || state.auth_cache.is_listening().then_some(()).ok_or("not listening");
+            eventually(Duration::from_secs(10), "the revocation listener to connect", listening).await;
         }
         let worker = with_worker.then(|| OutboxWorker::spawn(state.clone()).expect("outbox worker"));
         let router = app(state.clone());
@@ -382,15 +376,17 @@ impl TestApp {
     /// Waits (up to 10 s) until `sql` counts `n`: for what other tasks or processes do on real
     /// time (a PostgreSQL listener connecting), not for what the clock governs.
     pub async fn wait_count(&self, sql: &str, n: i64) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
+        eventually(Duration::from_secs(10), format!("{n} from {sql}"), async || {
             let got = self.count(sql).await;
-            if got == n {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "waited for {n} from {sql}, have {got}");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+            if got == n { Ok(()) } else { Err(got) }
+        })
+        .await;
+    }
+
+    /// Waits (up to 10 s) until this node's revocation listener is connected (PostgreSQL).
+    async fn wait_listening(&self) {
+        let listening = async || self.state.auth_cache.is_listening().then_some(()).ok_or("not listening");
+        eventually(Duration::from_secs(10), "the revocation listener to connect", listening).await;
     }
 
     pub async fn put_json(&self, method: reqwest::Method, path: &str, body: Value, token: Option<&str>) -> Resp {
