@@ -1,15 +1,15 @@
 //! The `moltflow` binary as an operator runs it: start-up and what it prints, configuration
 //! errors and warnings, `--help`, migrations, logs, and a graceful stop on SIGTERM.
 
-use std::io::Read;
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod support;
 
-use support::{free_port, moltflow as bin};
+use support::{eventually, free_port, moltflow as bin};
 
 fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("moltflow-cli-{}-{}", std::process::id(), rand_suffix()));
@@ -22,7 +22,6 @@ fn rand_suffix() -> u128 {
 }
 
 fn http(port: u16, request: &str) -> Option<String> {
-    use std::io::Write;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.write_all(request.as_bytes()).ok()?;
@@ -48,15 +47,27 @@ fn start(dir: &PathBuf, port: u16) -> Child {
 }
 
 fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if get(port, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
-            return;
+    // A process starting up: nothing to wait on but its socket.
+    eventually(Duration::from_secs(20), format!("the server on port {port} to answer /healthz"), || {
+        let answer = get(port, "/healthz");
+        if answer.as_deref().is_some_and(|r| r.starts_with("HTTP/1.1 200")) { Ok(()) } else { Err(answer) }
+    });
+}
+
+/// Waits (up to `within`) for `child` to exit on its own; returns how. Killed if it does not.
+fn exit_of(child: &mut Child, within: Duration, what: &str) -> std::process::ExitStatus {
+    struct KillUnlessExited<'a>(&'a mut Child);
+    impl Drop for KillUnlessExited<'_> {
+        fn drop(&mut self) {
+            if self.0.try_wait().ok().flatten().is_none() {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
         }
-        // A process starting up: nothing to wait on but its socket.
-        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("server did not become ready");
+    let guard = KillUnlessExited(child);
+    // Another process deciding on its own time: poll its exit.
+    eventually(within, what, || guard.0.try_wait().unwrap().ok_or("still running"))
 }
 
 #[test]
@@ -69,29 +80,32 @@ fn serve_creates_the_sqlite_database_and_stops_cleanly_on_sigterm() {
     let ready = get(port, "/readyz").unwrap();
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
 
-    // A request in flight when SIGTERM arrives still gets its answer.
+    // A request in flight when SIGTERM arrives still gets its answer. In flight as a fact, not a
+    // head start: its headers ask `Expect: 100-continue` and the body is held back until the
+    // server asks for it (the handler is reading it); then SIGTERM; then, once the server has
+    // stopped accepting connections (it is draining), the body.
     let body = r#"{"email":"drain@example.com","password":"sunny-tulip-harbor-42","full_name":"Drain"}"#;
-    let request = format!(
-        "POST /api/v2/auth/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        body.len(),
-        body
+    let mut held = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /api/v2/auth/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
     );
-    let in_flight = std::thread::spawn(move || http(port, &request));
-    // Real concurrency: give the request a head start so that SIGTERM finds it in flight.
-    std::thread::sleep(Duration::from_millis(20));
+    held.write_all(head.as_bytes()).unwrap();
+    let mut interim = [0u8; 25];
+    held.read_exact(&mut interim).unwrap();
+    assert_eq!(String::from_utf8_lossy(&interim), "HTTP/1.1 100 Continue\r\n\r\n", "the server asks for the body");
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    let answer = in_flight.join().unwrap().unwrap_or_default();
+    eventually(Duration::from_secs(15), "the server to stop accepting connections after SIGTERM", || {
+        TcpStream::connect(("127.0.0.1", port)).map_or(Ok(()), |_| Err("a connection was accepted"))
+    });
+    assert!(child.try_wait().unwrap().is_none(), "the server exited with a request in flight");
+    held.write_all(body.as_bytes()).unwrap();
+    let mut answer = String::new();
+    held.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 201"), "in-flight request answered: {answer}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-        // Another process draining on its own time: poll its exit.
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = exit_of(&mut child, Duration::from_secs(15), "the server to exit after draining");
     assert_eq!(exit.code(), Some(0));
     assert!(get(port, "/healthz").is_none(), "no longer accepting");
     let _ = std::fs::remove_dir_all(dir);
@@ -186,19 +200,8 @@ fn the_local_billing_provider_is_refused_on_a_reachable_address_unless_chosen() 
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("serve on {bind} with the default local provider kept running");
-            }
-            // Another process deciding on its own time: poll its exit.
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status =
+            exit_of(&mut child, Duration::from_secs(10), &format!("serve on {bind} to refuse the local provider"));
         assert!(!status.success(), "{bind}");
         let mut stderr = String::new();
         child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
@@ -265,16 +268,10 @@ impl Running {
 
     /// Waits (up to 20 s) until the output holds `text`: the process writes it on its own time.
     fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        eventually(Duration::from_secs(20), format!("{text:?} in the output"), || {
             let out = self.output();
-            if out.contains(text) {
-                return out;
-            }
-            assert!(Instant::now() < deadline, "waited for {text:?} in:\n{out}");
-            // The process writes its output on its own time: poll it.
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            if out.contains(text) { Ok(out) } else { Err(out) }
+        })
     }
 }
 

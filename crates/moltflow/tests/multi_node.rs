@@ -12,13 +12,14 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moltflow_store::Store;
 use serde_json::{Value, json};
 
-use support::{Node, free_port, moltflow};
+use support::{Node, eventually_async, eventually_async_every, free_port, moltflow};
 
 /// How soon every other node must refuse what one node revoked (API.md §5).
 const WITHIN: Duration = Duration::from_millis(100);
@@ -104,18 +105,17 @@ impl Cluster {
     }
 
     async fn wait_ready(&mut self, i: usize) {
-        let deadline = Instant::now() + Duration::from_secs(60);
         let url = format!("http://127.0.0.1:{}/readyz", self.nodes[i].port);
-        while Instant::now() < deadline {
+        eventually_async(Duration::from_secs(60), format!("node {i} to be ready"), async || {
             if self.client.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
-                return;
+                return Ok(());
             }
             if let Ok(Some(status)) = self.nodes[i].child.try_wait() {
                 panic!("node {i} exited ({status}): {}", self.log(i));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("node {i} did not become ready: {}", self.log(i));
+            Err(format!("not ready; its log: {}", self.log(i)))
+        })
+        .await;
     }
 
     fn log(&self, i: usize) -> String {
@@ -193,18 +193,22 @@ impl Cluster {
     /// bound of the delay: it includes that request's own round trip). The cluster has three
     /// nodes: the two others are polled at once.
     async fn refused_elsewhere(&self, revoker: usize, credential: &str, since: Instant, what: &str) -> Vec<Duration> {
-        let poll = async |node: usize| loop {
-            let sent = since.elapsed();
-            let status = self.me(node, credential).await;
-            if status == 401 {
-                return since.elapsed();
-            }
-            assert_eq!(status, 200, "{what} on node {node}");
-            assert!(
-                sent < WITHIN,
-                "{what}: node {node} accepted a request sent {sent:?} after node {revoker} revoked it"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        let poll = async |node: usize| {
+            let refused = format!("{what} refused by node {node}");
+            eventually_async_every(Duration::from_secs(10), Duration::from_millis(1), refused, async || {
+                let sent = since.elapsed();
+                let status = self.me(node, credential).await;
+                if status == 401 {
+                    return Ok(since.elapsed());
+                }
+                assert_eq!(status, 200, "{what} on node {node}");
+                assert!(
+                    sent < WITHIN,
+                    "{what}: node {node} accepted a request sent {sent:?} after node {revoker} revoked it"
+                );
+                Err(status)
+            })
+            .await
         };
         let others: Vec<usize> = (0..self.nodes.len()).filter(|n| *n != revoker).collect();
         let (a, b) = tokio::join!(poll(others[0]), poll(others[1]));
@@ -389,17 +393,18 @@ async fn three_nodes_share_revocations_quota_and_durability() {
     let (_, load_key) = cluster.create_key(0, &load_owner, &["usage:write"]).await;
     let acked_events = Arc::new(Mutex::new(Vec::<String>::new()));
     let acked_consumes = Arc::new(Mutex::new(Vec::<String>::new()));
-    let acked_by_victim = Arc::new(Mutex::new(0usize));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Requests each node acknowledged: what the test waits on, instead of spans of time.
+    let acked_by: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
     let victim = 2;
     let workers: Vec<_> = (0..6)
         .map(|w| {
             let (cluster, key, stop) = (cluster.clone(), load_key.clone(), stop.clone());
-            let (events, consumes, by_victim) = (acked_events.clone(), acked_consumes.clone(), acked_by_victim.clone());
+            let (events, consumes, acked_by) = (acked_events.clone(), acked_consumes.clone(), acked_by.clone());
             tokio::spawn(async move {
                 let node = w % 3;
                 for round in 0.. {
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) {
                         break;
                     }
                     let acked = if round % 2 == 0 {
@@ -432,24 +437,43 @@ async fn three_nodes_share_revocations_quota_and_durability() {
                     if !acked && node == victim {
                         break; // the victim is gone
                     }
-                    if acked && node == victim {
-                        *by_victim.lock().unwrap() += 1;
+                    if acked {
+                        acked_by[node].fetch_add(1, Ordering::SeqCst);
                     }
                 }
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let acked = || acked_by.iter().map(|a| a.load(Ordering::SeqCst)).collect::<Vec<_>>();
+    // The load runs on every node: each has acknowledged twenty requests.
+    eventually_async(Duration::from_secs(30), "twenty acknowledged requests on each node", async || {
+        let seen = acked();
+        if seen.iter().all(|a| *a >= 20) { Ok(()) } else { Err(seen) }
+    })
+    .await;
     // SIGKILL the victim while the load runs (the process handle is shared: kill by pid).
     let pid = cluster.nodes[victim].child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // The load goes on: the victim's workers meet its death and stop, the survivors acknowledge
+    // ten more each.
+    let at_kill = acked();
+    eventually_async(
+        Duration::from_secs(30),
+        "the victim's workers to stop and ten more on each survivor",
+        async || {
+            let stopped = workers.iter().enumerate().filter(|(w, _)| w % 3 == victim).all(|(_, w)| w.is_finished());
+            let more: Vec<usize> =
+                (0..n).filter(|node| *node != victim).map(|node| acked()[node] - at_kill[node]).collect();
+            if stopped && more.iter().all(|m| *m >= 10) { Ok(()) } else { Err((stopped, more)) }
+        },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.expect("worker");
     }
-    let by_victim = *acked_by_victim.lock().unwrap();
-    assert!(by_victim > 0, "the killed node acknowledged nothing before it died: the test proved nothing");
+    let by_victim = acked_by[victim].load(Ordering::SeqCst);
+    assert!(by_victim >= 20, "the killed node acknowledged {by_victim} requests before it died");
     let events = std::mem::take(&mut *acked_events.lock().unwrap());
     let consumes = std::mem::take(&mut *acked_consumes.lock().unwrap());
     let lost = missing(&cluster.store, "usage_events", "event_id", &load_tenant, &events).await;

@@ -1,10 +1,12 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use moltflow_core::secret::sha256_hex;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, app_with_owner, token};
+use crate::common::{TestApp, app_with_owner, eventually, token};
 
 fn raw(key: &Value) -> String {
     token(key, "raw_key")
@@ -241,41 +243,54 @@ async fn once_revoke_has_answered_no_request_with_the_key_succeeds() {
     let key = app.create_key(&at, &["account:read"]).await;
     let raw_key = raw(&key);
     let url = app.url(&format!("/api-keys/{}", key["id"].as_str().unwrap()));
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Answers each client has had so far: what the test waits on, instead of a span of time.
+    let answered: Arc<Vec<AtomicUsize>> = Arc::new((0..4).map(|_| AtomicUsize::new(0)).collect());
     let users: Vec<_> = (0..4)
-        .map(|_| {
+        .map(|i| {
             let client = app.client.clone();
             let me = app.url("/auth/me");
             let raw_key = raw_key.clone();
-            let stop = stop.clone();
+            let (stop, answered) = (stop.clone(), answered.clone());
             tokio::spawn(async move {
                 let mut answers = Vec::new();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     let sent_at = std::time::Instant::now();
                     let r = client.get(&me).header("x-api-key", &raw_key).send().await.unwrap();
                     answers.push((sent_at, r.status().as_u16()));
+                    answered[i].fetch_add(1, Ordering::SeqCst);
                 }
                 answers
             })
         })
         .collect();
-    // Real concurrency, on real time: let the four clients get going before the revoke …
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let counts = || answered.iter().map(|n| n.load(Ordering::SeqCst)).collect::<Vec<_>>();
+    // Real concurrency: the four clients are sending (each has had an answer) before the revoke …
+    eventually(Duration::from_secs(10), "an answer to each of the four clients", async || {
+        let seen = counts();
+        if seen.iter().all(|n| *n > 0) { Ok(()) } else { Err(seen) }
+    })
+    .await;
     assert_eq!(app.send(app.client.delete(&url).bearer_auth(&at)).await.status, 204);
-    let answered = std::time::Instant::now();
-    // … and keep them sending for a while after it answered.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let revoked_at = std::time::Instant::now();
+    // … and each sends five more after it answered (one may have been in flight then).
+    let before = counts();
+    eventually(Duration::from_secs(10), "six more answers to each client after the revoke", async || {
+        let seen = counts();
+        if seen.iter().zip(&before).all(|(now, then)| *now >= then + 6) { Ok(()) } else { Err(seen) }
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
     let mut after = 0;
     for u in users {
         for (sent_at, status) in u.await.unwrap() {
-            if sent_at > answered {
+            if sent_at > revoked_at {
                 after += 1;
                 assert_eq!(status, 401, "request sent after revoke answered succeeded");
             }
         }
     }
-    assert!(after > 0);
+    assert!(after >= 20, "only {after} requests were sent after the revoke answered");
 }
 
 #[tokio::test]
