@@ -6,28 +6,37 @@ use serde_json::{Value, json};
 
 use crate::common::TestApp;
 
-/// The checked-in document. `UPDATE_SNAPSHOTS=1 cargo test -p moltflow-server --test api openapi`
-/// rewrites it; review the diff like any change to the contract.
-fn snapshot_path() -> std::path::PathBuf {
+/// The published copy of the reviewed snapshot, for users to import (README links it).
+fn published_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json")
 }
 
+/// The served document against its reviewed insta snapshot (`tests/api/snapshots/openapi.snap`),
+/// and `docs/openapi.json` against the served document. After a deliberate change,
+/// `INSTA_UPDATE=always cargo test -p moltflow-server --test api openapi` rewrites both (or accept
+/// the snapshot with `cargo insta review`, then run that command for the copy); review the diff
+/// like any change to the contract.
 #[tokio::test]
 async fn the_document_matches_its_reviewed_snapshot() {
     let app = TestApp::spawn().await;
     let served = app.get("/openapi.json", None).await.body;
-    let rendered = serde_json::to_string_pretty(&served).unwrap() + "\n";
-    let path = snapshot_path();
-    if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
-        std::fs::write(&path, &rendered).unwrap();
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_snapshot_path("snapshots");
+    settings.set_sort_maps(true);
+    settings.bind(|| insta::assert_json_snapshot!("openapi", served));
+
+    let path = published_path();
+    let published: Value =
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    if published != served && std::env::var("INSTA_UPDATE").is_ok_and(|v| v == "always") {
+        std::fs::write(&path, serde_json::to_string_pretty(&served).unwrap() + "\n").unwrap();
         return;
     }
-    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
-    let checked_in: Value = serde_json::from_str(&checked_in).unwrap_or(Value::Null);
     assert!(
-        checked_in == served,
-        "/openapi.json differs from docs/openapi.json: review the change and run \
-         `UPDATE_SNAPSHOTS=1 cargo test -p moltflow-server --test api openapi` to accept it"
+        published == served,
+        "docs/openapi.json (the published copy) differs from the served document: \
+         run `INSTA_UPDATE=always cargo test -p moltflow-server --test api openapi` and review the diff"
     );
 }
 
