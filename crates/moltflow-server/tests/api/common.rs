@@ -1,14 +1,16 @@
 //! `TestApp`: the real router served over real HTTP on a port of its own, on a fresh database:
-//! a temporary SQLite file, or a fresh PostgreSQL schema when `MOLTFLOW_TEST_DATABASE_URL` is set.
+//! a temporary SQLite file, or, when `MOLTFLOW_TEST_DATABASE_URL` is set, a fresh copy of a
+//! migrated PostgreSQL template (`moltflow_store::testing::postgres`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use base64::Engine;
 use moltflow_server::mail::worker::{Outbox, OutboxWorker};
 use moltflow_server::{AppState, Config, app};
+use moltflow_store::testing::postgres::TestDatabase;
 use moltflow_store::{PoolSettings, Store};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -28,8 +30,8 @@ pub struct TestApp {
     _workers: moltflow_server::workers::Workers,
     /// Where the file transport writes `.eml` files (when no SMTP URL is configured).
     pub mail_dir: PathBuf,
-    /// The database URL and PostgreSQL schema, for a second node over the same data.
-    database: (String, Option<String>),
+    /// The database, for a second node over the same data.
+    database: Db,
     /// The outbox worker, when the test runs one ([`TestApp::spawn_with_worker`]); other tests
     /// deliver mail with [`TestApp::deliver_mail`] (tests may stop it and start another).
     pub worker: Option<OutboxWorker>,
@@ -64,6 +66,32 @@ impl Resp {
     pub fn assert(&self, status: u16, code: &str) -> &Self {
         assert_eq!((self.status, self.code()), (status, code), "body: {}", self.body);
         self
+    }
+}
+
+/// Where a test app's data lives: the URL, the PostgreSQL schema if any, and the PostgreSQL copy
+/// it is in (shared by the nodes over it, dropped with the last of them).
+#[derive(Clone)]
+struct Db {
+    url: String,
+    schema: Option<String>,
+    copy: Option<Arc<TestDatabase>>,
+}
+
+impl Db {
+    /// A fresh copy of the migrated PostgreSQL template, or a SQLite file in `dir`.
+    async fn fresh(dir: &std::path::Path) -> Db {
+        match moltflow_store::testing::postgres::database_url() {
+            Some(base) => {
+                let started = std::time::Instant::now();
+                let copy = TestDatabase::new(&base).await.expect("a fresh PostgreSQL database");
+                if std::env::var("MOLTFLOW_TEST_TIMINGS").is_ok() {
+                    eprintln!("timing: a fresh PostgreSQL database in {:?}", started.elapsed());
+                }
+                Db { url: copy.url().to_owned(), schema: copy.schema().map(str::to_owned), copy: Some(Arc::new(copy)) }
+            }
+            None => Db { url: format!("sqlite://{}", dir.join("test.db").display()), schema: None, copy: None },
+        }
     }
 }
 
@@ -109,7 +137,7 @@ impl TestApp {
 
     /// [`TestApp::spawn_peer`] with settings of its own.
     pub async fn spawn_peer_with(&self, overrides: &[(&str, &str)]) -> Option<TestApp> {
-        self.database.1.as_ref()?;
+        self.database.copy.as_ref()?;
         // One service behind a load balancer: one public URL (the tokens' issuer).
         let mut settings = vec![("public_url", self.base.as_str())];
         settings.extend_from_slice(overrides);
@@ -133,22 +161,29 @@ impl TestApp {
     }
 
     async fn spawn_on(
-        database: Option<(String, Option<String>)>,
+        database: Option<Db>,
         overrides: &[(&str, &str)],
         with_worker: bool,
         redis: Option<&SharedRedis>,
     ) -> TestApp {
         backend_note();
+        let started = std::time::Instant::now();
         moltflow_server::tls::install_crypto_provider();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("moltflow-test-{id}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (url, schema) = database.unwrap_or_else(|| match std::env::var("MOLTFLOW_TEST_DATABASE_URL") {
-            Ok(url) => (url, Some(format!("t_{id}"))),
-            Err(_) => (format!("sqlite://{}", dir.join("test.db").display()), None),
-        });
+        let database = match database {
+            Some(database) => database,
+            None => Db::fresh(&dir).await,
+        };
+        // A test may have the service reach the database through a proxy it controls (`host:port`).
+        let url = match overrides.iter().find(|(k, _)| *k == "database_via") {
+            Some((_, via)) => moltflow_store::testing::postgres::with_address(&database.url, via),
+            None => database.url.clone(),
+        };
+        let schema = database.schema.clone();
         let mut map: BTreeMap<String, String> = [
             ("database_url", url.clone()),
             ("public_url", format!("http://{addr}")),
@@ -167,8 +202,6 @@ impl TestApp {
         if let Some(redis) = redis {
             map.insert("redis_url".to_owned(), redis.url.clone());
         }
-        // A test may point the service elsewhere (through a proxy it controls).
-        let url = map.get("database_url").cloned().unwrap_or(url);
         let mut config = Config::from_map(&map).expect("test config");
         if let Some(redis) = redis {
             config.limits.redis_key_prefix = redis.prefix.clone();
@@ -206,6 +239,9 @@ impl TestApp {
         let router = app(state.clone());
         let deadlines = moltflow_server::http_server::Deadlines::of(&state.config);
         tokio::spawn(moltflow_server::http_server::serve(listener, router, deadlines, std::future::pending()));
+        if std::env::var("MOLTFLOW_TEST_TIMINGS").is_ok() {
+            eprintln!("timing: a test app ready in {:?}", started.elapsed());
+        }
         TestApp {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
@@ -213,7 +249,7 @@ impl TestApp {
             store,
             _workers: workers,
             mail_dir: dir.join("mail"),
-            database: (url, schema),
+            database: Db { url, ..database },
             worker,
             _dir: TempDir(dir),
         }

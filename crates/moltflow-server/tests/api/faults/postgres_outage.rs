@@ -140,12 +140,10 @@ async fn postgres_stopping_mid_load_answers_503_fast_recovers_within_5_s_and_los
         return;
     };
     let mut proxy = Proxy::start(upstream_of(&database_url)).await;
-    let mut via_proxy = url::Url::parse(&database_url).expect("url");
-    via_proxy.set_host(Some("127.0.0.1")).expect("host");
-    via_proxy.set_port(Some(proxy.addr.port())).expect("port");
+    let via_proxy = proxy.addr.to_string();
     // A shorter wait for a connection than the default 2 s, so that the writers meet the outage
     // several times within a second or so (each 503 takes one wait).
-    let overrides = [("database_url", via_proxy.as_str()), ("rate_limit_scale", "0"), ("db_acquire_timeout_ms", "500")];
+    let overrides = [("database_via", via_proxy.as_str()), ("rate_limit_scale", "0"), ("db_acquire_timeout_ms", "500")];
     let app = Arc::new(TestApp::spawn_with(&overrides).await);
     let (access, tenant) = owner(&app, "load@example.com").await;
     set_plan(&app, &tenant, "business").await; // no quota in the way
@@ -280,11 +278,9 @@ async fn a_database_that_hangs_does_not_hold_a_request_whose_cached_session_is_s
         return;
     };
     let proxy = crate::tcp_proxy::TcpProxy::start(upstream_of(&database_url)).await;
-    let mut via_proxy = url::Url::parse(&database_url).expect("url");
-    via_proxy.set_host(Some("127.0.0.1")).expect("host");
-    via_proxy.set_port(Some(proxy.addr.port())).expect("port");
+    let via_proxy = proxy.addr.to_string();
     let app = TestApp::spawn_with(&[
-        ("database_url", via_proxy.as_str()),
+        ("database_via", via_proxy.as_str()),
         ("rate_limit_scale", "0"),
         ("test_refresh_wait_ms", "250"),
     ])
