@@ -16,6 +16,14 @@ pub fn skipped(needs: &str) {
     eprintln!("note: {test} skipped (needs {needs})");
 }
 
+/// [`skipped`] for a part of a test (`part`: "the second node's token") that its environment
+/// cannot run, the rest of the test running: `note: <test>: <part> skipped (needs …)`.
+pub fn skipped_part(part: &str, needs: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().filter(|n| *n != "main").unwrap_or("a test");
+    eprintln!("note: {test}: {part} skipped (needs {needs})");
+}
+
 impl Store {
     /// `SELECT COUNT(*) …` or any query returning one integer.
     pub async fn scalar_i64(&self, sql: &str) -> Result<i64> {

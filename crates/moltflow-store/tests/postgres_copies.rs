@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use moltflow_store::Store;
 use moltflow_store::testing::postgres::{Copies, TestDatabase, database_url};
-use moltflow_store::testing::skipped;
+use moltflow_store::testing::{skipped, skipped_part};
 use sqlx::{Connection, Executor, PgConnection};
 
 /// Every object of `schema` in the database `url` names, one line each, sorted, with the schema's
@@ -70,7 +70,7 @@ async fn appends_only(url: &str, schema: &str) {
 
 #[tokio::test]
 async fn copies_of_the_template_hold_what_the_migrations_make() {
-    let Some(base) = database_url() else { return skipped("PostgreSQL (MOLTFLOW_TEST_DATABASE_URL)") };
+    let Some(base) = database_url() else { return skipped("PostgreSQL: MOLTFLOW_TEST_DATABASE_URL") };
     let migrated = format!("tv_{}", uuid::Uuid::new_v4().simple());
     let started = Instant::now();
     let store = Store::connect_with_schema(&base, 1, Some(&migrated)).await.expect("connect");
@@ -90,7 +90,7 @@ async fn copies_of_the_template_hold_what_the_migrations_make() {
     if may_create {
         kinds.push(Copies::Databases);
     } else {
-        skipped("a role that may create databases, for the database copies");
+        skipped_part("the database copies", "a role that may create databases");
     }
     for copies in kinds {
         TestDatabase::new_as(&base, copies).await.expect("the template");

@@ -1,4 +1,4 @@
-//! Three `moltflow serve` processes on loopback over one PostgreSQL schema, as behind a load
+//! Three `moltflow serve` processes on loopback over one PostgreSQL database, as behind a load
 //! balancer (issue 15): requests are spread over them; a key revoked, a session logged out and a
 //! member removed on one node are refused by the others within 100 ms; concurrent consumes on
 //! all three never grant more than the monthly quota; a node killed with SIGKILL mid-load loses
@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use moltflow_store::Store;
 use serde_json::{Value, json};
 
+use moltflow_store::testing::postgres::TestDatabase;
+use moltflow_store::testing::skipped;
 use support::{Node, eventually_async, eventually_async_every, free_port, moltflow};
 
 /// How soon every other node must refuse what one node revoked (API.md §5).
@@ -32,7 +34,8 @@ struct Cluster {
     client: reqwest::Client,
     store: Store,
     dir: PathBuf,
-    schema: String,
+    /// The database the nodes share (dropped after them).
+    _database: TestDatabase,
 }
 
 impl Drop for Cluster {
@@ -75,22 +78,24 @@ fn start_node(dir: &Path, database_url: &str, public_url: &str, port: u16, name:
 
 impl Cluster {
     async fn start(n: usize) -> Option<Cluster> {
-        let Ok(url) = std::env::var("MOLTFLOW_TEST_DATABASE_URL") else {
-            eprintln!(
-                "note: the multi-node test needs PostgreSQL: set MOLTFLOW_TEST_DATABASE_URL (.ci/run does); skipped"
-            );
+        let Some(base) = moltflow_store::testing::postgres::database_url() else {
+            skipped("PostgreSQL: MOLTFLOW_TEST_DATABASE_URL (.ci/run sets it)");
             return None;
         };
         moltflow_server::tls::install_crypto_provider();
-        let schema = format!("mn_{}", std::process::id());
-        let store = Store::connect_with_schema(&url, 2, Some(&schema)).await.expect("connect");
+        let database = TestDatabase::new(&base).await.expect("a fresh PostgreSQL database");
+        let store = Store::connect_with_schema(database.url(), 2, database.schema()).await.expect("connect");
         let dir = std::env::temp_dir().join(format!("moltflow-multi-node-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let database_url = url_with_schema(&url, &schema);
+        let database_url = match database.schema() {
+            Some(schema) => url_with_schema(database.url(), schema),
+            None => database.url().to_owned(),
+        };
         let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         // The nodes serve one public URL (the tokens' issuer), as behind a load balancer.
         let public_url = format!("http://127.0.0.1:{}", ports[0]);
-        let mut cluster = Cluster { nodes: Vec::new(), client: reqwest::Client::new(), store, dir, schema };
+        let mut cluster =
+            Cluster { nodes: Vec::new(), client: reqwest::Client::new(), store, dir, _database: database };
         for (i, port) in ports.iter().enumerate() {
             cluster.nodes.push(start_node(&cluster.dir, &database_url, &public_url, *port, &format!("node{i}")));
             // The first node applies the migrations before the others start.
@@ -352,7 +357,7 @@ async fn three_nodes_share_revocations_quota_and_durability() {
     // --- The monthly quota (free plan: 50 messages) under concurrent consumes on every node.
     let (quota_owner, _, quota_tenant) = cluster.register(1, "quota@example.com").await;
     let (_, quota_key) = cluster.create_key(1, &quota_owner, &["usage:read", "usage:write"]).await;
-    let mut cluster = Arc::new(cluster);
+    let cluster = Arc::new(cluster);
     let consumers: Vec<_> = (0..12)
         .map(|w| {
             let (cluster, key) = (cluster.clone(), quota_key.clone());
@@ -488,10 +493,6 @@ async fn three_nodes_share_revocations_quota_and_durability() {
     // The survivors still serve.
     for node in 0..victim {
         assert_eq!(cluster.me(node, &load_owner).await, 200);
-    }
-    if let Some(cluster) = Arc::get_mut(&mut cluster) {
-        cluster.nodes.clear();
-        let _ = cluster.store.execute_raw(&format!("DROP SCHEMA \"{}\" CASCADE", cluster.schema)).await;
     }
 }
 

@@ -9,6 +9,8 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use moltflow_store::testing::postgres::TestDatabase;
+use moltflow_store::testing::skipped;
 use serde_json::json;
 use support::{Node, eventually, free_port, http, moltflow};
 
@@ -38,31 +40,36 @@ fn start(dir: &std::path::Path, database: &str, redis: &str, prefix: &str) -> No
     node
 }
 
-/// The database the three share, migrated once before they start.
-async fn database(dir: &std::path::Path) -> String {
-    let url = match std::env::var("MOLTFLOW_TEST_DATABASE_URL") {
-        Ok(base) => {
-            let schema = format!("t_multi_{}", std::process::id());
-            moltflow_store::Store::connect_with_schema(&base, 1, Some(&schema)).await.expect("schema").close().await;
-            let sep = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{sep}options=-c%20search_path%3D{schema}")
+/// The database the three share, migrated (by `moltflow migrate`) before they start, and on
+/// PostgreSQL the fresh database it lives in (dropped when the test lets go of it).
+async fn database(dir: &std::path::Path) -> (String, Option<TestDatabase>) {
+    let (url, copy) = match moltflow_store::testing::postgres::database_url() {
+        Some(base) => {
+            let copy = TestDatabase::new(&base).await.expect("a fresh PostgreSQL database");
+            let url = match copy.schema() {
+                Some(schema) => {
+                    let sep = if copy.url().contains('?') { '&' } else { '?' };
+                    format!("{}{sep}options=-c%20search_path%3D{schema}", copy.url())
+                }
+                None => copy.url().to_owned(),
+            };
+            (url, Some(copy))
         }
-        Err(_) => format!("sqlite://{}", dir.join("shared.db").display()),
+        None => (format!("sqlite://{}", dir.join("shared.db").display()), None),
     };
     let migrated = moltflow().arg("migrate").env("MOLTFLOW_DATABASE_URL", &url).output().expect("migrate");
     assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
-    url
+    (url, copy)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_nodes_share_the_rate_limit_and_the_sign_in_lockout() {
     let Ok(redis) = std::env::var("MOLTFLOW_TEST_REDIS_URL") else {
-        eprintln!("skipped: MOLTFLOW_TEST_REDIS_URL is unset (e.g. redis://127.0.0.1:6379)");
-        return;
+        return skipped("Redis: MOLTFLOW_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379");
     };
     let dir = std::env::temp_dir().join(format!("moltflow-multi-node-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let url = database(&dir).await;
+    let (url, _database) = database(&dir).await;
     let prefix = format!("moltflow-test:multi-{}:", std::process::id());
     let nodes: Vec<Node> = (0..3).map(|_| start(&dir, &url, &redis, &prefix)).collect();
     let port = |i: usize| nodes[i % nodes.len()].port;

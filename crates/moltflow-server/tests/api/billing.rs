@@ -3,7 +3,7 @@ use std::time::Duration;
 use moltflow_server::billing::signature::sign;
 use serde_json::{Value, json};
 
-use crate::common::{PASSWORD, TestApp, app_with_owner, eventually, token};
+use crate::common::{PASSWORD, TestApp, app_with_owner, eventually, skipped, token};
 use crate::stripe_mock::{Failure, StripeMock};
 
 pub const WEBHOOK_SECRET: &str = "whsec_moltflow_test";
@@ -555,8 +555,7 @@ async fn signup_checkout_with_stripe_down_creates_nothing() {
 #[tokio::test]
 async fn stripe_provider_against_localstripe() {
     let Ok(upstream) = std::env::var("MOLTFLOW_TEST_LOCALSTRIPE_URL") else {
-        eprintln!("skipped: MOLTFLOW_TEST_LOCALSTRIPE_URL is unset (.ci/run starts localstripe and sets it)");
-        return;
+        return skipped("localstripe: MOLTFLOW_TEST_LOCALSTRIPE_URL; .ci/run starts it and sets it");
     };
     let mock = StripeMock::in_front_of(&upstream).await;
     let app = stripe_app(&mock).await;

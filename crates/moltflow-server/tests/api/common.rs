@@ -17,6 +17,11 @@ use serde_json::{Value, json};
 
 mod eventually;
 pub use eventually::{eventually, eventually_every};
+/// How a test says it was skipped: `note: <test> skipped (needs …)`.
+pub use moltflow_store::testing::{skipped, skipped_part};
+
+/// What a test needs PostgreSQL for, as [`skipped`] names it.
+pub const NEEDS_POSTGRES: &str = "PostgreSQL: MOLTFLOW_TEST_DATABASE_URL";
 
 /// The signing key seed every test app uses, so that tests can forge tokens of their own.
 pub const TEST_SEED: [u8; 32] = [42; 32];

@@ -7,7 +7,7 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{PASSWORD, TestApp, eventually, token};
+use crate::common::{NEEDS_POSTGRES, PASSWORD, TestApp, eventually, skipped, token};
 use crate::security_keys::{UNVERIFIED_WIDEST, id, legacy_invitation, mail_to, patch, pre_registered, verified};
 
 /// What a pre-registrant holds: two sessions (registration and a login), the widest key it may
@@ -234,8 +234,7 @@ async fn the_notice_of_a_proof_uses_up_no_mail_allowance() {
 async fn the_other_node_refuses_what_a_proof_took_back() {
     let a = TestApp::spawn().await;
     let Some(b) = a.spawn_peer().await else {
-        eprintln!("note: a proof seen by another node needs PostgreSQL (MOLTFLOW_TEST_DATABASE_URL): skipped");
-        return;
+        return skipped(NEEDS_POSTGRES);
     };
     let (at, _, key) = pre_registered(&a, "victim@corp.example").await;
     assert_eq!(b.with_key(Method::GET, "/auth/me", &key, None).await.status, 200);

@@ -10,7 +10,7 @@ use moltflow_store::signals::{Heard, LISTENER_APPLICATION_NAME};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{TestApp, eventually_every, token};
+use crate::common::{NEEDS_POSTGRES, TestApp, eventually_every, skipped, token};
 
 const WITHIN: Duration = Duration::from_millis(100);
 
@@ -18,7 +18,7 @@ const WITHIN: Duration = Duration::from_millis(100);
 async fn two_nodes() -> Option<(TestApp, TestApp)> {
     let a = TestApp::spawn().await;
     let Some(b) = a.spawn_peer().await else {
-        eprintln!("note: revocation across nodes needs PostgreSQL (MOLTFLOW_TEST_DATABASE_URL): skipped");
+        skipped(NEEDS_POSTGRES);
         return None;
     };
     Some((a, b))

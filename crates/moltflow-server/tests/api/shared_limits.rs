@@ -10,7 +10,7 @@ use moltflow_core::api_key::new_raw_key;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{PASSWORD, Resp, SharedRedis, TestApp, eventually, token};
+use crate::common::{PASSWORD, Resp, SharedRedis, TestApp, eventually, skipped, token};
 use crate::tcp_proxy::TcpProxy;
 
 /// The test Redis with a fresh key prefix, or `None` (the test is skipped, saying why).
@@ -23,10 +23,7 @@ fn test_redis() -> Option<SharedRedis> {
             Some(SharedRedis { url, prefix, timeout: Duration::from_secs(2) })
         }
         _ => {
-            eprintln!(
-                "skipped: MOLTFLOW_TEST_REDIS_URL is unset (e.g. redis://127.0.0.1:6379): \
-                 the shared-limit tests need a real Redis"
-            );
+            skipped("Redis: MOLTFLOW_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379");
             None
         }
     }

@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinHandle};
 
-use crate::common::{Resp, TestApp, eventually, owner, set_plan};
+use crate::common::{NEEDS_POSTGRES, Resp, TestApp, eventually, owner, set_plan, skipped};
 
 /// A TCP proxy in front of `upstream` that can be cut and restored.
 struct Proxy {
@@ -135,9 +135,8 @@ fn upstream_of(database_url: &str) -> SocketAddr {
 
 #[tokio::test]
 async fn postgres_stopping_mid_load_answers_503_fast_recovers_within_5_s_and_loses_no_acknowledged_write() {
-    let Ok(database_url) = std::env::var("MOLTFLOW_TEST_DATABASE_URL") else {
-        eprintln!("note: PostgreSQL outage test skipped (MOLTFLOW_TEST_DATABASE_URL is unset)");
-        return;
+    let Some(database_url) = moltflow_store::testing::postgres::database_url() else {
+        return skipped(NEEDS_POSTGRES);
     };
     let mut proxy = Proxy::start(upstream_of(&database_url)).await;
     let via_proxy = proxy.addr.to_string();
@@ -273,9 +272,8 @@ async fn postgres_stopping_mid_load_answers_503_fast_recovers_within_5_s_and_los
 
 #[tokio::test]
 async fn a_database_that_hangs_does_not_hold_a_request_whose_cached_session_is_still_valid() {
-    let Ok(database_url) = std::env::var("MOLTFLOW_TEST_DATABASE_URL") else {
-        eprintln!("note: PostgreSQL hang test skipped (MOLTFLOW_TEST_DATABASE_URL is unset)");
-        return;
+    let Some(database_url) = moltflow_store::testing::postgres::database_url() else {
+        return skipped(NEEDS_POSTGRES);
     };
     let proxy = crate::tcp_proxy::TcpProxy::start(upstream_of(&database_url)).await;
     let via_proxy = proxy.addr.to_string();
