@@ -168,7 +168,8 @@ async fn a_listener_whose_connection_is_killed_reconnects_and_hears_again() {
     let Some((a, b)) = two_nodes().await else { return };
     let channel = a.store.signals().expect("PostgreSQL").channel().to_owned();
     let listeners = format!(
-        "FROM pg_stat_activity WHERE application_name = '{LISTENER_APPLICATION_NAME}' AND query = 'LISTEN \"{channel}\"'"
+        "FROM pg_stat_activity WHERE application_name = '{LISTENER_APPLICATION_NAME}' AND query = 'LISTEN \"{channel}\"' \
+         AND datname = current_database()"
     );
     a.wait_count(&format!("SELECT COUNT(*) {listeners}"), 2).await;
     let (low, high) = (
