@@ -1,7 +1,28 @@
 //! Test support: raw statements for assertions that no API exposes ("nothing was written") and
-//! for moving rows back in time. Compiled only with the `testing` feature.
+//! for moving rows back in time; fresh PostgreSQL databases ([`postgres`]); and the one way a test
+//! says it was skipped ([`skipped`]). Compiled only with the `testing` feature.
 
 use crate::{Result, Store, Tx, on_conn};
+
+pub mod postgres;
+
+/// What a test prints when its environment lacks what it needs (`needs`: "PostgreSQL
+/// (MOLTFLOW_TEST_DATABASE_URL)", …) and it returns without testing anything: one line,
+/// `note: <test> skipped (needs …)`, so that `cargo test -- --nocapture` shows every skip. The
+/// test is named after the thread libtest runs it on.
+pub fn skipped(needs: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().filter(|n| *n != "main").unwrap_or("a test");
+    eprintln!("note: {test} skipped (needs {needs})");
+}
+
+/// [`skipped`] for a part of a test (`part`: "the second node's token") that its environment
+/// cannot run, the rest of the test running: `note: <test>: <part> skipped (needs …)`.
+pub fn skipped_part(part: &str, needs: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().filter(|n| *n != "main").unwrap_or("a test");
+    eprintln!("note: {test}: {part} skipped (needs {needs})");
+}
 
 impl Store {
     /// `SELECT COUNT(*) …` or any query returning one integer.

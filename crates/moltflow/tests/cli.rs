@@ -1,63 +1,19 @@
 //! The `moltflow` binary as an operator runs it: start-up and what it prints, configuration
 //! errors and warnings, `--help`, migrations, logs, and a graceful stop on SIGTERM.
 
-use std::io::Read;
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 mod support;
 
-use support::{free_port, moltflow as bin};
+#[path = "cli/harness.rs"]
+mod harness;
 
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("moltflow-cli-{}-{}", std::process::id(), rand_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-}
-
-fn http(port: u16, request: &str) -> Option<String> {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(request.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
-fn get(port: u16, path: &str) -> Option<String> {
-    http(port, &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
-}
-
-fn start(dir: &PathBuf, port: u16) -> Child {
-    bin()
-        .arg("serve")
-        .current_dir(dir)
-        .env("MOLTFLOW_BIND", format!("127.0.0.1:{port}"))
-        .env("MOLTFLOW_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if get(port, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
-            return;
-        }
-        // A process starting up: nothing to wait on but its socket.
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("server did not become ready");
-}
+use harness::{Running, exit_of, get, http, post_json, smtp_sink, start, temp_dir, token_in, wait_ready};
+use support::{eventually, free_port, moltflow as bin};
 
 #[test]
 fn serve_creates_the_sqlite_database_and_stops_cleanly_on_sigterm() {
@@ -69,29 +25,32 @@ fn serve_creates_the_sqlite_database_and_stops_cleanly_on_sigterm() {
     let ready = get(port, "/readyz").unwrap();
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
 
-    // A request in flight when SIGTERM arrives still gets its answer.
+    // A request in flight when SIGTERM arrives still gets its answer. In flight as a fact, not a
+    // head start: its headers ask `Expect: 100-continue` and the body is held back until the
+    // server asks for it (the handler is reading it); then SIGTERM; then, once the server has
+    // stopped accepting connections (it is draining), the body.
     let body = r#"{"email":"drain@example.com","password":"sunny-tulip-harbor-42","full_name":"Drain"}"#;
-    let request = format!(
-        "POST /api/v2/auth/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        body.len(),
-        body
+    let mut held = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /api/v2/auth/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
     );
-    let in_flight = std::thread::spawn(move || http(port, &request));
-    // Real concurrency: give the request a head start so that SIGTERM finds it in flight.
-    std::thread::sleep(Duration::from_millis(20));
+    held.write_all(head.as_bytes()).unwrap();
+    let mut interim = [0u8; 25];
+    held.read_exact(&mut interim).unwrap();
+    assert_eq!(String::from_utf8_lossy(&interim), "HTTP/1.1 100 Continue\r\n\r\n", "the server asks for the body");
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    let answer = in_flight.join().unwrap().unwrap_or_default();
+    eventually(Duration::from_secs(15), "the server to stop accepting connections after SIGTERM", || {
+        TcpStream::connect(("127.0.0.1", port)).map_or(Ok(()), |_| Err("a connection was accepted"))
+    });
+    assert!(child.try_wait().unwrap().is_none(), "the server exited with a request in flight");
+    held.write_all(body.as_bytes()).unwrap();
+    let mut answer = String::new();
+    held.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 201"), "in-flight request answered: {answer}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-        // Another process draining on its own time: poll its exit.
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = exit_of(&mut child, Duration::from_secs(15), "the server to exit after draining");
     assert_eq!(exit.code(), Some(0));
     assert!(get(port, "/healthz").is_none(), "no longer accepting");
     let _ = std::fs::remove_dir_all(dir);
@@ -186,19 +145,8 @@ fn the_local_billing_provider_is_refused_on_a_reachable_address_unless_chosen() 
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("serve on {bind} with the default local provider kept running");
-            }
-            // Another process deciding on its own time: poll its exit.
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status =
+            exit_of(&mut child, Duration::from_secs(10), &format!("serve on {bind} to refuse the local provider"));
         assert!(!status.success(), "{bind}");
         let mut stderr = String::new();
         child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
@@ -215,82 +163,6 @@ fn the_local_billing_provider_is_refused_on_a_reachable_address_unless_chosen() 
     let port = free_port();
     serves(&dir, port, &[("MOLTFLOW_BIND", &format!("0.0.0.0:{port}"))]);
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// A `moltflow serve` whose stdout and stderr are collected as they come, for tests that read
-/// what an operator sees. Killed on drop.
-struct Running {
-    child: Child,
-    output: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Running {
-    fn start(dir: &PathBuf, port: u16, env: &[(&str, &str)]) -> Running {
-        let mut cmd = bin();
-        cmd.arg("serve")
-            .current_dir(dir)
-            .env("MOLTFLOW_BIND", format!("127.0.0.1:{port}"))
-            .env("MOLTFLOW_ARGON2_MEMORY_KIB", "64")
-            .env("MOLTFLOW_ARGON2_ITERATIONS", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
-        ] {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    output.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
-        wait_ready(port);
-        Running { child, output }
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().unwrap().clone()
-    }
-
-    /// Waits (up to 20 s) until the output holds `text`: the process writes it on its own time.
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = self.output();
-            if out.contains(text) {
-                return out;
-            }
-            assert!(Instant::now() < deadline, "waited for {text:?} in:\n{out}");
-            // The process writes its output on its own time: poll it.
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn post_json(port: u16, path: &str, body: &str) -> String {
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    http(port, &request).unwrap_or_default()
 }
 
 #[test]
@@ -445,57 +317,6 @@ fn a_port_already_taken_leaves_no_database_behind() {
     assert!(!dir.join("moltflow.db").exists(), "no empty database file left behind");
     drop(taken);
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// Enough SMTP on loopback for one test: accepts every message and keeps it.
-fn smtp_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let store = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                let mut out = stream.try_clone().unwrap();
-                let mut lines = BufReader::new(stream);
-                let _ = out.write_all(b"220 sink\r\n");
-                let mut line = String::new();
-                while lines.read_line(&mut line).unwrap_or(0) > 0 {
-                    let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
-                    let reply: &[u8] = match verb.as_str() {
-                        "DATA" => {
-                            let _ = out.write_all(b"354 go on\r\n");
-                            let mut message = String::new();
-                            let mut l = String::new();
-                            while lines.read_line(&mut l).unwrap_or(0) > 0 && l != ".\r\n" {
-                                message.push_str(&l);
-                                l.clear();
-                            }
-                            store.lock().unwrap().push(message);
-                            b"250 kept\r\n"
-                        }
-                        "QUIT" => {
-                            let _ = out.write_all(b"221 bye\r\n");
-                            return;
-                        }
-                        _ => b"250 ok\r\n",
-                    };
-                    let _ = out.write_all(reply);
-                    line.clear();
-                }
-            });
-        }
-    });
-    (port, received)
-}
-
-/// The token of the first `token=` link in a raw message (quoted-printable soft breaks undone).
-fn token_in(raw: &str) -> Option<String> {
-    let text = raw.replace("=\r\n", "").replace("=3D", "=");
-    let start = text.find("token=")? + 6;
-    Some(text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect())
 }
 
 #[test]

@@ -9,8 +9,10 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use moltflow_store::testing::postgres::TestDatabase;
+use moltflow_store::testing::skipped;
 use serde_json::json;
-use support::{Node, free_port, http, moltflow};
+use support::{Node, eventually, free_port, http, moltflow};
 
 const PASSWORD: &str = "sunny-tulip-harbor-42";
 
@@ -31,39 +33,43 @@ fn start(dir: &std::path::Path, database: &str, redis: &str, prefix: &str) -> No
         .spawn()
         .expect("start moltflow serve");
     let node = Node { port, child };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http(port, "GET", "/readyz", &[], None).is_none_or(|(s, _, _)| s != 200) {
-        assert!(Instant::now() < deadline, "node on port {port} never became ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(Duration::from_secs(60), format!("the node on port {port} to be ready"), || {
+        let ready = http(port, "GET", "/readyz", &[], None).map(|(s, _, _)| s);
+        if ready == Some(200) { Ok(()) } else { Err(ready) }
+    });
     node
 }
 
-/// The database the three share, migrated once before they start.
-async fn database(dir: &std::path::Path) -> String {
-    let url = match std::env::var("MOLTFLOW_TEST_DATABASE_URL") {
-        Ok(base) => {
-            let schema = format!("t_multi_{}", std::process::id());
-            moltflow_store::Store::connect_with_schema(&base, 1, Some(&schema)).await.expect("schema").close().await;
-            let sep = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{sep}options=-c%20search_path%3D{schema}")
+/// The database the three share, migrated (by `moltflow migrate`) before they start, and on
+/// PostgreSQL the fresh database it lives in (dropped when the test lets go of it).
+async fn database(dir: &std::path::Path) -> (String, Option<TestDatabase>) {
+    let (url, copy) = match moltflow_store::testing::postgres::database_url() {
+        Some(base) => {
+            let copy = TestDatabase::new(&base).await.expect("a fresh PostgreSQL database");
+            let url = match copy.schema() {
+                Some(schema) => {
+                    let sep = if copy.url().contains('?') { '&' } else { '?' };
+                    format!("{}{sep}options=-c%20search_path%3D{schema}", copy.url())
+                }
+                None => copy.url().to_owned(),
+            };
+            (url, Some(copy))
         }
-        Err(_) => format!("sqlite://{}", dir.join("shared.db").display()),
+        None => (format!("sqlite://{}", dir.join("shared.db").display()), None),
     };
     let migrated = moltflow().arg("migrate").env("MOLTFLOW_DATABASE_URL", &url).output().expect("migrate");
     assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
-    url
+    (url, copy)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_nodes_share_the_rate_limit_and_the_sign_in_lockout() {
     let Ok(redis) = std::env::var("MOLTFLOW_TEST_REDIS_URL") else {
-        eprintln!("skipped: MOLTFLOW_TEST_REDIS_URL is unset (e.g. redis://127.0.0.1:6379)");
-        return;
+        return skipped("Redis: MOLTFLOW_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379");
     };
     let dir = std::env::temp_dir().join(format!("moltflow-multi-node-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let url = database(&dir).await;
+    let (url, _database) = database(&dir).await;
     let prefix = format!("moltflow-test:multi-{}:", std::process::id());
     let nodes: Vec<Node> = (0..3).map(|_| start(&dir, &url, &redis, &prefix)).collect();
     let port = |i: usize| nodes[i % nodes.len()].port;

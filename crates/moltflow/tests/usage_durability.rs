@@ -2,27 +2,22 @@
 //! the process mid-load (answers are sent only after the batch that holds them committed).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+mod support;
+
+use support::{eventually, free_port, moltflow};
 
 fn start(dir: &PathBuf, port: u16) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_moltflow"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MOLTFLOW_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.arg("serve")
+    moltflow()
+        .arg("serve")
         .current_dir(dir)
         .env("MOLTFLOW_BIND", format!("127.0.0.1:{port}"))
         .env("MOLTFLOW_LOG", "error")
@@ -54,15 +49,11 @@ fn request(port: u16, method: &str, path: &str, token: Option<&str>, body: Optio
 }
 
 fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if request(port, "GET", "/healthz", None, None).is_some_and(|(s, _)| s == 200) {
-            return;
-        }
-        // A process starting up: nothing to wait on but its socket.
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("server did not become ready");
+    // A process starting up: nothing to wait on but its socket.
+    eventually(Duration::from_secs(30), "the server to answer /healthz", || {
+        let answer = request(port, "GET", "/healthz", None, None);
+        if answer.as_ref().is_some_and(|(s, _)| *s == 200) { Ok(()) } else { Err(answer) }
+    });
 }
 
 #[derive(Default)]
@@ -132,14 +123,11 @@ async fn acknowledged_usage_survives_sigkill_mid_load() {
         .collect();
     // Let the load build up (real processes on real time: poll what they acknowledged), then kill
     // without warning.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while {
+    eventually(Duration::from_secs(30), "500 acknowledged events and 10 consumes", || {
         let a = acked.lock().unwrap();
-        a.event_ids.len() < 500 || a.consumed < 10
-    } {
-        assert!(Instant::now() < deadline, "the load did not build up within 30 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        let seen = (a.event_ids.len(), a.consumed);
+        if seen.0 >= 500 && seen.1 >= 10 { Ok(()) } else { Err(seen) }
+    });
     let killed = Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     child.wait().unwrap();

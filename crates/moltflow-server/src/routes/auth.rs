@@ -64,7 +64,11 @@ async fn login(state: AppState, origin: Origin, JsonBody(req): JsonBody<LoginReq
     (status = 401, description = "Invalid, expired or revoked (`invalid_token`), or reused (`refresh_token_reused`)", body = ErrorBody),
     (status = 422, description = "Invalid field", body = ValidationErrorBody),
 ))]
-async fn refresh(state: AppState, origin: Origin, JsonBody(req): JsonBody<RefreshRequest>) -> ApiResult<Json<TokenPair>> {
+async fn refresh(
+    state: AppState,
+    origin: Origin,
+    JsonBody(req): JsonBody<RefreshRequest>,
+) -> ApiResult<Json<TokenPair>> {
     Ok(Json(state.sessions().refresh(&req.refresh_token, &origin).await?))
 }
 

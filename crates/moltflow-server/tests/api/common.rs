@@ -1,17 +1,29 @@
 //! `TestApp`: the real router served over real HTTP on a port of its own, on a fresh database:
-//! a temporary SQLite file, or a fresh PostgreSQL schema when `MOLTFLOW_TEST_DATABASE_URL` is set.
+//! a temporary SQLite file, or, when `MOLTFLOW_TEST_DATABASE_URL` is set, a fresh copy of a
+//! migrated PostgreSQL template (`moltflow_store::testing::postgres`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Once;
+use std::sync::{Arc, Once};
+use std::time::Duration;
 
 use base64::Engine;
 use moltflow_app::Config;
 use moltflow_app::mail::worker::{Outbox, OutboxWorker};
 use moltflow_server::{AppState, app};
+use moltflow_store::testing::postgres::TestDatabase;
 use moltflow_store::{PoolSettings, Store};
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
+
+mod eventually;
+mod http;
+pub use eventually::{eventually, eventually_every};
+pub use http::Resp;
+/// How a test says it was skipped: `note: <test> skipped (needs …)`.
+pub use moltflow_store::testing::{skipped, skipped_part};
+
+/// What a test needs PostgreSQL for, as [`skipped`] names it.
+pub const NEEDS_POSTGRES: &str = "PostgreSQL: MOLTFLOW_TEST_DATABASE_URL";
 
 /// The signing key seed every test app uses, so that tests can forge tokens of their own.
 pub const TEST_SEED: [u8; 32] = [42; 32];
@@ -25,8 +37,8 @@ pub struct TestApp {
     _workers: moltflow_app::workers::Workers,
     /// Where the file transport writes `.eml` files (when no SMTP URL is configured).
     pub mail_dir: PathBuf,
-    /// The database URL and PostgreSQL schema, for a second node over the same data.
-    database: (String, Option<String>),
+    /// The database, for a second node over the same data.
+    database: Db,
     /// The outbox worker, when the test runs one ([`TestApp::spawn_with_worker`]); other tests
     /// deliver mail with [`TestApp::deliver_mail`] (tests may stop it and start another).
     pub worker: Option<OutboxWorker>,
@@ -42,25 +54,29 @@ pub struct SharedRedis {
     pub timeout: std::time::Duration,
 }
 
-pub struct Resp {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Value,
+/// Where a test app's data lives: the URL, the PostgreSQL schema if any, and the PostgreSQL copy
+/// it is in (shared by the nodes over it, dropped with the last of them).
+#[derive(Clone)]
+struct Db {
+    url: String,
+    schema: Option<String>,
+    copy: Option<Arc<TestDatabase>>,
 }
 
-impl Resp {
-    pub fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or("")
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    #[track_caller]
-    pub fn assert(&self, status: u16, code: &str) -> &Self {
-        assert_eq!((self.status, self.code()), (status, code), "body: {}", self.body);
-        self
+impl Db {
+    /// A fresh copy of the migrated PostgreSQL template, or a SQLite file in `dir`.
+    async fn fresh(dir: &std::path::Path) -> Db {
+        match moltflow_store::testing::postgres::database_url() {
+            Some(base) => {
+                let started = std::time::Instant::now();
+                let copy = TestDatabase::new(&base).await.expect("a fresh PostgreSQL database");
+                if std::env::var("MOLTFLOW_TEST_TIMINGS").is_ok() {
+                    eprintln!("timing: a fresh PostgreSQL database in {:?}", started.elapsed());
+                }
+                Db { url: copy.url().to_owned(), schema: copy.schema().map(str::to_owned), copy: Some(Arc::new(copy)) }
+            }
+            None => Db { url: format!("sqlite://{}", dir.join("test.db").display()), schema: None, copy: None },
+        }
     }
 }
 
@@ -106,7 +122,7 @@ impl TestApp {
 
     /// [`TestApp::spawn_peer`] with settings of its own.
     pub async fn spawn_peer_with(&self, overrides: &[(&str, &str)]) -> Option<TestApp> {
-        self.database.1.as_ref()?;
+        self.database.copy.as_ref()?;
         // One service behind a load balancer: one public URL (the tokens' issuer).
         let mut settings = vec![("public_url", self.base.as_str())];
         settings.extend_from_slice(overrides);
@@ -114,11 +130,7 @@ impl TestApp {
         // Both nodes must hear each other before a test changes anything: their listeners connect
         // to PostgreSQL in the background (real time, not the clock's).
         for node in [self, &peer] {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while !node.state.auth_cache.is_listening() {
-                assert!(std::time::Instant::now() < deadline, "the revocation listener did not connect within 10 s");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
+            node.wait_listening().await;
         }
         Some(peer)
     }
@@ -134,22 +146,29 @@ impl TestApp {
     }
 
     async fn spawn_on(
-        database: Option<(String, Option<String>)>,
+        database: Option<Db>,
         overrides: &[(&str, &str)],
         with_worker: bool,
         redis: Option<&SharedRedis>,
     ) -> TestApp {
         backend_note();
+        let started = std::time::Instant::now();
         moltflow_app::tls::install_crypto_provider();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("moltflow-test-{id}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (url, schema) = database.unwrap_or_else(|| match std::env::var("MOLTFLOW_TEST_DATABASE_URL") {
-            Ok(url) => (url, Some(format!("t_{id}"))),
-            Err(_) => (format!("sqlite://{}", dir.join("test.db").display()), None),
-        });
+        let database = match database {
+            Some(database) => database,
+            None => Db::fresh(&dir).await,
+        };
+        // A test may have the service reach the database through a proxy it controls (`host:port`).
+        let url = match overrides.iter().find(|(k, _)| *k == "database_via") {
+            Some((_, via)) => moltflow_store::testing::postgres::with_address(&database.url, via),
+            None => database.url.clone(),
+        };
+        let schema = database.schema.clone();
         let mut map: BTreeMap<String, String> = [
             ("database_url", url.clone()),
             ("public_url", format!("http://{addr}")),
@@ -168,8 +187,6 @@ impl TestApp {
         if let Some(redis) = redis {
             map.insert("redis_url".to_owned(), redis.url.clone());
         }
-        // A test may point the service elsewhere (through a proxy it controls).
-        let url = map.get("database_url").cloned().unwrap_or(url);
         let mut config = Config::from_map(&map).expect("test config");
         if let Some(redis) = redis {
             config.limits.redis_key_prefix = redis.prefix.clone();
@@ -200,19 +217,16 @@ impl TestApp {
         // connects: a test that started before would see its cached states dropped at a moment
         // it does not choose.
         if store.signals().is_some() {
-            let listening = async {
-                while !state.auth_cache.is_listening() {
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                }
-            };
-            tokio::time::timeout(std::time::Duration::from_secs(10), listening)
-                .await
-                .expect("the revocation listener connects");
+            let listening = async || state.auth_cache.is_listening().then_some(()).ok_or("not listening");
+            eventually(Duration::from_secs(10), "the revocation listener to connect", listening).await;
         }
         let worker = with_worker.then(|| OutboxWorker::spawn(state.0.clone()).expect("outbox worker"));
         let router = app(state.clone());
         let deadlines = moltflow_server::http_server::Deadlines::of(&state.config);
         tokio::spawn(moltflow_server::http_server::serve(listener, router, deadlines, std::future::pending()));
+        if std::env::var("MOLTFLOW_TEST_TIMINGS").is_ok() {
+            eprintln!("timing: a test app ready in {:?}", started.elapsed());
+        }
         TestApp {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
@@ -220,68 +234,10 @@ impl TestApp {
             store,
             _workers: workers,
             mail_dir: dir.join("mail"),
-            database: (url, schema),
+            database: Db { url, ..database },
             worker,
             _dir: TempDir(dir),
         }
-    }
-
-    /// `path` under the `/api/v2` prefix.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}/api/v2{}", self.base, path)
-    }
-
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
-        let res = req.send().await.expect("request");
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let bytes = res.bytes().await.expect("body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Resp { status, headers, body }
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
-        let mut req = self.client.get(self.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        self.send(req).await
-    }
-
-    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> Resp {
-        let mut req = self.client.post(self.url(path)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        self.send(req).await
-    }
-
-    pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> Resp {
-        let mut req = self.client.put(self.url(path)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        self.send(req).await
-    }
-
-    /// Posts raw bytes with a content type of the test's choosing.
-    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: impl Into<reqwest::Body>) -> Resp {
-        let mut req = self.client.post(self.url(path)).body(body);
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct);
-        }
-        self.send(req).await
-    }
-
-    /// Posts a raw JSON text with a bearer token.
-    pub async fn post_raw_auth(&self, path: &str, token: &str, body: String) -> Resp {
-        let req = self.client.post(self.url(path)).bearer_auth(token).header("content-type", "application/json");
-        self.send(req.body(body)).await
     }
 
     /// Registers an owner with the test password; returns the token pair.
@@ -305,15 +261,6 @@ impl TestApp {
 
     pub async fn login(&self, email: &str, password: &str) -> Resp {
         self.post("/auth/login", json!({"email": email, "password": password}), None).await
-    }
-
-    /// A request with `X-API-Key`.
-    pub async fn with_key(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> Resp {
-        let mut req = self.client.request(method, self.url(path)).header("x-api-key", key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        self.send(req).await
     }
 
     /// Creates an API key as the holder of `access_token`; returns the create response body.
@@ -383,23 +330,17 @@ impl TestApp {
     /// Waits (up to 10 s) until `sql` counts `n`: for what other tasks or processes do on real
     /// time (a PostgreSQL listener connecting), not for what the clock governs.
     pub async fn wait_count(&self, sql: &str, n: i64) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
+        eventually(Duration::from_secs(10), format!("{n} from {sql}"), async || {
             let got = self.count(sql).await;
-            if got == n {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "waited for {n} from {sql}, have {got}");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+            if got == n { Ok(()) } else { Err(got) }
+        })
+        .await;
     }
 
-    pub async fn put_json(&self, method: reqwest::Method, path: &str, body: Value, token: Option<&str>) -> Resp {
-        let mut req = self.client.request(method, self.url(path)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        self.send(req).await
+    /// Waits (up to 10 s) until this node's revocation listener is connected (PostgreSQL).
+    async fn wait_listening(&self) {
+        let listening = async || self.state.auth_cache.is_listening().then_some(()).ok_or("not listening");
+        eventually(Duration::from_secs(10), "the revocation listener to connect", listening).await;
     }
 }
 

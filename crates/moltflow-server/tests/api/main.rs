@@ -2,6 +2,7 @@
 
 mod account_clock;
 mod api_keys;
+mod api_keys_lifecycle;
 mod auth_login;
 mod auth_register;
 mod auth_sessions;
@@ -9,12 +10,16 @@ mod auth_tokens;
 mod billing;
 mod billing_events;
 mod billing_rules;
+mod billing_stripe;
 mod bodies;
 mod common;
 mod dashboard_browser;
+mod dashboard_key_pages;
+mod dashboard_mail_links;
 mod dashboard_pages;
 mod dashboard_session;
 mod dashboard_tenant_pages;
+mod dashboard_web;
 mod errors;
 mod faults;
 mod invitations;

@@ -6,28 +6,37 @@ use serde_json::{Value, json};
 
 use crate::common::TestApp;
 
-/// The checked-in document. `UPDATE_SNAPSHOTS=1 cargo test -p moltflow-server --test api openapi`
-/// rewrites it; review the diff like any change to the contract.
-fn snapshot_path() -> std::path::PathBuf {
+/// The published copy of the reviewed snapshot, for users to import (README links it).
+fn published_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json")
 }
 
+/// The served document against its reviewed insta snapshot (`tests/api/snapshots/openapi.snap`),
+/// and `docs/openapi.json` against the served document. After a deliberate change,
+/// `INSTA_UPDATE=always cargo test -p moltflow-server --test api openapi` rewrites both (or accept
+/// the snapshot with `cargo insta review`, then run that command for the copy); review the diff
+/// like any change to the contract.
 #[tokio::test]
 async fn the_document_matches_its_reviewed_snapshot() {
     let app = TestApp::spawn().await;
     let served = app.get("/openapi.json", None).await.body;
-    let rendered = serde_json::to_string_pretty(&served).unwrap() + "\n";
-    let path = snapshot_path();
-    if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
-        std::fs::write(&path, &rendered).unwrap();
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_snapshot_path("snapshots");
+    settings.set_sort_maps(true);
+    settings.bind(|| insta::assert_json_snapshot!("openapi", served));
+
+    let path = published_path();
+    let published: Value =
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    if published != served && std::env::var("INSTA_UPDATE").is_ok_and(|v| v == "always") {
+        std::fs::write(&path, serde_json::to_string_pretty(&served).unwrap() + "\n").unwrap();
         return;
     }
-    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
-    let checked_in: Value = serde_json::from_str(&checked_in).unwrap_or(Value::Null);
     assert!(
-        checked_in == served,
-        "/openapi.json differs from docs/openapi.json: review the change and run \
-         `UPDATE_SNAPSHOTS=1 cargo test -p moltflow-server --test api openapi` to accept it"
+        published == served,
+        "docs/openapi.json (the published copy) differs from the served document: \
+         run `INSTA_UPDATE=always cargo test -p moltflow-server --test api openapi` and review the diff"
     );
 }
 
@@ -104,8 +113,7 @@ async fn every_example_validates_against_its_schema() {
     let mut checked = 0;
     for (name, schema) in schemas {
         if let Some(example) = schema.get("example") {
-            let mut errors = Vec::new();
-            validate(&spec, schema, example, name, &mut errors);
+            let errors = validation_errors(&spec, name, example);
             assert!(errors.is_empty(), "the example of {name} does not validate: {errors:?}");
             checked += 1;
         }
@@ -113,103 +121,34 @@ async fn every_example_validates_against_its_schema() {
     assert!(checked > 20, "only {checked} examples");
 }
 
-/// A JSON Schema check for the keywords this document uses (types, properties, required,
-/// additionalProperties, items, enum, anyOf/oneOf/allOf, $ref, numeric and length bounds).
-fn validate(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
-    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-        let target = doc.pointer(r.trim_start_matches('#')).unwrap_or(&Value::Null);
-        return validate(doc, target, value, at, errors);
-    }
-    for key in ["allOf"] {
-        for sub in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
-            validate(doc, sub, value, at, errors);
-        }
-    }
-    for key in ["anyOf", "oneOf"] {
-        if let Some(subs) = schema.get(key).and_then(Value::as_array) {
-            let ok = subs.iter().any(|sub| {
-                let mut e = Vec::new();
-                validate(doc, sub, value, at, &mut e);
-                e.is_empty()
-            });
-            if !ok {
-                errors.push(format!("{at}: matches none of {key}"));
-            }
-        }
-    }
-    if let Some(types) = schema.get("type") {
-        let types: Vec<&str> = match types {
-            Value::String(t) => vec![t.as_str()],
-            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        let matches = |t: &str| match t {
-            "null" => value.is_null(),
-            "boolean" => value.is_boolean(),
-            "integer" => value.is_i64() || value.is_u64(),
-            "number" => value.is_number(),
-            "string" => value.is_string(),
-            "array" => value.is_array(),
-            "object" => value.is_object(),
-            _ => true,
-        };
-        if !types.iter().any(|t| matches(t)) {
-            errors.push(format!("{at}: {value} is not {types:?}"));
-            return;
-        }
-    }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-        && !allowed.contains(value)
-    {
-        errors.push(format!("{at}: {value} not in enum"));
-    }
-    if let Some(n) = value.as_f64() {
-        if schema.get("minimum").and_then(Value::as_f64).is_some_and(|m| n < m) {
-            errors.push(format!("{at}: {n} below minimum"));
-        }
-        if schema.get("maximum").and_then(Value::as_f64).is_some_and(|m| n > m) {
-            errors.push(format!("{at}: {n} above maximum"));
-        }
-    }
-    if let Some(s) = value.as_str() {
-        let len = s.chars().count() as u64;
-        if schema.get("minLength").and_then(Value::as_u64).is_some_and(|m| len < m) {
-            errors.push(format!("{at}: shorter than minLength"));
-        }
-        if schema.get("maxLength").and_then(Value::as_u64).is_some_and(|m| len > m) {
-            errors.push(format!("{at}: longer than maxLength"));
-        }
-    }
-    if let Some(items) = value.as_array() {
-        let len = items.len() as u64;
-        if schema.get("minItems").and_then(Value::as_u64).is_some_and(|m| len < m) {
-            errors.push(format!("{at}: fewer than minItems"));
-        }
-        if schema.get("maxItems").and_then(Value::as_u64).is_some_and(|m| len > m) {
-            errors.push(format!("{at}: more than maxItems"));
-        }
-        if let Some(item_schema) = schema.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                validate(doc, item_schema, item, &format!("{at}[{i}]"), errors);
-            }
-        }
-    }
-    if let Some(object) = value.as_object() {
-        let properties = schema.get("properties").and_then(Value::as_object);
-        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
-            let name = required.as_str().unwrap_or_default();
-            if !object.contains_key(name) {
-                errors.push(format!("{at}: missing required {name}"));
-            }
-        }
-        for (key, field) in object {
-            match properties.and_then(|p| p.get(key)) {
-                Some(field_schema) => validate(doc, field_schema, field, &format!("{at}.{key}"), errors),
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    errors.push(format!("{at}: unknown field {key}"));
-                }
-                None => {}
-            }
-        }
+/// What is wrong with `value` as an instance of the document's schema `name` (JSON Schema 2020-12,
+/// the dialect of OpenAPI 3.1, formats included). The schema is compiled as the whole document
+/// with a `$ref` to it at the root, so that its `#/components/schemas/…` references resolve.
+fn validation_errors(doc: &Value, name: &str, value: &Value) -> Vec<String> {
+    let mut root = doc.clone();
+    root["$ref"] = json!(format!("#/components/schemas/{name}"));
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap_or_else(|e| panic!("the schema of {name} does not compile: {e}"));
+    validator.iter_errors(value).map(|e| format!("{}: {e}", e.instance_path())).collect()
+}
+
+#[test]
+fn the_validator_refuses_what_the_schemas_refuse() {
+    let doc = json!({"components": {"schemas": {
+        "Item": {"type": "object", "additionalProperties": false, "required": ["id"],
+                 "properties": {"id": {"type": "string", "format": "email"}, "n": {"$ref": "#/components/schemas/N"}}},
+        "N": {"type": "integer", "minimum": 1}
+    }}});
+    assert!(validation_errors(&doc, "Item", &json!({"id": "a@example.com", "n": 2})).is_empty());
+    for bad in [
+        json!({"n": 2}),
+        json!({"id": "a@example.com", "n": 0}),
+        json!({"id": "nobody"}),
+        json!({"id": "a@example.com", "x": 1}),
+    ] {
+        assert!(!validation_errors(&doc, "Item", &bad).is_empty(), "{bad} validated");
     }
 }

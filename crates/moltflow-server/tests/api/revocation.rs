@@ -10,7 +10,7 @@ use moltflow_store::signals::{Heard, LISTENER_APPLICATION_NAME};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{TestApp, token};
+use crate::common::{NEEDS_POSTGRES, TestApp, eventually_every, skipped, token};
 
 const WITHIN: Duration = Duration::from_millis(100);
 
@@ -18,7 +18,7 @@ const WITHIN: Duration = Duration::from_millis(100);
 async fn two_nodes() -> Option<(TestApp, TestApp)> {
     let a = TestApp::spawn().await;
     let Some(b) = a.spawn_peer().await else {
-        eprintln!("note: revocation across nodes needs PostgreSQL (MOLTFLOW_TEST_DATABASE_URL): skipped");
+        skipped(NEEDS_POSTGRES);
         return None;
     };
     Some((a, b))
@@ -36,19 +36,20 @@ async fn me_status(app: &TestApp, credential: &Credential<'_>) -> u16 {
     }
 }
 
-/// Polls `app` until `credential` is refused; panics if a request sent `WITHIN` or more after
-/// `since` (the moment the revoking request was answered) is still accepted.
+/// Polls `app` (every 2 ms) until `credential` is refused; panics if a request sent `WITHIN` or
+/// more after `since` (the moment the revoking request was answered) is still accepted.
 async fn refused_within(app: &TestApp, credential: Credential<'_>, since: Instant, what: &str) {
-    loop {
+    eventually_every(Duration::from_secs(10), Duration::from_millis(2), format!("{what} refused"), async || {
         let sent = since.elapsed();
         let status = me_status(app, &credential).await;
         if status == 401 {
-            return;
+            return Ok(());
         }
         assert_eq!(status, 200, "{what}");
         assert!(sent < WITHIN, "{what}: the other node accepted a request sent {sent:?} after the revocation");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+        Err(status)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -98,14 +99,21 @@ async fn a_removed_member_and_a_demoted_admin_are_seen_so_by_the_other_node_with
         a.put_json(Method::PATCH, &format!("/tenant/members/{admin_id}"), json!({"role": "member"}), Some(&oat)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let since = Instant::now();
-    loop {
-        let sent = since.elapsed();
-        let me = b.get("/auth/me", Some(&aat)).await;
-        if me.body["role"] == "member" {
-            break;
-        }
-        assert!(sent < WITHIN, "still an admin on the other node for a request sent {sent:?} after the demotion");
-    }
+    eventually_every(
+        Duration::from_secs(10),
+        Duration::from_millis(2),
+        "the demotion seen by the other node",
+        async || {
+            let sent = since.elapsed();
+            let me = b.get("/auth/me", Some(&aat)).await;
+            if me.body["role"] == "member" {
+                return Ok(());
+            }
+            assert!(sent < WITHIN, "still an admin on the other node for a request sent {sent:?} after the demotion");
+            Err(me.body)
+        },
+    )
+    .await;
 
     let key = a.create_key(&aat, &["account:read"]).await;
     let raw = token(&key, "raw_key");
@@ -160,7 +168,8 @@ async fn a_listener_whose_connection_is_killed_reconnects_and_hears_again() {
     let Some((a, b)) = two_nodes().await else { return };
     let channel = a.store.signals().expect("PostgreSQL").channel().to_owned();
     let listeners = format!(
-        "FROM pg_stat_activity WHERE application_name = '{LISTENER_APPLICATION_NAME}' AND query = 'LISTEN \"{channel}\"'"
+        "FROM pg_stat_activity WHERE application_name = '{LISTENER_APPLICATION_NAME}' AND query = 'LISTEN \"{channel}\"' \
+         AND datname = current_database()"
     );
     a.wait_count(&format!("SELECT COUNT(*) {listeners}"), 2).await;
     let (low, high) = (

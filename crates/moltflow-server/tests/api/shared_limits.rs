@@ -10,7 +10,7 @@ use moltflow_core::api_key::new_raw_key;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{PASSWORD, Resp, SharedRedis, TestApp, token};
+use crate::common::{PASSWORD, Resp, SharedRedis, TestApp, eventually, skipped, token};
 use crate::tcp_proxy::TcpProxy;
 
 /// The test Redis with a fresh key prefix, or `None` (the test is skipped, saying why).
@@ -23,10 +23,7 @@ fn test_redis() -> Option<SharedRedis> {
             Some(SharedRedis { url, prefix, timeout: Duration::from_secs(2) })
         }
         _ => {
-            eprintln!(
-                "skipped: MOLTFLOW_TEST_REDIS_URL is unset (e.g. redis://127.0.0.1:6379): \
-                 the shared-limit tests need a real Redis"
-            );
+            skipped("Redis: MOLTFLOW_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379");
             None
         }
     }
@@ -218,11 +215,13 @@ async fn behind_a_proxy(redis: &SharedRedis) -> (TcpProxy, SharedRedis) {
 
 /// Polls (no fixed sleep) until both nodes see Redis as `up`.
 async fn wait_for_redis(nodes: &[&TestApp], up: bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while nodes.iter().any(|n| n.state.rate_limits.shared.as_ref().expect("shared limits").is_up() != up) {
-        assert!(std::time::Instant::now() < deadline, "Redis never seen {}", if up { "up" } else { "down" });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("both nodes to see Redis {}", if up { "up" } else { "down" });
+    eventually(Duration::from_secs(10), what, async || {
+        let seen: Vec<bool> =
+            nodes.iter().map(|n| n.state.rate_limits.shared.as_ref().expect("shared limits").is_up()).collect();
+        if seen.iter().all(|s| *s == up) { Ok(()) } else { Err(seen) }
+    })
+    .await;
 }
 
 /// `node`'s `/metrics` once it shows `moltflow_redis_up` at `up`. The handler sets the gauge
@@ -231,15 +230,16 @@ async fn wait_for_redis(nodes: &[&TestApp], up: bool) {
 /// reads give this node's answer; in production a process is one node.
 async fn metrics_showing_redis(node: &TestApp, up: bool) -> String {
     let want = if up { 1.0 } else { 0.0 };
-    let mut text = String::new();
-    for _ in 0..20 {
-        text =
+    eventually(Duration::from_secs(10), format!("moltflow_redis_up {want} in /metrics"), async || {
+        let text =
             node.send(node.client.get(format!("{}/metrics", node.base))).await.body.as_str().unwrap_or("").to_owned();
         if metric(&text, "moltflow_redis_up") == Some(want) {
-            break;
+            Ok(text)
+        } else {
+            Err(metric(&text, "moltflow_redis_up"))
         }
-    }
-    text
+    })
+    .await
 }
 
 fn metric(text: &str, name: &str) -> Option<f64> {

@@ -7,13 +7,15 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use moltflow_app::mail::worker::Outbox;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
+
+use crate::common::eventually;
 
 /// One accepted message: the envelope recipients and the raw message.
 #[derive(Clone, Debug)]
@@ -120,16 +122,12 @@ impl SmtpSink {
 
     /// Waits (up to 10 s) for a worker running on real time to deliver `n` messages.
     async fn poll_for(&self, n: usize) -> Vec<Mail> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        // A worker on another task delivers: poll it (only the worker's own tests do this).
+        eventually(Duration::from_secs(10), format!("{n} mails at the SMTP server"), async || {
             let got = self.messages();
-            if got.len() >= n {
-                return got.iter().map(Mail::parse).collect();
-            }
-            assert!(Instant::now() < deadline, "waited for {n} mails, the SMTP server has {}", got.len());
-            // A worker on another task delivers: poll it (only the worker's own tests do this).
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            if got.len() >= n { Ok(got.iter().map(Mail::parse).collect()) } else { Err(got.len()) }
+        })
+        .await
     }
 }
 

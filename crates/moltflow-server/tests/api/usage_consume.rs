@@ -6,7 +6,7 @@ use moltflow_core::clock::rfc3339;
 use moltflow_core::period::Month;
 use serde_json::json;
 
-use crate::common::{TestApp, owner, set_plan};
+use crate::common::{NEEDS_POSTGRES, TestApp, owner, set_plan, skipped};
 
 #[tokio::test]
 async fn consume_counts_until_the_plan_limit_then_answers_429_with_the_numbers() {
@@ -135,8 +135,7 @@ async fn a_hundred_parallel_consumes_at_the_edge_of_the_limit_never_overshoot() 
 async fn two_nodes_consuming_at_once_never_grant_past_the_limit_nor_count_a_key_twice() {
     let a = TestApp::spawn_with(&[("rate_limit_scale", "0")]).await;
     let Some(b) = a.spawn_peer_with(&[("rate_limit_scale", "0")]).await else {
-        eprintln!("note: consumes across nodes need PostgreSQL (MOLTFLOW_TEST_DATABASE_URL): skipped");
-        return;
+        return skipped(NEEDS_POSTGRES);
     };
     let (t, _) = owner(&a, "ana@example.com").await; // free: 50 messages a month
     let node = |i: usize| if i.is_multiple_of(2) { &a } else { &b };

@@ -1,8 +1,13 @@
-//! What the binary's test files share: the binary without the caller's `MOLTFLOW_*` settings, and
-//! a free loopback port.
+//! What the binary's test files share: the binary without the caller's `MOLTFLOW_*` settings, a
+//! free loopback port, one HTTP request, and [`eventually`] for what the processes do on their
+//! own time.
 
 use std::net::TcpListener;
 use std::process::Command;
+
+mod eventually;
+#[allow(unused_imports)] // each test file uses the flavour it needs
+pub use eventually::{eventually, eventually_async, eventually_async_every};
 
 /// `moltflow` with every `MOLTFLOW_*` variable of the test's environment removed, so that each
 /// test sets exactly what it means (CI exports `MOLTFLOW_TEST_*`, a developer may have more).

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use moltflow_store::Backend;
 use serde_json::json;
 
-use crate::common::{PASSWORD, TestApp, owner, set_plan};
+use crate::common::{PASSWORD, TestApp, owner, set_plan, skipped};
 
 /// Collects what the log subscriber writes.
 #[derive(Clone, Default)]
@@ -51,7 +51,7 @@ fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
 async fn sqlite_app() -> Option<TestApp> {
     let app = TestApp::spawn().await;
     if app.store.backend() != Backend::Sqlite {
-        eprintln!("note: SQLite disk-full and read-only tests run on SQLite only");
+        skipped("SQLite: MOLTFLOW_TEST_DATABASE_URL unset; disk-full and read-only files are SQLite's");
         return None;
     }
     Some(app)

@@ -1,6 +1,6 @@
 //! Stripe misbehaving, against the project's Stripe (`stripe_mock`) over real HTTP: answers that
 //! are not Stripe objects, and a timeout after Stripe did the work. (`500`, `429` and a Stripe
-//! that never answers are in `billing::stripe_failures_answer_clearly_and_change_nothing`.)
+//! that never answers are in `billing_stripe::stripe_failures_answer_clearly_and_change_nothing`.)
 
 use std::collections::HashSet;
 
